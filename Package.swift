@@ -1,0 +1,36 @@
+// swift-tools-version: 6.1
+import PackageDescription
+
+let package = Package(
+    name: "weightsmith",
+    platforms: [.macOS(.v14)],
+    products: [
+        .library(name: "WeightsmithKit", targets: ["Tensors", "Checkpoints", "Merging", "Spectral", "Transformer"]),
+        .executable(name: "weightsmith", targets: ["weightsmith"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.0"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.2.0"),
+    ],
+    targets: [
+        // C glue: cblas.h + lapacke.h, links openblas and lapacke (Debian: libopenblas-dev, liblapacke-dev).
+        .systemLibrary(name: "CLinearAlgebra", path: "Sources/CLinearAlgebra"),
+        .target(name: "Tensors", dependencies: ["CLinearAlgebra"]),
+        .target(name: "Checkpoints", dependencies: ["Tensors"]),
+        .target(name: "Merging", dependencies: ["Tensors", "Checkpoints", "Yams"]),
+        .target(name: "Spectral", dependencies: ["Tensors", "Checkpoints"]),
+        .target(name: "Transformer", dependencies: ["Tensors", "Checkpoints"]),
+        .executableTarget(
+            name: "weightsmith",
+            dependencies: [
+                "Tensors", "Checkpoints", "Merging", "Spectral", "Transformer",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .testTarget(name: "TensorsTests", dependencies: ["Tensors"]),
+        .testTarget(name: "CheckpointsTests", dependencies: ["Checkpoints"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "MergingTests", dependencies: ["Merging"]),
+        .testTarget(name: "SpectralTests", dependencies: ["Spectral"]),
+        .testTarget(name: "TransformerTests", dependencies: ["Transformer"]),
+    ]
+)

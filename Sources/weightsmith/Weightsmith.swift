@@ -1,0 +1,12 @@
+import ArgumentParser
+
+@main
+struct Weightsmith: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "weightsmith",
+        abstract: "Merge, edit and diagnose fine-tuned transformer checkpoints on the CPU.",
+        version: "0.1.0",
+        subcommands: [
+        ]
+    )
+}
