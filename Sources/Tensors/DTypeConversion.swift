@@ -70,7 +70,7 @@ public enum DTypeConversion {
             for i in 0..<count { d[i] = Float(s.load(fromByteOffset: i, as: UInt8.self)) }
         case .bool:
             for i in 0..<count { d[i] = s.load(fromByteOffset: i, as: UInt8.self) != 0 ? 1 : 0 }
-        case .f8e4m3, .f8e5m2, .f8e8m0:
+        case .f8e4m3, .f8e5m2, .f8e8m0, .f8e4m3fnuz, .f8e5m2fnuz, .c64:
             throw TensorError.unsupportedConversion(from: dtype, to: .f32, context: context)
         }
     }
