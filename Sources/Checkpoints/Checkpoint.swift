@@ -167,6 +167,11 @@ public final class Checkpoint: @unchecked Sendable {
         return try shards[s].withRawBytes(name, body)
     }
 
+    /// Releases the mapped pages of `name` once it has been streamed (keeps memory near one tensor).
+    public func releasePages(_ name: String) {
+        location[name].map { shards[$0].releasePages(name) }
+    }
+
     /// The tensor decoded to Float32.
     public func tensor(_ name: String) throws -> Tensor {
         guard let s = location[name] else { throw CheckpointError.tensorNotFound(path: path, name: name) }

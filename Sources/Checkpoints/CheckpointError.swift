@@ -67,7 +67,11 @@ public enum CheckpointError: Error, Equatable, CustomStringConvertible, Sendable
         case let .tensorInTwoShards(t, a, b): return "tensor \"\(t)\" is present in two shards: \(a) and \(b)"
         case let .notACheckpoint(p, r): return "\(p): not a checkpoint: \(r)"
         case let .unsupportedFormat(p, r): return "\(p): \(r)"
-        case let .conversion(p, t, e): return "\(p): tensor \"\(t)\": \(e)"
+        case let .conversion(p, t, e):
+            if case let .unsupportedConversion(from, to, _) = e {
+                return "\(p): tensor \"\(t)\": conversion from \(from.rawValue) to \(to.rawValue) is not supported"
+            }
+            return "\(p): tensor \"\(t)\": \(e)"
         case let .writeOutOfOrder(p, e, g): return "\(p): expected tensor \"\(e)\" next, got \"\(g)\""
         case let .writeShapeMismatch(p, t, e, a): return "\(p): tensor \"\(t)\": declared shape \(e), written \(a)"
         case let .writeIncomplete(p, m): return "\(p): finished before tensor \"\(m)\" was written"
