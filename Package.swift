@@ -29,6 +29,7 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
+        .executableTarget(name: "weightsmith-bench", dependencies: ["Tensors", "Checkpoints", "Spectral"], path: "Benchmarks/weightsmith-bench"),
         .testTarget(name: "TensorsTests", dependencies: ["Tensors", "CConversions"]),
         .testTarget(name: "CheckpointsTests", dependencies: ["Checkpoints"], resources: [.copy("Fixtures")]),
         .testTarget(name: "MergingTests", dependencies: ["Merging"]),

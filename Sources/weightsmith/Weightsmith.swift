@@ -9,6 +9,7 @@ struct Weightsmith: AsyncParsableCommand {
         subcommands: [
             InspectCommand.self,
             ConvertCommand.self,
+            SpectrumCommand.self, CompareCommand.self, ExtractLoRACommand.self,
         ]
     )
 }
