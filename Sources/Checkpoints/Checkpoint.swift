@@ -1,0 +1,188 @@
+import Foundation
+import Tensors
+
+/// One logical checkpoint: a single `.safetensors` file, a sharded checkpoint through its
+/// `*.safetensors.index.json`, or a Hugging Face folder holding either.
+///
+/// Nothing is loaded: shards are mapped and their headers validated; tensors are decoded on
+/// request. For an index, every tensor it lists must be in its shard, every tensor of a shard
+/// must be listed, and no tensor may appear in two shards.
+public final class Checkpoint: @unchecked Sendable {
+    /// What the user gave.
+    public let path: String
+    /// The Hugging Face folder (config.json, tokenizer files), when there is one.
+    public let directory: URL?
+    /// Sorted tensor names.
+    public let tensorNames: [String]
+    /// Shards in file-name order.
+    public let shards: [SafetensorsFile]
+    /// Metadata of the first shard (`__metadata__`), e.g. `{"format": "pt"}`.
+    public let metadata: [String: String]
+    /// The index file, when the checkpoint is sharded through one.
+    public let indexURL: URL?
+    private let location: [String: Int]
+
+    public init(path: String) throws {
+        self.path = path
+        let url = URL(fileURLWithPath: path)
+        var isDir: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDir) else {
+            throw CheckpointError.fileNotFound(path: path)
+        }
+        var files: [URL] = []
+        var index: URL?
+        if isDir.boolValue {
+            directory = url
+            let fm = FileManager.default
+            let names = (try? fm.contentsOfDirectory(atPath: path)) ?? []
+            if names.contains("model.safetensors.index.json") {
+                index = url.appendingPathComponent("model.safetensors.index.json")
+            } else if names.contains("model.safetensors") {
+                files = [url.appendingPathComponent("model.safetensors")]
+            } else {
+                let indexes = names.filter { $0.hasSuffix(".safetensors.index.json") }.sorted()
+                let singles = names.filter { $0.hasSuffix(".safetensors") && !$0.hasPrefix(".") }.sorted()
+                if indexes.count == 1 {
+                    index = url.appendingPathComponent(indexes[0])
+                } else if indexes.count > 1 {
+                    throw CheckpointError.notACheckpoint(path: path, reason: "several index files (\(indexes.joined(separator: ", "))); name the one to use")
+                } else if !singles.isEmpty {
+                    files = singles.map { url.appendingPathComponent($0) }
+                } else if names.contains(where: { $0.hasSuffix(".bin") || $0.hasSuffix(".pt") || $0.hasSuffix(".pth") }) {
+                    throw CheckpointError.unsupportedFormat(path: path, reason: "only PyTorch pickle weights (.bin/.pt) found; weightsmith reads safetensors (convert with `safetensors.torch.save_file`)")
+                } else {
+                    throw CheckpointError.notACheckpoint(path: path, reason: "no .safetensors file or index in this folder")
+                }
+            }
+        } else if path.hasSuffix(".json") {
+            directory = url.deletingLastPathComponent()
+            index = url
+        } else if path.hasSuffix(".bin") || path.hasSuffix(".pt") || path.hasSuffix(".pth") {
+            throw CheckpointError.unsupportedFormat(path: path, reason: "PyTorch pickle files can execute code on load and are not read; use safetensors")
+        } else {
+            directory = nil
+            files = [url]
+        }
+        indexURL = index
+        var location: [String: Int] = [:]
+        var shards: [SafetensorsFile] = []
+        if let index {
+            let weightMap = try Checkpoint.readIndex(index)
+            let shardNames = Array(Set(weightMap.values)).sorted()
+            var shardIndex: [String: Int] = [:]
+            for name in shardNames {
+                shardIndex[name] = shards.count
+                shards.append(try SafetensorsFile(url: index.deletingLastPathComponent().appendingPathComponent(name)))
+            }
+            for (tensor, shardName) in weightMap {
+                let s = shardIndex[shardName]!
+                guard shards[s].has(tensor) else {
+                    throw CheckpointError.tensorMissingFromShard(index: index.path, tensor: tensor, shard: shardName)
+                }
+                location[tensor] = s
+            }
+            for (s, shard) in shards.enumerated() {
+                for t in shard.tensorNames {
+                    if let other = location[t], other != s {
+                        throw CheckpointError.tensorInTwoShards(tensor: t, first: shards[other].url.lastPathComponent, second: shard.url.lastPathComponent)
+                    }
+                    if weightMap[t] == nil {
+                        throw CheckpointError.tensorNotInIndex(index: index.path, tensor: t, shard: shard.url.lastPathComponent)
+                    }
+                }
+            }
+        } else {
+            for f in files {
+                let shard = try SafetensorsFile(url: f)
+                for t in shard.tensorNames {
+                    if let other = location[t] {
+                        throw CheckpointError.tensorInTwoShards(tensor: t, first: shards[other].url.lastPathComponent, second: f.lastPathComponent)
+                    }
+                    location[t] = shards.count
+                }
+                shards.append(shard)
+            }
+        }
+        self.shards = shards
+        self.location = location
+        self.tensorNames = location.keys.sorted()
+        self.metadata = shards.first?.metadata ?? [:]
+    }
+
+    /// Reads `weight_map` from an index file; shard names must be plain file names in the same folder.
+    static func readIndex(_ url: URL) throws -> [String: String] {
+        guard let data = FileManager.default.contents(atPath: url.path) else {
+            throw CheckpointError.fileNotFound(path: url.path)
+        }
+        let json: JSONValue
+        do {
+            json = try StrictJSONParser.parse(Array(data))
+        } catch let e as JSONParseError {
+            throw CheckpointError.invalidIndex(path: url.path, reason: e.description)
+        }
+        guard case .object = json else { throw CheckpointError.invalidIndex(path: url.path, reason: "must be a JSON object") }
+        if let meta = json["metadata"] {
+            guard case .object = meta else { throw CheckpointError.invalidIndex(path: url.path, reason: "\"metadata\" must be an object") }
+            if let total = meta["total_size"] {
+                switch total {
+                case let .integer(v) where v >= 0: break
+                case let .number(v) where v >= 0 && v == v.rounded(): break
+                default: throw CheckpointError.invalidIndex(path: url.path, reason: "\"metadata.total_size\" must be a non-negative integer")
+                }
+            }
+        }
+        guard let wm = json["weight_map"] else { throw CheckpointError.invalidIndex(path: url.path, reason: "missing \"weight_map\"") }
+        guard case let .object(entries) = wm else { throw CheckpointError.invalidIndex(path: url.path, reason: "\"weight_map\" must be an object") }
+        var out: [String: String] = [:]
+        for (tensor, v) in entries {
+            guard case let .string(file) = v else {
+                throw CheckpointError.invalidIndex(path: url.path, reason: "weight_map[\"\(tensor)\"] must be a file name string")
+            }
+            guard !file.isEmpty, !file.contains("/"), !file.contains("\\"), file != "..", file != "." else {
+                throw CheckpointError.invalidIndex(path: url.path, reason: "weight_map[\"\(tensor)\"] = \"\(file)\" is not a file name in the index's folder")
+            }
+            out[tensor] = file
+        }
+        return out
+    }
+
+    public func has(_ name: String) -> Bool { location[name] != nil }
+
+    public func info(_ name: String) -> TensorInfo? {
+        guard let s = location[name] else { return nil }
+        return shards[s].info(name)
+    }
+
+    /// The shard holding `name`.
+    public func shard(of name: String) -> SafetensorsFile? {
+        location[name].map { shards[$0] }
+    }
+
+    public func withRawBytes<R>(_ name: String, _ body: (UnsafeRawBufferPointer) throws -> R) throws -> R {
+        guard let s = location[name] else { throw CheckpointError.tensorNotFound(path: path, name: name) }
+        return try shards[s].withRawBytes(name, body)
+    }
+
+    /// The tensor decoded to Float32.
+    public func tensor(_ name: String) throws -> Tensor {
+        guard let s = location[name] else { throw CheckpointError.tensorNotFound(path: path, name: name) }
+        return try shards[s].tensor(name)
+    }
+
+    /// Total bytes of tensor data.
+    public var totalBytes: Int { tensorNames.reduce(0) { $0 + (info($1)?.byteCount ?? 0) } }
+    /// Total number of elements.
+    public var totalParameters: Int { tensorNames.reduce(0) { $0 + (info($1)?.elementCount ?? 0) } }
+
+    /// A JSON file of the folder (config.json, tokenizer_config.json...), parsed strictly, if present.
+    public func folderJSON(_ fileName: String) throws -> JSONValue? {
+        guard let directory else { return nil }
+        let p = directory.appendingPathComponent(fileName).path
+        guard let data = FileManager.default.contents(atPath: p) else { return nil }
+        do {
+            return try StrictJSONParser.parse(Array(data))
+        } catch let e as JSONParseError {
+            throw CheckpointError.invalidJSON(path: p, message: e.description)
+        }
+    }
+}

@@ -1,0 +1,68 @@
+import Foundation
+import Tensors
+
+/// One `.safetensors` file, memory-mapped and validated on open.
+///
+/// Opening reads the 8-byte length and the JSON header only; a tensor's bytes are touched when
+/// `withRawBytes` or `tensor` asks for them. The header is checked completely before anything
+/// is used (see `SafetensorsHeader.validate`): a file that opens is safe to read everywhere.
+public final class SafetensorsFile: @unchecked Sendable {
+    /// The format's cap on the header length (100 MB), as in the official implementation.
+    public static let maxHeaderLength = 100_000_000
+
+    public let url: URL
+    public let metadata: [String: String]
+    /// Tensor names in data-offset order.
+    public let tensorNames: [String]
+    /// Byte offset of the data section in the file.
+    public let dataStart: Int
+    private let infos: [String: TensorInfo]
+    private let file: MappedFile
+
+    public convenience init(path: String) throws {
+        try self.init(url: URL(fileURLWithPath: path))
+    }
+
+    public init(url: URL) throws {
+        self.url = url
+        let path = url.path
+        file = try MappedFile(path: path)
+        let header = try SafetensorsHeader.parse(file: file, path: path)
+        metadata = header.metadata
+        tensorNames = header.tensors.map(\.name)
+        dataStart = header.dataStart
+        var map: [String: TensorInfo] = [:]
+        for t in header.tensors { map[t.name] = t }
+        infos = map
+    }
+
+    public var fileSize: Int { file.size }
+
+    public func info(_ name: String) -> TensorInfo? { infos[name] }
+
+    public func has(_ name: String) -> Bool { infos[name] != nil }
+
+    /// All tensor infos in data-offset order.
+    public var allInfos: [TensorInfo] { tensorNames.map { infos[$0]! } }
+
+    /// Calls `body` with the tensor's stored bytes (little-endian, row-major), valid only inside `body`.
+    public func withRawBytes<R>(_ name: String, _ body: (UnsafeRawBufferPointer) throws -> R) throws -> R {
+        guard let info = infos[name] else { throw CheckpointError.tensorNotFound(path: url.path, name: name) }
+        let r = (dataStart + info.dataOffsets.lowerBound)..<(dataStart + info.dataOffsets.upperBound)
+        return try body(file.bytes(r))
+    }
+
+    /// The tensor decoded to Float32 (exact for F32/BF16/F16; FP8 is refused).
+    public func tensor(_ name: String) throws -> Tensor {
+        guard let info = infos[name] else { throw CheckpointError.tensorNotFound(path: url.path, name: name) }
+        let n = info.elementCount
+        let scalars: [Float] = try withRawBytes(name) { raw in
+            do {
+                return try DTypeConversion.decode(raw, dtype: info.dtype, count: n, context: name)
+            } catch let e as TensorError {
+                throw CheckpointError.conversion(path: url.path, tensor: name, underlying: e)
+            }
+        }
+        return Tensor(shape: info.shape, scalars: scalars)
+    }
+}

@@ -1,0 +1,229 @@
+import Foundation
+import Tensors
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Streaming, atomic writer of one `.safetensors` file.
+///
+/// The header is computed from the declared entries up front, then tensors are written one at
+/// a time in declaration order, so memory stays at one tensor (plus a small encode buffer).
+/// Bytes go to a temporary file beside the destination; `finish()` checks that every tensor was
+/// written, fsyncs and renames it into place. A writer dropped before `finish()` (an error, a
+/// thrown conversion) deletes its temporary file: the destination path never holds a partial file.
+public final class SafetensorsWriter {
+    public let url: URL
+    public let entries: [TensorEntry]
+    private let tempPath: String
+    private var fd: Int32
+    private var next = 0
+    private var finished = false
+
+    /// Creates the temporary file and writes the header.
+    /// - Throws: `CheckpointError.invalidWriterEntry` for duplicate or reserved names, I/O errors.
+    public init(url: URL, entries: [TensorEntry], metadata: [String: String]? = nil) throws {
+        self.url = url
+        self.entries = entries
+        let header = try SafetensorsWriter.headerBytes(entries: entries, metadata: metadata, path: url.path)
+        let dir = url.deletingLastPathComponent().path
+        tempPath = dir + "/." + url.lastPathComponent + ".tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        fd = open(tempPath, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
+        guard fd >= 0 else {
+            throw CheckpointError.io(path: url.path, message: "cannot create temporary file in \(dir): \(String(cString: strerror(errno)))")
+        }
+        var lengthLE = UInt64(header.count).littleEndian
+        try withUnsafeBytes(of: &lengthLE) { try writeAll($0) }
+        try header.withUnsafeBytes { try writeAll($0) }
+    }
+
+    deinit {
+        if !finished {
+            if fd >= 0 { close(fd) }
+            unlink(tempPath)
+        }
+    }
+
+    /// The exact header bytes (JSON padded with spaces to a multiple of 8, as the official library does).
+    public static func headerBytes(entries: [TensorEntry], metadata: [String: String]?, path: String) throws -> [UInt8] {
+        var json = "{"
+        var first = true
+        if let metadata, !metadata.isEmpty {
+            json += "\"__metadata__\":{"
+            json += metadata.keys.sorted().map { "\(jsonString($0)):\(jsonString(metadata[$0]!))" }.joined(separator: ",")
+            json += "}"
+            first = false
+        }
+        var offset = 0
+        var seen = Set<String>()
+        for e in entries {
+            guard e.name != "__metadata__" else {
+                throw CheckpointError.invalidWriterEntry(path: path, reason: "\"__metadata__\" is reserved and cannot name a tensor")
+            }
+            guard seen.insert(e.name).inserted else {
+                throw CheckpointError.invalidWriterEntry(path: path, reason: "tensor \"\(e.name)\" declared twice")
+            }
+            guard let count = e.shape.checkedElementCount else {
+                throw CheckpointError.invalidWriterEntry(path: path, reason: "tensor \"\(e.name)\" has invalid shape \(e.shape)")
+            }
+            let bytes = count * e.dtype.byteSize
+            if !first { json += "," }
+            first = false
+            json += "\(jsonString(e.name)):{\"dtype\":\"\(e.dtype.rawValue)\",\"shape\":[\(e.shape.dims.map(String.init).joined(separator: ","))],\"data_offsets\":[\(offset),\(offset + bytes)]}"
+            offset += bytes
+        }
+        json += "}"
+        var out = Array(json.utf8)
+        while out.count % 8 != 0 { out.append(0x20) }
+        return out
+    }
+
+    /// JSON string literal with the escapes JSON requires.
+    static func jsonString(_ s: String) -> String {
+        var out = "\""
+        for u in s.unicodeScalars {
+            switch u {
+            case "\"": out += "\\\""
+            case "\\": out += "\\\\"
+            case "\n": out += "\\n"
+            case "\r": out += "\\r"
+            case "\t": out += "\\t"
+            default:
+                if u.value < 0x20 { out += String(format: "\\u%04x", u.value) } else { out.unicodeScalars.append(u) }
+            }
+        }
+        return out + "\""
+    }
+
+    private func writeAll(_ buffer: UnsafeRawBufferPointer) throws {
+        var done = 0
+        while done < buffer.count {
+            let n = Glibc.write(fd, buffer.baseAddress! + done, buffer.count - done)
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw CheckpointError.io(path: url.path, message: "write failed: \(String(cString: strerror(errno)))")
+            }
+            done += n
+        }
+    }
+
+    private func expectNext(_ name: String) throws -> TensorEntry {
+        guard next < entries.count else {
+            throw CheckpointError.invalidWriterEntry(path: url.path, reason: "tensor \"\(name)\" written after all declared tensors")
+        }
+        let e = entries[next]
+        guard e.name == name else { throw CheckpointError.writeOutOfOrder(path: url.path, expected: e.name, got: name) }
+        return e
+    }
+
+    /// Writes the next tensor, encoded to its declared dtype in chunks (bounded extra memory).
+    public func write(_ name: String, _ tensor: Tensor) throws {
+        let e = try expectNext(name)
+        guard tensor.shape.dims == e.shape.dims else {
+            throw CheckpointError.writeShapeMismatch(path: url.path, tensor: name, expected: e.shape, actual: tensor.shape)
+        }
+        try tensor.scalars.withUnsafeBufferPointer { src in
+            try writeEncoded(src, dtype: e.dtype, name: name)
+        }
+        next += 1
+    }
+
+    /// Writes the next tensor from Float32 values already in memory (shape taken from the entry).
+    public func write(_ name: String, scalars src: UnsafeBufferPointer<Float>) throws {
+        let e = try expectNext(name)
+        guard src.count == e.shape.elementCount else {
+            throw CheckpointError.writeShapeMismatch(path: url.path, tensor: name, expected: e.shape, actual: Shape([src.count]))
+        }
+        try writeEncoded(src, dtype: e.dtype, name: name)
+        next += 1
+    }
+
+    private func writeEncoded(_ src: UnsafeBufferPointer<Float>, dtype: DType, name: String) throws {
+        if dtype == .f32 {
+            try writeAll(UnsafeRawBufferPointer(src))
+            return
+        }
+        let chunk = 1 << 18
+        var buffer = [UInt8](repeating: 0, count: min(chunk, max(src.count, 1)) * dtype.byteSize)
+        var start = 0
+        while start < src.count {
+            let n = min(chunk, src.count - start)
+            let part = UnsafeBufferPointer(rebasing: src[start..<(start + n)])
+            try buffer.withUnsafeMutableBytes { dst in
+                let out = UnsafeMutableRawBufferPointer(rebasing: dst[0..<(n * dtype.byteSize)])
+                do {
+                    try DTypeConversion.encode(part, as: dtype, into: out, context: name)
+                } catch let err as TensorError {
+                    throw CheckpointError.conversion(path: url.path, tensor: name, underlying: err)
+                }
+                try writeAll(UnsafeRawBufferPointer(out))
+            }
+            start += n
+        }
+    }
+
+    /// Writes the next tensor's stored bytes unchanged (they must already be in the entry's dtype).
+    public func write(_ name: String, rawBytes: UnsafeRawBufferPointer) throws {
+        let e = try expectNext(name)
+        guard rawBytes.count == e.byteCount else {
+            throw CheckpointError.byteSizeMismatch(path: url.path, tensor: name, expected: e.byteCount, actual: rawBytes.count)
+        }
+        if rawBytes.count > 0 { try writeAll(rawBytes) }
+        next += 1
+    }
+
+    /// Checks completeness, fsyncs and atomically renames the file into place.
+    public func finish() throws {
+        guard next == entries.count else {
+            throw CheckpointError.writeIncomplete(path: url.path, missing: entries[next].name)
+        }
+        guard fsync(fd) == 0 else {
+            throw CheckpointError.io(path: url.path, message: "fsync failed: \(String(cString: strerror(errno)))")
+        }
+        close(fd)
+        fd = -1
+        guard rename(tempPath, url.path) == 0 else {
+            throw CheckpointError.io(path: url.path, message: "rename failed: \(String(cString: strerror(errno)))")
+        }
+        finished = true
+        syncDirectory(url.deletingLastPathComponent().path)
+    }
+}
+
+/// fsync of a directory so that a rename inside it survives a crash (best effort).
+func syncDirectory(_ path: String) {
+    let dfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+    if dfd >= 0 {
+        _ = fsync(dfd)
+        close(dfd)
+    }
+}
+
+/// Writes `data` to `url` atomically (temporary file in the same folder, fsync, rename).
+public func writeFileAtomically(_ data: [UInt8], to url: URL) throws {
+    let dir = url.deletingLastPathComponent().path
+    let tmp = dir + "/." + url.lastPathComponent + ".tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+    let fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
+    guard fd >= 0 else {
+        throw CheckpointError.io(path: url.path, message: "cannot create temporary file: \(String(cString: strerror(errno)))")
+    }
+    var ok = false
+    defer { if !ok { close(fd); unlink(tmp) } }
+    var done = 0
+    while done < data.count {
+        let n = data.withUnsafeBytes { Glibc.write(fd, $0.baseAddress! + done, data.count - done) }
+        if n < 0 {
+            if errno == EINTR { continue }
+            throw CheckpointError.io(path: url.path, message: "write failed: \(String(cString: strerror(errno)))")
+        }
+        done += n
+    }
+    guard fsync(fd) == 0 else { throw CheckpointError.io(path: url.path, message: "fsync failed") }
+    close(fd)
+    guard rename(tmp, url.path) == 0 else {
+        unlink(tmp)
+        ok = true
+        throw CheckpointError.io(path: url.path, message: "rename failed: \(String(cString: strerror(errno)))")
+    }
+    ok = true
+    syncDirectory(dir)
+}
