@@ -21,7 +21,7 @@ let package = Package(
         .target(name: "Checkpoints", dependencies: ["Tensors"]),
         .target(name: "Merging", dependencies: ["Tensors", "Checkpoints", "Yams"]),
         .target(name: "Spectral", dependencies: ["Tensors", "Checkpoints"]),
-        .target(name: "Transformer", dependencies: ["Tensors", "Checkpoints"]),
+        .target(name: "Transformer", dependencies: ["Tensors", "Checkpoints", "CLinearAlgebra"]),
         .executableTarget(
             name: "weightsmith",
             dependencies: [
@@ -34,6 +34,6 @@ let package = Package(
         .testTarget(name: "CheckpointsTests", dependencies: ["Checkpoints"], resources: [.copy("Fixtures")]),
         .testTarget(name: "MergingTests", dependencies: ["Merging"]),
         .testTarget(name: "SpectralTests", dependencies: ["Spectral"]),
-        .testTarget(name: "TransformerTests", dependencies: ["Transformer"]),
+        .testTarget(name: "TransformerTests", dependencies: ["Transformer"], resources: [.copy("Fixtures")]),
     ]
 )

@@ -10,6 +10,7 @@ struct Weightsmith: AsyncParsableCommand {
             InspectCommand.self,
             ConvertCommand.self,
             SpectrumCommand.self, CompareCommand.self, ExtractLoRACommand.self,
+            GenerateCommand.self,
         ]
     )
 }
