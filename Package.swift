@@ -29,7 +29,7 @@ let package = Package(
         ),
         .testTarget(name: "TensorsTests", dependencies: ["Tensors"]),
         .testTarget(name: "CheckpointsTests", dependencies: ["Checkpoints"], resources: [.copy("Fixtures")]),
-        .testTarget(name: "MergingTests", dependencies: ["Merging"]),
+        .testTarget(name: "MergingTests", dependencies: ["Merging", "Checkpoints"], resources: [.copy("Fixtures")]),
         .testTarget(name: "SpectralTests", dependencies: ["Spectral"]),
         .testTarget(name: "TransformerTests", dependencies: ["Transformer"]),
     ]
