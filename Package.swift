@@ -32,7 +32,7 @@ let package = Package(
         .executableTarget(name: "weightsmith-bench", dependencies: ["Tensors", "Checkpoints", "Spectral"], path: "Benchmarks/weightsmith-bench"),
         .testTarget(name: "TensorsTests", dependencies: ["Tensors", "CConversions"]),
         .testTarget(name: "CheckpointsTests", dependencies: ["Checkpoints"], resources: [.copy("Fixtures")]),
-        .testTarget(name: "MergingTests", dependencies: ["Merging"]),
+        .testTarget(name: "MergingTests", dependencies: ["Merging", "Checkpoints"], resources: [.copy("Fixtures")]),
         .testTarget(name: "SpectralTests", dependencies: ["Spectral"]),
         .testTarget(name: "TransformerTests", dependencies: ["Transformer"], resources: [.copy("Fixtures")]),
     ]
