@@ -8,6 +8,7 @@ struct Weightsmith: AsyncParsableCommand {
         version: "0.1.0",
         subcommands: [
             GenerateCommand.self,
+            EvalCommand.self,
         ]
     )
 }
