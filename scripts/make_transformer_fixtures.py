@@ -65,7 +65,10 @@ def main():
         ids = torch.randint(0, model.config.vocab_size, (2, 11), generator=g)
         with torch.no_grad():
             logits = model(ids).logits.float()
-        save_file({"input_ids": ids.float().contiguous(), "logits": logits.contiguous()}, f"{d}/expected.safetensors")
+        # Mean NLL of tokens 4.. given the first 4 (the evaluation test's prompt/completion split).
+        nll = torch.nn.functional.cross_entropy(logits[:, 3:-1].double().transpose(1, 2), ids[:, 4:], reduction="none").mean(dim=1)
+        save_file({"input_ids": ids.float().contiguous(), "logits": logits.contiguous(), "completion_nll": nll.float()},
+                  f"{d}/expected.safetensors")
         if name == "llama":
             write_gguf(model, f"{OUT}/llama_gguf.gguf")
         print(name, sum(p.numel() for p in model.parameters()), "parameters")
