@@ -105,7 +105,7 @@ public final class LoRAAdapters: @unchecked Sendable {
         let tmp = directory.appendingPathComponent(".adapter_config.json.tmp")
         do {
             try Data(config.jsonText().utf8).write(to: tmp)
-            _ = try FileManager.default.replaceItemAt(url, withItemAt: tmp)
+            guard rename(tmp.path, url.path) == 0 else { throw ModelError.cannotRead(path: url.path, reason: "rename failed (errno \(errno))") }
         } catch {
             throw ModelError.cannotRead(path: url.path, reason: "cannot write the adapter config: \(error)")
         }
