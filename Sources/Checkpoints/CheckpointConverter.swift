@@ -63,7 +63,7 @@ public enum CheckpointConverter {
                     dtype = target
                     summary.converted += 1
                 } else if info.dtype.isFloatingPoint || info.dtype == .c64 {
-                    let path = checkpoint.shard(of: name)?.url.path ?? input
+                    let path = checkpoint.shard(of: name)?.url.relativePath ?? input
                     throw CheckpointError.conversion(path: path, tensor: name,
                                                      underlying: .unsupportedConversion(from: info.dtype, to: target, context: name))
                 } else {
