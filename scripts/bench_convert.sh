@@ -5,7 +5,7 @@
 #
 # Usage: scripts/bench_convert.sh [BENCH_DIR]   (default /tmp/ws-bench; needs ~15 GB free there)
 #        On tmpfs (/dev/shm) the figures show the CPU/memory path; on a disk they include fsync.
-#        SKIP_RSS=1 scripts/bench_convert.sh    (throughput part only)
+#        SKIP_RSS=1 scripts/bench_convert.sh    (throughput part only; SKIP_THROUGHPUT=1: RSS part only)
 # Needs python3 with torch, numpy, safetensors; /usr/bin/time (apt-get install time).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -62,6 +62,7 @@ t = load_file(sys.argv[1])
 save_file({k: v.astype(np.float32) for k, v in t.items()}, sys.argv[2], metadata={"format": "pt"})'
 
 for src in bf16 f16; do
+    [ "${SKIP_THROUGHPUT:-0}" = 1 ] && break
     IN="$DIR/$src.safetensors"
     SIZE=$(stat -c %s "$IN")
     cat "$IN" > /dev/null  # warm the page cache
