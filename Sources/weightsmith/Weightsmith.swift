@@ -7,7 +7,10 @@ struct Weightsmith: AsyncParsableCommand {
         abstract: "Merge, edit and diagnose fine-tuned transformer checkpoints on the CPU.",
         version: "0.1.0",
         subcommands: [
+            InspectCommand.self,
+            ConvertCommand.self,
             SpectrumCommand.self, CompareCommand.self, ExtractLoRACommand.self,
+            GenerateCommand.self,
         ]
     )
 }

@@ -1,57 +1,124 @@
-import Testing
+import CConversions
+import XCTest
 @testable import Tensors
 
-@Suite struct DTypeConversionTests {
-    @Test func bf16RoundsToNearestEven() {
-        // 1.0 = 0x3F800000. Halfway up (0x3F808000) ties to even (0x3F80); just above rounds up.
-        #expect(floatToBF16Bits(Float(bitPattern: 0x3F80_8000)) == 0x3F80)
-        #expect(floatToBF16Bits(Float(bitPattern: 0x3F81_8000)) == 0x3F82)   // odd -> up to even
-        #expect(floatToBF16Bits(Float(bitPattern: 0x3F80_8001)) == 0x3F81)
-        #expect(floatToBF16Bits(Float(bitPattern: 0x3F80_7FFF)) == 0x3F80)
-        #expect(floatToBF16Bits(1.0) == 0x3F80)
-        #expect(floatToBF16Bits(-2.0) == 0xC000)
-        #expect(floatToBF16Bits(.infinity) == 0x7F80)
-        // Largest finite float rounds to infinity in bf16 (overflow by rounding).
-        #expect(floatToBF16Bits(Float.greatestFiniteMagnitude) == 0x7F80)
+/// The bulk F16/BF16 conversions (CConversions: F16C/AVX2 or scalar C) against the scalar Swift
+/// definitions (`f16BitsToFloat` via Swift's `Float16`, `floatToBF16Bits`...), bit for bit.
+final class DTypeConversionTests: XCTestCase {
+    /// Runs `body` with the vector paths, then with the scalar C paths.
+    func bothPaths(_ body: (String) throws -> Void) rethrows {
+        try body(DTypeConversion.usesF16C ? "F16C/AVX2" : "scalar (no F16C on this CPU)")
+        ws_force_scalar(1)
+        defer { ws_force_scalar(0) }
+        try body("scalar C")
     }
 
-    @Test func bf16NaNStaysNaN() {
-        // A NaN whose payload sits only in the low 16 bits would truncate to infinity.
-        let nan = Float(bitPattern: 0x7F80_0001)
-        #expect(nan.isNaN)
-        let b = floatToBF16Bits(nan)
-        #expect(bf16BitsToFloat(b).isNaN)
-        #expect(bf16BitsToFloat(floatToBF16Bits(-Float.nan)).isNaN)
-    }
+    static let allBits: [UInt16] = (0...0xFFFF).map { UInt16($0) }
 
-    @Test func bf16DecodeIsExact() throws {
-        let bits: [UInt16] = [0x3F80, 0xC049, 0x0001, 0x7F7F]
-        let bytes = bits.flatMap { [UInt8($0 & 0xFF), UInt8($0 >> 8)] }
-        let out = try bytes.withUnsafeBytes { try DTypeConversion.decode($0, dtype: .bf16, count: 4) }
-        #expect(out.map { $0.bitPattern } == bits.map { UInt32($0) << 16 })
-    }
-
-    @Test func f16KnownBitPatterns() throws {
-        let pairs: [(UInt16, Float)] = [(0x3C00, 1), (0xC000, -2), (0x7BFF, 65504), (0x0001, 5.960464477539063e-08),
-                                       (0x3555, 0.333251953125), (0x7C00, .infinity), (0x0000, 0)]
-        for (bits, value) in pairs {
-            #expect(f16BitsToFloat(bits) == value)
-            #expect(floatToF16Bits(value) == bits)
+    func decode(_ bits: [UInt16], _ dtype: DType, byteOffset: Int = 0) throws -> [Float] {
+        var bytes = [UInt8](repeating: 0xAB, count: byteOffset)
+        for b in bits { bytes.append(UInt8(b & 0xFF)); bytes.append(UInt8(b >> 8)) }
+        return try bytes.withUnsafeBytes { raw in
+            try DTypeConversion.decode(UnsafeRawBufferPointer(rebasing: raw[byteOffset...]), dtype: dtype, count: bits.count)
         }
-        #expect(floatToF16Bits(1.0 / 3.0) == 0x3555)
-        // Ties to even: 1 + 2^-11 is halfway between 1 and 1 + 2^-10 -> 1.
-        #expect(floatToF16Bits(1 + 0x1p-11) == 0x3C00)
-        #expect(floatToF16Bits(1 + 3 * 0x1p-11) == 0x3C02)
-        #expect(floatToF16Bits(70000) == 0x7C00)
-        #expect(f16BitsToFloat(0x7E00).isNaN && f16BitsToFloat(floatToF16Bits(.nan)).isNaN)
-        let enc = try DTypeConversion.encode([1, -2, 65504], as: .f16)
-        #expect(enc == [0x00, 0x3C, 0x00, 0xC0, 0xFF, 0x7B])
-        let dec = try enc.withUnsafeBytes { try DTypeConversion.decode($0, dtype: .f16, count: 3) }
-        #expect(dec == [1, -2, 65504])
     }
 
-    @Test func fp8IsRefused() {
-        #expect(throws: TensorError.self) { try [UInt8](repeating: 0, count: 2).withUnsafeBytes { try DTypeConversion.decode($0, dtype: .f8e4m3, count: 2) } }
-        #expect(throws: TensorError.self) { try DTypeConversion.encode([1], as: .i32) }
+    func encode(_ values: [Float], _ dtype: DType) throws -> [UInt16] {
+        let bytes = try DTypeConversion.encode(values, as: dtype)
+        return (0..<values.count).map { UInt16(bytes[2 * $0]) | UInt16(bytes[2 * $0 + 1]) << 8 }
+    }
+
+    func testF16ToF32AllBitPatterns() throws {
+        try bothPaths { path in
+            for offset in [0, 1] {
+                let got = try decode(Self.allBits, .f16, byteOffset: offset)
+                for (b, g) in zip(Self.allBits, got) {
+                    let want = f16BitsToFloat(b)
+                    if want.isNaN {
+                        XCTAssertTrue(g.isNaN, "\(path): f16 0x\(String(b, radix: 16)) -> \(g)")
+                    } else if g.bitPattern != want.bitPattern {
+                        XCTFail("\(path): f16 0x\(String(b, radix: 16)) -> \(g), expected \(want)")
+                        return
+                    }
+                }
+            }
+        }
+    }
+
+    func testBF16ToF32AllBitPatterns() throws {
+        try bothPaths { path in
+            for offset in [0, 1] {
+                let got = try decode(Self.allBits, .bf16, byteOffset: offset)
+                XCTAssertEqual(got.map(\.bitPattern), Self.allBits.map { bf16BitsToFloat($0).bitPattern }, path)
+            }
+        }
+    }
+
+    /// Values at every rounding boundary: ties to even both ways, just above/below ties,
+    /// overflow thresholds, subnormal boundaries, signed zeros, infinities and NaNs.
+    static let edgeValues: [Float] = {
+        var v: [Float] = [0, -0.0, .infinity, -.infinity, .nan, -.nan, Float(bitPattern: 0x7F80_0001), Float(bitPattern: 0xFFC1_2345),
+                          Float(bitPattern: 0x7FBF_FFFF), .greatestFiniteMagnitude, -.greatestFiniteMagnitude,
+                          .leastNonzeroMagnitude, .leastNormalMagnitude, 65504, 65519.99, 65520, 65536, -65520, 1e-8,
+                          5.9604645e-8, 2.9802322e-8, 2.9802326e-8, 8.940697e-8, 6.097555e-5, 6.1035156e-5, 1, 1.0009766, 2048, 2049, 2051]
+        // Around every bf16 / f16 tie: ties, one ulp either side, for both parities.
+        for hi: UInt32 in [0x3F80, 0x3F81, 0x4780, 0x477F, 0x7F7F, 0x0001, 0x0080, 0x3380, 0x3300, 0x3880] {
+            for lo: UInt32 in [0x7FFF, 0x8000, 0x8001, 0x0000, 0xFFFF] {
+                v.append(Float(bitPattern: hi << 16 | lo))
+                v.append(-Float(bitPattern: hi << 16 | lo))
+            }
+        }
+        for e: UInt32 in 90...160 {  // f16 ties (13 dropped bits) across the exponent range incl. subnormals
+            for m: UInt32 in [0x1000, 0x3000, 0x0FFF, 0x1001, 0x7FF000, 0x7FFFFF] { v.append(Float(bitPattern: e << 23 | m)) }
+        }
+        return v
+    }()
+
+    func randomFloats(_ n: Int, seed: UInt64) -> [Float] {
+        var s = seed
+        return (0..<n).map { _ in
+            s = s &* 6364136223846793005 &+ 1442695040888963407
+            return Float(bitPattern: UInt32(truncatingIfNeeded: s >> 32))
+        }
+    }
+
+    func testF32ToF16MatchesScalarReference() throws {
+        let values = Self.edgeValues + randomFloats(300_000, seed: 1)
+        try bothPaths { path in
+            let got = try encode(values, .f16)
+            for (x, g) in zip(values, got) {
+                let want = floatToF16Bits(x)
+                if x.isNaN {
+                    XCTAssertTrue(Float16(bitPattern: g).isNaN, "\(path): \(x) -> 0x\(String(g, radix: 16))")
+                } else if g != want {
+                    XCTFail("\(path): f32 0x\(String(x.bitPattern, radix: 16)) -> 0x\(String(g, radix: 16)), expected 0x\(String(want, radix: 16))")
+                    return
+                }
+            }
+        }
+    }
+
+    func testF32ToBF16MatchesScalarReference() throws {
+        let values = Self.edgeValues + randomFloats(300_000, seed: 2)
+        try bothPaths { path in
+            // Odd lengths exercise the scalar tails after the 16-wide loop.
+            for n in [values.count, 1, 15, 17, 33] {
+                let v = Array(values.prefix(n))
+                XCTAssertEqual(try encode(v, .bf16), v.map(floatToBF16Bits), "\(path), n = \(n)")
+            }
+        }
+    }
+
+    func testBF16RoundingDefinition() {
+        // The reference itself: ties to even, NaN stays NaN, overflow to infinity.
+        XCTAssertEqual(floatToBF16Bits(Float(bitPattern: 0x3F80_8000)), 0x3F80)
+        XCTAssertEqual(floatToBF16Bits(Float(bitPattern: 0x3F81_8000)), 0x3F82)
+        XCTAssertEqual(floatToBF16Bits(Float(bitPattern: 0x3F80_8001)), 0x3F81)
+        XCTAssertEqual(floatToBF16Bits(Float(bitPattern: 0x7F7F_8000)), 0x7F80)
+        XCTAssertTrue(bf16BitsToFloat(floatToBF16Bits(Float(bitPattern: 0x7F80_0001))).isNaN)
+        XCTAssertEqual(floatToF16Bits(65520), 0x7C00)
+        XCTAssertEqual(floatToF16Bits(65519.99), 0x7BFF)
+        XCTAssertEqual(floatToF16Bits(2.9802322e-8), 0x0000)  // exactly half the smallest subnormal: to even (0)
+        XCTAssertEqual(floatToF16Bits(8.940697e-8), 0x0002)   // 1.5 x smallest subnormal: to even (2)
     }
 }
