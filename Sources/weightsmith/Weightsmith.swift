@@ -9,6 +9,7 @@ struct Weightsmith: AsyncParsableCommand {
         subcommands: [
             GenerateCommand.self,
             EvalCommand.self,
+            ConvertGGUFCommand.self,
         ]
     )
 }
