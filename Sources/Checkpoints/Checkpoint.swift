@@ -163,6 +163,11 @@ public final class Checkpoint: @unchecked Sendable {
         return try shards[s].withRawBytes(name, body)
     }
 
+    /// Releases the resident mapped pages of tensor `name` (streaming readers call this after use).
+    public func releasePages(_ name: String) {
+        if let s = location[name] { shards[s].releasePages(name) }
+    }
+
     /// The tensor decoded to Float32.
     public func tensor(_ name: String) throws -> Tensor {
         guard let s = location[name] else { throw CheckpointError.tensorNotFound(path: path, name: name) }

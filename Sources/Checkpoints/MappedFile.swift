@@ -55,4 +55,14 @@ public final class MappedFile: @unchecked Sendable {
         let start = range.lowerBound / page * page
         _ = madvise(UnsafeMutableRawPointer(mutating: base + start), range.upperBound - start, MADV_WILLNEED)
     }
+
+    /// Drops the mapping's resident pages in `range` (they stay in the page cache and are read
+    /// back on the next access). Keeps a streaming reader's RSS at the current tensor.
+    public func adviseDontNeed(_ range: Range<Int>) {
+        guard let base, !range.isEmpty else { return }
+        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+        let start = range.lowerBound / page * page
+        let end = min(size, (range.upperBound + page - 1) / page * page)
+        _ = madvise(UnsafeMutableRawPointer(mutating: base + start), end - start, MADV_DONTNEED)
+    }
 }

@@ -65,4 +65,10 @@ public final class SafetensorsFile: @unchecked Sendable {
         }
         return Tensor(shape: info.shape, scalars: scalars)
     }
+
+    /// Releases the resident pages of tensor `name` from this process's mapping (see `MappedFile.adviseDontNeed`).
+    public func releasePages(_ name: String) {
+        guard let info = infos[name] else { return }
+        file.adviseDontNeed((dataStart + info.dataOffsets.lowerBound)..<(dataStart + info.dataOffsets.upperBound))
+    }
 }

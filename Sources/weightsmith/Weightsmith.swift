@@ -7,6 +7,7 @@ struct Weightsmith: AsyncParsableCommand {
         abstract: "Merge, edit and diagnose fine-tuned transformer checkpoints on the CPU.",
         version: "0.1.0",
         subcommands: [
+            MergeCommand.self,
         ]
     )
 }
