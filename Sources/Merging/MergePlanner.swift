@@ -83,7 +83,6 @@ public enum MergePlanner {
                 }
             }
         }
-        guard problems.isEmpty else { throw MergeError.preflight(problems) }
 
         // 3. Output tensors: (name, t, slice, per-source input names).
         struct Target { var output: String; var t: Double; var slice: Int; var layerOffset: Int? }
