@@ -14,6 +14,7 @@ struct Weightsmith: AsyncParsableCommand {
             GenerateCommand.self,
             EvalCommand.self,
             ConvertGGUFCommand.self,
+            MergeCommand.self,
         ]
     )
 }
