@@ -47,3 +47,36 @@ final class RealModelTests: XCTestCase {
         }
     }
 }
+
+/// Throughput on SmolLM2 (opt-in: WEIGHTSMITH_BENCH=1); prints numbers, asserts nothing about time.
+final class RealModelBenchmarks: XCTestCase {
+    func testThroughput() throws {
+        guard ProcessInfo.processInfo.environment["WEIGHTSMITH_BENCH"] == "1" else { throw XCTSkip("set WEIGHTSMITH_BENCH=1") }
+        guard let p = RealModel.smolLM2Path else { throw XCTSkip("SmolLM2 GGUF not found") }
+        let t0 = Date()
+        let loaded = try PretrainedModel(path: p)
+        let load = Date().timeIntervalSince(t0)
+        let model = loaded.model
+        var rng = SeededGenerator(seed: 7)
+        func batch(_ b: Int, _ t: Int) -> [[Int]] { (0..<b).map { _ in (0..<t).map { _ in Int.random(in: 100..<40000, using: &rng) } } }
+        func best(_ reps: Int, _ body: () throws -> Void) rethrows -> Double {
+            var m = Double.infinity
+            for _ in 0..<reps { let s = Date(); try body(); m = min(m, Date().timeIntervalSince(s)) }
+            return m
+        }
+        let x1 = batch(1, 128), x8 = batch(8, 128)
+        _ = try model.forward(x1, lastOnly: true)
+        let p1 = try best(3) { _ = try model.forward(x1) }
+        let p8 = try best(2) { _ = try model.forward(x8) }
+        let gen = TextGenerator(model: model, tokenizer: loaded.tokenizer)
+        gen.stopTokenIds = []
+        var genTime = Double.infinity
+        for _ in 0..<2 {
+            let r = try gen.generate(promptIds: Array(x1[0].prefix(8)), maxTokens: 128)
+            genTime = min(genTime, r.generationSeconds / Double(r.tokens.count - 1))
+        }
+        let threads = ProcessInfo.processInfo.environment["OPENBLAS_NUM_THREADS"] ?? "default"
+        print(String(format: "weightsmith SmolLM2 (OPENBLAS_NUM_THREADS=%@): load %.2f s, prefill 1x128 %.1f tok/s, 8x128 %.1f tok/s, generation %.1f tok/s",
+                     threads, load, 128 / p1, 1024 / p8, 1 / genTime))
+    }
+}
