@@ -1,0 +1,126 @@
+import Tensors
+
+/// The tensors one merge job works on, all Float32 with the same element count.
+///
+/// `base` is the base model's tensor when the method has one; `models` are the other inputs in
+/// recipe order. Buffers are borrowed for the duration of `MergeMethod.merge` (they may point
+/// straight into a mapped checkpoint) and must not be retained.
+public struct MergeInputs {
+    public let tensorName: String
+    public let shape: Shape
+    public let base: UnsafeBufferPointer<Float>?
+    public let models: [UnsafeBufferPointer<Float>]
+
+    public init(tensorName: String, shape: Shape, base: UnsafeBufferPointer<Float>?, models: [UnsafeBufferPointer<Float>]) {
+        self.tensorName = tensorName
+        self.shape = shape
+        self.base = base
+        self.models = models
+        precondition(models.allSatisfy { $0.count == shape.elementCount } && (base?.count ?? shape.elementCount) == shape.elementCount,
+                     "merge inputs of \(tensorName) disagree with shape \(shape)")
+    }
+
+    public var count: Int { shape.elementCount }
+}
+
+/// How a method treats the recipe's `base_model`.
+public enum BaseRole: Sendable {
+    /// Works on task vectors `x_i - base`: the base is required.
+    case required
+    /// Uses task vectors when a base is given, raw weights otherwise.
+    case optional
+    /// Has no notion of a base: a `base_model` becomes one more input (mergekit's behaviour).
+    case plainInput
+}
+
+/// One merge method: a name, the paper it comes from, typed parameters with defaults and one
+/// pure function from input tensors to the output tensor.
+///
+/// `merge` writes every element of `output` (same element count as the inputs). It must not
+/// depend on thread scheduling: randomised methods draw from generators derived from `seed`
+/// (already specific to the output tensor), so a merge is reproducible with `--seed`.
+public protocol MergeMethod: Sendable {
+    /// The recipe name (`merge_method:`), e.g. `"ties"`.
+    var name: String { get }
+    /// Paper (or source) of the method.
+    var reference: String { get }
+    /// One line for `--help` and the model card.
+    var summary: String { get }
+    var baseRole: BaseRole { get }
+    /// Declared parameters; the planner resolves exactly these and rejects unknown names.
+    var parameters: [ParameterSpec] { get }
+    var isRandomized: Bool { get }
+    /// Accepted number of non-base inputs.
+    var modelCount: ClosedRange<Int> { get }
+    /// Extra Float32 elements per input element the method allocates (for memory estimates).
+    var scratchPerElement: Double { get }
+
+    func merge(_ inputs: MergeInputs, _ parameters: ResolvedParameters, seed: UInt64,
+               into output: UnsafeMutableBufferPointer<Float>) throws
+}
+
+extension MergeMethod {
+    public var isRandomized: Bool { false }
+    public var scratchPerElement: Double { 0 }
+
+    /// Checks input counts and the base against the method's contract.
+    public func checkInputs(modelCount n: Int, hasBase: Bool) throws {
+        if baseRole == .required && !hasBase { throw MergeError.baseRequired(method: name) }
+        guard modelCount.contains(n) else {
+            let e = modelCount.upperBound == Int.max ? "at least \(modelCount.lowerBound) model(s) besides the base"
+                : modelCount.lowerBound == modelCount.upperBound ? "exactly \(modelCount.lowerBound) model(s) besides the base"
+                : "\(modelCount.lowerBound) to \(modelCount.upperBound) models besides the base"
+            throw MergeError.wrongInputCount(method: name, expected: e, actual: n)
+        }
+    }
+
+    /// Convenience for tests and small tensors: merges whole `Tensor`s.
+    /// Parameters not given take their declared defaults.
+    public func merge(base: Tensor?, models: [Tensor], parameters: ResolvedParameters = ResolvedParameters(),
+                      seed: UInt64 = 0, tensorName: String = "tensor") throws -> Tensor {
+        let shape = base?.shape ?? models.first?.shape ?? Shape([0])
+        for m in models where m.shape != shape {
+            throw MergeError.shapeMismatch(tensor: tensorName, model: "input", expected: shape, actual: m.shape)
+        }
+        try checkInputs(modelCount: models.count, hasBase: base != nil)
+        let p = withDefaults(parameters, modelCount: models.count)
+        var out = [Float](repeating: 0, count: shape.elementCount)
+        try withBuffers(models) { bufs in
+            if let base {
+                try base.scalars.withUnsafeBufferPointer { b in
+                    try out.withUnsafeMutableBufferPointer { o in
+                        try merge(MergeInputs(tensorName: tensorName, shape: shape, base: b, models: bufs), p, seed: seed, into: o)
+                    }
+                }
+            } else {
+                try out.withUnsafeMutableBufferPointer { o in
+                    try merge(MergeInputs(tensorName: tensorName, shape: shape, base: nil, models: bufs), p, seed: seed, into: o)
+                }
+            }
+        }
+        return Tensor(shape: shape, scalars: out)
+    }
+
+    /// `parameters` completed with the declared defaults.
+    public func withDefaults(_ parameters: ResolvedParameters, modelCount: Int) -> ResolvedParameters {
+        var p = parameters
+        while p.perModel.count < modelCount { p.perModel.append([:]) }
+        for spec in self.parameters {
+            guard let d = spec.defaultValue else { continue }
+            switch spec.scope {
+            case .global: if p.global[spec.name] == nil { p.global[spec.name] = d }
+            case .perModel: for i in p.perModel.indices where p.perModel[i][spec.name] == nil { p.perModel[i][spec.name] = d }
+            }
+        }
+        return p
+    }
+}
+
+/// Calls `body` with buffers of every tensor (nested scopes, no copies).
+func withBuffers<R>(_ tensors: [Tensor], _ body: ([UnsafeBufferPointer<Float>]) throws -> R) throws -> R {
+    func go(_ i: Int, _ acc: [UnsafeBufferPointer<Float>]) throws -> R {
+        if i == tensors.count { return try body(acc) }
+        return try tensors[i].scalars.withUnsafeBufferPointer { try go(i + 1, acc + [$0]) }
+    }
+    return try go(0, [])
+}

@@ -1,0 +1,76 @@
+import Foundation
+
+/// Splits element ranges over the machine's cores. Merges are bandwidth-bound, so each chunk
+/// is a fused single pass over its elements; small tensors run on the calling thread.
+public enum ParallelLoops {
+    /// Number of worker threads (defaults to the active processor count; the CLI's `--threads`).
+    nonisolated(unsafe) public static var threadCount = max(1, ProcessInfo.processInfo.activeProcessorCount)
+    /// Below this many elements a loop runs on one thread.
+    public static let minParallelCount = 1 << 16
+
+    /// Calls `body` on disjoint ranges covering `0..<count`; ranges are contiguous and in order of their index.
+    /// `workPerItem` (elements touched per item) decides whether the loop is worth splitting.
+    public static func forEachChunk(_ count: Int, workPerItem: Int = 1, _ body: (Range<Int>) -> Void) {
+        let t = threadCount
+        if t <= 1 || count < 2 || count * workPerItem < minParallelCount {
+            if count > 0 { body(0..<count) }
+            return
+        }
+        let chunks = min(count, t * 4)
+        let size = (count + chunks - 1) / chunks
+        withoutActuallyEscaping(body) { body in
+            let box = UncheckedSendable(body)
+            DispatchQueue.concurrentPerform(iterations: chunks) { c in
+                let lo = c * size
+                let hi = min(count, lo + size)
+                if lo < hi { box.value(lo..<hi) }
+            }
+        }
+    }
+
+    /// Sums `k` Float64 quantities over `0..<count`: `body(range, partials)` adds its range's
+    /// contributions to `partials[0..<k]`. Chunk results are combined in chunk order, so the
+    /// result does not depend on scheduling.
+    public static func sums(_ count: Int, _ k: Int, _ body: (Range<Int>, UnsafeMutablePointer<Double>) -> Void) -> [Double] {
+        let t = threadCount
+        let chunks = (t <= 1 || count < minParallelCount) ? 1 : t * 4
+        let size = max(1, (count + chunks - 1) / chunks)
+        let partial = UnsafeMutablePointer<Double>.allocate(capacity: chunks * k)
+        partial.initialize(repeating: 0, count: chunks * k)
+        defer { partial.deallocate() }
+        if chunks == 1 {
+            if count > 0 { body(0..<count, partial) }
+        } else {
+            withoutActuallyEscaping(body) { body in
+                let box = UncheckedSendable((body, partial))
+                DispatchQueue.concurrentPerform(iterations: chunks) { c in
+                    let lo = c * size
+                    let hi = min(count, lo + size)
+                    if lo < hi { box.value.0(lo..<hi, box.value.1 + c * k) }
+                }
+            }
+        }
+        var out = [Double](repeating: 0, count: k)
+        for c in 0..<chunks { for j in 0..<k { out[j] += partial[c * k + j] } }
+        return out
+    }
+
+    /// Runs `body(i)` for `i in 0..<n` concurrently (one item per model, say).
+    public static func forEach(_ n: Int, _ body: (Int) -> Void) {
+        if n <= 1 || threadCount <= 1 {
+            for i in 0..<n { body(i) }
+        } else {
+            withoutActuallyEscaping(body) { body in
+                let box = UncheckedSendable(body)
+                DispatchQueue.concurrentPerform(iterations: n) { box.value($0) }
+            }
+        }
+    }
+}
+
+/// Hands a value to `concurrentPerform`'s `@Sendable` closure. Used only for loop bodies that
+/// write disjoint ranges (or synchronise themselves); the loops above guarantee that.
+struct UncheckedSendable<T>: @unchecked Sendable {
+    let value: T
+    init(_ value: T) { self.value = value }
+}

@@ -1,0 +1,89 @@
+import XCTest
+@testable import Merging
+import Tensors
+
+/// Invariants that hold whatever the reference implementation says.
+final class MethodInvariantTests: XCTestCase {
+    func random(_ shape: Shape, seed: UInt64, scale: Float = 1) -> Tensor {
+        var r = MergeRandom(seed: seed)
+        return Tensor(shape: shape, scalars: (0..<shape.elementCount).map { _ in Float(r.nextDouble() * 2 - 1) * scale })
+    }
+
+    func p(_ global: [String: ParameterValue] = [:], _ perModel: [[String: ParameterValue]]) -> ResolvedParameters {
+        ResolvedParameters(global: global, perModel: perModel)
+    }
+
+    func testLinearWeightsOneZeroGiveFirstModel() throws {
+        let a = random([300, 7], seed: 1), b = random([300, 7], seed: 2)
+        let out = try LinearMerge().merge(base: nil, models: [a, b], parameters: p([:], [["weight": .number(1)], ["weight": .number(0)]]))
+        XCTAssertEqual(out, a)
+    }
+
+    func testLinearZeroWeightSumIsAnError() throws {
+        let a = random([10], seed: 1), b = random([10], seed: 2)
+        XCTAssertThrowsError(try LinearMerge().merge(base: nil, models: [a, b],
+                                                     parameters: p([:], [["weight": .number(1)], ["weight": .number(-1)]])))
+    }
+
+    func testSlerpEndpoints() throws {
+        let a = random([64, 33], seed: 3), b = random([64, 33], seed: 4)
+        let t0 = try SlerpMerge().merge(base: a, models: [b], parameters: p(["t": .number(0)], [[:]]))
+        XCTAssertEqual(t0, a)
+        let t1 = try SlerpMerge().merge(base: a, models: [b], parameters: p(["t": .number(1)], [[:]]))
+        for (x, y) in zip(t1.scalars, b.scalars) { XCTAssertEqual(x, y, accuracy: 1e-6) }
+    }
+
+    func testTaskArithmeticLambdaZeroGivesBase() throws {
+        let base = random([50, 40], seed: 5)
+        let ms = (6..<9).map { random([50, 40], seed: UInt64($0)) }
+        for name in ["task_arithmetic", "ties", "dare_ties", "dare_linear", "breadcrumbs", "della_linear"] {
+            let m = try MergeMethodRegistry.method(named: name)
+            let density: Double = name.hasPrefix("della") ? 0.5 : 0.4
+            let out = try m.merge(base: base, models: ms,
+                                  parameters: p(["lambda": .number(0)], ms.map { _ in ["weight": .number(1), "density": .number(density)] }))
+            XCTAssertEqual(out, base, name)
+        }
+    }
+
+    func testTiesOneModelFullDensityIsTaskArithmetic() throws {
+        let base = random([70, 30], seed: 10), x = random([70, 30], seed: 11)
+        let params = p(["lambda": .number(0.8)], [["weight": .number(0.6), "density": .number(1)]])
+        let ties = try MergeMethodRegistry.method(named: "ties").merge(base: base, models: [x], parameters: params)
+        // TIES normalises by the weight: base + λ·δ; task arithmetic (normalize: false) gives base + λ·w·δ.
+        let ta = try MergeMethodRegistry.method(named: "task_arithmetic").merge(
+            base: base, models: [x], parameters: p(["lambda": .number(0.8), "normalize": .bool(true)], [["weight": .number(0.6)]]))
+        for (a, b) in zip(ties.scalars, ta.scalars) { XCTAssertEqual(a, b, accuracy: 1e-6) }
+        let expected = zip(base.scalars, x.scalars).map { b, x in Float(Double(b) + 0.8 * (Double(x) - Double(b))) }
+        for (a, e) in zip(ties.scalars, expected) { XCTAssertEqual(a, e, accuracy: 1e-6) }
+    }
+
+    func testPassthroughCopies() throws {
+        let x = random([5, 5], seed: 12)
+        XCTAssertEqual(try PassthroughMerge().merge(base: nil, models: [x]), x)
+    }
+
+    func testUniformSoupOfIdenticalModelsIsTheModel() throws {
+        let x = random([100, 17], seed: 13)
+        let out = try LinearMerge().merge(base: nil, models: [x, x, x], parameters: p([:], Array(repeating: ["weight": .number(1)], count: 3)))
+        for (a, b) in zip(out.scalars, x.scalars) { XCTAssertEqual(a, b, accuracy: 1e-6) }
+        let k = try KarcherMerge().merge(base: nil, models: [x, x])
+        for (a, b) in zip(k.scalars, x.scalars) { XCTAssertEqual(a, b, accuracy: 1e-5) }
+    }
+
+    func testBreadcrumbsTinyTensorKeepsItsTaskVector() throws {
+        // gamma·n < 1: mergekit zeroes the task vector; we drop only the smallest magnitudes.
+        let base = Tensor(zeros: [8])
+        let x = Tensor(shape: [8], scalars: [1, -2, 3, -4, 5, -6, 7, -8])
+        let out = try MergeMethodRegistry.method(named: "breadcrumbs").merge(
+            base: base, models: [x], parameters: p([:], [["weight": .number(1), "density": .number(0.5)]]))
+        XCTAssertEqual(out.scalars, [0, 0, 0, 0, 5, -6, 7, -8])
+    }
+
+    func testMagnitudeTiesKeepLowerIndexFirst() throws {
+        let base = Tensor(zeros: [6])
+        let x = Tensor(shape: [6], scalars: [1, -1, 1, -1, 2, 1])
+        let out = try MergeMethodRegistry.method(named: "ties").merge(
+            base: base, models: [x], parameters: p([:], [["weight": .number(1), "density": .number(0.5)]]))
+        XCTAssertEqual(out.scalars, [1, -1, 0, 0, 2, 0])
+    }
+}
