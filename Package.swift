@@ -15,11 +15,13 @@ let package = Package(
     targets: [
         // C glue: cblas.h + lapacke.h, links openblas and lapacke (Debian: libopenblas-dev, liblapacke-dev).
         .systemLibrary(name: "CLinearAlgebra", path: "Sources/CLinearAlgebra"),
-        .target(name: "Tensors", dependencies: ["CLinearAlgebra"]),
+        // Fast f16/bf16 <-> f32 with a run-time F16C/AVX2 check (no build flags).
+        .target(name: "CConversions"),
+        .target(name: "Tensors", dependencies: ["CLinearAlgebra", "CConversions"]),
         .target(name: "Checkpoints", dependencies: ["Tensors"]),
         .target(name: "Merging", dependencies: ["Tensors", "Checkpoints", "Yams"]),
         .target(name: "Spectral", dependencies: ["Tensors", "Checkpoints"]),
-        .target(name: "Transformer", dependencies: ["Tensors", "Checkpoints"]),
+        .target(name: "Transformer", dependencies: ["Tensors", "Checkpoints", "CLinearAlgebra"]),
         .executableTarget(
             name: "weightsmith",
             dependencies: [
@@ -27,10 +29,11 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
-        .testTarget(name: "TensorsTests", dependencies: ["Tensors"]),
+        .executableTarget(name: "weightsmith-bench", dependencies: ["Tensors", "Checkpoints", "Spectral"], path: "Benchmarks/weightsmith-bench"),
+        .testTarget(name: "TensorsTests", dependencies: ["Tensors", "CConversions"]),
         .testTarget(name: "CheckpointsTests", dependencies: ["Checkpoints"], resources: [.copy("Fixtures")]),
         .testTarget(name: "MergingTests", dependencies: ["Merging", "Checkpoints"], resources: [.copy("Fixtures")]),
         .testTarget(name: "SpectralTests", dependencies: ["Spectral"]),
-        .testTarget(name: "TransformerTests", dependencies: ["Transformer"]),
+        .testTarget(name: "TransformerTests", dependencies: ["Transformer"], resources: [.copy("Fixtures")]),
     ]
 )

@@ -72,7 +72,11 @@ public final class Checkpoint: @unchecked Sendable {
             var shardIndex: [String: Int] = [:]
             for name in shardNames {
                 shardIndex[name] = shards.count
-                shards.append(try SafetensorsFile(url: index.deletingLastPathComponent().appendingPathComponent(name)))
+                let shardURL = index.deletingLastPathComponent().appendingPathComponent(name)
+                guard FileManager.default.fileExists(atPath: shardURL.path) else {
+                    throw CheckpointError.missingShard(index: index.path, shard: name)
+                }
+                shards.append(try SafetensorsFile(url: shardURL))
             }
             for (tensor, shardName) in weightMap {
                 let s = shardIndex[shardName]!
@@ -126,7 +130,7 @@ public final class Checkpoint: @unchecked Sendable {
             if let total = meta["total_size"] {
                 switch total {
                 case let .integer(v) where v >= 0: break
-                case let .number(v) where v >= 0 && v == v.rounded(): break
+                case let .number(v) where v >= 0 && v.isFinite && v == v.rounded(): break
                 default: throw CheckpointError.invalidIndex(path: url.path, reason: "\"metadata.total_size\" must be a non-negative integer")
                 }
             }
@@ -163,9 +167,9 @@ public final class Checkpoint: @unchecked Sendable {
         return try shards[s].withRawBytes(name, body)
     }
 
-    /// Releases the resident mapped pages of tensor `name` (streaming readers call this after use).
+    /// Releases the mapped pages of `name` once it has been streamed (keeps memory near one tensor).
     public func releasePages(_ name: String) {
-        if let s = location[name] { shards[s].releasePages(name) }
+        location[name].map { shards[$0].releasePages(name) }
     }
 
     /// The tensor decoded to Float32.

@@ -24,6 +24,7 @@ public enum CheckpointError: Error, Equatable, CustomStringConvertible, Sendable
     case tensorNotFound(path: String, name: String)
     case invalidIndex(path: String, reason: String)
     case tensorMissingFromShard(index: String, tensor: String, shard: String)
+    case missingShard(index: String, shard: String)
     case tensorNotInIndex(index: String, tensor: String, shard: String)
     case tensorInTwoShards(tensor: String, first: String, second: String)
     case notACheckpoint(path: String, reason: String)
@@ -46,7 +47,11 @@ public enum CheckpointError: Error, Equatable, CustomStringConvertible, Sendable
         case let .headerNotObject(p): return "\(p): header must be a JSON object"
         case let .duplicateTensorName(p, n): return "\(p): tensor \"\(n)\" is listed twice in the header"
         case let .invalidEntry(p, t, r): return "\(p): tensor \"\(t)\": \(r)"
-        case let .unknownDType(p, t, d): return "\(p): tensor \"\(t)\": unknown dtype \"\(d)\""
+        case let .unknownDType(p, t, d):
+            if ["F4", "F6_E2M3", "F6_E3M2"].contains(d) {
+                return "\(p): tensor \"\(t)\": dtype \"\(d)\" packs several values per byte and is not supported"
+            }
+            return "\(p): tensor \"\(t)\": unknown dtype \"\(d)\""
         case let .invalidShape(p, t, r): return "\(p): tensor \"\(t)\": invalid shape: \(r)"
         case let .byteSizeMismatch(p, t, e, a): return "\(p): tensor \"\(t)\": shape and dtype need \(e) bytes but data_offsets span \(a)"
         case let .offsetsOutOfBounds(p, t, e, d): return "\(p): tensor \"\(t)\": data ends at \(e), beyond the data section of \(d) bytes"
@@ -57,11 +62,16 @@ public enum CheckpointError: Error, Equatable, CustomStringConvertible, Sendable
         case let .tensorNotFound(p, n): return "\(p): no tensor named \"\(n)\""
         case let .invalidIndex(p, r): return "\(p): invalid index: \(r)"
         case let .tensorMissingFromShard(i, t, s): return "\(i): tensor \"\(t)\" is mapped to \(s) but that shard does not contain it"
+        case let .missingShard(i, s): return "\(i): lists shard \(s), which does not exist in the index's folder"
         case let .tensorNotInIndex(i, t, s): return "\(i): shard \(s) contains tensor \"\(t)\" which the index does not list"
         case let .tensorInTwoShards(t, a, b): return "tensor \"\(t)\" is present in two shards: \(a) and \(b)"
         case let .notACheckpoint(p, r): return "\(p): not a checkpoint: \(r)"
         case let .unsupportedFormat(p, r): return "\(p): \(r)"
-        case let .conversion(p, t, e): return "\(p): tensor \"\(t)\": \(e)"
+        case let .conversion(p, t, e):
+            if case let .unsupportedConversion(from, to, _) = e {
+                return "\(p): tensor \"\(t)\": conversion from \(from.rawValue) to \(to.rawValue) is not supported"
+            }
+            return "\(p): tensor \"\(t)\": \(e)"
         case let .writeOutOfOrder(p, e, g): return "\(p): expected tensor \"\(e)\" next, got \"\(g)\""
         case let .writeShapeMismatch(p, t, e, a): return "\(p): tensor \"\(t)\": declared shape \(e), written \(a)"
         case let .writeIncomplete(p, m): return "\(p): finished before tensor \"\(m)\" was written"

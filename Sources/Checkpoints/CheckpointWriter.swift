@@ -69,6 +69,11 @@ public final class CheckpointWriter {
         written += 1
     }
 
+    public func write(_ name: String, converting raw: UnsafeRawBufferPointer, from source: DType) throws {
+        try writer(for: name).write(name, converting: raw, from: source)
+        written += 1
+    }
+
     /// Finishes the last shard and writes the index when there are several shards.
     public func finish() throws {
         guard written == entries.count else {

@@ -56,13 +56,14 @@ public final class MappedFile: @unchecked Sendable {
         _ = madvise(UnsafeMutableRawPointer(mutating: base + start), range.upperBound - start, MADV_WILLNEED)
     }
 
-    /// Drops the mapping's resident pages in `range` (they stay in the page cache and are read
-    /// back on the next access). Keeps a streaming reader's RSS at the current tensor.
-    public func adviseDontNeed(_ range: Range<Int>) {
+    /// Drops this mapping's pages of `range` (MADV_DONTNEED) so that streaming through a large
+    /// file keeps the resident set near one tensor. The bytes stay readable: touching them again
+    /// re-reads them from the page cache or the disk.
+    public func releasePages(_ range: Range<Int>) {
         guard let base, !range.isEmpty else { return }
         let page = Int(sysconf(Int32(_SC_PAGESIZE)))
         let start = range.lowerBound / page * page
-        let end = min(size, (range.upperBound + page - 1) / page * page)
+        let end = Swift.min(size, (range.upperBound + page - 1) / page * page)
         _ = madvise(UnsafeMutableRawPointer(mutating: base + start), end - start, MADV_DONTNEED)
     }
 }

@@ -52,6 +52,12 @@ public final class SafetensorsFile: @unchecked Sendable {
         return try body(file.bytes(r))
     }
 
+    /// Releases the mapped pages of `name` after streaming through them (see `MappedFile.releasePages`).
+    public func releasePages(_ name: String) {
+        guard let info = infos[name] else { return }
+        file.releasePages((dataStart + info.dataOffsets.lowerBound)..<(dataStart + info.dataOffsets.upperBound))
+    }
+
     /// The tensor decoded to Float32 (exact for F32/BF16/F16; FP8 is refused).
     public func tensor(_ name: String) throws -> Tensor {
         guard let info = infos[name] else { throw CheckpointError.tensorNotFound(path: url.path, name: name) }
@@ -64,11 +70,5 @@ public final class SafetensorsFile: @unchecked Sendable {
             }
         }
         return Tensor(shape: info.shape, scalars: scalars)
-    }
-
-    /// Releases the resident pages of tensor `name` from this process's mapping (see `MappedFile.adviseDontNeed`).
-    public func releasePages(_ name: String) {
-        guard let info = infos[name] else { return }
-        file.adviseDontNeed((dataStart + info.dataOffsets.lowerBound)..<(dataStart + info.dataOffsets.upperBound))
     }
 }

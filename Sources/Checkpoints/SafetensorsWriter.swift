@@ -161,6 +161,49 @@ public final class SafetensorsWriter {
         }
     }
 
+    /// Writes the next tensor from stored bytes of another dtype (`raw`: little-endian `source`
+    /// elements, possibly unaligned, e.g. straight from a mapped file), converting in chunks to the
+    /// entry's dtype through Float32, so memory stays at a small scratch buffer. Same dtype: a copy.
+    public func write(_ name: String, converting raw: UnsafeRawBufferPointer, from source: DType) throws {
+        let e = try expectNext(name)
+        let count = e.shape.elementCount
+        guard raw.count == count * source.byteSize else {
+            throw CheckpointError.byteSizeMismatch(path: url.path, tensor: name, expected: count * source.byteSize, actual: raw.count)
+        }
+        if source == e.dtype {
+            if raw.count > 0 { try writeAll(raw) }
+            next += 1
+            return
+        }
+        let chunk = 1 << 18
+        var scratch = [Float](repeating: 0, count: min(chunk, max(count, 1)))
+        var out = [UInt8](repeating: 0, count: e.dtype == .f32 ? 0 : scratch.count * e.dtype.byteSize)
+        var start = 0
+        do {
+            while start < count {
+                let n = min(chunk, count - start)
+                let src = UnsafeRawBufferPointer(rebasing: raw[(start * source.byteSize)..<((start + n) * source.byteSize)])
+                try scratch.withUnsafeMutableBufferPointer { buf in
+                    let floats = UnsafeMutableBufferPointer(rebasing: buf[0..<n])
+                    try DTypeConversion.decode(src, dtype: source, into: floats, context: name)
+                    if e.dtype == .f32 {
+                        try writeAll(UnsafeRawBufferPointer(floats))
+                    } else {
+                        try out.withUnsafeMutableBytes { dst in
+                            let part = UnsafeMutableRawBufferPointer(rebasing: dst[0..<(n * e.dtype.byteSize)])
+                            try DTypeConversion.encode(UnsafeBufferPointer(floats), as: e.dtype, into: part, context: name)
+                            try writeAll(UnsafeRawBufferPointer(part))
+                        }
+                    }
+                }
+                start += n
+            }
+        } catch let err as TensorError {
+            throw CheckpointError.conversion(path: url.path, tensor: name, underlying: err)
+        }
+        next += 1
+    }
+
     /// Writes the next tensor's stored bytes unchanged (they must already be in the entry's dtype).
     public func write(_ name: String, rawBytes: UnsafeRawBufferPointer) throws {
         let e = try expectNext(name)

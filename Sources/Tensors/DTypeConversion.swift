@@ -1,8 +1,12 @@
+import CConversions
+
 // Bulk conversions between stored dtypes and Float32.
 //
 // BF16 -> F32 is exact (a 16-bit shift). F32 -> BF16 rounds to nearest, ties to even, and keeps
 // NaN a (quiet) NaN. F16 goes through Swift's `Float16`, which is IEEE binary16 with
-// round-to-nearest-even. All input is read with unaligned little-endian loads, so a byte range
+// round-to-nearest-even. The scalar functions below are the definitions (and the references the
+// tests use); bulk F16/BF16 work goes through the CConversions target (F16C/AVX2 when the CPU
+// has them, bit-identical results). All input is read with unaligned little-endian loads, so a byte range
 // taken straight out of a mapped file can be converted without copying it first.
 
 /// Exact BF16 -> Float32.
@@ -47,9 +51,9 @@ public enum DTypeConversion {
             // memcpy: little-endian host, no alignment assumed.
             UnsafeMutableRawPointer(d).copyMemory(from: s, byteCount: count * 4)
         case .bf16:
-            for i in 0..<count { d[i] = bf16BitsToFloat(UInt16(littleEndian: s.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self))) }
+            ws_bf16_to_f32(s, d, count)
         case .f16:
-            for i in 0..<count { d[i] = f16BitsToFloat(UInt16(littleEndian: s.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self))) }
+            ws_f16_to_f32(s, d, count)
         case .f64:
             for i in 0..<count { d[i] = Float(Double(bitPattern: UInt64(littleEndian: s.loadUnaligned(fromByteOffset: 8 * i, as: UInt64.self)))) }
         case .i64:
@@ -70,7 +74,7 @@ public enum DTypeConversion {
             for i in 0..<count { d[i] = Float(s.load(fromByteOffset: i, as: UInt8.self)) }
         case .bool:
             for i in 0..<count { d[i] = s.load(fromByteOffset: i, as: UInt8.self) != 0 ? 1 : 0 }
-        case .f8e4m3, .f8e5m2, .f8e8m0:
+        case .f8e4m3, .f8e5m2, .f8e8m0, .f8e4m3fnuz, .f8e5m2fnuz, .c64:
             throw TensorError.unsupportedConversion(from: dtype, to: .f32, context: context)
         }
     }
@@ -101,9 +105,9 @@ public enum DTypeConversion {
         case .f32:
             d.copyMemory(from: UnsafeRawPointer(s), byteCount: count * 4)
         case .bf16:
-            for i in 0..<count { d.storeBytes(of: floatToBF16Bits(s[i]).littleEndian, toByteOffset: 2 * i, as: UInt16.self) }
+            ws_f32_to_bf16(s, d, count)
         case .f16:
-            for i in 0..<count { d.storeBytes(of: floatToF16Bits(s[i]).littleEndian, toByteOffset: 2 * i, as: UInt16.self) }
+            ws_f32_to_f16(s, d, count)
         case .f64:
             for i in 0..<count { d.storeBytes(of: Double(s[i]).bitPattern.littleEndian, toByteOffset: 8 * i, as: UInt64.self) }
         default:
@@ -119,4 +123,11 @@ public enum DTypeConversion {
         }
         return out
     }
+}
+
+extension DTypeConversion {
+    /// Whether bulk F16 conversion uses the F16C instructions on this CPU.
+    public static var usesF16C: Bool { ws_f16c_available() != 0 }
+    /// Whether bulk BF16 conversion uses AVX2 on this CPU.
+    public static var usesAVX2: Bool { ws_avx2_available() != 0 }
 }

@@ -1,0 +1,169 @@
+import Foundation
+import Tensors
+
+/// Rewrites a checkpoint with another floating dtype and/or sharding (`weightsmith convert`).
+///
+/// Streams tensor by tensor (raw bytes -> chunked conversion -> writer), releasing each input
+/// tensor's pages after use, so memory stays near a scratch buffer plus one tensor's pages.
+/// Only floating tensors (F16, BF16, F32, F64) change dtype; integer and BOOL tensors are copied
+/// unchanged (as `transformers` does with `torch_dtype`), and FP8/C64 tensors make a dtype change
+/// fail rather than be guessed. Output:
+/// - a path ending in `.safetensors`: one file (no sharding allowed);
+/// - otherwise a folder: `model.safetensors` or shards + index, plus the input folder's config,
+///   tokenizer and generation files. The folder is built beside its final path and renamed into
+///   place when complete; an existing non-empty folder is refused.
+/// Inputs are never overwritten: an output that is, or contains, an input file is refused.
+public enum CheckpointConverter {
+    public struct Options: Sendable {
+        public var dtype: DType?
+        public var maxShardBytes: Int?
+        public init(dtype: DType? = nil, maxShardBytes: Int? = nil) {
+            self.dtype = dtype
+            self.maxShardBytes = maxShardBytes
+        }
+    }
+
+    public struct Summary: Sendable {
+        public var tensors = 0
+        public var converted = 0
+        /// Names of non-floating tensors kept in their dtype although a dtype was asked for.
+        public var keptDType: [String] = []
+        public var bytesIn = 0
+        public var bytesOut = 0
+        public var files: [String] = []
+        public var copiedFiles: [String] = []
+    }
+
+    /// Folder files copied next to the weights: configs, tokenizer and generation settings.
+    public static func isSideFile(_ name: String) -> Bool {
+        if name.hasSuffix(".safetensors") || name.hasSuffix(".index.json") || name.hasPrefix(".") { return false }
+        let prefixes = ["config", "generation_config", "tokenizer", "special_tokens_map", "added_tokens", "vocab",
+                        "merges", "chat_template", "preprocessor_config", "adapter_config"]
+        return prefixes.contains { name.hasPrefix($0) }
+    }
+
+    public static func convert(input: String, output: String, options: Options = Options()) throws -> Summary {
+        let checkpoint = try Checkpoint(path: input)
+        let fm = FileManager.default
+        let outURL = URL(fileURLWithPath: output).standardizedFileURL
+        let inputFiles = Set(checkpoint.shards.map { realPath($0.url.path) } + [checkpoint.indexURL].compactMap { $0.map { realPath($0.path) } })
+        let singleFile = output.hasSuffix(".safetensors")
+        if singleFile, options.maxShardBytes != nil {
+            throw CheckpointError.invalidWriterEntry(path: output, reason: "--shard-size needs a folder as output, not a .safetensors file")
+        }
+
+        // Plan the entries: the new dtype for floating tensors, the stored one otherwise.
+        var entries: [TensorEntry] = []
+        var summary = Summary()
+        for name in checkpoint.tensorNames.sorted(by: naturalOrder) {
+            guard let info = checkpoint.info(name) else { continue }
+            var dtype = info.dtype
+            if let target = options.dtype, target != info.dtype {
+                if [.f16, .bf16, .f32, .f64].contains(info.dtype) {
+                    dtype = target
+                    summary.converted += 1
+                } else if info.dtype.isFloatingPoint || info.dtype == .c64 {
+                    let path = checkpoint.shard(of: name)?.url.path ?? input
+                    throw CheckpointError.conversion(path: path, tensor: name,
+                                                     underlying: .unsupportedConversion(from: info.dtype, to: target, context: name))
+                } else {
+                    summary.keptDType.append(name)
+                }
+            }
+            entries.append(TensorEntry(name: name, dtype: dtype, shape: info.shape))
+            summary.bytesIn += info.byteCount
+        }
+        summary.tensors = entries.count
+        summary.bytesOut = entries.reduce(0) { $0 + $1.byteCount }
+
+        // Copies every tensor, converting in chunks, releasing input pages as it goes.
+        func stream(_ write: (String, UnsafeRawBufferPointer, DType) throws -> Void) throws {
+            for e in entries {
+                guard let info = checkpoint.info(e.name) else { continue }
+                try checkpoint.withRawBytes(e.name) { raw in try write(e.name, raw, info.dtype) }
+                checkpoint.releasePages(e.name)
+            }
+        }
+
+        if singleFile {
+            guard !inputFiles.contains(realPath(outURL.path)) else {
+                throw CheckpointError.invalidWriterEntry(path: output, reason: "refusing to overwrite an input file of the conversion")
+            }
+            let dir = outURL.deletingLastPathComponent().path
+            var isDir: ObjCBool = false
+            guard fm.fileExists(atPath: dir, isDirectory: &isDir), isDir.boolValue else {
+                throw CheckpointError.fileNotFound(path: dir)
+            }
+            let writer = try SafetensorsWriter(url: outURL, entries: entries, metadata: checkpoint.metadata)
+            try stream { try writer.write($0, converting: $1, from: $2) }
+            try writer.finish()
+            summary.files = [outURL.lastPathComponent]
+            return summary
+        }
+
+        // Folder output: refuse to clobber, build beside it, rename into place.
+        var isDir: ObjCBool = false
+        if fm.fileExists(atPath: outURL.path, isDirectory: &isDir) {
+            guard isDir.boolValue else {
+                throw CheckpointError.invalidWriterEntry(path: output, reason: "exists and is not a folder (name a .safetensors file to write one file)")
+            }
+            let inside = (try? fm.contentsOfDirectory(atPath: outURL.path)) ?? []
+            if let input = inputFiles.first(where: { URL(fileURLWithPath: $0).deletingLastPathComponent().path == realPath(outURL.path) }) {
+                throw CheckpointError.invalidWriterEntry(path: output, reason: "refusing to write into the folder of input \(input)")
+            }
+            guard inside.isEmpty else {
+                throw CheckpointError.invalidWriterEntry(path: output, reason: "folder exists and is not empty; remove it or choose another output")
+            }
+        }
+        let parent = outURL.deletingLastPathComponent()
+        guard fm.fileExists(atPath: parent.path, isDirectory: &isDir), isDir.boolValue else {
+            throw CheckpointError.fileNotFound(path: parent.path)
+        }
+        let staging = parent.appendingPathComponent(".\(outURL.lastPathComponent).tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
+        do {
+            try fm.createDirectory(at: staging, withIntermediateDirectories: false)
+        } catch {
+            throw CheckpointError.io(path: staging.path, message: "cannot create staging folder: \(error.localizedDescription)")
+        }
+        var done = false
+        defer { if !done { try? fm.removeItem(at: staging) } }
+        let writer = try CheckpointWriter(directory: staging, entries: entries, maxShardBytes: options.maxShardBytes, metadata: checkpoint.metadata)
+        try stream { try writer.write($0, converting: $1, from: $2) }
+        try writer.finish()
+        summary.files = writer.shardFileNames + (writer.shardFileNames.count > 1 ? ["model.safetensors.index.json"] : [])
+        // A folder or index input has a Hugging Face folder (a lone .safetensors file has none).
+        if let dir = checkpoint.directory {
+            let names = ((try? fm.contentsOfDirectory(atPath: dir.path)) ?? []).filter(isSideFile).sorted()
+            for name in names {
+                var isSub: ObjCBool = false
+                guard fm.fileExists(atPath: dir.appendingPathComponent(name).path, isDirectory: &isSub), !isSub.boolValue else { continue }
+                let data: Data
+                do {
+                    data = try Data(contentsOf: dir.appendingPathComponent(name))
+                } catch {
+                    throw CheckpointError.io(path: dir.appendingPathComponent(name).path, message: "cannot read: \(error.localizedDescription)")
+                }
+                try writeFileAtomically([UInt8](data), to: staging.appendingPathComponent(name))
+                summary.copiedFiles.append(name)
+            }
+        }
+        if fm.fileExists(atPath: outURL.path) {
+            // An empty folder checked above; rmdir fails (and we report it) if anything appeared since.
+            guard rmdir(outURL.path) == 0 else {
+                throw CheckpointError.io(path: output, message: "cannot replace the empty output folder: \(String(cString: strerror(errno)))")
+            }
+        }
+        guard rename(staging.path, outURL.path) == 0 else {
+            throw CheckpointError.io(path: output, message: "cannot move the finished folder into place: \(String(cString: strerror(errno)))")
+        }
+        done = true
+        syncDirectory(parent.path)
+        return summary
+    }
+
+    static func realPath(_ path: String) -> String {
+        guard let p = realpath(path, nil) else { return URL(fileURLWithPath: path).standardizedFileURL.path }
+        defer { free(p) }
+        return String(cString: p)
+    }
+}

@@ -1,0 +1,19 @@
+// Token (and learned position) embedding.
+//
+// tokens: (N) ids in 0..<V, table: (V, C)  ->  out: (N, C)
+// Backward (next issue) scatters dOut rows into dTable[tokens[n]] with +=.
+
+/// out[n, :] = table[tokens[n], :]. Precondition: ids in range (checked by the model).
+func embeddingForward(out: UnsafeMutablePointer<Float>, tokens: [Int32], table: UnsafePointer<Float>, C: Int) {
+    for (n, t) in tokens.enumerated() {
+        (out + n * C).update(from: table + Int(t) * C, count: C)
+    }
+}
+
+/// out[n, :] += positionTable[positions[n], :] (GPT-2 learned positions).
+func positionEmbeddingForward(out: UnsafeMutablePointer<Float>, positions: [Int32], table: UnsafePointer<Float>, C: Int) {
+    for (n, p) in positions.enumerated() {
+        let o = out + n * C, row = table + Int(p) * C
+        for c in 0..<C { o[c] += row[c] }
+    }
+}

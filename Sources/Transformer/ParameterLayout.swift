@@ -1,0 +1,114 @@
+import Tensors
+
+/// Where each named parameter lives in one flat Float32 buffer. Computed once from the config;
+/// the same layout serves parameters, gradients and optimizer state, and its names and shapes
+/// are the Hugging Face checkpoint's (GPT-2 Conv1D weights keep their (in, out) shape).
+public struct ParameterLayout: Sendable, Equatable {
+    public struct Entry: Sendable, Equatable {
+        public let name: String
+        public let shape: Shape
+        public let offset: Int
+        public var count: Int { shape.elementCount }
+    }
+
+    public private(set) var entries: [Entry] = []
+    public private(set) var index: [String: Int] = [:]
+    public private(set) var totalCount = 0
+
+    public init() {}
+
+    public mutating func add(_ name: String, _ dims: [Int]) {
+        precondition(index[name] == nil, "duplicate parameter \(name)")
+        let e = Entry(name: name, shape: Shape(dims), offset: totalCount)
+        index[name] = entries.count
+        entries.append(e)
+        totalCount += e.count
+    }
+
+    public subscript(name: String) -> Entry? { index[name].map { entries[$0] } }
+
+    /// The layout of a model with this config, in checkpoint order.
+    public init(config c: ModelConfig) {
+        let C = c.hiddenSize, I = c.intermediateSize
+        switch c.family {
+        case .llama:
+            add("model.embed_tokens.weight", [c.vocabSize, C])
+            for l in 0..<c.layers {
+                let p = "model.layers.\(l)."
+                add(p + "input_layernorm.weight", [C])
+                add(p + "self_attn.q_proj.weight", [c.qDim, C])
+                add(p + "self_attn.k_proj.weight", [c.kvDim, C])
+                add(p + "self_attn.v_proj.weight", [c.kvDim, C])
+                if c.qkvBias {
+                    add(p + "self_attn.q_proj.bias", [c.qDim])
+                    add(p + "self_attn.k_proj.bias", [c.kvDim])
+                    add(p + "self_attn.v_proj.bias", [c.kvDim])
+                }
+                add(p + "self_attn.o_proj.weight", [C, c.qDim])
+                if c.outputBias { add(p + "self_attn.o_proj.bias", [C]) }
+                add(p + "post_attention_layernorm.weight", [C])
+                add(p + "mlp.gate_proj.weight", [I, C])
+                add(p + "mlp.up_proj.weight", [I, C])
+                add(p + "mlp.down_proj.weight", [C, I])
+                if c.mlpBias {
+                    add(p + "mlp.gate_proj.bias", [I])
+                    add(p + "mlp.up_proj.bias", [I])
+                    add(p + "mlp.down_proj.bias", [C])
+                }
+            }
+            add("model.norm.weight", [C])
+            if !c.tieEmbeddings { add("lm_head.weight", [c.vocabSize, C]) }
+        case .gpt2:
+            add("transformer.wte.weight", [c.vocabSize, C])
+            add("transformer.wpe.weight", [c.maxPositions, C])
+            for l in 0..<c.layers {
+                let p = "transformer.h.\(l)."
+                add(p + "ln_1.weight", [C]); add(p + "ln_1.bias", [C])
+                add(p + "attn.c_attn.weight", [C, 3 * C]); add(p + "attn.c_attn.bias", [3 * C])
+                add(p + "attn.c_proj.weight", [C, C]); add(p + "attn.c_proj.bias", [C])
+                add(p + "ln_2.weight", [C]); add(p + "ln_2.bias", [C])
+                add(p + "mlp.c_fc.weight", [C, I]); add(p + "mlp.c_fc.bias", [I])
+                add(p + "mlp.c_proj.weight", [I, C]); add(p + "mlp.c_proj.bias", [C])
+            }
+            add("transformer.ln_f.weight", [C]); add("transformer.ln_f.bias", [C])
+            if !c.tieEmbeddings { add("lm_head.weight", [c.vocabSize, C]) }
+        }
+    }
+}
+
+/// One Float32 buffer laid out by a `ParameterLayout` (parameters, or gradients of the same shape).
+public final class ParameterBuffer: @unchecked Sendable {
+    public let layout: ParameterLayout
+    public let base: UnsafeMutablePointer<Float>
+
+    public init(layout: ParameterLayout) {
+        self.layout = layout
+        base = .allocate(capacity: max(layout.totalCount, 1))
+        base.initialize(repeating: 0, count: max(layout.totalCount, 1))
+    }
+
+    deinit { base.deallocate() }
+
+    /// Pointer to a parameter; precondition: the name is in the layout (the model's own names).
+    public func pointer(_ name: String) -> UnsafeMutablePointer<Float> {
+        guard let e = layout[name] else { preconditionFailure("no parameter \(name)") }
+        return base + e.offset
+    }
+
+    public func optionalPointer(_ name: String) -> UnsafeMutablePointer<Float>? { layout[name].map { base + $0.offset } }
+
+    /// A copy of one parameter as a Tensor.
+    public func tensor(_ name: String) -> Tensor? {
+        guard let e = layout[name] else { return nil }
+        return Tensor(shape: e.shape, scalars: Array(UnsafeBufferPointer(start: base + e.offset, count: e.count)))
+    }
+
+    /// Copies `t` into the named view after checking its shape.
+    public func set(_ name: String, _ t: Tensor, source: String) throws {
+        guard let e = layout[name] else { throw ModelError.unexpectedTensor(source: source, name: name) }
+        guard t.shape == e.shape else {
+            throw ModelError.shapeMismatch(source: source, tensor: name, expected: e.shape.dims, actual: t.shape.dims)
+        }
+        t.scalars.withUnsafeBufferPointer { (base + e.offset).update(from: $0.baseAddress!, count: e.count) }
+    }
+}

@@ -1,0 +1,152 @@
+import Foundation
+import Tensors
+
+/// A decoder-only transformer (Llama family or GPT-2) with its parameters in one buffer.
+///
+/// `forward` runs a batch of equal-length token sequences, continuing from what `cache` holds,
+/// and returns logits (B, T, V) — or (B, 1, V) for the last position only. Each step of the
+/// block is a separate forward function with a shape comment (RMSNorm.swift, Attention.swift...),
+/// so a backward pass can sit beside each.
+public final class TransformerModel: @unchecked Sendable {
+    public let config: ModelConfig
+    public let parameters: ParameterBuffer
+    let invFreq: [Float]
+
+    public init(config: ModelConfig) {
+        self.config = config
+        parameters = ParameterBuffer(layout: ParameterLayout(config: config))
+        invFreq = config.family == .llama ? ropeInverseFrequencies(headDim: config.headDim, theta: config.ropeTheta, scaling: config.ropeScaling) : []
+    }
+
+    public var layout: ParameterLayout { parameters.layout }
+
+    /// The embedding table and the output projection (the same tensor when tied).
+    var embeddingName: String { config.family == .llama ? "model.embed_tokens.weight" : "transformer.wte.weight" }
+    var outputName: String { config.tieEmbeddings ? embeddingName : "lm_head.weight" }
+
+    public func makeCache(batch: Int, capacity: Int) -> KVCache { KVCache(config: config, batch: batch, capacity: capacity) }
+
+    /// - Parameters:
+    ///   - tokens: B sequences of the same length T >= 1, ids in 0..<vocabSize.
+    ///   - cache: past keys/values (advanced by T); nil runs the sequences from position 0.
+    ///   - lastOnly: compute logits for the last position only (generation).
+    /// - Returns: logits of shape (B, T, V), or (B, 1, V) with `lastOnly`.
+    public func forward(_ tokens: [[Int]], cache: KVCache? = nil, lastOnly: Bool = false) throws -> Tensor {
+        let c = config
+        let B = tokens.count
+        guard B > 0, let T = tokens.first?.count, T > 0, tokens.allSatisfy({ $0.count == T }) else {
+            throw ModelError.invalidInput("forward needs a non-empty batch of non-empty sequences of equal length")
+        }
+        for seq in tokens { for t in seq where t < 0 || t >= c.vocabSize {
+            throw ModelError.invalidInput("token id \(t) outside the vocabulary (0..<\(c.vocabSize))")
+        } }
+        let kv = cache ?? makeCache(batch: B, capacity: T)
+        guard kv.batch == B, kv.kvDim == c.kvDim, kv.layers == c.layers else {
+            throw ModelError.invalidInput("the KV cache was made for another batch size or model")
+        }
+        let start = kv.length
+        guard start + T <= kv.capacity else {
+            throw ModelError.invalidInput("sequence of \(start + T) positions exceeds the KV cache capacity \(kv.capacity)")
+        }
+        if let w = c.slidingWindow, start + T > w {
+            throw ModelError.invalidInput("\(start + T) positions exceed the sliding window \(w), which is not implemented")
+        }
+        if c.family == .gpt2 && start + T > c.maxPositions {
+            throw ModelError.invalidInput("GPT-2 supports at most \(c.maxPositions) positions, got \(start + T)")
+        }
+        let N = B * T, C = c.hiddenSize, I = c.intermediateSize
+        let P = parameters
+        let flatTokens = tokens.flatMap { $0.map { Int32($0) } }
+        let positions = (0..<N).map { Int32(start + $0 % T) }
+
+        let x = Scratch(N * C), xn = Scratch(N * C)
+        let q = Scratch(N * c.qDim), k = Scratch(N * c.kvDim), v = Scratch(N * c.kvDim)
+        let att = Scratch(N * c.qDim), proj = Scratch(N * C)
+        let h1 = Scratch(N * I), h2 = Scratch(N * I)
+        let qkv = c.family == .gpt2 ? Scratch(N * 3 * C) : Scratch(0)
+        defer { [x, xn, q, k, v, att, proj, h1, h2, qkv].forEach { $0.free() } }
+
+        embeddingForward(out: x.p, tokens: flatTokens, table: P.pointer(embeddingName), C: C)
+        if c.family == .gpt2 { positionEmbeddingForward(out: x.p, positions: positions, table: P.pointer("transformer.wpe.weight"), C: C) }
+
+        for l in 0..<c.layers {
+            // Attention sub-block.
+            switch c.family {
+            case .llama:
+                let p = "model.layers.\(l)."
+                rmsNormForward(out: xn.p, rstd: nil, x: x.p, weight: P.pointer(p + "input_layernorm.weight"), N: N, C: C, eps: c.normEps)
+                linearForward(out: q.p, x: xn.p, weight: P.pointer(p + "self_attn.q_proj.weight"), bias: P.optionalPointer(p + "self_attn.q_proj.bias"), N: N, I: C, O: c.qDim, layout: .outIn)
+                linearForward(out: k.p, x: xn.p, weight: P.pointer(p + "self_attn.k_proj.weight"), bias: P.optionalPointer(p + "self_attn.k_proj.bias"), N: N, I: C, O: c.kvDim, layout: .outIn)
+                linearForward(out: v.p, x: xn.p, weight: P.pointer(p + "self_attn.v_proj.weight"), bias: P.optionalPointer(p + "self_attn.v_proj.bias"), N: N, I: C, O: c.kvDim, layout: .outIn)
+                ropeForward(x: q.p, positions: positions, heads: c.heads, D: c.headDim, invFreq: invFreq)
+                ropeForward(x: k.p, positions: positions, heads: c.kvHeads, D: c.headDim, invFreq: invFreq)
+            case .gpt2:
+                let p = "transformer.h.\(l)."
+                layerNormForward(out: xn.p, mean: nil, rstd: nil, x: x.p, weight: P.pointer(p + "ln_1.weight"), bias: P.pointer(p + "ln_1.bias"), N: N, C: C, eps: c.normEps)
+                linearForward(out: qkv.p, x: xn.p, weight: P.pointer(p + "attn.c_attn.weight"), bias: P.pointer(p + "attn.c_attn.bias"), N: N, I: C, O: 3 * C, layout: .inOut)
+                for n in 0..<N {
+                    (q.p + n * C).update(from: qkv.p + n * 3 * C, count: C)
+                    (k.p + n * C).update(from: qkv.p + n * 3 * C + C, count: C)
+                    (v.p + n * C).update(from: qkv.p + n * 3 * C + 2 * C, count: C)
+                }
+            }
+            for b in 0..<B {
+                let kc = kv.keys(layer: l, sequence: b), vc = kv.values(layer: l, sequence: b)
+                (kc + start * c.kvDim).update(from: k.p + b * T * c.kvDim, count: T * c.kvDim)
+                (vc + start * c.kvDim).update(from: v.p + b * T * c.kvDim, count: T * c.kvDim)
+                attentionForward(out: att.p + b * T * c.qDim, probs: nil, q: q.p + b * T * c.qDim, keys: kc, values: vc,
+                                 T: T, start: start, H: c.heads, KV: c.kvHeads, D: c.headDim)
+            }
+            switch c.family {
+            case .llama:
+                let p = "model.layers.\(l)."
+                linearForward(out: proj.p, x: att.p, weight: P.pointer(p + "self_attn.o_proj.weight"), bias: P.optionalPointer(p + "self_attn.o_proj.bias"), N: N, I: c.qDim, O: C, layout: .outIn)
+                addInPlace(x.p, proj.p, N * C)
+                rmsNormForward(out: xn.p, rstd: nil, x: x.p, weight: P.pointer(p + "post_attention_layernorm.weight"), N: N, C: C, eps: c.normEps)
+                linearForward(out: h1.p, x: xn.p, weight: P.pointer(p + "mlp.gate_proj.weight"), bias: P.optionalPointer(p + "mlp.gate_proj.bias"), N: N, I: C, O: I, layout: .outIn)
+                linearForward(out: h2.p, x: xn.p, weight: P.pointer(p + "mlp.up_proj.weight"), bias: P.optionalPointer(p + "mlp.up_proj.bias"), N: N, I: C, O: I, layout: .outIn)
+                swigluForward(out: h1.p, gate: h1.p, up: h2.p, count: N * I)
+                linearForward(out: proj.p, x: h1.p, weight: P.pointer(p + "mlp.down_proj.weight"), bias: P.optionalPointer(p + "mlp.down_proj.bias"), N: N, I: I, O: C, layout: .outIn)
+                addInPlace(x.p, proj.p, N * C)
+            case .gpt2:
+                let p = "transformer.h.\(l)."
+                linearForward(out: proj.p, x: att.p, weight: P.pointer(p + "attn.c_proj.weight"), bias: P.pointer(p + "attn.c_proj.bias"), N: N, I: C, O: C, layout: .inOut)
+                addInPlace(x.p, proj.p, N * C)
+                layerNormForward(out: xn.p, mean: nil, rstd: nil, x: x.p, weight: P.pointer(p + "ln_2.weight"), bias: P.pointer(p + "ln_2.bias"), N: N, C: C, eps: c.normEps)
+                linearForward(out: h1.p, x: xn.p, weight: P.pointer(p + "mlp.c_fc.weight"), bias: P.pointer(p + "mlp.c_fc.bias"), N: N, I: C, O: I, layout: .inOut)
+                geluForward(h1.p, count: N * I, activation: c.activation)
+                linearForward(out: proj.p, x: h1.p, weight: P.pointer(p + "mlp.c_proj.weight"), bias: P.pointer(p + "mlp.c_proj.bias"), N: N, I: I, O: C, layout: .inOut)
+                addInPlace(x.p, proj.p, N * C)
+            }
+        }
+        kv.length = start + T
+
+        // Final norm and output projection, on the last position of each sequence if asked.
+        let rows = lastOnly ? B : N
+        if lastOnly {
+            for b in 0..<B { (xn.p + b * C).update(from: x.p + (b * T + T - 1) * C, count: C) }
+            x.p.update(from: xn.p, count: B * C)
+        }
+        switch c.family {
+        case .llama: rmsNormForward(out: xn.p, rstd: nil, x: x.p, weight: P.pointer("model.norm.weight"), N: rows, C: C, eps: c.normEps)
+        case .gpt2: layerNormForward(out: xn.p, mean: nil, rstd: nil, x: x.p, weight: P.pointer("transformer.ln_f.weight"), bias: P.pointer("transformer.ln_f.bias"), N: rows, C: C, eps: c.normEps)
+        }
+        var logits = [Float](repeating: 0, count: rows * c.vocabSize)
+        logits.withUnsafeMutableBufferPointer { out in
+            linearForward(out: out.baseAddress!, x: xn.p, weight: P.pointer(outputName), bias: nil, N: rows, I: C, O: c.vocabSize, layout: .outIn)
+        }
+        return Tensor(shape: [B, lastOnly ? 1 : T, c.vocabSize], scalars: logits)
+    }
+}
+
+/// A scratch buffer freed explicitly at the end of a forward pass.
+final class Scratch {
+    let p: UnsafeMutablePointer<Float>
+    init(_ count: Int) { p = .allocate(capacity: max(count, 1)) }
+    func free() { p.deallocate() }
+}
+
+@inline(__always)
+func addInPlace(_ a: UnsafeMutablePointer<Float>, _ b: UnsafePointer<Float>, _ n: Int) {
+    for i in 0..<n { a[i] += b[i] }
+}

@@ -1,0 +1,50 @@
+import ArgumentParser
+import Checkpoints
+import Foundation
+import Tensors
+
+struct ConvertCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "convert",
+        abstract: "Rewrite a checkpoint with another dtype or sharding, streaming tensor by tensor.",
+        discussion: """
+            IN is a .safetensors file, an index file or a Hugging Face folder. OUT ending in .safetensors \
+            is written as one file; any other OUT is a folder (model.safetensors, or shards + index with \
+            --shard-size) with the input folder's config, tokenizer and generation files. Only floating \
+            tensors change dtype. Output is written atomically; inputs are never overwritten.
+            """
+    )
+
+    @Argument(help: "Input checkpoint.")
+    var input: String
+
+    @Argument(help: "Output .safetensors file or folder.")
+    var output: String
+
+    @Option(help: "Floating dtype of the output: f32, f16 or bf16 (default: keep).")
+    var dtype: String?
+
+    @Option(name: .customLong("shard-size"), help: "Maximum shard size, e.g. 500MB, 2GB, 1GiB (folder output).")
+    var shardSize: String?
+
+    func run() throws {
+        try reportingErrors {
+            var options = CheckpointConverter.Options()
+            if let dtype {
+                guard let d = DType(userSpelling: dtype), [.f32, .f16, .bf16].contains(d) else {
+                    throw ValidationError("--dtype must be f32, f16 or bf16, not \"\(dtype)\"")
+                }
+                options.dtype = d
+            }
+            if let shardSize { options.maxShardBytes = try ByteSize.parse(shardSize) }
+            let s = try CheckpointConverter.convert(input: input, output: output, options: options)
+            print("wrote \(output): \(s.tensors) tensors, \(ByteSize.format(s.bytesIn)) -> \(ByteSize.format(s.bytesOut))"
+                + (options.dtype.map { ", \(s.converted) converted to \($0.rawValue)" } ?? ""))
+            print("files: \(s.files.joined(separator: ", "))")
+            if !s.copiedFiles.isEmpty { print("copied: \(s.copiedFiles.joined(separator: ", "))") }
+            if !s.keptDType.isEmpty {
+                print("kept in their dtype (not floating point): \(s.keptDType.joined(separator: ", "))")
+            }
+        }
+    }
+}

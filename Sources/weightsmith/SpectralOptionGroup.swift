@@ -1,0 +1,89 @@
+import ArgumentParser
+import Foundation
+import Spectral
+
+/// Options shared by `spectrum` and `compare`.
+struct SpectralOptionGroup: ParsableArguments {
+    @Option(help: "Only matrices whose tensor name matches this regular expression.")
+    var modules: String?
+
+    @Option(name: .customLong("top-k"), help: "How many top singular vectors of the tuned matrix are checked for intruders.")
+    var topK = 10
+
+    @Option(parsing: .upToNextOption, help: "Intruder threshold(s) ε; several values (space or comma separated) give a sweep, the first is primary.")
+    var epsilon: [String] = ["0.5"]
+
+    @Option(name: .customLong("energy-rank"), help: "r for the top-r energy and the overlap of dense updates (default 8; LoRA uses its rank).")
+    var energyRank: Int?
+
+    @Flag(help: "Print the report as JSON.")
+    var json = false
+
+    @Option(help: "Write SVG plots (spectra, intruders per layer, cosine heat maps) into this folder.")
+    var plots: String?
+
+    @Option(help: "Matrices analysed in parallel (default: cores / OPENBLAS_NUM_THREADS).")
+    var jobs: Int?
+
+    @Option(help: "SVD of the tuned matrix: auto (randomized with an accuracy check for large matrices), exact, randomized.")
+    var svd: String = "auto"
+
+    @Option(name: .customLong("cache-dir"), help: "Folder for cached decompositions (default $WEIGHTSMITH_CACHE_DIR or ~/.cache/weightsmith/svd).")
+    var cacheDir: String?
+
+    @Flag(name: .customLong("no-cache"), help: "Neither read nor write the decomposition cache.")
+    var noCache = false
+
+    @Flag(name: .customLong("clear-cache"), help: "Delete the decomposition cache before running.")
+    var clearCache = false
+
+    func epsilons() throws -> [Double] {
+        let parts = epsilon.flatMap { $0.split(separator: ",") }.map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+        return try parts.map {
+            guard let v = Double($0), v > 0, v <= 1 else { throw ValidationError("--epsilon: \"\($0)\" is not a number in (0, 1]") }
+            return v
+        }
+    }
+
+    func spectralOptions() throws -> SpectralOptions {
+        var o = SpectralOptions()
+        guard topK > 0 else { throw ValidationError("--top-k must be positive") }
+        o.topK = topK
+        o.epsilons = try epsilons()
+        if let energyRank { guard energyRank > 0 else { throw ValidationError("--energy-rank must be positive") }; o.energyRank = energyRank }
+        guard let method = SpectralOptions.SVDMethod(rawValue: svd) else { throw ValidationError("--svd must be auto, exact or randomized") }
+        o.svdMethod = method
+        o.fullTunedSpectrum = plots != nil
+        if !noCache {
+            let cache = DecompositionCache(directory: cacheDir.map { URL(fileURLWithPath: $0) } ?? DecompositionCache.defaultDirectory)
+            if clearCache { try cache.clear() }
+            o.cache = cache
+        } else if clearCache, true {
+            try DecompositionCache(directory: cacheDir.map { URL(fileURLWithPath: $0) } ?? DecompositionCache.defaultDirectory).clear()
+        }
+        return o
+    }
+
+    func workerCount() -> Int {
+        if let jobs { return max(1, jobs) }
+        let cores = ProcessInfo.processInfo.activeProcessorCount
+        let blas = Int(ProcessInfo.processInfo.environment["OPENBLAS_NUM_THREADS"] ?? "") ?? cores
+        return max(1, cores / max(1, blas))
+    }
+
+    /// Prints the report (text or JSON) and writes plots.
+    func emit(_ report: SpectralReport) throws {
+        if json {
+            let enc = JSONEncoder()
+            enc.outputFormatting = [.prettyPrinted, .sortedKeys]
+            enc.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
+            print(String(decoding: try enc.encode(report), as: UTF8.self))
+        } else {
+            print(ReportText.render(report), terminator: "")
+        }
+        if let plots {
+            let files = try SpectralPlots.write(report, to: URL(fileURLWithPath: plots))
+            if !json { print("plots: " + files.map { URL(fileURLWithPath: $0).lastPathComponent }.joined(separator: ", ") + " in \(plots)") }
+        }
+    }
+}

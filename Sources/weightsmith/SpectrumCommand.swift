@@ -1,0 +1,35 @@
+import ArgumentParser
+import Checkpoints
+import Foundation
+import Spectral
+
+struct SpectrumCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "spectrum",
+        abstract: "Spectral diagnostics of one fine-tune against its base: update spectra, effective/stable rank, relative norms, intruder dimensions.",
+        discussion: "Give the fine-tune as --tuned (a checkpoint) or --lora (a PEFT adapter folder)."
+    )
+
+    @Option(help: "The base checkpoint (.safetensors, index json, or Hugging Face folder).")
+    var base: String
+
+    @Option(help: "A fully fine-tuned checkpoint of the same base.")
+    var tuned: String?
+
+    @Option(help: "A PEFT LoRA adapter folder (adapter_config.json + adapter_model.safetensors).")
+    var lora: String?
+
+    @OptionGroup var options: SpectralOptionGroup
+
+    func validate() throws {
+        guard (tuned == nil) != (lora == nil) else { throw ValidationError("give exactly one of --tuned and --lora") }
+    }
+
+    func run() throws {
+        let baseCkpt = try Checkpoint(path: base)
+        let ft = lora != nil ? try FineTune.open(path: lora!, lora: true) : try FineTune.open(path: tuned!, lora: false)
+        let report = try SpectralAnalysis.run(base: baseCkpt, fineTunes: [ft], modules: options.modules,
+                                              options: try options.spectralOptions(), jobs: options.workerCount())
+        try options.emit(report)
+    }
+}
