@@ -33,7 +33,7 @@ let package = Package(
         .testTarget(name: "TensorsTests", dependencies: ["Tensors", "CConversions"]),
         .testTarget(name: "CheckpointsTests", dependencies: ["Checkpoints"], resources: [.copy("Fixtures")]),
         .testTarget(name: "MergingTests", dependencies: ["Merging", "Checkpoints"], resources: [.copy("Fixtures")]),
-        .testTarget(name: "SpectralTests", dependencies: ["Spectral"]),
+        .testTarget(name: "SpectralTests", dependencies: ["Spectral", "Checkpoints", "Tensors"], resources: [.copy("Fixtures")]),
         .testTarget(name: "TransformerTests", dependencies: ["Transformer"], resources: [.copy("Fixtures")]),
     ]
 )

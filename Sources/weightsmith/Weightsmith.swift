@@ -12,6 +12,8 @@ struct Weightsmith: AsyncParsableCommand {
             ConvertCommand.self,
             SpectrumCommand.self, CompareCommand.self, ExtractLoRACommand.self,
             GenerateCommand.self,
+            EvalCommand.self,
+            ConvertGGUFCommand.self,
             MergeCommand.self,
         ]
     )
