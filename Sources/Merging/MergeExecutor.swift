@@ -12,6 +12,8 @@ public struct ExecutionOptions: Sendable {
     public var progress = true
     /// Replace an existing output folder.
     public var overwrite = false
+    /// Extra safetensors metadata (e.g. `weightsmith.kind: task_vector`).
+    public var metadata: [String: String] = [:]
     public init(memoryBudget: Int? = nil, maxShardBytes: Int? = 5_000_000_000, hashInputs: Bool = true, progress: Bool = true,
                 overwrite: Bool = false) {
         self.memoryBudget = memoryBudget
@@ -68,7 +70,8 @@ public enum MergeExecutor {
 
         let start = Date()
         let entries = plan.jobs.map { TensorEntry(name: $0.output, dtype: $0.outDType, shape: $0.shape) }
-        let writer = try CheckpointWriter(directory: partial, entries: entries, maxShardBytes: options.maxShardBytes, metadata: ["format": "pt"])
+        let writer = try CheckpointWriter(directory: partial, entries: entries, maxShardBytes: options.maxShardBytes,
+                                          metadata: options.metadata.merging(["format": "pt"]) { a, _ in a })
         let progress = ProgressReporter(label: "merge", totalBytes: plan.outputBytes, items: plan.jobs.count, enabled: options.progress)
         var done = 0
         for (k, job) in plan.jobs.enumerated() {

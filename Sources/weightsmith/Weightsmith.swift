@@ -14,7 +14,7 @@ struct Weightsmith: AsyncParsableCommand {
             GenerateCommand.self,
             EvalCommand.self,
             ConvertGGUFCommand.self,
-            MergeCommand.self,
+            MergeCommand.self, TaskVectorCommand.self, ComposeCommand.self,
         ]
     )
 }
