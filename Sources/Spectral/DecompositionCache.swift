@@ -45,6 +45,12 @@ public final class DecompositionCache: @unchecked Sendable {
 
     /// Looks up an entry; nil on a miss or an entry that does not match the shape.
     public func load(kind: String, hash: UInt64, rows: Int, cols: Int) -> Entry? {
+        let entry = read(kind: kind, hash: hash, rows: rows, cols: cols)
+        lock.lock(); if entry != nil { hits += 1 } else { misses += 1 }; lock.unlock()
+        return entry
+    }
+
+    private func read(kind: String, hash: UInt64, rows: Int, cols: Int) -> Entry? {
         let u = url(kind: kind, hash: hash, rows: rows, cols: cols)
         guard let data = FileManager.default.contents(atPath: u.path), data.count >= 40 else { return nil }
         let entry: Entry? = data.withUnsafeBytes { raw in
@@ -58,7 +64,6 @@ public final class DecompositionCache: @unchecked Sendable {
             uu.withUnsafeMutableBytes { $0.copyMemory(from: UnsafeRawBufferPointer(rebasing: raw[(40 + 4 * sc)...])) }
             return Entry(rows: r, cols: c, u: Tensor(shape: [r, uc], scalars: uu), s: s)
         }
-        lock.lock(); if entry != nil { hits += 1 } else { misses += 1 }; lock.unlock()
         return entry
     }
 

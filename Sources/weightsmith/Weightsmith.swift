@@ -14,6 +14,8 @@ struct Weightsmith: AsyncParsableCommand {
             GenerateCommand.self,
             EvalCommand.self,
             FinetuneCommand.self,
+            ConvertGGUFCommand.self,
+            MergeCommand.self, TaskVectorCommand.self, ComposeCommand.self,
         ]
     )
 }
