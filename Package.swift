@@ -21,7 +21,9 @@ let package = Package(
         .target(name: "Checkpoints", dependencies: ["Tensors"]),
         .target(name: "Merging", dependencies: ["Tensors", "Checkpoints", "Yams"]),
         .target(name: "Spectral", dependencies: ["Tensors", "Checkpoints"]),
-        .target(name: "Transformer", dependencies: ["Tensors", "Checkpoints", "CLinearAlgebra"]),
+        // AVX2 (run-time checked) matrix-vector kernels over GGUF block-quantised weights, for decoding.
+        .target(name: "CTransformerKernels"),
+        .target(name: "Transformer", dependencies: ["Tensors", "Checkpoints", "CLinearAlgebra", "CTransformerKernels"]),
         .executableTarget(
             name: "weightsmith",
             dependencies: [
