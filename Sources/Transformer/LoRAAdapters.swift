@@ -82,6 +82,7 @@ public final class LoRAAdapters: @unchecked Sendable {
     /// Adds s · B A to each adapted weight of `model` (merging the adapter into the base).
     public func merge(into model: TransformerModel) {
         let r = settings.rank
+        model.quantized = [:]
         for m in modules {
             let w = model.parameters.pointer(m.name + ".weight")
             // W (O, I) += s · B (O, r) A (r, I)

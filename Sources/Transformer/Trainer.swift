@@ -58,6 +58,8 @@ public final class Trainer: @unchecked Sendable {
         }
         self.model = model
         self.mode = mode
+        // Packed GGUF copies used by decoding would go stale once the weights change.
+        if case .lora = mode {} else { model.quantized = [:] }
         self.settings = settings
         switch mode {
         case .full:
