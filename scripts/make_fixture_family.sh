@@ -24,8 +24,8 @@ $WS finetune "$OUT/init" "$OUT/data/corpus.txt" --mode full --steps ${PRETRAIN_S
 rm -rf "$OUT/init"
 for task in capital profession continent; do
     $WS finetune "$OUT/base" "$OUT/data/$task-train.jsonl" --eval-data "$OUT/data/$task-heldout.jsonl" --mode full \
-        --steps 60 --batch-size 8 --lr 1e-3 --warmup 5 --seed 2 --eval-every 20 -o "$OUT/$task-full" | tee "$OUT/logs/$task-full.txt"
+        --steps 40 --batch-size 8 --lr 3e-4 --warmup 4 --seed 2 --eval-every 10 -o "$OUT/$task-full" | tee "$OUT/logs/$task-full.txt"
 done
 $WS finetune "$OUT/base" "$OUT/data/capital-train.jsonl" --eval-data "$OUT/data/capital-heldout.jsonl" --mode lora --rank 8 --alpha 16 \
-    --steps 60 --batch-size 8 --lr 5e-3 --warmup 5 --seed 2 --eval-every 20 -o "$OUT/capital-lora" | tee "$OUT/logs/capital-lora.txt"
+    --steps 40 --batch-size 8 --lr 2e-3 --warmup 4 --seed 2 --eval-every 10 -o "$OUT/capital-lora" | tee "$OUT/logs/capital-lora.txt"
 du -sh "$OUT"

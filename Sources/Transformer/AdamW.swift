@@ -42,12 +42,16 @@ public final class AdamW: @unchecked Sendable {
             let p = parameter(e.name), g = gradients.base + e.offset, mm = m.base + e.offset, vv = v.base + e.offset
             let mk = mask.map { $0.base + e.offset }
             let decay = e.shape.rank >= 2 ? 1 - lr * s.weightDecay : 1
-            for i in 0..<e.count {
-                if let mk, mk[i] == 0 { continue }
+            @inline(__always) func update(_ i: Int) {
                 let gi = g[i]
                 mm[i] = s.beta1 * mm[i] + (1 - s.beta1) * gi
                 vv[i] = s.beta2 * vv[i] + (1 - s.beta2) * gi * gi
                 p[i] = p[i] * decay - lr * (mm[i] / c1) / ((vv[i] / c2).squareRoot() + s.eps)
+            }
+            if let mk {
+                for i in 0..<e.count where mk[i] != 0 { update(i) }
+            } else {
+                for i in 0..<e.count { update(i) }
             }
         }
     }
