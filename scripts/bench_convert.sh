@@ -4,7 +4,8 @@
 # the same run on warm page cache; then peak RSS of inspect/convert on a multi-GB sharded checkpoint.
 #
 # Usage: scripts/bench_convert.sh [BENCH_DIR]   (default /tmp/ws-bench; needs ~15 GB free there)
-#        SKIP_RSS=1 scripts/bench_convert.sh    (throughput part only)
+#        On tmpfs (/dev/shm) the figures show the CPU/memory path; on a disk they include fsync.
+#        SKIP_RSS=1 scripts/bench_convert.sh    (throughput part only; SKIP_THROUGHPUT=1: RSS part only)
 # Needs python3 with torch, numpy, safetensors; /usr/bin/time (apt-get install time).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -61,10 +62,13 @@ t = load_file(sys.argv[1])
 save_file({k: v.astype(np.float32) for k, v in t.items()}, sys.argv[2], metadata={"format": "pt"})'
 
 for src in bf16 f16; do
+    [ "${SKIP_THROUGHPUT:-0}" = 1 ] && break
     IN="$DIR/$src.safetensors"
     SIZE=$(stat -c %s "$IN")
     cat "$IN" > /dev/null  # warm the page cache
     T_CAT=$(best /nonexistent cat "$IN")
+    T_CP=$(best "$DIR/out-cp.safetensors" cp "$IN" "$DIR/out-cp.safetensors")
+    T_DD=$(best "$DIR/out-dd" dd if=/dev/zero of="$DIR/out-dd" bs=1M count=$((2 * SIZE / 1048576)) status=none)
     T_WS=$(best "$DIR/out-ws.safetensors" "$WS" convert "$IN" "$DIR/out-ws.safetensors" --dtype f32)
     if [ "$src" = bf16 ]; then
         T_PY=$(best "$DIR/out-py.safetensors" python3 -c "$PY_TORCH" "$IN" "$DIR/out-py.safetensors"); PYNAME="safetensors.torch load + .to(float32) + save"
@@ -73,11 +77,13 @@ for src in bf16 f16; do
     fi
     echo
     echo "== $src -> f32, input $(echo "$SIZE / 2^30" | bc -l | cut -c1-4) GiB (best of $REPS; GB/s = input bytes / s) =="
-    printf "%-48s %8.3f s  %6.2f GB/s\n" "cat FILE > /dev/null" "$T_CAT" "$(echo "$SIZE / $T_CAT / 1e9" | bc -l)"
-    printf "%-48s %8.3f s  %6.2f GB/s\n" "weightsmith convert --dtype f32" "$T_WS" "$(echo "$SIZE / $T_WS / 1e9" | bc -l)"
-    printf "%-48s %8.3f s  %6.2f GB/s\n" "$PYNAME" "$T_PY" "$(echo "$SIZE / $T_PY / 1e9" | bc -l)"
-    printf "ratios: weightsmith / cat = %.2fx time, python / weightsmith = %.2fx time\n" \
-        "$(echo "$T_WS / $T_CAT" | bc -l)" "$(echo "$T_PY / $T_WS" | bc -l)"
+    printf "%-48s %8.3f s  %6.2f GB/s\n" "cat FILE > /dev/null" "$T_CAT" "$(echo "$SIZE / $T_CAT / 1000000000" | bc -l)"
+    printf "%-48s %8.3f s  %6.2f GB/s\n" "cp FILE OUT (1x in, 1x out)" "$T_CP" "$(echo "$SIZE / $T_CP / 1000000000" | bc -l)"
+    printf "%-48s %8.3f s  %6.2f GB/s\n" "dd 2x FILE bytes of zeros (the output's size)" "$T_DD" "$(echo "$SIZE / $T_DD / 1000000000" | bc -l)"
+    printf "%-48s %8.3f s  %6.2f GB/s\n" "weightsmith convert --dtype f32" "$T_WS" "$(echo "$SIZE / $T_WS / 1000000000" | bc -l)"
+    printf "%-48s %8.3f s  %6.2f GB/s\n" "$PYNAME" "$T_PY" "$(echo "$SIZE / $T_PY / 1000000000" | bc -l)"
+    printf "ratios (time): weightsmith / cat = %.2fx, weightsmith / dd of the output size = %.2fx, python / weightsmith = %.2fx\n" \
+        "$(echo "$T_WS / $T_CAT" | bc -l)" "$(echo "$T_WS / $T_DD" | bc -l)" "$(echo "$T_PY / $T_WS" | bc -l)"
 done
 
 [ "${SKIP_RSS:-0}" = 1 ] && exit 0
@@ -104,7 +110,7 @@ PY
 fi
 echo
 echo "== peak RSS, 4 GiB BF16 checkpoint in 4 shards, largest tensor 128 MiB =="
-rss() { /usr/bin/time -v "$@" 2>&1 >/dev/null | awk -F': ' '/Maximum resident/{printf "%.0f MiB", $2/1024} /Elapsed/{printf " in %s", $2}'; }
+rss() { /usr/bin/time -v "$@" 2>&1 >/dev/null | awk -F': ' '/Maximum resident/{r=$2} /Elapsed/{e=$2} END{printf "peak RSS %4.0f MiB, wall %s", r/1024, e}'; }
 echo "inspect:                         $(rss "$WS" inspect "$CK")"
 echo "inspect --stats:                 $(rss "$WS" inspect --stats "$CK")"
 rm -rf "$DIR/big-f32"

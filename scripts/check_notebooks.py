@@ -82,7 +82,7 @@ def main(argv):
     files = [a for a in argv if not a.startswith("--")]
     if not files:
         d = os.path.join(ROOT, "notebooks-text")
-        files = sorted(os.path.join(d, f) for f in os.listdir(d) if f.endswith(".md"))
+        files = sorted(os.path.join(d, f) for f in os.listdir(d) if f.endswith(".md")) if os.path.isdir(d) else []
     failures = 0
     checked = 0
     for path in files:

@@ -94,6 +94,31 @@ def expectations(tok, strings):
     return {"ids": ids, "decoded": [tok.decode(i, skip_special_tokens=False) for i in ids]}
 
 
+def write_tokenizer_gguf(tok, kind):
+    """The same tokenizer as GGUF `tokenizer.ggml.*` metadata only (as llama.cpp's converter writes it)."""
+    import gguf
+    j = json.loads(tok.to_str())
+    vocab = j["model"]["vocab"]
+    tokens = [None] * (max(vocab.values()) + 1)
+    for t, i in vocab.items():
+        tokens[i] = t
+    specials = {t["id"] for t in j["added_tokens"] if t["special"]}
+    w = gguf.GGUFWriter(f"{OUT}/{kind}.gguf", "llama")
+    w.add_tokenizer_model("gpt2")
+    w.add_tokenizer_pre({"gpt2": "gpt-2", "llama3": "llama-bpe", "smollm": "smollm"}[kind])
+    w.add_token_list(tokens)
+    w.add_token_types([3 if i in specials else 1 for i in range(len(tokens))])
+    merges = j["model"]["merges"]
+    w.add_token_merges([m if isinstance(m, str) else " ".join(m) for m in merges])
+    w.add_bos_token_id(vocab["<|im_start|>"])
+    w.add_eos_token_id(vocab["<|endoftext|>"])
+    w.add_add_bos_token(kind == "llama3")
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+
+
 def main():
     os.makedirs(OUT, exist_ok=True)
     strings = corpus()
@@ -115,6 +140,7 @@ def main():
                 single="<|im_start|> $A", special_tokens=[("<|im_start|>", tok.token_to_id("<|im_start|>"))])
         tok.save(f"{OUT}/{kind}.json")
         expected[kind] = expectations(tok, strings)
+        write_tokenizer_gguf(tok, kind)
     with open(f"{OUT}/corpus.json", "w") as f:
         json.dump(strings, f, ensure_ascii=False, indent=0)
     with open(f"{OUT}/expected.json", "w") as f:

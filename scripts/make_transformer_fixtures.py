@@ -65,7 +65,10 @@ def main():
         ids = torch.randint(0, model.config.vocab_size, (2, 11), generator=g)
         with torch.no_grad():
             logits = model(ids).logits.float()
-        save_file({"input_ids": ids.float().contiguous(), "logits": logits.contiguous()}, f"{d}/expected.safetensors")
+        # Mean NLL of tokens 4.. given the first 4 (the evaluation test's prompt/completion split).
+        nll = torch.nn.functional.cross_entropy(logits[:, 3:-1].double().transpose(1, 2), ids[:, 4:], reduction="none").mean(dim=1)
+        save_file({"input_ids": ids.float().contiguous(), "logits": logits.contiguous(), "completion_nll": nll.float()},
+                  f"{d}/expected.safetensors")
         if name == "llama":
             write_gguf(model, f"{OUT}/llama_gguf.gguf")
         print(name, sum(p.numel() for p in model.parameters()), "parameters")
@@ -88,6 +91,15 @@ def write_gguf(model, path):
     w.add_rope_freq_base(c.rope_parameters["rope_theta"])
     w.add_layer_norm_rms_eps(c.rms_norm_eps)
     w.add_vocab_size(c.vocab_size)
+    # A toy byte-level vocabulary (printable ASCII + one merge) so that the converter can rebuild a tokenizer.json.
+    tokens = [chr(33 + i) for i in range(c.vocab_size - 1)] + ['!"']
+    w.add_tokenizer_model("gpt2")
+    w.add_tokenizer_pre("gpt-2")
+    w.add_token_list(tokens)
+    w.add_token_types([3] + [1] * (len(tokens) - 1))
+    w.add_token_merges(['! "'])
+    w.add_bos_token_id(0)
+    w.add_eos_token_id(0)
     names = {"model.embed_tokens.weight": "token_embd.weight", "model.norm.weight": "output_norm.weight",
              "lm_head.weight": "output.weight"}
     per = {"input_layernorm.weight": "attn_norm.weight", "self_attn.q_proj.weight": "attn_q.weight",

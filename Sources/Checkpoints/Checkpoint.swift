@@ -74,14 +74,14 @@ public final class Checkpoint: @unchecked Sendable {
                 shardIndex[name] = shards.count
                 let shardURL = index.deletingLastPathComponent().appendingPathComponent(name)
                 guard FileManager.default.fileExists(atPath: shardURL.path) else {
-                    throw CheckpointError.missingShard(index: index.path, shard: name)
+                    throw CheckpointError.missingShard(index: index.relativePath, shard: name)
                 }
                 shards.append(try SafetensorsFile(url: shardURL))
             }
             for (tensor, shardName) in weightMap {
                 let s = shardIndex[shardName]!
                 guard shards[s].has(tensor) else {
-                    throw CheckpointError.tensorMissingFromShard(index: index.path, tensor: tensor, shard: shardName)
+                    throw CheckpointError.tensorMissingFromShard(index: index.relativePath, tensor: tensor, shard: shardName)
                 }
                 location[tensor] = s
             }
@@ -91,7 +91,7 @@ public final class Checkpoint: @unchecked Sendable {
                         throw CheckpointError.tensorInTwoShards(tensor: t, first: shards[other].url.lastPathComponent, second: shard.url.lastPathComponent)
                     }
                     if weightMap[t] == nil {
-                        throw CheckpointError.tensorNotInIndex(index: index.path, tensor: t, shard: shard.url.lastPathComponent)
+                        throw CheckpointError.tensorNotInIndex(index: index.relativePath, tensor: t, shard: shard.url.lastPathComponent)
                     }
                 }
             }
@@ -116,34 +116,34 @@ public final class Checkpoint: @unchecked Sendable {
     /// Reads `weight_map` from an index file; shard names must be plain file names in the same folder.
     static func readIndex(_ url: URL) throws -> [String: String] {
         guard let data = FileManager.default.contents(atPath: url.path) else {
-            throw CheckpointError.fileNotFound(path: url.path)
+            throw CheckpointError.fileNotFound(path: url.relativePath)
         }
         let json: JSONValue
         do {
             json = try StrictJSONParser.parse(Array(data))
         } catch let e as JSONParseError {
-            throw CheckpointError.invalidIndex(path: url.path, reason: e.description)
+            throw CheckpointError.invalidIndex(path: url.relativePath, reason: e.description)
         }
-        guard case .object = json else { throw CheckpointError.invalidIndex(path: url.path, reason: "must be a JSON object") }
+        guard case .object = json else { throw CheckpointError.invalidIndex(path: url.relativePath, reason: "must be a JSON object") }
         if let meta = json["metadata"] {
-            guard case .object = meta else { throw CheckpointError.invalidIndex(path: url.path, reason: "\"metadata\" must be an object") }
+            guard case .object = meta else { throw CheckpointError.invalidIndex(path: url.relativePath, reason: "\"metadata\" must be an object") }
             if let total = meta["total_size"] {
                 switch total {
                 case let .integer(v) where v >= 0: break
                 case let .number(v) where v >= 0 && v.isFinite && v == v.rounded(): break
-                default: throw CheckpointError.invalidIndex(path: url.path, reason: "\"metadata.total_size\" must be a non-negative integer")
+                default: throw CheckpointError.invalidIndex(path: url.relativePath, reason: "\"metadata.total_size\" must be a non-negative integer")
                 }
             }
         }
-        guard let wm = json["weight_map"] else { throw CheckpointError.invalidIndex(path: url.path, reason: "missing \"weight_map\"") }
-        guard case let .object(entries) = wm else { throw CheckpointError.invalidIndex(path: url.path, reason: "\"weight_map\" must be an object") }
+        guard let wm = json["weight_map"] else { throw CheckpointError.invalidIndex(path: url.relativePath, reason: "missing \"weight_map\"") }
+        guard case let .object(entries) = wm else { throw CheckpointError.invalidIndex(path: url.relativePath, reason: "\"weight_map\" must be an object") }
         var out: [String: String] = [:]
         for (tensor, v) in entries {
             guard case let .string(file) = v else {
-                throw CheckpointError.invalidIndex(path: url.path, reason: "weight_map[\"\(tensor)\"] must be a file name string")
+                throw CheckpointError.invalidIndex(path: url.relativePath, reason: "weight_map[\"\(tensor)\"] must be a file name string")
             }
             guard !file.isEmpty, !file.contains("/"), !file.contains("\\"), file != "..", file != "." else {
-                throw CheckpointError.invalidIndex(path: url.path, reason: "weight_map[\"\(tensor)\"] = \"\(file)\" is not a file name in the index's folder")
+                throw CheckpointError.invalidIndex(path: url.relativePath, reason: "weight_map[\"\(tensor)\"] = \"\(file)\" is not a file name in the index's folder")
             }
             out[tensor] = file
         }

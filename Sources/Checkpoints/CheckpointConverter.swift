@@ -13,6 +13,8 @@ import Tensors
 ///   tokenizer and generation files. The folder is built beside its final path and renamed into
 ///   place when complete; an existing non-empty folder is refused.
 /// Inputs are never overwritten: an output that is, or contains, an input file is refused.
+/// The input's `__metadata__` is kept, with `"format": "pt"` added when absent (transformers
+/// refuses to load safetensors weights without it).
 public enum CheckpointConverter {
     public struct Options: Sendable {
         public var dtype: DType?
@@ -63,7 +65,7 @@ public enum CheckpointConverter {
                     dtype = target
                     summary.converted += 1
                 } else if info.dtype.isFloatingPoint || info.dtype == .c64 {
-                    let path = checkpoint.shard(of: name)?.url.path ?? input
+                    let path = checkpoint.shard(of: name)?.url.relativePath ?? input
                     throw CheckpointError.conversion(path: path, tensor: name,
                                                      underlying: .unsupportedConversion(from: info.dtype, to: target, context: name))
                 } else {
@@ -74,6 +76,8 @@ public enum CheckpointConverter {
             summary.bytesIn += info.byteCount
         }
         summary.tensors = entries.count
+        var metadata = checkpoint.metadata
+        if metadata["format"] == nil { metadata["format"] = "pt" }
         summary.bytesOut = entries.reduce(0) { $0 + $1.byteCount }
 
         // Copies every tensor, converting in chunks, releasing input pages as it goes.
@@ -94,7 +98,7 @@ public enum CheckpointConverter {
             guard fm.fileExists(atPath: dir, isDirectory: &isDir), isDir.boolValue else {
                 throw CheckpointError.fileNotFound(path: dir)
             }
-            let writer = try SafetensorsWriter(url: outURL, entries: entries, metadata: checkpoint.metadata)
+            let writer = try SafetensorsWriter(url: outURL, entries: entries, metadata: metadata)
             try stream { try writer.write($0, converting: $1, from: $2) }
             try writer.finish()
             summary.files = [outURL.lastPathComponent]
@@ -127,7 +131,7 @@ public enum CheckpointConverter {
         }
         var done = false
         defer { if !done { try? fm.removeItem(at: staging) } }
-        let writer = try CheckpointWriter(directory: staging, entries: entries, maxShardBytes: options.maxShardBytes, metadata: checkpoint.metadata)
+        let writer = try CheckpointWriter(directory: staging, entries: entries, maxShardBytes: options.maxShardBytes, metadata: metadata)
         try stream { try writer.write($0, converting: $1, from: $2) }
         try writer.finish()
         summary.files = writer.shardFileNames + (writer.shardFileNames.count > 1 ? ["model.safetensors.index.json"] : [])

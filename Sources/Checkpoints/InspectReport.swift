@@ -41,7 +41,7 @@ public struct InspectReport: Sendable {
                     do {
                         return try TensorStatistics.compute(raw, dtype: info.dtype, count: info.elementCount, context: name)
                     } catch let e as TensorError {
-                        throw CheckpointError.conversion(path: shard.url.path, tensor: name, underlying: e)
+                        throw CheckpointError.conversion(path: shard.url.relativePath, tensor: name, underlying: e)
                     }
                 }
                 c.releasePages(name)

@@ -25,7 +25,7 @@ public final class SafetensorsFile: @unchecked Sendable {
 
     public init(url: URL) throws {
         self.url = url
-        let path = url.path
+        let path = url.relativePath  // as the user spelled it, for error messages
         file = try MappedFile(path: path)
         let header = try SafetensorsHeader.parse(file: file, path: path)
         metadata = header.metadata
@@ -47,7 +47,7 @@ public final class SafetensorsFile: @unchecked Sendable {
 
     /// Calls `body` with the tensor's stored bytes (little-endian, row-major), valid only inside `body`.
     public func withRawBytes<R>(_ name: String, _ body: (UnsafeRawBufferPointer) throws -> R) throws -> R {
-        guard let info = infos[name] else { throw CheckpointError.tensorNotFound(path: url.path, name: name) }
+        guard let info = infos[name] else { throw CheckpointError.tensorNotFound(path: url.relativePath, name: name) }
         let r = (dataStart + info.dataOffsets.lowerBound)..<(dataStart + info.dataOffsets.upperBound)
         return try body(file.bytes(r))
     }
@@ -60,13 +60,13 @@ public final class SafetensorsFile: @unchecked Sendable {
 
     /// The tensor decoded to Float32 (exact for F32/BF16/F16; FP8 is refused).
     public func tensor(_ name: String) throws -> Tensor {
-        guard let info = infos[name] else { throw CheckpointError.tensorNotFound(path: url.path, name: name) }
+        guard let info = infos[name] else { throw CheckpointError.tensorNotFound(path: url.relativePath, name: name) }
         let n = info.elementCount
         let scalars: [Float] = try withRawBytes(name) { raw in
             do {
                 return try DTypeConversion.decode(raw, dtype: info.dtype, count: n, context: name)
             } catch let e as TensorError {
-                throw CheckpointError.conversion(path: url.path, tensor: name, underlying: e)
+                throw CheckpointError.conversion(path: url.relativePath, tensor: name, underlying: e)
             }
         }
         return Tensor(shape: info.shape, scalars: scalars)

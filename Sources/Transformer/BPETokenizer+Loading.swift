@@ -140,7 +140,8 @@ extension BPETokenizer {
         guard model == "gpt2" else { throw TokenizerError.unsupported(path: path, key: "tokenizer.ggml.model", value: model) }
         let tokens = try m.stringArray("tokenizer.ggml.tokens")
         let types = m["tokenizer.ggml.token_type"] == nil ? [] : try m.intArray("tokenizer.ggml.token_type")
-        let mergeStrings = try m.stringArray("tokenizer.ggml.merges")
+        // GGUF writers drop empty arrays: a vocabulary without merges has no merges key.
+        let mergeStrings = m["tokenizer.ggml.merges"] == nil ? [] : try m.stringArray("tokenizer.ggml.merges")
         var merges: [(String, String)] = []
         merges.reserveCapacity(mergeStrings.count)
         for s in mergeStrings {

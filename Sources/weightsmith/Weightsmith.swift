@@ -7,10 +7,14 @@ struct Weightsmith: AsyncParsableCommand {
         abstract: "Merge, edit and diagnose fine-tuned transformer checkpoints on the CPU.",
         version: "0.1.0",
         subcommands: [
+            DemoCommand.self,
             InspectCommand.self,
             ConvertCommand.self,
             SpectrumCommand.self, CompareCommand.self, ExtractLoRACommand.self,
             GenerateCommand.self,
+            EvalCommand.self,
+            ConvertGGUFCommand.self,
+            MergeCommand.self, TaskVectorCommand.self, ComposeCommand.self,
         ]
     )
 }

@@ -140,6 +140,8 @@ final class InspectAndConvertTests: XCTestCase {
         XCTAssertEqual(s.keptDType, ["ids"])
         let src = try Checkpoint(path: Fixtures.url("numpy_writer.safetensors").path), dst = try Checkpoint(path: out.path)
         XCTAssertEqual(dst.info("ids")?.dtype, .i32)
+        XCTAssertEqual(src.metadata, [:])
+        XCTAssertEqual(dst.metadata, ["format": "pt"])
         XCTAssertEqual(try dst.tensor("ids"), try src.tensor("ids"))
         XCTAssertEqual(dst.info("bias")?.dtype, .f16)
         // F64 -> F32 -> F16: 1e30 overflows to +inf, -1.5 and 0.25 are exact.

@@ -111,3 +111,52 @@ final class ModelParityTests: XCTestCase {
         XCTAssertThrowsError(try model.forward([[1, 2, 3]], cache: cache))
     }
 }
+
+final class EvaluationTests: XCTestCase {
+    /// Completion NLL equals PyTorch's cross-entropy; the argmax continuation is an exact match.
+    func testCompletionNLLAndExactMatch() throws {
+        let dir = ModelParityTests.dir
+        for name in ["llama", "gpt2"] {
+            let model = try TransformerModel.load(path: dir.appendingPathComponent(name).path)
+            let f = try SafetensorsFile(url: dir.appendingPathComponent("\(name)/expected.safetensors"))
+            let want = try f.tensor("completion_nll").scalars
+            let (ids, logits) = try ModelParityTests.expected(name)
+            for (b, seq) in ids.enumerated() {
+                let r = try Evaluator.evaluate(model: model, tokenized: [(Array(seq[..<4]), Array(seq[4...]))])
+                XCTAssertEqual(r.meanNLL, Double(want[b]), accuracy: 1e-4, "\(name) #\(b)")
+                XCTAssertEqual(r.perplexity, exp(r.meanNLL), accuracy: 1e-9)
+                XCTAssertEqual(r.scoredTokens, seq.count - 4)
+                XCTAssertEqual(r.exactMatch, 0)   // random tokens are not the model's greedy choice
+            }
+            // Greedy continuation of a prompt scores exact match 1.
+            let V = model.config.vocabSize, T = ids[0].count
+            let prompt = ids[0]
+            let next = Sampler.argmax(logits.scalars[(T - 1) * V..<T * V])
+            let r = try Evaluator.evaluate(model: model, tokenized: [(prompt, [next])])
+            XCTAssertEqual(r.exactMatch, 1)
+        }
+    }
+
+    func testSamplingIsSeededAndGreedyAtZeroTemperature() {
+        let logits: [Float] = [0.1, 2.0, -1.0, 1.9, 0.5]
+        var g1 = SeededGenerator(seed: 42), g2 = SeededGenerator(seed: 42)
+        let opts = SamplingOptions(temperature: 1.0, topP: 0.9, seed: 42)
+        let a = (0..<50).map { _ in Sampler.sample(logits[...], options: opts, using: &g1) }
+        let b = (0..<50).map { _ in Sampler.sample(logits[...], options: opts, using: &g2) }
+        XCTAssertEqual(a, b)
+        XCTAssertTrue(Set(a).isSubset(of: [0, 1, 3, 4]))     // top-p 0.9 drops the least likely token
+        XCTAssertGreaterThan(Set(a).count, 1)
+        var g3 = SeededGenerator(seed: 1)
+        XCTAssertEqual(Sampler.sample(logits[...], options: SamplingOptions(), using: &g3), 1)
+        var g4 = SeededGenerator(seed: 1)
+        // A tiny nucleus keeps only the argmax.
+        XCTAssertEqual(Sampler.sample(logits[...], options: SamplingOptions(temperature: 1, topP: 0.01), using: &g4), 1)
+    }
+
+    func testUTF8Streaming() {
+        let bytes = Array("a€".utf8)   // 61 E2 82 AC
+        XCTAssertEqual(completeUTF8PrefixLength(Array(bytes[..<2])), 1)
+        XCTAssertEqual(completeUTF8PrefixLength(Array(bytes[..<3])), 1)
+        XCTAssertEqual(completeUTF8PrefixLength(bytes), 4)
+    }
+}

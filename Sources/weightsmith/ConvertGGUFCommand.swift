@@ -1,0 +1,35 @@
+import ArgumentParser
+import Checkpoints
+import Foundation
+import Tensors
+
+struct ConvertGGUFCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "convert-gguf",
+        abstract: "Convert a llama-family GGUF file into a Hugging Face folder (config.json, model.safetensors, tokenizer.json).")
+
+    @Argument(help: "The .gguf file.")
+    var model: String
+
+    @Argument(help: "Output folder (must not exist).")
+    var output: String
+
+    @Option(name: .long, help: "Stored dtype of the weights: f32 (exact dequantised values), bf16 or f16.")
+    var dtype = "f32"
+
+    func run() throws {
+        guard let d = DType(userSpelling: dtype), [.f32, .f16, .bf16].contains(d) else {
+            throw ValidationError("--dtype must be f32, bf16 or f16")
+        }
+        let gguf = try GGUFFile(path: model)
+        let types = Dictionary(grouping: gguf.tensors, by: { $0.type.description }).map { "\($0.key) x\($0.value.count)" }.sorted()
+        print("\(model): GGUF v\(gguf.version), \(gguf.tensors.count) tensors (\(types.joined(separator: ", ")))")
+        let tty = isatty(2) != 0
+        let summary = try GGUFConverter.convert(gguf: gguf, to: URL(fileURLWithPath: output), dtype: d) { done, total, _ in
+            guard tty else { return }
+            FileHandle.standardError.write(Data("\r\(done)/\(total) tensors\(done == total ? "\n" : "")".utf8))
+        }
+        print("wrote \(output): \(summary.architecture), \(summary.tensors) tensors, \(summary.parameters) parameters as \(d.rawValue)")
+        print("files: \(summary.files.joined(separator: ", "))")
+    }
+}
