@@ -17,7 +17,7 @@ let package = Package(
         .systemLibrary(name: "CLinearAlgebra", path: "Sources/CLinearAlgebra"),
         // Fast f16/bf16 <-> f32 with a run-time F16C/AVX2 check (no build flags).
         .target(name: "CConversions"),
-        .target(name: "Tensors", dependencies: ["CLinearAlgebra", "CConversions"]),
+        .target(name: "Tensors", dependencies: ["CLinearAlgebra", "CConversions"], exclude: ["README.md"]),
         .target(name: "Checkpoints", dependencies: ["Tensors"]),
         .target(name: "Merging", dependencies: ["Tensors", "Checkpoints", "Yams"]),
         .target(name: "Spectral", dependencies: ["Tensors", "Checkpoints"]),
