@@ -77,6 +77,11 @@ public enum CheckpointConverter {
             entries.append(TensorEntry(name: name, dtype: dtype, shape: info.shape))
             summary.bytesIn += info.byteCount
         }
+        // Larger elements first, as the official writer orders them: every tensor then starts at a
+        // multiple of its element size (the header is padded to 8), so zero-copy readers can map it.
+        entries.sort { a, b in
+            a.dtype.byteSize != b.dtype.byteSize ? a.dtype.byteSize > b.dtype.byteSize : naturalOrder(a.name, b.name)
+        }
         summary.tensors = entries.count
         var metadata = checkpoint.metadata
         if metadata["format"] == nil { metadata["format"] = "pt" }

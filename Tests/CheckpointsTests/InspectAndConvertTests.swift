@@ -156,6 +156,12 @@ final class InspectAndConvertTests: XCTestCase {
         XCTAssertEqual(dst.metadata, ["format": "pt"])
         XCTAssertEqual(try dst.tensor("ids"), try src.tensor("ids"))
         XCTAssertEqual(dst.info("bias")?.dtype, .f16)
+        // Every tensor starts at a multiple of its element size (I32 first, then the F16 ones).
+        for name in dst.tensorNames {
+            let info = try XCTUnwrap(dst.info(name))
+            XCTAssertEqual(info.dataOffsets.lowerBound % info.dtype.byteSize, 0, name)
+        }
+        XCTAssertEqual(dst.shards[0].tensorNames, ["ids", "bias", "weight"])
         // F64 -> F32 -> F16: 1e30 overflows to +inf, -1.5 and 0.25 are exact.
         XCTAssertEqual(try dst.tensor("bias").scalars, [-1.5, 0.25, .infinity])
         let w = try src.tensor("weight").scalars
