@@ -19,7 +19,7 @@ let package = Package(
         .target(name: "CConversions"),
         .target(name: "Tensors", dependencies: ["CLinearAlgebra", "CConversions"]),
         .target(name: "Checkpoints", dependencies: ["Tensors"]),
-        .target(name: "Merging", dependencies: ["Tensors", "Checkpoints", "Yams"]),
+        .target(name: "Merging", dependencies: ["Tensors", "Checkpoints", "Yams"], exclude: ["README.md"]),
         .target(name: "Spectral", dependencies: ["Tensors", "Checkpoints"]),
         .target(name: "Transformer", dependencies: ["Tensors", "Checkpoints", "CLinearAlgebra"]),
         .executableTarget(

@@ -18,7 +18,8 @@ import sys
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BUILD_NOISE = re.compile(
     r"^(Building for |Build complete|Build of product|\[\d+/\d+\] |Compiling |Write |Linking |Planning build|"
-    r"Fetching |Fetched |Computing version|Computed |Creating working copy|Working copy of|warning: 'weightsmith')")
+    r"Fetching |Fetched |Computing version|Computed |Creating working copy|Working copy of|warning: '[^']+': |"
+    r"    /\S+/Sources/\S+/README\.md$)")
 VOLATILE = [
     (re.compile(r"\d+(\.\d+)?\s?(ns|µs|us|ms|s|min|GB/s|MB/s|GiB/s|MiB/s|tok/s|tokens/s)\b"), "<MEASURE>"),
     (re.compile(r"ETA\s+\S+"), "ETA <T>"),
@@ -89,7 +90,10 @@ def main(argv):
         text = open(path, encoding="utf-8").read()
         lines, blocks = parse(text)
         new_lines = list(lines)
-        for start, end, info, cmds in reversed(blocks):
+        replacements = []
+        # Blocks run in document order (later commands may use earlier outputs); the recordings
+        # are replaced afterwards from the last block up, so earlier line numbers stay valid.
+        for start, end, info, cmds in blocks:
             m = re.search(r"exit=(\d+)", info)
             want_code = int(m.group(1)) if m else 0
             rendered = []
@@ -113,6 +117,8 @@ def main(argv):
                     print(f"ok   {os.path.relpath(path, ROOT)}: {cmd}")
                 rendered.append("$ " + cmd)
                 rendered.extend(shown)
+            replacements.append((start, end, rendered))
+        for start, end, rendered in reversed(replacements):
             new_lines[start + 1:end] = rendered
         if update:
             with open(path, "w", encoding="utf-8") as f:
