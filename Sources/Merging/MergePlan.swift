@@ -40,7 +40,7 @@ public struct MergeJob: Sendable {
     public let shape: Shape
     public let outDType: DType
     public let base: JobInput?
-    public let models: [JobInput]
+    public var models: [JobInput]
     public let parameters: ResolvedParameters
     /// Layer position used for gradients (0 for non-layer tensors).
     public let t: Double
@@ -52,7 +52,7 @@ public struct MergePlan: @unchecked Sendable {
     public let recipe: Recipe
     public let method: any MergeMethod
     public let inputs: [PlannedInput]
-    public let jobs: [MergeJob]
+    public var jobs: [MergeJob]
     /// Input whose config.json is the template of the output's.
     public let configSource: Int
     /// Input whose tokenizer files are copied.
@@ -93,7 +93,10 @@ public struct MergePlan: @unchecked Sendable {
         return bytes
     }
 
-    public var estimatedPeakBytes: Int { jobs.map(estimatedJobBytes).max() ?? 0 }
+    /// The largest job plus one finished output waiting for the writer (writing overlaps compute).
+    public var estimatedPeakBytes: Int {
+        (jobs.map(estimatedJobBytes).max() ?? 0) + 4 * (jobs.map(\.elementCount).max() ?? 0)
+    }
 
     /// Human-readable plan: inputs, output, one line per job.
     public func describe(maxJobs: Int = Int.max) -> String {

@@ -32,8 +32,9 @@ public enum MergePlanner {
         var base: Int?
     }
 
-    public static func plan(_ recipe: Recipe, options: PlanOptions = PlanOptions()) throws -> MergePlan {
-        let method = try MergeMethodRegistry.method(named: recipe.mergeMethod)
+    /// - Parameter method: overrides the registry lookup of `recipe.mergeMethod` (task-vector extraction).
+    public static func plan(_ recipe: Recipe, method override: (any MergeMethod)? = nil, options: PlanOptions = PlanOptions()) throws -> MergePlan {
+        let method = try override ?? MergeMethodRegistry.method(named: recipe.mergeMethod)
         var problems: [String] = []
         var notes: [String] = []
 
@@ -281,5 +282,5 @@ public enum MergePlanner {
 
 extension Error {
     /// `description` for our errors, `localizedDescription` otherwise.
-    var localizedDescriptionText: String { (self as? CustomStringConvertible)?.description ?? localizedDescription }
+    var localizedDescriptionText: String { String(describing: self) }
 }
