@@ -198,13 +198,15 @@ def model_stock(base, xs, filter_wise=False):
 cases = []
 
 
-def case(name, method, expected, models_idx=(0, 1, 2), use_base=True, global_params=None, per_model=None, inputs=None):
+def case(name, method, expected, models_idx=(0, 1, 2), use_base=True, global_params=None, per_model=None, inputs=None,
+         base_values=None):
     ms = inputs if inputs is not None else [models[i] for i in models_idx]
+    b = base if base_values is None else base_values
     cases.append({
         "name": name,
         "method": method,
-        "shape": list(SHAPE),
-        "base": base.ravel().tolist() if use_base else None,
+        "shape": list(ms[0].shape),
+        "base": b.ravel().tolist() if use_base else None,
         "models": [m.ravel().tolist() for m in ms],
         "global": global_params or {},
         "perModel": per_model or [{} for _ in ms],
@@ -253,6 +255,70 @@ case("karcher_weighted", "karcher", karcher(X, [0.5, 0.25, 0.25]), use_base=Fals
 case("model_stock", "model_stock", model_stock(B, X))
 case("model_stock_filter_wise", "model_stock", model_stock(B, X, filter_wise=True), global_params={"filter_wise": True})
 case("passthrough_scale", "passthrough", 0.5 * X[1], models_idx=(1,), use_base=False, per_model=[{"scale": 0.5}])
+
+
+# ---- SVD-based merges (reference/spectral-grafting.md D.6, D.7) --------------------------
+def polar(a):
+    p, _, qt = np.linalg.svd(a, full_matrices=False)
+    return p @ qt
+
+
+def tsv_m(base, xs, alpha=1.0):
+    ds = [x - base for x in xs]
+    if base.ndim != 2:
+        return base + alpha * sum(ds) / len(ds)
+    r = min(base.shape)
+    k = r // len(ds)
+    us, ss, vs = [], [], []
+    for d in ds:
+        u, s, vt = np.linalg.svd(d, full_matrices=False)
+        us.append(u[:, :k]); ss.append(s[:k]); vs.append(vt[:k])
+    U, S, V = polar(np.hstack(us)), np.concatenate(ss), polar(np.vstack(vs))
+    return base + alpha * (U * S) @ V
+
+
+def iso_c(base, xs, alpha=1.0):
+    ds = [x - base for x in xs]
+    if base.ndim != 2:
+        return base + alpha * sum(ds) / len(ds)
+    u, s, vt = np.linalg.svd(sum(ds), full_matrices=False)
+    return base + alpha * s.mean() * (u @ vt)
+
+
+def iso_cts(base, xs, alpha=1.0, frac=0.8):
+    ds = [x - base for x in xs]
+    T = len(ds)
+    r = min(base.shape)
+    kc = int(r * frac)
+    kc = r - round((r - kc) / T) * T
+    per = (r - kc) // T
+    u, s, vt = np.linalg.svd(sum(ds), full_matrices=False)
+    uc, sc, vc = u[:, :kc], s[:kc], vt[:kc]
+    us, ss, vs = [], [], []
+    for d in ds:
+        res = d - uc @ (uc.T @ d)
+        ut, st, vtt = np.linalg.svd(res, full_matrices=False)
+        us.append(ut[:, :per]); ss.append(st[:per]); vs.append(vtt[:per])
+    us.append(uc); ss.append(sc); vs.append(vc)
+    S = np.concatenate(ss)
+    U, V = polar(np.hstack(us)), polar(np.vstack(vs))
+    return base + alpha * S.mean() * (U @ V)
+
+
+big_base = f32(rng.standard_normal((12, 10)))
+big_models = [f32(big_base + 0.2 * rng.standard_normal((12, 10))) for _ in range(3)]
+BB = big_base.astype(np.float64)
+BX = [m.astype(np.float64) for m in big_models]
+case("tsv_three_tasks", "tsv", tsv_m(BB, BX, 0.8), inputs=big_models, base_values=big_base, global_params={"alpha": 0.8})
+case("tsv_one_task_reconstructs", "tsv", BX[0], inputs=big_models[:1], base_values=big_base)
+case("iso_c", "iso_c", iso_c(BB, BX, 1.2), inputs=big_models, base_values=big_base, global_params={"alpha": 1.2})
+case("iso_cts", "iso_cts", iso_cts(BB, BX), inputs=big_models, base_values=big_base)
+case("iso_cts_half", "iso_cts", iso_cts(BB, BX[:2], 1.0, 0.5), inputs=big_models[:2], base_values=big_base,
+     global_params={"common_space_fraction": 0.5})
+vec_base = f32(rng.standard_normal((7,)))
+vec_models = [f32(vec_base + 0.1 * rng.standard_normal((7,))) for _ in range(3)]
+case("tsv_vector_is_mean", "tsv", vec_base + 0.5 * sum(m.astype(np.float64) - vec_base for m in vec_models) / 3,
+     inputs=vec_models, base_values=vec_base, global_params={"alpha": 0.5})
 
 out = os.path.join(os.path.dirname(__file__), "..", "Tests", "MergingTests", "Fixtures", "merge_expected.json")
 with open(out, "w") as f:

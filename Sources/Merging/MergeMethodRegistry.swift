@@ -31,6 +31,9 @@ public enum MergeMethodRegistry {
         KarcherMerge(),
         ModelStockMerge(),
         PassthroughMerge(),
+        TSVMerge(),
+        IsotropicMerge(.common),
+        IsotropicMerge(.commonAndTaskSpecific),
     ]
 
     public static var names: [String] { all.map(\.name) }

@@ -50,7 +50,15 @@ struct DemoCommand: ParsableCommand {
 
 /// Merge steps of the demo, present once the merge fixtures exist.
 func demoMergeSteps(fixtures: String, out: String) -> [(title: String, args: [String])] {
-    []
+    let m = "\(fixtures)/merge"
+    guard FileManager.default.fileExists(atPath: "\(m)/base/model.safetensors") else { return [] }
+    return [
+        ("TIES-merge three fine-tunes onto their base", ["merge", "--method", "ties", "--base", "\(m)/base", "\(m)/ft-a", "\(m)/ft-b", "\(m)/ft-c",
+                    "--weight", "1", "--density", "0.5", "--set", "lambda=1", "-o", "\(out)/ties", "--quiet", "--no-hash"]),
+        ("A uniform soup of the same fine-tunes", ["merge", "--method", "linear", "\(m)/ft-a", "\(m)/ft-b", "\(m)/ft-c",
+                                                   "--weight", "1", "-o", "\(out)/soup", "--quiet", "--no-hash"]),
+        ("The TIES result is a loadable Hugging Face folder", ["inspect", "\(out)/ties"]),
+    ]
 }
 
 func shellQuoted(_ s: String) -> String {

@@ -13,7 +13,9 @@ struct Weightsmith: AsyncParsableCommand {
             SpectrumCommand.self, CompareCommand.self, ExtractLoRACommand.self,
             GenerateCommand.self,
             EvalCommand.self,
+            FinetuneCommand.self,
             ConvertGGUFCommand.self,
+            MergeCommand.self, TaskVectorCommand.self, ComposeCommand.self,
         ]
     )
 }

@@ -1,0 +1,49 @@
+import Checkpoints
+import Foundation
+
+/// Serialises a `JSONValue` (object keys in their original order), two-space indented, the way
+/// Hugging Face writes config.json.
+public enum JSONText {
+    public static func string(_ v: JSONValue, indent: String = "") -> String {
+        switch v {
+        case .null: return "null"
+        case let .bool(b): return b ? "true" : "false"
+        case let .integer(i): return String(i)
+        case let .number(d):
+            if d.isFinite && d == d.rounded() && abs(d) < 1e15 { return String(format: "%.1f", d) }
+            return d.isFinite ? "\(d)" : "null"
+        case let .string(s): return quote(s)
+        case let .array(a):
+            if a.isEmpty { return "[]" }
+            let inner = indent + "  "
+            return "[\n" + a.map { inner + string($0, indent: inner) }.joined(separator: ",\n") + "\n" + indent + "]"
+        case let .object(m):
+            if m.isEmpty { return "{}" }
+            let inner = indent + "  "
+            return "{\n" + m.map { inner + quote($0.key) + ": " + string($0.value, indent: inner) }.joined(separator: ",\n") + "\n" + indent + "}"
+        }
+    }
+
+    public static func quote(_ s: String) -> String {
+        var out = "\""
+        for u in s.unicodeScalars {
+            switch u {
+            case "\"": out += "\\\""
+            case "\\": out += "\\\\"
+            case "\n": out += "\\n"
+            case "\r": out += "\\r"
+            case "\t": out += "\\t"
+            default:
+                if u.value < 0x20 { out += String(format: "\\u%04x", u.value) } else { out.unicodeScalars.append(u) }
+            }
+        }
+        return out + "\""
+    }
+
+    /// `object` with `key` set (replaced in place, or appended).
+    public static func setting(_ object: JSONValue, _ key: String, _ value: JSONValue) -> JSONValue {
+        guard case var .object(m) = object else { return object }
+        if let i = m.firstIndex(where: { $0.key == key }) { m[i].value = value } else { m.append((key, value)) }
+        return .object(m)
+    }
+}

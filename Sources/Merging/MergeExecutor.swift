@@ -1,0 +1,219 @@
+import Checkpoints
+import Foundation
+import Tensors
+
+public struct ExecutionOptions: Sendable {
+    /// Refuse to start when the plan's estimated peak exceeds this many bytes.
+    public var memoryBudget: Int?
+    /// Shard size limit in bytes (mergekit's default: 5e9).
+    public var maxShardBytes: Int? = 5_000_000_000
+    /// SHA-256 of every input file for the model card (computed on a background thread).
+    public var hashInputs = true
+    public var progress = true
+    /// Replace an existing output folder.
+    public var overwrite = false
+    /// Extra safetensors metadata (e.g. `weightsmith.kind: task_vector`).
+    public var metadata: [String: String] = [:]
+    public init(memoryBudget: Int? = nil, maxShardBytes: Int? = 5_000_000_000, hashInputs: Bool = true, progress: Bool = true,
+                overwrite: Bool = false) {
+        self.memoryBudget = memoryBudget
+        self.maxShardBytes = maxShardBytes
+        self.hashInputs = hashInputs
+        self.progress = progress
+        self.overwrite = overwrite
+    }
+}
+
+public struct MergeReport: Sendable {
+    public let outputDirectory: URL
+    public let tensors: Int
+    public let outputBytes: Int
+    public let seconds: Double
+    public let files: [String]
+}
+
+/// Runs a checked plan tensor by tensor: reads inputs from the mapped checkpoints (Float32 in
+/// place, other dtypes decoded), merges with the method's parallel kernels, streams the result
+/// into `OUT_DIR.partial` and renames it to `OUT_DIR` when everything, including config.json,
+/// tokenizer files, the recipe and the model card, is written.
+public enum MergeExecutor {
+    public static let tokenizerFiles = ["tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "tokenizer.model",
+                                        "added_tokens.json", "merges.txt", "vocab.json", "chat_template.jinja", "chat_template.json",
+                                        "generation_config.json"]
+
+    public static func run(_ plan: MergePlan, to outDir: URL, options: ExecutionOptions = ExecutionOptions(),
+                           cardTitle: String? = nil) throws -> MergeReport {
+        let plan = try plan.checked()
+        let fm = FileManager.default
+        if let budget = options.memoryBudget, plan.estimatedPeakBytes > budget {
+            throw MergeError.other("the largest job needs about \(formatBytes(plan.estimatedPeakBytes)) but --memory-budget is \(formatBytes(budget)) (largest tensor: \(plan.jobs.max { $0.elementCount < $1.elementCount }?.output ?? "?"))")
+        }
+        if fm.fileExists(atPath: outDir.path) && !options.overwrite {
+            throw MergeError.io(path: outDir.path, message: "already exists (use --force to replace it)")
+        }
+        let partial = URL(fileURLWithPath: outDir.path + ".partial")
+        if fm.fileExists(atPath: partial.path) { try fm.removeItem(at: partial) }
+        do { try fm.createDirectory(at: partial, withIntermediateDirectories: true) } catch {
+            throw MergeError.io(path: partial.path, message: "cannot create: \(error.localizedDescription)")
+        }
+        var success = false
+        defer { if !success { try? fm.removeItem(at: partial) } }
+
+        // Input fingerprints in the background while the merge runs.
+        let hashes = HashBox()
+        let group = DispatchGroup()
+        if options.hashInputs {
+            DispatchQueue.global(qos: .utility).async(group: group) {
+                for inp in plan.inputs { for f in files(of: inp.checkpoint) { hashes.set(f, (try? SHA256.hexDigest(ofFile: f)) ?? "unreadable") } }
+            }
+        }
+
+        let start = Date()
+        let entries = plan.jobs.map { TensorEntry(name: $0.output, dtype: $0.outDType, shape: $0.shape) }
+        let writer = try CheckpointWriter(directory: partial, entries: entries, maxShardBytes: options.maxShardBytes,
+                                          metadata: options.metadata.merging(["format": "pt"]) { a, _ in a })
+        let progress = ProgressReporter(label: "merge", totalBytes: plan.outputBytes, items: plan.jobs.count, enabled: options.progress)
+        // Writing overlaps the next job's compute: one finished output may wait for the writer.
+        let writeQueue = DispatchQueue(label: "weightsmith.merge.writer")
+        let slot = DispatchSemaphore(value: 1)
+        let writeError = ErrorBox()
+        var done = 0
+        for (k, job) in plan.jobs.enumerated() {
+            if let e = writeError.value { throw e }
+            let out = try runJob(job, plan: plan)
+            for inp in [job.base].compactMap({ $0 }) + job.models { plan.inputs[inp.model].checkpoint.releasePages(inp.tensor) }
+            slot.wait()
+            let pending = UncheckedSendable((writer, Tensor(shape: job.shape, scalars: out)))
+            let bytes = job.elementCount * job.outDType.byteSize
+            writeQueue.async {
+                defer { slot.signal() }
+                guard writeError.value == nil else { return }
+                do { try pending.value.0.write(job.output, pending.value.1) } catch { writeError.set(error) }
+            }
+            done += bytes
+            progress.update(doneBytes: done, doneItems: k + 1)
+        }
+        writeQueue.sync {}
+        if let e = writeError.value { throw e }
+        try writer.finish()
+        try writeSideFiles(plan, to: partial)
+        group.wait()
+        try writeFileAtomically(Array(ModelCard.render(plan, hashes: hashes.all, outputName: cardTitle ?? outDir.lastPathComponent).utf8),
+                                to: partial.appendingPathComponent("README.md"))
+        if options.overwrite && fm.fileExists(atPath: outDir.path) { try fm.removeItem(at: outDir) }
+        do { try fm.moveItem(at: partial, to: outDir) } catch {
+            throw MergeError.io(path: outDir.path, message: "cannot rename \(partial.lastPathComponent) into place: \(error.localizedDescription)")
+        }
+        success = true
+        let seconds = Date().timeIntervalSince(start)
+        progress.finish("merge: wrote \(plan.jobs.count) tensors (\(formatBytes(plan.outputBytes))) to \(outDir.path) in \(String(format: "%.2f", seconds))s")
+        let listing = ((try? fm.contentsOfDirectory(atPath: outDir.path)) ?? []).sorted()
+        return MergeReport(outputDirectory: outDir, tensors: plan.jobs.count, outputBytes: plan.outputBytes, seconds: seconds, files: listing)
+    }
+
+    /// The files of a checkpoint (its shards and index).
+    static func files(of c: Checkpoint) -> [String] {
+        (c.indexURL.map { [$0.path] } ?? []) + c.shards.map(\.url.path)
+    }
+
+    /// Merges one job into a new Float32 array.
+    static func runJob(_ job: MergeJob, plan: MergePlan) throws -> [Float] {
+        let n = job.elementCount
+        let all = [job.base].compactMap { $0 } + job.models
+        var owned: [UnsafeMutableBufferPointer<Float>] = []
+        defer { for b in owned { b.deallocate() } }
+        // Base first: task-vector inputs need it.
+        var buffers: [UnsafeBufferPointer<Float>] = []
+        for inp in all {
+            let c = plan.inputs[inp.model].checkpoint
+            guard let info = c.info(inp.tensor) else { throw MergeError.other("tensor \(inp.tensor) vanished from \(plan.inputs[inp.model].label)") }
+            let own = min(n, info.elementCount)
+            let inPlace: UnsafeBufferPointer<Float>? = try c.withRawBytes(inp.tensor) { raw in
+                guard info.dtype == .f32, inp.kind == .weights, own == n, let p = raw.baseAddress,
+                      Int(bitPattern: p) % MemoryLayout<Float>.alignment == 0 else { return nil }
+                // The mapping lives as long as the checkpoint (for the whole merge).
+                return UnsafeBufferPointer(start: p.assumingMemoryBound(to: Float.self), count: n)
+            }
+            if let inPlace { buffers.append(inPlace); continue }
+            let buf = UnsafeMutableBufferPointer<Float>.allocate(capacity: n)
+            owned.append(buf)
+            try decode(c, inp.tensor, info, elements: 0..<own, into: UnsafeMutableBufferPointer(rebasing: buf[0..<own]),
+                       label: plan.inputs[inp.model].label)
+            if own < n {
+                guard let pad = inp.padFrom, let baseInfo = plan.inputs[pad].checkpoint.info(inp.tensor) ?? nil else {
+                    throw MergeError.other("tensor \(inp.tensor) of \(plan.inputs[inp.model].label) has \(own) of \(n) elements and no padding source")
+                }
+                try decode(plan.inputs[pad].checkpoint, inp.tensor, baseInfo, elements: own..<n,
+                           into: UnsafeMutableBufferPointer(rebasing: buf[own..<n]), label: plan.inputs[pad].label)
+            }
+            if inp.kind == .delta {
+                guard let b = buffers.first, job.base != nil else { throw MergeError.baseRequired(method: "task-vector composition") }
+                for i in 0..<n { buf[i] += b[i] }
+            }
+            buffers.append(UnsafeBufferPointer(buf))
+        }
+        let baseBuf = job.base != nil ? buffers[0] : nil
+        let modelBufs = Array(buffers.dropFirst(job.base != nil ? 1 : 0))
+        // Every method writes every output element.
+        return try [Float](unsafeUninitializedCapacity: n) { o, initialized in
+            try plan.method.merge(MergeInputs(tensorName: job.output, shape: job.shape, base: baseBuf, models: modelBufs),
+                                  job.parameters, seed: plan.seed, into: o)
+            initialized = n
+        }
+    }
+
+    /// Decodes elements `range` of a stored tensor into `dest`, in parallel chunks.
+    static func decode(_ c: Checkpoint, _ name: String, _ info: TensorInfo, elements range: Range<Int>,
+                       into dest: UnsafeMutableBufferPointer<Float>, label: String) throws {
+        let size = info.dtype.byteSize
+        var failure: Error?
+        let lock = NSLockLike()
+        try c.withRawBytes(name) { raw in
+            ParallelLoops.forEachChunk(range.count) { r in
+                let src = UnsafeRawBufferPointer(rebasing: raw[((range.lowerBound + r.lowerBound) * size)..<((range.lowerBound + r.upperBound) * size)])
+                do {
+                    try DTypeConversion.decode(src, dtype: info.dtype, into: UnsafeMutableBufferPointer(rebasing: dest[r]), context: name)
+                } catch { lock.locked { failure = failure ?? error } }
+            }
+        }
+        if let failure { throw MergeError.other("\(label): tensor \(name): \(failure)") }
+    }
+
+    /// config.json (layers, dtype, vocabulary updated), tokenizer files, the recipe.
+    static func writeSideFiles(_ plan: MergePlan, to dir: URL) throws {
+        let fm = FileManager.default
+        let configInput = plan.inputs[plan.configSource].checkpoint
+        if var config = try configInput.folderJSON("config.json") {
+            if let n = plan.outputLayerCount { config = JSONText.setting(config, "num_hidden_layers", .integer(n)) }
+            if let v = plan.outputVocabularyRows { config = JSONText.setting(config, "vocab_size", .integer(v)) }
+            if let d = plan.jobs.first?.outDType {
+                let key = config["dtype"] != nil && config["torch_dtype"] == nil ? "dtype" : "torch_dtype"
+                config = JSONText.setting(config, key, .string(d.recipeName))
+            }
+            try writeFileAtomically(Array((JSONText.string(config) + "\n").utf8), to: dir.appendingPathComponent("config.json"))
+        }
+        if let tokDir = plan.inputs[plan.tokenizerSource].checkpoint.directory {
+            for f in tokenizerFiles {
+                let src = tokDir.appendingPathComponent(f)
+                if fm.fileExists(atPath: src.path), let data = fm.contents(atPath: src.path) {
+                    try writeFileAtomically(Array(data), to: dir.appendingPathComponent(f))
+                }
+            }
+        }
+        try writeFileAtomically(Array(plan.recipe.yaml().utf8), to: dir.appendingPathComponent("merge_recipe.yml"))
+    }
+}
+
+final class ErrorBox: @unchecked Sendable {
+    private let lock = NSLockLike()
+    private var error: Error?
+    func set(_ e: Error) { lock.locked { if error == nil { error = e } } }
+    var value: Error? { lock.locked { error } }
+}
+
+final class HashBox: @unchecked Sendable {
+    private let lock = NSLockLike()
+    private var values: [String: String] = [:]
+    func set(_ k: String, _ v: String) { lock.locked { values[k] = v } }
+    var all: [String: String] { lock.locked { values } }
+}

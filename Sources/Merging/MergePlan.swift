@@ -1,0 +1,153 @@
+import Checkpoints
+import Foundation
+import Tensors
+
+/// A checkpoint opened for a merge, with the name the recipe gave it.
+public struct PlannedInput: Sendable {
+    public let label: String
+    public let path: String
+    public let checkpoint: Checkpoint
+}
+
+/// Where one input tensor of a job comes from.
+public struct JobInput: Sendable, Equatable {
+    public enum Kind: Sendable, Equatable {
+        /// Model weights.
+        case weights
+        /// A stored task vector: the executor feeds `base + tensor` to the method.
+        case delta
+    }
+    /// Index into `MergePlan.inputs`.
+    public let model: Int
+    /// Tensor name inside that checkpoint.
+    public let tensor: String
+    public var kind: Kind = .weights
+    /// When the tensor has fewer rows than the output (vocabulary choice `base`), the missing
+    /// rows are taken from this input (the base model's tensor).
+    public var padFrom: Int? = nil
+
+    public init(model: Int, tensor: String, kind: Kind = .weights, padFrom: Int? = nil) {
+        self.model = model
+        self.tensor = tensor
+        self.kind = kind
+        self.padFrom = padFrom
+    }
+}
+
+/// One output tensor: its inputs, the method's resolved parameters and the output dtype.
+public struct MergeJob: Sendable {
+    public let output: String
+    public let shape: Shape
+    public let outDType: DType
+    public let base: JobInput?
+    public var models: [JobInput]
+    public let parameters: ResolvedParameters
+    /// Layer position used for gradients (0 for non-layer tensors).
+    public let t: Double
+    public var elementCount: Int { shape.elementCount }
+}
+
+/// The whole merge, decided before any tensor is read: `--dry-run` prints it.
+public struct MergePlan: @unchecked Sendable {
+    public let recipe: Recipe
+    public let method: any MergeMethod
+    public let inputs: [PlannedInput]
+    public var jobs: [MergeJob]
+    /// Input whose config.json is the template of the output's.
+    public let configSource: Int
+    /// Input whose tokenizer files are copied.
+    public let tokenizerSource: Int
+    /// Output `num_hidden_layers` when slices changed it.
+    public let outputLayerCount: Int?
+    /// Output vocabulary rows when a vocabulary choice changed them.
+    public let outputVocabularyRows: Int?
+    public let notes: [String]
+    /// Everything that would make the merge fail or silently wrong; the merge runs only when empty.
+    public var problems: [String]
+    public var seed: UInt64 = 0
+
+    /// Throws all problems together.
+    public func checked() throws -> MergePlan {
+        guard problems.isEmpty else { throw MergeError.preflight(problems) }
+        return self
+    }
+
+    /// Bytes of output tensor data.
+    public var outputBytes: Int { jobs.reduce(0) { $0 + $1.elementCount * $1.outDType.byteSize } }
+    /// Bytes of all input checkpoints.
+    public var inputBytes: Int { inputs.reduce(0) { $0 + $1.checkpoint.totalBytes } }
+
+    /// Estimated peak working memory of one job: its output buffer, decoded copies of inputs that
+    /// are not Float32 (mapped Float32 inputs are read in place), the method's scratch, and the
+    /// mapped input pages, which are released after the job.
+    public func estimatedJobBytes(_ job: MergeJob) -> Int {
+        let n = job.elementCount
+        var bytes = 4 * n
+        for inp in [job.base].compactMap({ $0 }) + job.models {
+            let info = inputs[inp.model].checkpoint.info(inp.tensor)
+            let mapped = info?.byteCount ?? 4 * n
+            bytes += mapped
+            if info?.dtype != .f32 || inp.kind == .delta || inp.padFrom != nil { bytes += 4 * n }
+        }
+        bytes += Int(method.scratchPerElement * Double(4 * n * job.models.count))
+        return bytes
+    }
+
+    /// The largest job plus one finished output waiting for the writer (writing overlaps compute).
+    public var estimatedPeakBytes: Int {
+        (jobs.map(estimatedJobBytes).max() ?? 0) + 4 * (jobs.map(\.elementCount).max() ?? 0)
+    }
+
+    /// Human-readable plan: inputs, output, one line per job.
+    public func describe(maxJobs: Int = Int.max) -> String {
+        var s = "method: \(method.name) (\(method.reference))\n"
+        s += "inputs:\n"
+        for (i, inp) in inputs.enumerated() {
+            let c = inp.checkpoint
+            s += "  [\(i)] \(inp.label): \(c.tensorNames.count) tensors, \(formatBytes(c.totalBytes))\n"
+        }
+        let dtypes = Set(jobs.map(\.outDType.recipeName)).sorted().joined(separator: ", ")
+        s += "output: \(jobs.count) tensors, \(formatBytes(outputBytes)) (\(dtypes))"
+        if let outputLayerCount { s += ", \(outputLayerCount) layers" }
+        if let outputVocabularyRows { s += ", vocabulary \(outputVocabularyRows) rows" }
+        s += "\nconfig.json from [\(configSource)], tokenizer from [\(tokenizerSource)]\n"
+        if method.isRandomized { s += "seed: \(seed)\n" }
+        for n in notes { s += "note: \(n)\n" }
+        s += "estimated peak memory: \(formatBytes(estimatedPeakBytes)) (largest job), inputs \(formatBytes(inputBytes))\n"
+        s += "jobs:\n"
+        for (k, j) in jobs.enumerated() {
+            if k == maxJobs { s += "  ... \(jobs.count - maxJobs) more\n"; break }
+            s += "  \(j.output) \(j.shape) \(j.outDType.rawValue) <- " + describeInputs(j) + "\n"
+        }
+        return s
+    }
+
+    func describeInputs(_ j: MergeJob) -> String {
+        func name(_ inp: JobInput, _ params: [String: ParameterValue]?) -> String {
+            var n = "[\(inp.model)]"
+            if inp.tensor != j.output { n += ":\(inp.tensor)" }
+            if inp.kind == .delta { n += "(task vector)" }
+            if let params, !params.isEmpty {
+                n += "(" + params.keys.sorted().map { "\($0)=\(params[$0]!)" }.joined(separator: ", ") + ")"
+            }
+            return n
+        }
+        var parts: [String] = []
+        if let b = j.base { parts.append("base " + name(b, nil)) }
+        for (i, m) in j.models.enumerated() { parts.append(name(m, i < j.parameters.perModel.count ? j.parameters.perModel[i] : nil)) }
+        var s = parts.joined(separator: ", ")
+        if !j.parameters.global.isEmpty {
+            s += " | " + j.parameters.global.keys.sorted().map { "\($0)=\(j.parameters.global[$0]!)" }.joined(separator: ", ")
+        }
+        return s
+    }
+}
+
+/// `1.5 MB`-style sizes (powers of 1000, as file sizes are usually shown).
+public func formatBytes(_ b: Int) -> String {
+    let units = ["B", "kB", "MB", "GB", "TB"]
+    var v = Double(b)
+    var u = 0
+    while v >= 1000 && u < units.count - 1 { v /= 1000; u += 1 }
+    return u == 0 ? "\(b) B" : String(format: v >= 100 ? "%.0f" : "%.1f", v) + " " + units[u]
+}

@@ -1,0 +1,259 @@
+import Foundation
+import Tensors
+import Yams
+
+/// A recipe problem, naming the file, the line and the key path.
+public struct RecipeError: Error, Equatable, CustomStringConvertible, Sendable {
+    public let file: String
+    public let line: Int?
+    public let key: String
+    public let message: String
+    public var description: String {
+        "\(file)\(line.map { ":\($0)" } ?? ""): \(key.isEmpty ? "" : "\(key): ")\(message)"
+    }
+}
+
+/// Parses mergekit YAML recipes into `Recipe` (reference/merging.md §3.1).
+///
+/// Accepted top-level keys: `merge_method`, `base_model`, `models`, `slices`, `parameters`,
+/// `dtype`, `out_dtype`, `tokenizer_source`. `modules`, `tokenizer` (union vocabularies) and
+/// `chat_template` are refused with an explanation; any other key is an error (mergekit
+/// ignores unknown keys, which hides typos).
+public enum RecipeParser {
+    public static func parse(file path: String) throws -> Recipe {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw RecipeError(file: path, line: nil, key: "", message: "cannot read the recipe file")
+        }
+        guard let text = String(data: data, encoding: .utf8) else {
+            throw RecipeError(file: path, line: nil, key: "", message: "the recipe is not UTF-8 text")
+        }
+        return try parse(text, file: path)
+    }
+
+    public static func parse(_ text: String, file: String = "<recipe>") throws -> Recipe {
+        let root: Node?
+        do {
+            root = try Yams.compose(yaml: text)
+        } catch let e as YamlError {
+            throw RecipeError(file: file, line: yamlLine(e), key: "", message: "invalid YAML: \(yamlProblem(e))")
+        }
+        guard let root, let map = root.mapping else {
+            throw RecipeError(file: file, line: root?.mark?.line, key: "", message: "a recipe must be a YAML mapping with at least merge_method")
+        }
+        let p = Parser(file: file)
+        var recipe = Recipe(mergeMethod: "", text: text, file: file)
+        var seenMethod = false
+        for (k, v) in map {
+            guard let key = k.string else { throw p.error(k, "", "keys must be strings") }
+            switch key {
+            case "merge_method":
+                recipe.mergeMethod = try p.string(v, key)
+                seenMethod = true
+                guard MergeMethodRegistry.names.contains(recipe.mergeMethod) else {
+                    throw p.error(v, key, "unknown merge method \"\(recipe.mergeMethod)\"; known: \(MergeMethodRegistry.names.joined(separator: ", "))")
+                }
+            case "base_model": recipe.baseModel = try p.modelReference(v, key)
+            case "models":
+                guard let seq = v.sequence else { throw p.error(v, key, "expected a list of {model: ..., parameters: ...}") }
+                recipe.models = try seq.enumerated().map { i, n in try p.source(n, "\(key)[\(i)]", allowRange: false) }
+            case "slices":
+                guard let seq = v.sequence else { throw p.error(v, key, "expected a list of {sources: [...]}") }
+                recipe.slices = try seq.enumerated().map { i, n in try p.slice(n, "\(key)[\(i)]") }
+            case "parameters": recipe.parameters = try p.table(v, key)
+            case "dtype": recipe.dtype = try p.dtype(v, key)
+            case "out_dtype": recipe.outDType = try p.dtype(v, key)
+            case "tokenizer_source":
+                let s = try p.string(v, key)
+                guard s != "union" else {
+                    throw p.error(v, key, "\"union\" (merging vocabularies) is not supported; use base or a model path, or --vocab truncate|base for differing sizes")
+                }
+                recipe.tokenizerSource = s
+            case "modules": throw p.error(k, key, "multi-module recipes (modules:) are not supported; use models: or slices:")
+            case "tokenizer": throw p.error(k, key, "the tokenizer: block (vocabulary union, token sources) is not supported; use tokenizer_source: base or a model")
+            case "chat_template": throw p.error(k, key, "chat_template is not supported; the tokenizer files are copied from tokenizer_source unchanged")
+            default: throw p.error(k, key, "unknown key (expected merge_method, base_model, models, slices, parameters, dtype, out_dtype, tokenizer_source)")
+            }
+        }
+        guard seenMethod else { throw RecipeError(file: file, line: root.mark?.line, key: "merge_method", message: "missing (e.g. merge_method: ties)") }
+        switch (recipe.models, recipe.slices) {
+        case (nil, nil): throw RecipeError(file: file, line: root.mark?.line, key: "models", message: "a recipe needs models: or slices:")
+        case (.some, .some): throw RecipeError(file: file, line: root.mark?.line, key: "slices", message: "give either models: or slices:, not both")
+        case let (m?, nil) where m.isEmpty: throw RecipeError(file: file, line: root.mark?.line, key: "models", message: "the list is empty")
+        case let (nil, s?) where s.isEmpty: throw RecipeError(file: file, line: root.mark?.line, key: "slices", message: "the list is empty")
+        default: break
+        }
+        try validateParameterNames(recipe)
+        return recipe
+    }
+
+    /// Every parameter name used must be declared by the method (typos are errors, not ignored).
+    public static func validateParameterNames(_ r: Recipe) throws {
+        let method = try MergeMethodRegistry.method(named: r.mergeMethod)
+        let specs = Dictionary(method.parameters.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
+        func check(_ t: ParameterTable, _ key: String, perModelOnly: Bool) throws {
+            for name in t.settings.keys.sorted() {
+                guard let spec = specs[name] else {
+                    throw RecipeError(file: r.file, line: t.lines[name], key: "\(key).\(name)",
+                        message: "\(method.name) has no parameter \"\(name)\"; its parameters: \(method.parameters.map(\.name).joined(separator: ", "))")
+                }
+                if perModelOnly && spec.scope == .global {
+                    throw RecipeError(file: r.file, line: t.lines[name], key: "\(key).\(name)",
+                        message: "\"\(name)\" is a global parameter of \(method.name); set it under the top-level (or slice) parameters")
+                }
+            }
+        }
+        try check(r.parameters, "parameters", perModelOnly: false)
+        for (i, m) in (r.models ?? []).enumerated() { try check(m.parameters, "models[\(i)].parameters", perModelOnly: true) }
+        for (i, s) in (r.slices ?? []).enumerated() {
+            try check(s.parameters, "slices[\(i)].parameters", perModelOnly: false)
+            for (j, src) in s.sources.enumerated() { try check(src.parameters, "slices[\(i)].sources[\(j)].parameters", perModelOnly: true) }
+        }
+    }
+
+    static func yamlLine(_ e: YamlError) -> Int? {
+        switch e {
+        case let .scanner(_, _, mark, _), let .parser(_, _, mark, _), let .composer(_, _, mark, _): return mark.line
+        default: return nil
+        }
+    }
+
+    static func yamlProblem(_ e: YamlError) -> String {
+        switch e {
+        case let .scanner(_, problem, _, _), let .parser(_, problem, _, _), let .composer(_, problem, _, _): return problem
+        case let .duplicatedKeysInMapping(duplicates, _): return "duplicated keys \(duplicates.joined(separator: ", "))"
+        default: return String(describing: e)
+        }
+    }
+
+    struct Parser {
+        let file: String
+
+        func error(_ n: Node, _ key: String, _ message: String) -> RecipeError {
+            RecipeError(file: file, line: n.mark?.line, key: key, message: message)
+        }
+
+        func string(_ n: Node, _ key: String) throws -> String {
+            guard let s = n.scalar?.string, !s.isEmpty else { throw error(n, key, "expected a non-empty string") }
+            return s
+        }
+
+        func modelReference(_ n: Node, _ key: String) throws -> String {
+            if let m = n.mapping, let inner = m["model"] { return try modelReference(inner, key + ".model") }
+            let s = try string(n, key)
+            if s.contains("+") && !FileManager.default.fileExists(atPath: s) {
+                throw error(n, key, "\"\(s)\": model+LoRA references are not supported; merge the adapter into a checkpoint first")
+            }
+            return s
+        }
+
+        func dtype(_ n: Node, _ key: String) throws -> DType {
+            let s = try string(n, key)
+            let name = s.hasPrefix("torch.") ? String(s.dropFirst(6)) : s
+            guard let d = DType(userSpelling: name), [.f32, .f16, .bf16, .f64].contains(d) else {
+                throw error(n, key, "\"\(s)\" is not a floating-point dtype (float32, bfloat16, float16, float64)")
+            }
+            return d
+        }
+
+        func source(_ n: Node, _ key: String, allowRange: Bool) throws -> RecipeSource {
+            if n.scalar != nil { return RecipeSource(model: try modelReference(n, key), line: n.mark?.line ?? 0) }
+            guard let m = n.mapping else { throw error(n, key, "expected {model: PATH, parameters: {...}}") }
+            var src = RecipeSource(model: "", line: n.mark?.line ?? 0)
+            var hasModel = false
+            for (k, v) in m {
+                let name = k.string ?? ""
+                switch name {
+                case "model": src.model = try modelReference(v, "\(key).model"); hasModel = true
+                case "parameters": src.parameters = try table(v, "\(key).parameters")
+                case "layer_range" where allowRange:
+                    guard let seq = v.sequence, seq.count == 2, let a = seq[0].int, let b = seq[1].int, a >= 0, b > a else {
+                        throw error(v, "\(key).layer_range", "expected [start, end) with 0 ≤ start < end, e.g. [0, 16]")
+                    }
+                    src.layerRange = a..<b
+                default:
+                    throw error(k, "\(key).\(name)", allowRange ? "unknown key (expected model, parameters, layer_range)"
+                                                             : "unknown key (expected model, parameters; layer_range belongs in slices:)")
+                }
+            }
+            guard hasModel else { throw error(n, "\(key).model", "missing") }
+            return src
+        }
+
+        func slice(_ n: Node, _ key: String) throws -> RecipeSlice {
+            guard let m = n.mapping else { throw error(n, key, "expected {sources: [...]}") }
+            var s = RecipeSlice(sources: [], line: n.mark?.line ?? 0)
+            var hasSources = false
+            for (k, v) in m {
+                let name = k.string ?? ""
+                switch name {
+                case "sources":
+                    guard let seq = v.sequence, !seq.isEmpty else { throw error(v, "\(key).sources", "expected a non-empty list") }
+                    s.sources = try seq.enumerated().map { i, n in try source(n, "\(key).sources[\(i)]", allowRange: true) }
+                    hasSources = true
+                case "parameters": s.parameters = try table(v, "\(key).parameters")
+                case "base_model": s.baseModel = try modelReference(v, "\(key).base_model")
+                case "residual_weight": break  // declared by mergekit but unused there too
+                default: throw error(k, "\(key).\(name)", "unknown key (expected sources, parameters, base_model)")
+                }
+            }
+            guard hasSources else { throw error(n, "\(key).sources", "missing") }
+            for (i, src) in s.sources.enumerated() where src.layerRange == nil {
+                throw RecipeError(file: file, line: src.line, key: "\(key).sources[\(i)].layer_range", message: "missing (every slice source needs one)")
+            }
+            let lengths = Set(s.sources.compactMap { $0.layerRange?.count })
+            if lengths.count > 1 {
+                throw error(n, key, "all sources of a slice must take the same number of layers, got \(s.sources.map { $0.layerRange.map { "[\($0.lowerBound), \($0.upperBound))" } ?? "?" }.joined(separator: ", "))")
+            }
+            return s
+        }
+
+        func table(_ n: Node, _ key: String) throws -> ParameterTable {
+            if n.null != nil { return ParameterTable() }
+            guard let m = n.mapping else { throw error(n, key, "expected a mapping of parameter: value") }
+            var t = ParameterTable()
+            for (k, v) in m {
+                guard let name = k.string else { throw error(k, key, "parameter names must be strings") }
+                t.settings[name] = try setting(v, "\(key).\(name)")
+                t.lines[name] = k.mark?.line
+            }
+            return t
+        }
+
+        func value(_ n: Node, _ key: String) throws -> ParameterValue {
+            guard let s = n.scalar else { throw error(n, key, "expected a number or true/false") }
+            switch s.string.lowercased() {
+            case "true": return .bool(true)
+            case "false": return .bool(false)
+            default: break
+            }
+            guard let x = n.float, x.isFinite else { throw error(n, key, "expected a number or true/false, got \"\(s.string)\"") }
+            return .number(x)
+        }
+
+        func setting(_ n: Node, _ key: String) throws -> ParameterSetting {
+            if n.scalar != nil { return .value(try value(n, key)) }
+            guard let seq = n.sequence else { throw error(n, key, "expected a value, a list of values (gradient) or a list of {filter, value}") }
+            guard !seq.isEmpty else { throw error(n, key, "empty list") }
+            if seq.allSatisfy({ $0.mapping != nil }) {
+                return .conditional(try seq.enumerated().map { i, e in
+                    let m = e.mapping!
+                    var filter: String?
+                    var val: ParameterSetting?
+                    for (k, v) in m {
+                        switch k.string ?? "" {
+                        case "filter": filter = try string(v, "\(key)[\(i)].filter")
+                        case "value": val = try setting(v, "\(key)[\(i)].value")
+                        default: throw error(k, "\(key)[\(i)].\(k.string ?? "?")", "unknown key (expected filter, value)")
+                        }
+                    }
+                    guard let val else { throw error(e, "\(key)[\(i)].value", "missing") }
+                    return (filter, val)
+                })
+            }
+            let values = try seq.enumerated().map { i, e in try value(e, "\(key)[\(i)]") }
+            let numbers = values.compactMap { v -> Double? in if case let .number(x) = v { return x } else { return nil } }
+            if numbers.count == values.count { return .gradient(numbers) }
+            return .steps(values)
+        }
+    }
+}

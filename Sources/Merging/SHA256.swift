@@ -1,0 +1,104 @@
+import Foundation
+
+/// SHA-256 (FIPS 180-4) for the model card's input fingerprints. Plain Swift over unsafe
+/// pointers (no CryptoKit on Linux); files are streamed in 4 MiB reads.
+public struct SHA256 {
+    private var h: (UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32) =
+        (0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19)
+    private var buffer = [UInt8](repeating: 0, count: 64)
+    private var buffered = 0
+    private var length: UInt64 = 0
+
+    static let k: [UInt32] = [
+        0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5,
+        0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe, 0x9bdc06a7, 0xc19bf174,
+        0xe49b69c1, 0xefbe4786, 0x0fc19dc6, 0x240ca1cc, 0x2de92c6f, 0x4a7484aa, 0x5cb0a9dc, 0x76f988da,
+        0x983e5152, 0xa831c66d, 0xb00327c8, 0xbf597fc7, 0xc6e00bf3, 0xd5a79147, 0x06ca6351, 0x14292967,
+        0x27b70a85, 0x2e1b2138, 0x4d2c6dfc, 0x53380d13, 0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85,
+        0xa2bfe8a1, 0xa81a664b, 0xc24b8b70, 0xc76c51a3, 0xd192e819, 0xd6990624, 0xf40e3585, 0x106aa070,
+        0x19a4c116, 0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3,
+        0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7, 0xc67178f2,
+    ]
+
+    public init() {}
+
+    public mutating func update(_ data: UnsafeRawBufferPointer) {
+        guard var p = data.baseAddress else { return }
+        var n = data.count
+        length &+= UInt64(n)
+        if buffered > 0 {
+            let take = min(64 - buffered, n)
+            for i in 0..<take { buffer[buffered + i] = p.load(fromByteOffset: i, as: UInt8.self) }
+            buffered += take; p += take; n -= take
+            if buffered == 64 {
+                buffer.withUnsafeBytes { compress($0.baseAddress!, blocks: 1) }
+                buffered = 0
+            }
+        }
+        let blocks = n / 64
+        if blocks > 0 { compress(p, blocks: blocks); p += blocks * 64; n -= blocks * 64 }
+        for i in 0..<n { buffer[i] = p.load(fromByteOffset: i, as: UInt8.self) }
+        buffered = n
+    }
+
+    public mutating func update(_ bytes: [UInt8]) { bytes.withUnsafeBytes { update($0) } }
+
+    public mutating func finalize() -> [UInt8] {
+        let bitLength = length &* 8
+        var pad: [UInt8] = [0x80]
+        let rem = (Int(length % 64) + 1) % 64
+        pad += [UInt8](repeating: 0, count: rem <= 56 ? 56 - rem : 120 - rem)
+        for i in (0..<8).reversed() { pad.append(UInt8(truncatingIfNeeded: bitLength >> (8 * UInt64(i)))) }
+        let saved = length
+        update(pad)
+        length = saved
+        var out: [UInt8] = []
+        for v in [h.0, h.1, h.2, h.3, h.4, h.5, h.6, h.7] { for s in [24, 16, 8, 0] { out.append(UInt8(truncatingIfNeeded: v >> UInt32(s))) } }
+        return out
+    }
+
+    public static func hex(_ digest: [UInt8]) -> String { digest.map { String(format: "%02x", $0) }.joined() }
+
+    /// Hex digest of a file, read in 4 MiB chunks.
+    public static func hexDigest(ofFile path: String) throws -> String {
+        guard let fh = FileHandle(forReadingAtPath: path) else { throw MergeError.io(path: path, message: "cannot open for hashing") }
+        defer { try? fh.close() }
+        var sha = SHA256()
+        while true {
+            let chunk = fh.readData(ofLength: 4 << 20)
+            if chunk.isEmpty { break }
+            chunk.withUnsafeBytes { sha.update($0) }
+        }
+        return hex(sha.finalize())
+    }
+
+    private mutating func compress(_ p: UnsafeRawPointer, blocks: Int) {
+        var (a0, b0, c0, d0, e0, f0, g0, h0) = h
+        Self.k.withUnsafeBufferPointer { kk in
+            withUnsafeTemporaryAllocation(of: UInt32.self, capacity: 64) { w in
+                for blk in 0..<blocks {
+                    let q = p + blk * 64
+                    for i in 0..<16 { w[i] = UInt32(bigEndian: q.loadUnaligned(fromByteOffset: 4 * i, as: UInt32.self)) }
+                    for i in 16..<64 {
+                        let x = w[i - 15], y = w[i - 2]
+                        let s0 = (x >> 7 | x << 25) ^ (x >> 18 | x << 14) ^ (x >> 3)
+                        let s1 = (y >> 17 | y << 15) ^ (y >> 19 | y << 13) ^ (y >> 10)
+                        w[i] = w[i - 16] &+ s0 &+ w[i - 7] &+ s1
+                    }
+                    var a = a0, b = b0, c = c0, d = d0, e = e0, f = f0, g = g0, hh = h0
+                    for i in 0..<64 {
+                        let S1 = (e >> 6 | e << 26) ^ (e >> 11 | e << 21) ^ (e >> 25 | e << 7)
+                        let ch = (e & f) ^ (~e & g)
+                        let t1 = hh &+ S1 &+ ch &+ kk[i] &+ w[i]
+                        let S0 = (a >> 2 | a << 30) ^ (a >> 13 | a << 19) ^ (a >> 22 | a << 10)
+                        let maj = (a & b) ^ (a & c) ^ (b & c)
+                        let t2 = S0 &+ maj
+                        hh = g; g = f; f = e; e = d &+ t1; d = c; c = b; b = a; a = t1 &+ t2
+                    }
+                    a0 &+= a; b0 &+= b; c0 &+= c; d0 &+= d; e0 &+= e; f0 &+= f; g0 &+= g; h0 &+= hh
+                }
+            }
+        }
+        h = (a0, b0, c0, d0, e0, f0, g0, h0)
+    }
+}

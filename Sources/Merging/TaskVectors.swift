@@ -1,0 +1,158 @@
+import Checkpoints
+import Foundation
+import Tensors
+
+/// Task vectors as files (Ilharco et al. 2023, arXiv:2212.04089): `extract` writes
+/// `τ = tuned − base` as a checkpoint whose metadata says `weightsmith.kind = task_vector`;
+/// `compose` builds `base + Σ c_i τ_i` from tuned checkpoints and stored task vectors.
+public enum TaskVectors {
+    public static let kindKey = "weightsmith.kind"
+    public static let kindValue = "task_vector"
+
+    /// True when the checkpoint was written by `extract`.
+    public static func isTaskVector(_ c: Checkpoint) -> Bool { c.metadata[kindKey] == kindValue }
+
+    /// The plan that writes `tuned − base` for every tensor, keeping the `topK` fraction of
+    /// largest magnitudes per tensor when `topK < 1` (exact count `Int(topK·n)`, ties by index).
+    public static func extractPlan(base: String, tuned: String, topK: Double = 1, outDType: DType? = nil) throws -> MergePlan {
+        guard topK > 0, topK <= 1 else { throw MergeError.invalidParameter(name: "top-k", reason: "must be in (0, 1], got \(topK)") }
+        var params = ParameterTable()
+        params.settings["top_k"] = .value(.number(topK))
+        let recipe = Recipe(mergeMethod: TaskVectorExtraction.methodName, baseModel: base, models: [RecipeSource(model: tuned)],
+                            parameters: params, outDType: outDType, file: "<task-vector extract>")
+        return try MergePlanner.plan(recipe, method: TaskVectorExtraction())
+    }
+
+    /// The plan of `base + Σ c_i τ_i`; a term's model is a tuned checkpoint (τ = x − base) or a
+    /// stored task vector (used as τ). Errors name the unknown term.
+    public static func composePlan(base: String, expression: String, models: [String: String], outDType: DType? = nil) throws -> MergePlan {
+        let terms = try CompositionExpression.parse(expression)
+        for t in terms where models[t.name] == nil {
+            throw MergeError.invalidExpression(expression: expression, position: t.position,
+                reason: "\"\(t.name)\" is not defined; add --model \(t.name)=PATH (defined: \(models.keys.sorted().joined(separator: ", ")))")
+        }
+        var params = ParameterTable()
+        params.settings["lambda"] = .value(.number(1))
+        let sources = terms.map { t in
+            var p = ParameterTable()
+            p.settings["weight"] = .value(.number(t.coefficient))
+            return RecipeSource(model: models[t.name]!, parameters: p)
+        }
+        let recipe = Recipe(mergeMethod: "task_arithmetic", baseModel: base, models: sources, parameters: params, outDType: outDType,
+                            file: "<compose \(expression)>")
+        var plan = try MergePlanner.plan(recipe)
+        let deltaInputs = Set(plan.inputs.indices.filter { isTaskVector(plan.inputs[$0].checkpoint) })
+        for j in plan.jobs.indices {
+            for m in plan.jobs[j].models.indices where deltaInputs.contains(plan.jobs[j].models[m].model) {
+                plan.jobs[j].models[m].kind = .delta
+            }
+        }
+        if plan.jobs.isEmpty == false, isTaskVector(plan.inputs[plan.configSource].checkpoint) {
+            plan.problems.append("--base \(base) is a task vector; the base must be a model")
+        }
+        return plan
+    }
+}
+
+/// `τ = x − base`, optionally reduced to the `top_k` fraction of largest magnitudes. Not a
+/// registered merge method: used by `task-vector extract`.
+public struct TaskVectorExtraction: MergeMethod {
+    public static let methodName = "task_vector"
+    public init() {}
+    public let name = TaskVectorExtraction.methodName
+    public let reference = "Ilharco et al. 2023, Editing models with task arithmetic, arXiv:2212.04089"
+    public let summary = "task vector: fine-tune minus base"
+    public let baseRole = BaseRole.required
+    public let modelCount = 1...1
+    public var scratchPerElement: Double { 2 }
+    public var parameters: [ParameterSpec] { [.number("top_k", .global, default: 1, "fraction of entries kept, largest magnitudes")] }
+
+    public func merge(_ inputs: MergeInputs, _ p: ResolvedParameters, seed: UInt64, into out: UnsafeMutableBufferPointer<Float>) throws {
+        guard let base = inputs.base else { throw MergeError.baseRequired(method: name) }
+        let x = inputs.models[0]
+        ParallelLoops.forEachChunk(inputs.count) { r in for i in r { out[i] = x[i] - base[i] } }
+        let k = try p.number("top_k")
+        if k < 1 {
+            var rng = MergeRandom(seed: 0)
+            try Sparsifier.apply(.magnitude, out, cols: 1, SparsifierSettings(density: k, gamma: 0, epsilon: 0, rescale: false),
+                                 random: &rng, tensor: inputs.tensorName)
+        }
+    }
+}
+
+/// `0.7*math + 0.5*code - 0.3*toxic`: a signed sum of named terms with optional coefficients
+/// (`math`, `2 * code`, `-0.5*x`, `1e-1*y`).
+public enum CompositionExpression {
+    public struct Term: Equatable, Sendable {
+        public let coefficient: Double
+        public let name: String
+        /// Character offset of the name in the expression (for error messages).
+        public let position: Int
+    }
+
+    public static func parse(_ text: String) throws -> [Term] {
+        let chars = Array(text)
+        var i = 0
+        func fail(_ reason: String, at p: Int? = nil) -> MergeError {
+            MergeError.invalidExpression(expression: text, position: p ?? i, reason: reason)
+        }
+        func skipSpace() { while i < chars.count && chars[i].isWhitespace { i += 1 } }
+        func number() -> Double? {
+            let start = i
+            while i < chars.count, chars[i].isNumber || chars[i] == "." || ((chars[i] == "e" || chars[i] == "E") && i > start
+                    && i + 1 < chars.count && (chars[i + 1].isNumber || chars[i + 1] == "-" || chars[i + 1] == "+"))
+                    || ((chars[i] == "-" || chars[i] == "+") && i > start && (chars[i - 1] == "e" || chars[i - 1] == "E")) {
+                i += 1
+            }
+            return i > start ? Double(String(chars[start..<i])) : nil
+        }
+        var terms: [Term] = []
+        var seen = Set<String>()
+        skipSpace()
+        guard i < chars.count else { throw fail("empty expression; expected e.g. \"0.7*math + 0.5*code\"") }
+        var first = true
+        while true {
+            skipSpace()
+            var sign = 1.0
+            if i < chars.count, chars[i] == "+" || chars[i] == "-" {
+                sign = chars[i] == "-" ? -1 : 1
+                i += 1
+                skipSpace()
+            } else if !first {
+                throw fail("expected + or - between terms")
+            }
+            first = false
+            var coefficient = 1.0
+            let numberStart = i
+            if i < chars.count, chars[i].isNumber || chars[i] == "." {
+                guard let c = number() else { throw fail("malformed number", at: numberStart) }
+                coefficient = c
+                skipSpace()
+                if i < chars.count, chars[i] == "*" { i += 1; skipSpace() }
+            }
+            let nameStart = i
+            while i < chars.count, chars[i].isLetter || chars[i].isNumber || chars[i] == "_" || chars[i] == "-" && i > nameStart
+                    && i + 1 < chars.count && (chars[i + 1].isLetter || chars[i + 1].isNumber) {
+                i += 1
+            }
+            guard i > nameStart, chars[nameStart].isLetter || chars[nameStart] == "_" else {
+                throw fail(i < chars.count ? "expected a model name, found \"\(chars[i])\"" : "expected a model name after the operator", at: nameStart)
+            }
+            let name = String(chars[nameStart..<i])
+            guard seen.insert(name).inserted else { throw fail("\"\(name)\" appears twice; combine its coefficients", at: nameStart) }
+            skipSpace()
+            if i < chars.count, chars[i] == "*" {
+                i += 1
+                skipSpace()
+                let p = i
+                guard let c = number() else { throw fail("expected a number after *", at: p) }
+                coefficient *= c
+                skipSpace()
+            }
+            guard coefficient.isFinite else { throw fail("coefficient is not finite", at: numberStart) }
+            terms.append(Term(coefficient: sign * coefficient, name: name, position: nameStart))
+            if i >= chars.count { break }
+        }
+        return terms
+    }
+}

@@ -1,0 +1,50 @@
+import ArgumentParser
+import Foundation
+import Merging
+import Tensors
+
+struct TaskVectorCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "task-vector",
+        abstract: "Task vectors (fine-tune minus base) as checkpoints.",
+        subcommands: [Extract.self]
+    )
+
+    struct Extract: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Write TUNED − BASE as a checkpoint folder (usable by compose).",
+            discussion: "Example: weightsmith task-vector extract base ft-math -o tv-math --top-k 0.2"
+        )
+
+        @Argument(help: "The base model.") var base: String
+        @Argument(help: "The fine-tuned model.") var tuned: String
+        @Option(name: [.short, .customLong("output")], help: "Output folder.") var output: String
+        @Option(help: "Keep only this fraction of entries per tensor, the largest magnitudes (0 < k ≤ 1); others are stored as 0.")
+        var topK: Double = 1
+        @Option(help: "Storage dtype: float32, bfloat16, float16 (default: the base's).") var outDtype: String?
+        @Flag(help: "Print the plan, then stop.") var dryRun = false
+        @Flag(help: "Replace the output folder if it exists.") var force = false
+        @Flag(help: "No progress output.") var quiet = false
+
+        func run() throws {
+            let dtype = try outDtype.map(parseOutDType)
+            let plan = try TaskVectors.extractPlan(base: base, tuned: tuned, topK: topK, outDType: dtype)
+            if dryRun {
+                print(plan.describe(), terminator: "")
+                if !plan.problems.isEmpty { throw MergeError.preflight(plan.problems) }
+                return
+            }
+            var options = ExecutionOptions(progress: !quiet, overwrite: force)
+            options.metadata = [TaskVectors.kindKey: TaskVectors.kindValue]
+            let report = try MergeExecutor.run(plan, to: URL(fileURLWithPath: output), options: options)
+            print("wrote task vector \(report.outputDirectory.path): \(report.tensors) tensors, \(formatBytes(report.outputBytes))")
+        }
+    }
+}
+
+func parseOutDType(_ s: String) throws -> DType {
+    guard let d = DType(userSpelling: s), [.f32, .bf16, .f16, .f64].contains(d) else {
+        throw ValidationError("--out-dtype must be float32, bfloat16, float16 or float64, got \(s)")
+    }
+    return d
+}

@@ -1,0 +1,175 @@
+import Checkpoints
+import Foundation
+import XCTest
+@testable import Merging
+import Tensors
+
+/// Plans and runs merges of small checkpoints written into a temporary folder.
+final class MergeEndToEndTests: XCTestCase {
+    var dir: URL!
+
+    override func setUpWithError() throws {
+        dir = FileManager.default.temporaryDirectory.appendingPathComponent("ws-merge-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+    }
+
+    override func tearDownWithError() throws { try? FileManager.default.removeItem(at: dir) }
+
+    /// A 2-layer toy model; `offset` shifts every value; `vocab` sets the embedding rows.
+    @discardableResult
+    func makeModel(_ name: String, offset: Float, vocab: Int = 8, tied: Bool = false, dtype: DType = .f32, layers: Int = 2) throws -> String {
+        let d = dir.appendingPathComponent(name)
+        try FileManager.default.createDirectory(at: d, withIntermediateDirectories: true)
+        var tensors: [(String, Tensor)] = [("model.embed_tokens.weight", Tensor(shape: [vocab, 4], scalars: (0..<(vocab * 4)).map { Float($0) * 0.1 + offset }))]
+        for l in 0..<layers {
+            tensors.append(("model.layers.\(l).mlp.up_proj.weight", Tensor(shape: [3, 4], scalars: (0..<12).map { Float($0 + 100 * l) * 0.01 + offset })))
+            tensors.append(("model.layers.\(l).input_layernorm.weight", Tensor(shape: [4], scalars: [1, 1, 1, 1].map { $0 + offset })))
+        }
+        tensors.append(("model.norm.weight", Tensor(shape: [4], scalars: [1, 2, 3, 4].map { $0 + offset })))
+        if !tied { tensors.append(("lm_head.weight", Tensor(shape: [vocab, 4], scalars: (0..<(vocab * 4)).map { -Float($0) * 0.1 + offset }))) }
+        let w = try SafetensorsWriter(url: d.appendingPathComponent("model.safetensors"),
+                                      entries: tensors.map { TensorEntry(name: $0.0, dtype: dtype, shape: $0.1.shape) })
+        for (n, t) in tensors { try w.write(n, t) }
+        try w.finish()
+        try Data("{\"model_type\": \"llama\", \"num_hidden_layers\": \(layers), \"vocab_size\": \(vocab), \"torch_dtype\": \"float32\"}".utf8)
+            .write(to: d.appendingPathComponent("config.json"))
+        try Data("{\"tok\": \"\(name)\"}".utf8).write(to: d.appendingPathComponent("tokenizer.json"))
+        return d.path
+    }
+
+    func recipe(_ yaml: String) throws -> Recipe { try RecipeParser.parse(yaml) }
+
+    func testLinearMergeWritesCompleteFolder() throws {
+        let a = try makeModel("a", offset: 0), b = try makeModel("b", offset: 1)
+        let plan = try MergePlanner.plan(recipe("merge_method: linear\nmodels:\n  - model: \(a)\n    parameters: {weight: 3}\n  - model: \(b)\n    parameters: {weight: 1}\nout_dtype: bfloat16\n"))
+        XCTAssertEqual(plan.problems, [])
+        XCTAssertEqual(plan.jobs.count, 7)
+        XCTAssertEqual(plan.jobs.first?.output, "model.embed_tokens.weight")
+        XCTAssertEqual(plan.jobs.last?.output, "model.norm.weight")
+        let out = dir.appendingPathComponent("out")
+        _ = try MergeExecutor.run(plan, to: out, options: ExecutionOptions(maxShardBytes: 100, progress: false))
+        XCTAssertFalse(FileManager.default.fileExists(atPath: out.path + ".partial"))
+        let files = try FileManager.default.contentsOfDirectory(atPath: out.path)
+        for f in ["config.json", "tokenizer.json", "README.md", "merge_recipe.yml", "model.safetensors.index.json"] { XCTAssertTrue(files.contains(f), f) }
+        let merged = try Checkpoint(path: out.path)
+        XCTAssertGreaterThan(merged.shards.count, 1)
+        let norm = try merged.tensor("model.norm.weight")
+        XCTAssertEqual(merged.info("model.norm.weight")?.dtype, .bf16)
+        XCTAssertEqual(norm.scalars, [1.25, 2.25, 3.25, 4.25])
+        let config = try String(contentsOf: out.appendingPathComponent("config.json"), encoding: .utf8)
+        XCTAssertTrue(config.contains("\"torch_dtype\": \"bfloat16\""), config)
+        let card = try String(contentsOf: out.appendingPathComponent("README.md"), encoding: .utf8)
+        XCTAssertTrue(card.contains(try SHA256.hexDigest(ofFile: a + "/model.safetensors")))
+        XCTAssertThrowsError(try MergeExecutor.run(plan, to: out, options: ExecutionOptions(progress: false)))
+    }
+
+    func testTaskArithmeticWithGradientAndTiedHead() throws {
+        let base = try makeModel("base", offset: 0), a = try makeModel("a", offset: 1, tied: true)
+        let plan = try MergePlanner.plan(recipe("""
+            merge_method: task_arithmetic
+            base_model: \(base)
+            models:
+              - model: \(a)
+                parameters: {weight: [{filter: up_proj, value: [0, 1]}, {value: 0.5}]}
+            """))
+        XCTAssertEqual(plan.problems, [])
+        XCTAssertTrue(plan.notes.contains { $0.contains("tied embeddings") }, "\(plan.notes)")
+        let byName = Dictionary(uniqueKeysWithValues: plan.jobs.map { ($0.output, $0) })
+        XCTAssertEqual(byName["model.layers.0.mlp.up_proj.weight"]?.parameters.perModel[0]["weight"], .number(0))
+        XCTAssertEqual(byName["model.layers.1.mlp.up_proj.weight"]?.parameters.perModel[0]["weight"], .number(1))
+        XCTAssertEqual(byName["lm_head.weight"]?.models[0].tensor, "model.embed_tokens.weight")
+        let out = dir.appendingPathComponent("ta")
+        _ = try MergeExecutor.run(plan, to: out, options: ExecutionOptions(hashInputs: false, progress: false))
+        let m = try Checkpoint(path: out.path)
+        XCTAssertEqual(try m.tensor("model.norm.weight").scalars, [1.5, 2.5, 3.5, 4.5])
+        XCTAssertEqual(try m.tensor("model.layers.0.mlp.up_proj.weight"), try Checkpoint(path: base).tensor("model.layers.0.mlp.up_proj.weight"))
+    }
+
+    func testPreflightReportsAllProblemsTogether() throws {
+        let base = try makeModel("base", offset: 0)
+        let big = try makeModel("big", offset: 1, vocab: 10)
+        let bf = try makeModel("bf", offset: 2, dtype: .bf16)
+        let r = try recipe("merge_method: ties\nbase_model: \(base)\nmodels:\n  - model: \(big)\n    parameters: {weight: 1}\n  - model: \(bf)\n")
+        let plan = try MergePlanner.plan(r)
+        XCTAssertEqual(plan.problems.count, 3, plan.problems.joined(separator: "\n"))
+        XCTAssertTrue(plan.problems.contains { $0.contains("vocabulary sizes differ for \"model.embed_tokens.weight\"") })
+        XCTAssertTrue(plan.problems.contains { $0.contains("vocabulary sizes differ for \"lm_head.weight\"") })
+        XCTAssertTrue(plan.problems.contains { $0.contains("missing required parameter \"weight\"") })
+        XCTAssertThrowsError(try plan.checked())
+
+        // Choosing the base's vocabulary: rows the small model lacks come from the base.
+        let r2 = try recipe("merge_method: task_arithmetic\nbase_model: \(big)\nmodels:\n  - model: \(base)\n    parameters: {weight: 1}\n")
+        let plan2 = try MergePlanner.plan(r2, options: PlanOptions(vocabulary: .base))
+        XCTAssertEqual(plan2.problems, [])
+        let out = dir.appendingPathComponent("vocab")
+        _ = try MergeExecutor.run(plan2, to: out, options: ExecutionOptions(hashInputs: false, progress: false))
+        let e = try Checkpoint(path: out.path).tensor("model.embed_tokens.weight")
+        XCTAssertEqual(e.shape, [10, 4])
+        // rows 0..<8: the small model's (offset 0), rows 8, 9: the base's (offset 1), unchanged
+        XCTAssertEqual(e.scalars[0], 0, accuracy: 1e-6)
+        XCTAssertEqual(e.scalars[8 * 4], 3.2 + 1, accuracy: 1e-5)
+        let cfg = try String(contentsOf: out.appendingPathComponent("config.json"), encoding: .utf8)
+        XCTAssertTrue(cfg.contains("\"vocab_size\": 10"))
+        let trunc = try MergePlanner.plan(r2, options: PlanOptions(vocabulary: .truncate))
+        XCTAssertEqual(trunc.jobs.first?.shape, [8, 4])
+    }
+
+    func testMissingTensorsAndShapeMismatch() throws {
+        let base = try makeModel("base", offset: 0)
+        let short = try makeModel("short", offset: 1, layers: 1)
+        let plan = try MergePlanner.plan(recipe("merge_method: linear\nmodels:\n  - model: \(base)\n    parameters: {weight: 1}\n  - model: \(short)\n    parameters: {weight: 1}\n"))
+        XCTAssertTrue(plan.problems.contains { $0.contains("has 1 layers") } || plan.problems.contains { $0.contains("lacks") }, "\(plan.problems)")
+    }
+
+    func testPassthroughSlicesStackLayers() throws {
+        let a = try makeModel("a", offset: 0), b = try makeModel("b", offset: 1)
+        let plan = try MergePlanner.plan(recipe("""
+            merge_method: passthrough
+            slices:
+              - sources: [{model: \(a), layer_range: [0, 2]}]
+              - sources: [{model: \(b), layer_range: [1, 2]}]
+            """))
+        XCTAssertEqual(plan.problems, [])
+        XCTAssertEqual(plan.outputLayerCount, 3)
+        let job = try XCTUnwrap(plan.jobs.first { $0.output == "model.layers.2.mlp.up_proj.weight" })
+        XCTAssertEqual(job.models, [JobInput(model: 1, tensor: "model.layers.1.mlp.up_proj.weight")])
+        XCTAssertEqual(plan.jobs.first { $0.output == "model.norm.weight" }?.models.first?.model, 1)
+        XCTAssertEqual(plan.jobs.first { $0.output == "model.embed_tokens.weight" }?.models.first?.model, 0)
+        let out = dir.appendingPathComponent("stack")
+        _ = try MergeExecutor.run(plan, to: out, options: ExecutionOptions(hashInputs: false, progress: false))
+        let cfg = try String(contentsOf: out.appendingPathComponent("config.json"), encoding: .utf8)
+        XCTAssertTrue(cfg.contains("\"num_hidden_layers\": 3"))
+        XCTAssertEqual(try Checkpoint(path: out.path).tensor("model.layers.2.mlp.up_proj.weight"),
+                       try Checkpoint(path: b).tensor("model.layers.1.mlp.up_proj.weight"))
+    }
+
+    func testDryRunDescriptionAndMemoryEstimate() throws {
+        let base = try makeModel("base", offset: 0), a = try makeModel("a", offset: 1, dtype: .bf16)
+        let plan = try MergePlanner.plan(recipe("merge_method: dare_ties\nbase_model: \(base)\nmodels:\n  - model: \(a)\n    parameters: {weight: 1, density: 0.5}\n"),
+                                         options: PlanOptions(seed: 42))
+        let text = plan.describe()
+        XCTAssertTrue(text.contains("seed: 42"))
+        XCTAssertTrue(text.contains("estimated peak memory"))
+        XCTAssertTrue(text.contains("model.layers.1.mlp.up_proj.weight [3, 4] F32 <- base [0], [1](density=0.5, weight=1)"), text)
+        // embed [8, 4]: output 128 B + base mapped 128 B + bf16 mapped 64 B + decoded 128 B + scratch 3·128 B,
+        // plus one finished output of 128 B waiting for the writer
+        XCTAssertEqual(plan.estimatedPeakBytes, 128 + 128 + 64 + 128 + 384 + 128)
+        XCTAssertThrowsError(try MergeExecutor.run(plan, to: dir.appendingPathComponent("x"), options: ExecutionOptions(memoryBudget: 100, progress: false)))
+    }
+
+    func testValueScanFindsNaN() throws {
+        let base = try makeModel("base", offset: .nan)
+        let plan = try MergePlanner.plan(recipe("merge_method: linear\nmodels:\n  - model: \(base)\n    parameters: {weight: 1}\n"))
+        let findings = try ValueScan.scan(plan)
+        XCTAssertEqual(findings.count, 7)
+    }
+
+    func testSHA256KnownVectors() {
+        var s = SHA256()
+        s.update(Array("abc".utf8))
+        XCTAssertEqual(SHA256.hex(s.finalize()), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
+        var t = SHA256()
+        t.update(Array(String(repeating: "a", count: 1000).utf8))
+        XCTAssertEqual(SHA256.hex(t.finalize()), "41edece42d63e8d9bf515a9ba6932e1c20cbc9f5a5d134645adb5db1b9737ea3")
+    }
+}
