@@ -50,7 +50,19 @@ struct DemoCommand: ParsableCommand {
 
 /// Merge steps of the demo, present once the merge fixtures exist.
 func demoMergeSteps(fixtures: String, out: String) -> [(title: String, args: [String])] {
-    []
+    let m = fixtures + "/merge"
+    guard FileManager.default.fileExists(atPath: m + "/base/model.safetensors") else { return [] }
+    let fts = ["ft-a", "ft-b", "ft-c"].map { "\(m)/\($0)" }
+    return [
+        ("Plan a TIES merge of three fine-tunes (copy, add, upper-case) onto their base",
+         ["merge", "--method", "ties", "--base", "\(m)/base"] + fts + ["--weight", "1", "--density", "0.5", "-o", "\(out)/merged", "--dry-run"]),
+        ("Run it: streamed tensor by tensor into a Hugging Face folder with a model card",
+         ["merge", "--method", "ties", "--base", "\(m)/base"] + fts + ["--weight", "1", "--density", "0.5", "-o", "\(out)/merged", "--quiet"]),
+        ("Inspect the merged checkpoint", ["inspect", "\(out)/merged"]),
+        ("Task-vector arithmetic: base + 0.8·copy + 0.8·add − 0.3·upper",
+         ["compose", "--base", "\(m)/base", "0.8*copy + 0.8*add - 0.3*upper", "--model", "copy=\(fts[0])", "--model", "add=\(fts[1])",
+          "--model", "upper=\(fts[2])", "-o", "\(out)/composed", "--quiet"]),
+    ]
 }
 
 func shellQuoted(_ s: String) -> String {
