@@ -67,13 +67,18 @@ extension TrainingBenchmarks {
         let grads = ParameterBuffer(layout: try model.layout.subset(Set(names)))
         let loss = try model.lossAndGradients(batch, into: GradientSink(model: grads))
         let want = Double(try ref.tensor("loss").scalars[0])
-        var worst = 0.0
+        // Tolerance: 1e-4, or twice what PyTorch's own Float32 gradients reach against Float64 on
+        // this 30-layer model if that is larger.
+        var worst = 0.0, worstTorch32 = 0.0
         for n in names {
-            let d = GradientParityTests.relativeDiff(grads.tensor(n)!.scalars, try ref.tensor("grad." + n).scalars)
-            worst = max(worst, d)
-            XCTAssertLessThan(d, 1e-4, n)
+            let want64 = try ref.tensor("grad." + n).scalars
+            let d = GradientParityTests.relativeDiff(grads.tensor(n)!.scalars, want64)
+            let d32 = GradientParityTests.relativeDiff(try ref.tensor("grad32." + n).scalars, want64)
+            worst = max(worst, d); worstTorch32 = max(worstTorch32, d32)
+            print("  \(n): ours \(d), torch float32 \(d32)")
+            XCTAssertLessThan(d, max(1e-4, 2 * d32), n)
         }
-        print("SmolLM2 gradient parity: loss \(loss) vs \(want), max relative gradient diff \(worst) over \(names.count) tensors")
+        print("SmolLM2 gradient parity: loss \(loss) vs \(want), max relative gradient diff \(worst) over \(names.count) tensors (PyTorch float32: \(worstTorch32))")
         XCTAssertEqual(loss, want, accuracy: 1e-4 * want)
     }
 }
