@@ -67,7 +67,8 @@ public enum MergeExecutor {
         let group = DispatchGroup()
         if options.hashInputs {
             DispatchQueue.global(qos: .utility).async(group: group) {
-                for inp in plan.inputs { for f in files(of: inp.checkpoint) { hashes.set(f, (try? SHA256.hexDigest(ofFile: f)) ?? "unreadable") } }
+                let all = plan.inputs.flatMap { files(of: $0.checkpoint) }
+                for (f, h) in InputFingerprints.digests(all) { hashes.set(f, h) }
             }
         }
 
