@@ -60,7 +60,7 @@ struct DemoCommand: ParsableCommand {
             print("\n== \(i + 1)/\(steps.count) \(step.title)")
             switch step {
             case let .command(_, args):
-                print("$ weightsmith " + args.map(shellQuoted).joined(separator: " ").replacingOccurrences(of: out, with: "$OUT"))
+                print("> weightsmith " + args.map(shellQuoted).joined(separator: " ").replacingOccurrences(of: out, with: "$OUT"))
                 var command = try Weightsmith.parseAsRoot(args)
                 try command.run()
             case let .scoreboard(_, models, tasks):
