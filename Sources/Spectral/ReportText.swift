@@ -81,7 +81,26 @@ public enum ReportText {
             }
             out += line + "\n"
         }
+        out += renderIntruderDetails(report, rowNames: rowNames, byName: byName)
         out += "\n" + renderSummary(report)
+        return out
+    }
+
+    /// Per fine-tune, the intruders of each matrix: rank in W, σ relative to σ1(W0), max |cos|.
+    static func renderIntruderDetails(_ report: SpectralReport, rowNames: [String], byName: [[String: MatrixDiagnostics]], maxLines: Int = 8) -> String {
+        let eps = report.epsilons.first ?? 0.5
+        var out = ""
+        for (fi, ft) in report.fineTunes.enumerated() {
+            let with = rowNames.compactMap { byName[fi][$0] }.filter { !$0.intruders.intruders.isEmpty }
+            guard !with.isEmpty else { continue }
+            out += "\n\(ft.label): intruders at ε = \(f(eps, 2)) as #rank(σ/σ1(W0), max|cos|)\n"
+            for m in with.prefix(maxLines) {
+                let (l, t) = parseModuleName(m.name)
+                out += "  " + pad(l.map { "layer \($0) \(t)" } ?? t, 20)
+                    + m.intruders.intruders.map { "#\($0.rank)(\(f(Double($0.sigmaRelativeToBase), 2)), \(f(Double($0.maxCosine), 2)))" }.joined(separator: " ") + "\n"
+            }
+            if with.count > maxLines { out += "  … \(with.count - maxLines) more matrices with intruders (all of them in --json)\n" }
+        }
         return out
     }
 

@@ -104,14 +104,17 @@ public enum SpectralPlots {
         let ls = layers.sorted()
         let counts = report.fineTunes.map { ft in ls.map { l in ft.matrices.filter { ($0.layer ?? -1) == l }.reduce(0) { $0 + ($1.intruders.count(at: eps) ?? 0) } } }
         let maxC = max(1, counts.flatMap { $0 }.max() ?? 1)
-        let groupW = Double(report.fineTunes.count) * 16 + 14
-        let W = max(360, 60 + Double(ls.count) * groupW + 170), H = 300.0, plotH = 200.0, x0 = 50.0, y0 = 50.0
+        let plotW = max(240, Double(ls.count) * (Double(report.fineTunes.count) * 16 + 14))
+        let groupW = plotW / Double(max(ls.count, 1))
+        let barW = min(30, (groupW - 14) / Double(max(report.fineTunes.count, 1)))
+        let W = 50 + plotW + 170, H = 300.0, plotH = 200.0, x0 = 50.0, y0 = 50.0
         var s = header(W, H)
         s += "<text x=\"\(n(x0))\" y=\"20\" font-size=\"14\">Intruder dimensions per layer (top-\(report.topK), ε = \(String(format: "%.2f", eps)))</text>\n"
-        s += legend(report, x: W - 150, y: 40, base: false)
+        s += legend(report, x: x0 + plotW + 20, y: y0 + 10, base: false)
         s += "<line x1=\"\(n(x0))\" y1=\"\(n(y0 + plotH))\" x2=\"\(n(x0 + Double(ls.count) * groupW))\" y2=\"\(n(y0 + plotH))\" stroke=\"black\"/>\n"
-        for t in 0...min(maxC, 10) {
-            let v = Double(t) * Double(maxC) / Double(min(maxC, 10))
+        let step = max(1, Int((Double(maxC) / 5).rounded(.up)))
+        for t in stride(from: 0, through: maxC, by: step) {
+            let v = Double(t)
             let py = y0 + plotH - v / Double(maxC) * plotH
             s += "<text x=\"\(n(x0 - 5))\" y=\"\(n(py + 3))\" text-anchor=\"end\">\(Int(v.rounded()))</text><line x1=\"\(n(x0))\" y1=\"\(n(py))\" x2=\"\(n(x0 + Double(ls.count) * groupW))\" y2=\"\(n(py))\" stroke=\"#eee\"/>\n"
         }
@@ -119,9 +122,12 @@ public enum SpectralPlots {
             let gx = x0 + Double(li) * groupW + 7
             for (fi, c) in counts.enumerated() {
                 let h = Double(c[li]) / Double(maxC) * plotH
-                s += "<rect x=\"\(n(gx + Double(fi) * 16))\" y=\"\(n(y0 + plotH - h))\" width=\"14\" height=\"\(n(h))\" fill=\"\(palette[fi % palette.count])\"><title>\(c[li])</title></rect>\n"
+                s += "<rect x=\"\(n(gx + Double(fi) * barW))\" y=\"\(n(y0 + plotH - h))\" width=\"\(n(barW - 2))\" height=\"\(n(h))\" fill=\"\(palette[fi % palette.count])\"><title>\(c[li])</title></rect>\n"
             }
-            s += "<text x=\"\(n(gx + Double(counts.count) * 8))\" y=\"\(n(y0 + plotH + 14))\" text-anchor=\"middle\">\(l < 0 ? "-" : String(l))</text>\n"
+            for (fi, c) in counts.enumerated() where c[li] == 0 {
+                s += "<text x=\"\(n(gx + (Double(fi) + 0.5) * barW - 1))\" y=\"\(n(y0 + plotH - 4))\" text-anchor=\"middle\" font-size=\"9\" fill=\"\(palette[fi % palette.count])\">0</text>\n"
+            }
+            s += "<text x=\"\(n(gx + Double(counts.count) * barW / 2))\" y=\"\(n(y0 + plotH + 14))\" text-anchor=\"middle\">\(l < 0 ? "-" : String(l))</text>\n"
         }
         s += "<text x=\"\(n(x0 + Double(ls.count) * groupW / 2))\" y=\"\(n(y0 + plotH + 32))\" text-anchor=\"middle\">layer</text>\n"
         return s + "</svg>\n"

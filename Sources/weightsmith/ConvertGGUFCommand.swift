@@ -24,7 +24,9 @@ struct ConvertGGUFCommand: ParsableCommand {
         let gguf = try GGUFFile(path: model)
         let types = Dictionary(grouping: gguf.tensors, by: { $0.type.description }).map { "\($0.key) x\($0.value.count)" }.sorted()
         print("\(model): GGUF v\(gguf.version), \(gguf.tensors.count) tensors (\(types.joined(separator: ", ")))")
+        let tty = isatty(2) != 0
         let summary = try GGUFConverter.convert(gguf: gguf, to: URL(fileURLWithPath: output), dtype: d) { done, total, _ in
+            guard tty else { return }
             FileHandle.standardError.write(Data("\r\(done)/\(total) tensors\(done == total ? "\n" : "")".utf8))
         }
         print("wrote \(output): \(summary.architecture), \(summary.tensors) tensors, \(summary.parameters) parameters as \(d.rawValue)")

@@ -23,7 +23,9 @@ struct EvalCommand: ParsableCommand {
         let loaded = try PretrainedModel(path: model)
         let evaluator = Evaluator(model: loaded.model, tokenizer: loaded.tokenizer)
         let url = URL(fileURLWithPath: data)
+        let tty = isatty(2) != 0
         let progress: (Int, Int) -> Void = { done, total in
+            guard tty else { return }
             FileHandle.standardError.write(Data("\r\(done)/\(total)\(done == total ? "\n" : "")".utf8))
         }
         let result: EvaluationResult

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# `weightsmith compare` on SmolLM2-135M (base, rank-8 LoRA, full fine-tune) vs a numpy script
+# computing the same quantities, in one run: cold cache, warm cache (second run on the same
+# base), and numpy. Inputs are made by scripts/make_smollm_spectral_bench.py (not committed).
+# Usage: scripts/bench_spectral.sh [INPUT_DIR=/tmp/ws-bench]; OPENBLAS_NUM_THREADS defaults to 1.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+IN="${1:-/tmp/ws-bench}"
+export OPENBLAS_NUM_THREADS="${OPENBLAS_NUM_THREADS:-1}"
+if [ ! -f "$IN/lora/adapter_config.json" ]; then
+  python3 scripts/make_smollm_spectral_bench.py "$IN" >&2
+fi
+swift build -c release --product weightsmith >&2
+BIN=.build/release/weightsmith
+CACHE=$(mktemp -d)
+echo "# OPENBLAS_NUM_THREADS=$OPENBLAS_NUM_THREADS  $(date -u +%FT%TZ)  $(nproc) cores  load: $(cut -d' ' -f1-3 /proc/loadavg)"
+t() { local s e; s=$(date +%s.%N); "$@" > /tmp/ws-bench-out.$$; e=$(date +%s.%N); echo "$e - $s" | bc; }
+COLD=$(t $BIN compare --base "$IN/base" --lora "$IN/lora" --full "$IN/full" --cache-dir "$CACHE" --json)
+python3 -c "import json,sys; r=json.load(open('/tmp/ws-bench-out.$$')); print('weightsmith:', {f['label']: f['summary']['totalIntruders'] for f in r['fineTunes']}, 'matrices', len(r['fineTunes'][0]['matrices']), 'mean phi', sum(o['overlap']['phi'] for o in r['overlaps'])/len(r['overlaps']))"
+WARM=$(t $BIN compare --base "$IN/base" --lora "$IN/lora" --full "$IN/full" --cache-dir "$CACHE" --json)
+NOCACHE_JOBS1=$(t $BIN compare --base "$IN/base" --lora "$IN/lora" --full "$IN/full" --no-cache --jobs 1 --json)
+NUMPY=$(t python3 scripts/spectral_compare_numpy.py "$IN/base" "$IN/lora" "$IN/full")
+cat /tmp/ws-bench-out.$$
+rm -rf "$CACHE" /tmp/ws-bench-out.$$
+printf "\n| run | seconds | vs numpy |\n|---|---|---|\n"
+for pair in "weightsmith compare, cold cache:$COLD" "weightsmith compare, warm cache (same base again):$WARM" "weightsmith compare, no cache, --jobs 1:$NOCACHE_JOBS1" "numpy script:$NUMPY"; do
+  label="${pair%%:*}"; v="${pair##*:}"
+  printf "| %s | %.2f | %.1fx faster |\n" "$label" "$v" "$(echo "$NUMPY / $v" | bc -l)"
+done
+printf "\nsecond run / first run: %.1fx faster\n" "$(echo "$COLD / $WARM" | bc -l)"
