@@ -21,7 +21,9 @@ let package = Package(
         .target(name: "Checkpoints", dependencies: ["Tensors"]),
         .target(name: "Merging", dependencies: ["Tensors", "Checkpoints", "Yams"], exclude: ["README.md"]),
         .target(name: "Spectral", dependencies: ["Tensors", "Checkpoints"], exclude: ["README.md"]),
-        .target(name: "Transformer", dependencies: ["Tensors", "Checkpoints", "CLinearAlgebra"]),
+        // AVX2 (run-time checked) matrix-vector kernels over GGUF block-quantised weights, for decoding.
+        .target(name: "CTransformerKernels"),
+        .target(name: "Transformer", dependencies: ["Tensors", "Checkpoints", "CLinearAlgebra", "CTransformerKernels"], exclude: ["README.md"]),
         .executableTarget(
             name: "weightsmith",
             dependencies: [

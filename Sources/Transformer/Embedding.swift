@@ -17,3 +17,18 @@ func positionEmbeddingForward(out: UnsafeMutablePointer<Float>, positions: [Int3
         for c in 0..<C { o[c] += row[c] }
     }
 }
+
+// Backward: dTable (V, C) += scatter of dOut (N, C) rows by token id.
+
+/// dTable[tokens[n], :] += dOut[n, :].
+func embeddingBackward(dTable: UnsafeMutablePointer<Float>, dOut: UnsafePointer<Float>, tokens: [Int32], C: Int) {
+    for (n, t) in tokens.enumerated() {
+        let d = dTable + Int(t) * C, g = dOut + n * C
+        for c in 0..<C { d[c] += g[c] }
+    }
+}
+
+/// dPositionTable[positions[n], :] += dOut[n, :].
+func positionEmbeddingBackward(dTable: UnsafeMutablePointer<Float>, dOut: UnsafePointer<Float>, positions: [Int32], C: Int) {
+    embeddingBackward(dTable: dTable, dOut: dOut, tokens: positions, C: C)
+}

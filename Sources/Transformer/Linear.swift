@@ -20,3 +20,28 @@ func linearForward(out: UnsafeMutablePointer<Float>, x: UnsafePointer<Float>, we
              beta: bias == nil ? 0 : 1, C: out, ldc: O)
     }
 }
+
+// Backward. dOut: (N, O), x: (N, I) from the forward.
+//   .outIn: dx += dOut W, dW (O, I) += dOut^T x;  .inOut: dx += dOut W^T, dW (I, O) += x^T dOut
+//   dBias += sum_n dOut[n, :]
+// Each output is optional: frozen weights skip their product, the lowest trainable layer skips dx.
+
+func linearBackward(dx: UnsafeMutablePointer<Float>?, dWeight: UnsafeMutablePointer<Float>?, dBias: UnsafeMutablePointer<Float>?,
+                    dOut: UnsafePointer<Float>, x: UnsafePointer<Float>, weight: UnsafePointer<Float>,
+                    N: Int, I: Int, O: Int, layout: WeightLayout) {
+    if let dx {
+        switch layout {
+        case .outIn: gemm(transA: false, transB: false, M: N, N: I, K: O, A: dOut, lda: O, B: weight, ldb: I, beta: 1, C: dx, ldc: I)
+        case .inOut: gemm(transA: false, transB: true, M: N, N: I, K: O, A: dOut, lda: O, B: weight, ldb: O, beta: 1, C: dx, ldc: I)
+        }
+    }
+    if let dW = dWeight {
+        switch layout {
+        case .outIn: gemm(transA: true, transB: false, M: O, N: I, K: N, A: dOut, lda: O, B: x, ldb: I, beta: 1, C: dW, ldc: I)
+        case .inOut: gemm(transA: true, transB: false, M: I, N: O, K: N, A: x, lda: I, B: dOut, ldb: O, beta: 1, C: dW, ldc: O)
+        }
+    }
+    if let db = dBias {
+        for n in 0..<N { let g = dOut + n * O; for o in 0..<O { db[o] += g[o] } }
+    }
+}

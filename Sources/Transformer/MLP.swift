@@ -28,3 +28,36 @@ func geluForward(_ x: UnsafeMutablePointer<Float>, count: Int, activation: Model
 }
 
 private extension Double { var float: Float { Float(self) } }
+
+// Backward of the element-wise parts.
+// SwiGLU: with s = sigmoid(g): dGate += dOut * up * s (1 + g (1 - s)), dUp += dOut * g s.
+func swigluBackward(dGate: UnsafeMutablePointer<Float>, dUp: UnsafeMutablePointer<Float>?, dOut: UnsafePointer<Float>,
+                    gate: UnsafePointer<Float>, up: UnsafePointer<Float>, count: Int) {
+    for i in 0..<count {
+        let g = gate[i], s = 1 / (1 + exp(-g))
+        dGate[i] += dOut[i] * up[i] * s * (1 + g * (1 - s))
+        dUp?[i] += dOut[i] * g * s
+    }
+}
+
+/// GELU/SiLU backward: dx += dOut * act'(x), with x the pre-activation (the forward works in
+/// place, so the caller keeps a copy of x).
+func geluBackward(dx: UnsafeMutablePointer<Float>, dOut: UnsafePointer<Float>, x: UnsafePointer<Float>, count: Int,
+                  activation: ModelConfig.Activation) {
+    switch activation {
+    case .geluTanh:
+        let k = (2 / Float.pi).squareRoot()
+        for i in 0..<count {
+            let v = x[i], t = tanh(k * (v + 0.044715 * v * v * v))
+            dx[i] += dOut[i] * (0.5 * (1 + t) + 0.5 * v * (1 - t * t) * k * (1 + 3 * 0.044715 * v * v))
+        }
+    case .gelu:
+        let invSqrt2 = Float(1 / 2.0.squareRoot()), invSqrt2Pi = Float(1 / (2 * Double.pi).squareRoot())
+        for i in 0..<count {
+            let v = x[i]
+            dx[i] += dOut[i] * (0.5 * (1 + erf(v * invSqrt2)) + v * exp(-0.5 * v * v) * invSqrt2Pi)
+        }
+    case .silu:
+        for i in 0..<count { let v = x[i], s = 1 / (1 + exp(-v)); dx[i] += dOut[i] * s * (1 + v * (1 - s)) }
+    }
+}

@@ -16,3 +16,21 @@ func rmsNormForward(out: UnsafeMutablePointer<Float>, rstd: UnsafeMutablePointer
         for c in 0..<C { o[c] = weight[c] * (xr[c] * r) }
     }
 }
+
+// Backward. x: (N, C), rstd: (N) from the forward, dOut: (N, C)
+//   dWeight[c] += sum_n dOut[n, c] x[n, c] rstd[n]
+//   dx[n, c]   += rstd[n] (w[c] dOut[n, c]) - rstd[n]^3 / C * x[n, c] * sum_c' w[c'] dOut[n, c'] x[n, c']
+
+func rmsNormBackward(dx: UnsafeMutablePointer<Float>?, dWeight: UnsafeMutablePointer<Float>?, dOut: UnsafePointer<Float>,
+                     x: UnsafePointer<Float>, weight: UnsafePointer<Float>, rstd: UnsafePointer<Float>, N: Int, C: Int) {
+    for n in 0..<N {
+        let xr = x + n * C, g = dOut + n * C, r = rstd[n]
+        if let dw = dWeight { for c in 0..<C { dw[c] += g[c] * xr[c] * r } }
+        guard let dx else { continue }
+        var dot: Float = 0
+        for c in 0..<C { dot += weight[c] * g[c] * xr[c] }
+        let k = r * r * r * dot / Float(C)
+        let d = dx + n * C
+        for c in 0..<C { d[c] += r * weight[c] * g[c] - k * xr[c] }
+    }
+}

@@ -45,3 +45,24 @@ func ropeForward(x: UnsafeMutablePointer<Float>, positions: [Int32], heads: Int,
         }
     }
 }
+
+// Backward: the rotation is orthogonal, so dx = R^T dOut, the rotation by -angle, in place on
+// the gradient. dx: (N, heads, D).
+func ropeBackward(dx: UnsafeMutablePointer<Float>, positions: [Int32], heads: Int, D: Int, invFreq: [Float]) {
+    let half = D / 2
+    var cosT = [Float](repeating: 0, count: half), sinT = [Float](repeating: 0, count: half)
+    for (n, p) in positions.enumerated() {
+        for i in 0..<half {
+            let a = Float(p) * invFreq[i]
+            cosT[i] = cos(a); sinT[i] = sin(a)
+        }
+        for h in 0..<heads {
+            let v = dx + (n * heads + h) * D
+            for i in 0..<half {
+                let g1 = v[i], g2 = v[i + half]
+                v[i] = g1 * cosT[i] + g2 * sinT[i]
+                v[i + half] = g2 * cosT[i] - g1 * sinT[i]
+            }
+        }
+    }
+}

@@ -83,6 +83,17 @@ extension TransformerModel {
             loaded.insert(hf)
         }
         for e in layout.entries where !loaded.contains(e.name) { throw ModelError.missingTensor(source: source, name: e.name) }
+        // Keep Q8_0/Q4_1 matrices packed for decoding (the GGUF stays mapped while the model lives).
+        let permutes = config.modelType == "llama" || config.modelType == "mistral"
+        for g in gguf.tensorNames {
+            guard let hf = GGUFNaming.huggingFaceName(g), layout[hf]?.shape.rank == 2 else { continue }
+            let heads: Int? = switch GGUFNaming.permutation(of: g) {
+            case .query: permutes ? config.heads : nil
+            case .key: permutes ? config.kvHeads : nil
+            case nil: nil
+            }
+            if let q = QuantizedMatrix.make(gguf, g, permutedHeads: heads) { quantized[hf] = q }
+        }
     }
 }
 

@@ -11,6 +11,11 @@ public final class TransformerModel: @unchecked Sendable {
     public let config: ModelConfig
     public let parameters: ParameterBuffer
     let invFreq: [Float]
+    /// GGUF block-quantised copies of weight matrices (by Hugging Face name), used instead of
+    /// the Float32 parameters when few rows are processed (decoding). Empty unless loaded from GGUF.
+    public internal(set) var quantized: [String: QuantizedMatrix] = [:]
+    /// At most this many rows go through the quantised kernels; more use sgemm.
+    public var quantizedRowLimit = 2
 
     public init(config: ModelConfig) {
         self.config = config
@@ -75,9 +80,9 @@ public final class TransformerModel: @unchecked Sendable {
             case .llama:
                 let p = "model.layers.\(l)."
                 rmsNormForward(out: xn.p, rstd: nil, x: x.p, weight: P.pointer(p + "input_layernorm.weight"), N: N, C: C, eps: c.normEps)
-                linearForward(out: q.p, x: xn.p, weight: P.pointer(p + "self_attn.q_proj.weight"), bias: P.optionalPointer(p + "self_attn.q_proj.bias"), N: N, I: C, O: c.qDim, layout: .outIn)
-                linearForward(out: k.p, x: xn.p, weight: P.pointer(p + "self_attn.k_proj.weight"), bias: P.optionalPointer(p + "self_attn.k_proj.bias"), N: N, I: C, O: c.kvDim, layout: .outIn)
-                linearForward(out: v.p, x: xn.p, weight: P.pointer(p + "self_attn.v_proj.weight"), bias: P.optionalPointer(p + "self_attn.v_proj.bias"), N: N, I: C, O: c.kvDim, layout: .outIn)
+                linear(out: q.p, x: xn.p, weight: p + "self_attn.q_proj.weight", bias: p + "self_attn.q_proj.bias", N: N, I: C, O: c.qDim)
+                linear(out: k.p, x: xn.p, weight: p + "self_attn.k_proj.weight", bias: p + "self_attn.k_proj.bias", N: N, I: C, O: c.kvDim)
+                linear(out: v.p, x: xn.p, weight: p + "self_attn.v_proj.weight", bias: p + "self_attn.v_proj.bias", N: N, I: C, O: c.kvDim)
                 ropeForward(x: q.p, positions: positions, heads: c.heads, D: c.headDim, invFreq: invFreq)
                 ropeForward(x: k.p, positions: positions, heads: c.kvHeads, D: c.headDim, invFreq: invFreq)
             case .gpt2:
@@ -100,13 +105,13 @@ public final class TransformerModel: @unchecked Sendable {
             switch c.family {
             case .llama:
                 let p = "model.layers.\(l)."
-                linearForward(out: proj.p, x: att.p, weight: P.pointer(p + "self_attn.o_proj.weight"), bias: P.optionalPointer(p + "self_attn.o_proj.bias"), N: N, I: c.qDim, O: C, layout: .outIn)
+                linear(out: proj.p, x: att.p, weight: p + "self_attn.o_proj.weight", bias: p + "self_attn.o_proj.bias", N: N, I: c.qDim, O: C)
                 addInPlace(x.p, proj.p, N * C)
                 rmsNormForward(out: xn.p, rstd: nil, x: x.p, weight: P.pointer(p + "post_attention_layernorm.weight"), N: N, C: C, eps: c.normEps)
-                linearForward(out: h1.p, x: xn.p, weight: P.pointer(p + "mlp.gate_proj.weight"), bias: P.optionalPointer(p + "mlp.gate_proj.bias"), N: N, I: C, O: I, layout: .outIn)
-                linearForward(out: h2.p, x: xn.p, weight: P.pointer(p + "mlp.up_proj.weight"), bias: P.optionalPointer(p + "mlp.up_proj.bias"), N: N, I: C, O: I, layout: .outIn)
+                linear(out: h1.p, x: xn.p, weight: p + "mlp.gate_proj.weight", bias: p + "mlp.gate_proj.bias", N: N, I: C, O: I)
+                linear(out: h2.p, x: xn.p, weight: p + "mlp.up_proj.weight", bias: p + "mlp.up_proj.bias", N: N, I: C, O: I)
                 swigluForward(out: h1.p, gate: h1.p, up: h2.p, count: N * I)
-                linearForward(out: proj.p, x: h1.p, weight: P.pointer(p + "mlp.down_proj.weight"), bias: P.optionalPointer(p + "mlp.down_proj.bias"), N: N, I: I, O: C, layout: .outIn)
+                linear(out: proj.p, x: h1.p, weight: p + "mlp.down_proj.weight", bias: p + "mlp.down_proj.bias", N: N, I: I, O: C)
                 addInPlace(x.p, proj.p, N * C)
             case .gpt2:
                 let p = "transformer.h.\(l)."
@@ -133,9 +138,20 @@ public final class TransformerModel: @unchecked Sendable {
         }
         var logits = [Float](repeating: 0, count: rows * c.vocabSize)
         logits.withUnsafeMutableBufferPointer { out in
-            linearForward(out: out.baseAddress!, x: xn.p, weight: P.pointer(outputName), bias: nil, N: rows, I: C, O: c.vocabSize, layout: .outIn)
+            linear(out: out.baseAddress!, x: xn.p, weight: outputName, bias: nil, N: rows, I: C, O: c.vocabSize)
         }
         return Tensor(shape: [B, lastOnly ? 1 : T, c.vocabSize], scalars: logits)
+    }
+
+    /// A (out, in)-layout linear layer by parameter name: the quantised kernel for few rows when
+    /// the weight has one, sgemm on the Float32 parameters otherwise.
+    func linear(out: UnsafeMutablePointer<Float>, x: UnsafePointer<Float>, weight: String, bias: String?, N: Int, I: Int, O: Int) {
+        let b = bias.flatMap { parameters.optionalPointer($0) }
+        if N <= quantizedRowLimit, let q = quantized[weight], q.rows == O, q.cols == I {
+            quantizedLinearForward(out: out, x: x, weight: q, bias: b, N: N)
+        } else {
+            linearForward(out: out, x: x, weight: parameters.pointer(weight), bias: b, N: N, I: I, O: O, layout: .outIn)
+        }
     }
 }
 

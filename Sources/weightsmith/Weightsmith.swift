@@ -13,6 +13,7 @@ struct Weightsmith: AsyncParsableCommand {
             SpectrumCommand.self, CompareCommand.self, ExtractLoRACommand.self,
             GenerateCommand.self,
             EvalCommand.self,
+            FinetuneCommand.self,
             ConvertGGUFCommand.self,
             MergeCommand.self, TaskVectorCommand.self, ComposeCommand.self,
         ]

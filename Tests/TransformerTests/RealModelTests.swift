@@ -44,6 +44,15 @@ final class RealModelTests: XCTestCase {
             let d = ModelParityTests.maxAbsDiff(got.scalars, want.scalars)
             print("SmolLM2 prompt \(i) (\(ids.count) tokens): max |logits - transformers| = \(d)")
             XCTAssertLessThan(d, 1e-4)
+            // The decoding path (quantised kernels, one token through the KV cache) gives the same last logits.
+            XCTAssertFalse(loaded.model.quantized.isEmpty)
+            let cache = loaded.model.makeCache(batch: 1, capacity: ids.count)
+            _ = try loaded.model.forward([Array(ids.dropLast())], cache: cache)
+            let step = try loaded.model.forward([[ids.last!]], cache: cache, lastOnly: true)
+            let V = loaded.model.config.vocabSize
+            let dq = ModelParityTests.maxAbsDiff(step.scalars, Array(want.scalars[(ids.count - 1) * V..<ids.count * V]))
+            print("SmolLM2 prompt \(i): decoding step (quantised kernels) max |logits - transformers| = \(dq)")
+            XCTAssertLessThan(dq, 1e-4)
         }
     }
 }

@@ -1,0 +1,41 @@
+import Foundation
+
+// Cross-entropy of next-token predictions, over the positions that have a target.
+//
+// logits: (N, V), targets: (N) ids in 0..<V or -1 (not scored: prompt tokens, padding)
+// Forward: lse[n] = log sum_v exp(logits[n, v]); returns sum_n (lse[n] - logits[n, target[n]])
+// over scored rows, accumulated in Float64. lse is cached for the backward.
+// Backward: dLogits[n, :] = scale * (softmax(logits[n, :]) - onehot(target[n])) for scored rows,
+// 0 for the others; `scale` is 1 / (number of scored tokens) for a mean loss. dLogits may alias
+// logits (written in place, row by row).
+
+func crossEntropyForward(lse: UnsafeMutablePointer<Float>, logits: UnsafePointer<Float>, targets: [Int32], N: Int, V: Int) -> Double {
+    var total = 0.0
+    for n in 0..<N {
+        let row = logits + n * V
+        var m = -Float.infinity
+        for v in 0..<V { m = max(m, row[v]) }
+        var s: Float = 0
+        for v in 0..<V { s += exp(row[v] - m) }
+        let l = m + log(s)
+        lse[n] = l
+        let t = Int(targets[n])
+        if t >= 0 { total += Double(l - row[t]) }
+    }
+    return total
+}
+
+func crossEntropyBackward(dLogits: UnsafeMutablePointer<Float>, logits: UnsafePointer<Float>, lse: UnsafePointer<Float>,
+                          targets: [Int32], N: Int, V: Int, scale: Float) {
+    for n in 0..<N {
+        let row = logits + n * V, d = dLogits + n * V
+        let t = Int(targets[n])
+        guard t >= 0 else {
+            for v in 0..<V { d[v] = 0 }
+            continue
+        }
+        let l = lse[n]
+        for v in 0..<V { d[v] = scale * exp(row[v] - l) }
+        d[t] -= scale
+    }
+}

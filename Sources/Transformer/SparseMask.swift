@@ -1,0 +1,55 @@
+import Checkpoints
+import Foundation
+import Tensors
+
+/// Which entries of which tensors a sparse (masked) fine-tune may change: a buffer of 0/1 over
+/// a subset of the model's tensors (same names and shapes). Tensors absent from the mask are
+/// frozen. Stored as a safetensors file of the same names (nonzero = trainable).
+public final class SparseMask: @unchecked Sendable {
+    public let values: ParameterBuffer
+    public var layout: ParameterLayout { values.layout }
+
+    init(values: ParameterBuffer) { self.values = values }
+
+    /// Reads a mask file; every tensor must be a parameter of `model` with its shape.
+    public convenience init(url: URL, model: TransformerModel) throws {
+        let file = try SafetensorsFile(url: url)
+        let layout = try model.layout.subset(Set(file.tensorNames))
+        let buf = ParameterBuffer(layout: layout)
+        for e in layout.entries {
+            let t = try file.tensor(e.name)
+            try buf.set(e.name, Tensor(shape: t.shape, scalars: t.scalars.map { $0 != 0 ? 1 : 0 }), source: url.path)
+        }
+        self.init(values: buf)
+    }
+
+    /// A seeded random mask keeping a fraction `density` of the entries of each tensor whose
+    /// name matches `pattern` (a regular expression searched in the name; nil: all matrices).
+    public static func random(model: TransformerModel, density: Double, pattern: String?, seed: UInt64) throws -> SparseMask {
+        guard density > 0, density <= 1 else { throw ModelError.invalidInput("mask density must be in (0, 1], got \(density)") }
+        let re: NSRegularExpression?
+        do { re = try pattern.map { try NSRegularExpression(pattern: $0) } } catch {
+            throw ModelError.invalidInput("invalid mask tensor pattern \"\(pattern ?? "")\": \(error)")
+        }
+        let names = model.layout.entries.filter { e in
+            if let re { return re.firstMatch(in: e.name, range: NSRange(e.name.startIndex..., in: e.name)) != nil }
+            return e.shape.rank == 2
+        }.map(\.name)
+        guard !names.isEmpty else { throw ModelError.invalidInput("no parameter matches the mask pattern \"\(pattern ?? "")\"") }
+        let buf = ParameterBuffer(layout: try model.layout.subset(Set(names)))
+        var rng = SeededRandom(seed: seed)
+        for i in 0..<buf.layout.totalCount { buf.base[i] = rng.nextUniform() < density ? 1 : 0 }
+        return SparseMask(values: buf)
+    }
+
+    public var trainableCount: Int { (0..<layout.totalCount).reduce(0) { $0 + (values.base[$1] != 0 ? 1 : 0) } }
+
+    public func write(to url: URL) throws {
+        let writer = try SafetensorsWriter(url: url, entries: layout.entries.map { TensorEntry(name: $0.name, dtype: .u8, shape: $0.shape) })
+        for e in layout.entries {
+            let bytes = (0..<e.count).map { UInt8(values.base[e.offset + $0] != 0 ? 1 : 0) }
+            try bytes.withUnsafeBytes { try writer.write(e.name, rawBytes: $0) }
+        }
+        try writer.finish()
+    }
+}

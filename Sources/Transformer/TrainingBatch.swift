@@ -1,0 +1,43 @@
+/// A batch of B token sequences of equal length T with next-token targets, for training.
+///
+/// `targets[b][t]` is the id the model should predict at position t (normally `tokens[b][t + 1]`),
+/// or -1 where the position is not scored (prompt tokens, padding, the last position). Padding
+/// goes at the end of a sequence: attention is causal, so it never changes earlier positions.
+public struct TrainingBatch: Sendable, Equatable {
+    public let tokens: [[Int]]
+    public let targets: [[Int]]
+
+    public init(tokens: [[Int]], targets: [[Int]]) throws {
+        guard let T = tokens.first?.count, T > 0, tokens.allSatisfy({ $0.count == T }),
+              targets.count == tokens.count, targets.allSatisfy({ $0.count == T }) else {
+            throw ModelError.invalidInput("a training batch needs B token sequences and B target sequences, all of the same non-zero length")
+        }
+        self.tokens = tokens
+        self.targets = targets
+    }
+
+    public var batchSize: Int { tokens.count }
+    public var length: Int { tokens[0].count }
+    /// Positions that carry a target (contribute to the loss).
+    public var scoredTokens: Int { targets.reduce(0) { $0 + $1.filter { $0 >= 0 }.count } }
+
+    /// Causal language modelling of whole sequences: every position predicts the next token.
+    public static func languageModelling(_ sequences: [[Int]]) throws -> TrainingBatch {
+        try TrainingBatch(tokens: sequences, targets: sequences.map { Array($0.dropFirst()) + [-1] })
+    }
+
+    /// Prompt/completion pairs, right-padded with `pad` to the longest: only completion tokens are
+    /// scored (the position before each completion token predicts it).
+    public static func completions(_ pairs: [(prompt: [Int], completion: [Int])], pad: Int = 0) throws -> TrainingBatch {
+        let T = pairs.map { $0.prompt.count + $0.completion.count }.max() ?? 0
+        var tokens: [[Int]] = [], targets: [[Int]] = []
+        for (p, c) in pairs {
+            let ids = p + c
+            var tg = [Int](repeating: -1, count: T)
+            for j in 0..<c.count where p.count - 1 + j >= 0 { tg[p.count - 1 + j] = c[j] }
+            tokens.append(ids + [Int](repeating: pad, count: T - ids.count))
+            targets.append(tg)
+        }
+        return try TrainingBatch(tokens: tokens, targets: targets)
+    }
+}
