@@ -29,7 +29,7 @@ final class TrainingBenchmarks: XCTestCase {
         }
         let lora = try run(.lora(.init(rank: 8, alpha: 16)))
         var usage = rusage()
-        getrusage(__rusage_who_t(RUSAGE_SELF.rawValue), &usage)
+        getrusage(RUSAGE_SELF.rawValue, &usage)
         let peakMB = Double(usage.ru_maxrss) / 1024
         let full = try run(.full)
         let threads = ProcessInfo.processInfo.environment["OPENBLAS_NUM_THREADS"] ?? "default"
