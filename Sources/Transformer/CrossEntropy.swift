@@ -15,9 +15,12 @@ func crossEntropyForward(lse: UnsafeMutablePointer<Float>, logits: UnsafePointer
         let row = logits + n * V
         var m = -Float.infinity
         for v in 0..<V { m = max(m, row[v]) }
-        var s: Float = 0
-        for v in 0..<V { s += exp(row[v] - m) }
-        let l = m + log(s)
+        // The sum runs over the whole vocabulary (49152 terms for SmolLM2): in Float32 the many
+        // small terms added to a sum near 1 each lose half an ulp, biasing lse by ~1e-4.
+        // Accumulate in Float64.
+        var s = 0.0
+        for v in 0..<V { s += Double(exp(row[v] - m)) }
+        let l = m + Float(Foundation.log(s))
         lse[n] = l
         let t = Int(targets[n])
         if t >= 0 { total += Double(l - row[t]) }

@@ -56,6 +56,9 @@ struct FinetuneCommand: ParsableCommand {
     func run() throws {
         guard let kind = LearningRateSchedule.Kind(rawValue: schedule) else { throw ValidationError("--schedule must be constant, linear or cosine") }
         guard let saveType = ["f32": DType.f32, "bf16": .bf16, "f16": .f16][dtype] else { throw ValidationError("--dtype must be f32, bf16 or f16") }
+        if model.hasSuffix(".gguf") && mode != .lora {
+            throw ValidationError("--mode \(mode.rawValue) writes a Hugging Face folder and needs one as input: convert the GGUF first (weightsmith convert-gguf)")
+        }
         let loaded = try PretrainedModel(path: model)
         let m = loaded.model
         let examples = try TrainingData.load(URL(fileURLWithPath: data), tokenizer: loaded.tokenizer, maxLength: maxLength)

@@ -60,20 +60,27 @@ extension TrainingBenchmarks {
         proc.waitUntilExit()
         guard proc.terminationStatus == 0 else { throw XCTSkip("python3 with torch/transformers/gguf is not available") }
         let ref = try SafetensorsFile(url: out)
-        let ids = try ref.tensor("input_ids").scalars.map { Int($0) }
-        let batch = try TrainingBatch.languageModelling([Array(ids[0..<32]), Array(ids[32..<64])])
         let model = try PretrainedModel(path: path).model
-        let names = ref.tensorNames.filter { $0.hasPrefix("grad.") }.map { String($0.dropFirst(5)) }
-        let grads = ParameterBuffer(layout: try model.layout.subset(Set(names)))
-        let loss = try model.lossAndGradients(batch, into: GradientSink(model: grads))
-        let want = Double(try ref.tensor("loss").scalars[0])
-        var worst = 0.0
-        for n in names {
-            let d = GradientParityTests.relativeDiff(grads.tensor(n)!.scalars, try ref.tensor("grad." + n).scalars)
-            worst = max(worst, d)
-            XCTAssertLessThan(d, 1e-4, n)
+        // "text": natural text, the regime training sees; asserted at 1e-4. "random": random ids,
+        // a high-loss regime that amplifies Float32 rounding (reported, asserted at 1e-3).
+        for (prefix, tolerance) in [("text", 1e-4), ("random", 1e-3)] {
+            let ids = try ref.tensor(prefix + ".input_ids").scalars.map { Int($0) }
+            let batch = try TrainingBatch.languageModelling([Array(ids[0..<32]), Array(ids[32..<64])])
+            let names = ref.tensorNames.filter { $0.hasPrefix(prefix + ".grad.") }.map { String($0.dropFirst(prefix.count + 6)) }
+            let grads = ParameterBuffer(layout: try model.layout.subset(Set(names)))
+            let loss = try model.lossAndGradients(batch, into: GradientSink(model: grads))
+            let want = Double(try ref.tensor(prefix + ".loss").scalars[0])
+            var worst = 0.0, worstTorch32 = 0.0
+            for n in names {
+                let want64 = try ref.tensor(prefix + ".grad." + n).scalars
+                let d = GradientParityTests.relativeDiff(grads.tensor(n)!.scalars, want64)
+                let d32 = GradientParityTests.relativeDiff(try ref.tensor(prefix + ".grad32." + n).scalars, want64)
+                worst = max(worst, d); worstTorch32 = max(worstTorch32, d32)
+                print("  \(prefix) \(n): ours \(d), torch float32 \(d32)")
+                XCTAssertLessThan(d, tolerance, "\(prefix) \(n)")
+            }
+            print("SmolLM2 gradient parity (\(prefix)): loss \(loss) vs \(want), max relative gradient diff \(worst) over \(names.count) tensors (PyTorch float32: \(worstTorch32))")
+            XCTAssertEqual(loss, want, accuracy: 1e-5 * want)
         }
-        print("SmolLM2 gradient parity: loss \(loss) vs \(want), max relative gradient diff \(worst) over \(names.count) tensors")
-        XCTAssertEqual(loss, want, accuracy: 1e-4 * want)
     }
 }
