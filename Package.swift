@@ -18,7 +18,7 @@ let package = Package(
         // Fast f16/bf16 <-> f32 with a run-time F16C/AVX2 check (no build flags).
         .target(name: "CConversions"),
         .target(name: "Tensors", dependencies: ["CLinearAlgebra", "CConversions"], exclude: ["README.md"]),
-        .target(name: "Checkpoints", dependencies: ["Tensors"]),
+        .target(name: "Checkpoints", dependencies: ["Tensors"], exclude: ["README.md"]),
         .target(name: "Merging", dependencies: ["Tensors", "Checkpoints", "Yams"], exclude: ["README.md"]),
         .target(name: "Spectral", dependencies: ["Tensors", "Checkpoints"], exclude: ["README.md"]),
         // AVX2 (run-time checked) matrix-vector kernels over GGUF block-quantised weights, for decoding.
