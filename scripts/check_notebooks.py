@@ -89,7 +89,9 @@ def main(argv):
         text = open(path, encoding="utf-8").read()
         lines, blocks = parse(text)
         new_lines = list(lines)
-        for start, end, info, cmds in reversed(blocks):
+        # Run in document order (later commands may use earlier outputs), splice in reverse.
+        results = []
+        for start, end, info, cmds in blocks:
             m = re.search(r"exit=(\d+)", info)
             want_code = int(m.group(1)) if m else 0
             rendered = []
@@ -110,9 +112,11 @@ def main(argv):
                     for d in difflib.unified_diff(normalise(recorded), normalise(shown), "recorded", "actual", lineterm="", n=1):
                         print("    " + d)
                 else:
-                    print(f"ok   {os.path.relpath(path, ROOT)}: {cmd}")
+                    print(f"ok   {os.path.relpath(path, ROOT)}: {cmd[:100]}")
                 rendered.append("$ " + cmd)
                 rendered.extend(shown)
+            results.append((start, end, rendered))
+        for start, end, rendered in reversed(results):
             new_lines[start + 1:end] = rendered
         if update:
             with open(path, "w", encoding="utf-8") as f:
