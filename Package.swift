@@ -19,7 +19,7 @@ let package = Package(
         .target(name: "CConversions"),
         .target(name: "Tensors", dependencies: ["CLinearAlgebra", "CConversions"], exclude: ["README.md"]),
         .target(name: "Checkpoints", dependencies: ["Tensors"]),
-        .target(name: "Merging", dependencies: ["Tensors", "Checkpoints", "Yams"]),
+        .target(name: "Merging", dependencies: ["Tensors", "Checkpoints", "Yams"], exclude: ["README.md"]),
         .target(name: "Spectral", dependencies: ["Tensors", "Checkpoints"]),
         // AVX2 (run-time checked) matrix-vector kernels over GGUF block-quantised weights, for decoding.
         .target(name: "CTransformerKernels"),

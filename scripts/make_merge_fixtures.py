@@ -6,6 +6,7 @@ fixtures/merge/base  : hidden 64, 2 layers, 4 heads (2 KV heads), MLP 128, byte 
 fixtures/merge/ft-a  : base fine-tuned on copying ("abc|abc")
 fixtures/merge/ft-b  : base fine-tuned on two-digit addition ("12+34=46")
 fixtures/merge/ft-c  : base fine-tuned on upper-casing ("cat>CAT")
+fixtures/merge/eval  : 40 held-out prompt/completion pairs per task (JSONL, for `weightsmith eval`)
 
 Each folder: model.safetensors (float32, ~430 kB), config.json, tokenizer.json (byte-level,
 one token per byte, no merges), tokenizer_config.json. Deterministic (fixed seeds, one thread).
@@ -14,6 +15,7 @@ Run: python3 scripts/make_merge_fixtures.py
 import json
 import os
 import random
+import sys
 
 import torch
 from transformers import LlamaConfig, LlamaForCausalLM
@@ -116,7 +118,23 @@ def save(model, name, loss):
     print(f"{name}: final loss {loss:.3f}")
 
 
+def write_eval_sets():
+    """fixtures/merge/eval/{copy,add,upper}.jsonl: 40 held-out prompt/completion pairs per task."""
+    d = os.path.join(ROOT, "eval")
+    os.makedirs(d, exist_ok=True)
+    for name, gen, sep, seed in (("copy", copy_task, "|", 101), ("add", add_task, "=", 102), ("upper", upper_task, ">", 103)):
+        rng = random.Random(seed)
+        with open(os.path.join(d, f"{name}.jsonl"), "w") as f:
+            for _ in range(40):
+                s = gen(rng)
+                i = s.index(sep) + 1
+                f.write(json.dumps({"prompt": s[:i], "completion": s[i:]}) + "\n")
+
+
 def main():
+    write_eval_sets()
+    if "--eval-only" in sys.argv:
+        return
     torch.manual_seed(0)
     base = LlamaForCausalLM(config())
     loss = train(base, text, steps=150, seed=0, lr=3e-3)

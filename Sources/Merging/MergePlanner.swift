@@ -282,5 +282,5 @@ public enum MergePlanner {
 
 extension Error {
     /// `description` for our errors, `localizedDescription` otherwise.
-    var localizedDescriptionText: String { (self as? CustomStringConvertible)?.description ?? localizedDescription }
+    var localizedDescriptionText: String { String(describing: self) }
 }

@@ -8,7 +8,7 @@ public enum ModelCard {
         let baseLabel = plan.recipe.baseModel
         if let baseLabel { s += "base_model: \(baseLabel)\n" }
         s += "---\n\n# \(outputName)\n\n"
-        s += "Merged with [weightsmith](https://github.com/) using **\(plan.method.name)**: \(plan.method.summary) "
+        s += "Merged with weightsmith using **\(plan.method.name)**: \(plan.method.summary) "
         s += "(\(plan.method.reference)).\n\n"
         s += "## Inputs\n\n| model | role | file | SHA-256 |\n|---|---|---|---|\n"
         for inp in plan.inputs {
