@@ -1,0 +1,116 @@
+import ArgumentParser
+import Editing
+import Foundation
+import Transformer
+
+struct EditCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "edit",
+        abstract: "Apply a single-fact edit (ROME or FT-L) and write the edited model.",
+        discussion: """
+        Makes MODEL continue --prompt with --target (give the target its leading space, " Rome"). \
+        Prints efficacy (teacher-forced target-token accuracy and the target's per-token probability), \
+        paraphrase accuracy and locality (the share of the original model's greedy tokens on the \
+        --locality-prompts that the model still predicts) before and after, and writes OUT (a Hugging \
+        Face folder, written atomically). ROME needs the subject (--subject, else the last capitalised \
+        words of the prompt); with --stats-corpus it uses key statistics C = E[kkᵀ] from that text \
+        (cached in --stats-cache), else C = I.
+        """)
+
+    enum Method: String, ExpressibleByArgument, CaseIterable { case rome, ft }
+
+    @Argument(help: "A Hugging Face folder (config.json, model.safetensors, tokenizer.json).") var model: String
+    @Option(name: .long, help: "The prompt (or a template with {} for the subject).") var prompt: String
+    @Option(name: .long, help: "The new continuation, with its leading space.") var target: String
+    @Option(name: .long, help: "The subject (default: the last capitalised words of the prompt).") var subject: String?
+    @Option(name: .long, help: "rome or ft (FT-L).") var method: Method = .rome
+    @Option(name: .long, help: "Layer whose MLP output matrix is edited (default: 5/32 of the layers, rounded down).") var layer: Int?
+    @Option(name: .long, parsing: .singleValue, help: "A paraphrase prompt (repeatable).") var paraphrase: [String] = []
+    @Option(name: .long, help: "Locality prompts: one per line, or JSONL with \"prompt\".") var localityPrompts: String?
+    @Option(name: .shortAndLong, help: "Output folder (must not exist or be empty).") var output: String
+
+    @Option(name: .long, help: "ROME: text corpus for the key statistics (default: none, C = I).") var statsCorpus: String?
+    @Option(name: .long, help: "ROME: tokens of the corpus used for the statistics.") var statsTokens = 20_000
+    @Option(name: .long, help: "ROME: statistics cache folder (default: ~/.cache/weightsmith).") var statsCache: String?
+    @Option(name: .long, help: "ROME: value optimisation steps.") var steps: Int?
+    @Option(name: .long, help: "ROME: context templates sampled from the model.") var contexts = 5
+    @Option(name: .long, help: "FT-L: Adam learning rate.") var lr: Float = 5e-4
+    @Option(name: .long, help: "FT-L: L-infinity bound on the change of each weight (0: none).") var normBound: Float = 5e-4
+    @Option(name: .long, help: "Seed (ROME context samples).") var seed: UInt64 = 0
+
+    func run() throws {
+        let loaded = try PretrainedModel(path: model)
+        let m = loaded.model, tok = loaded.tokenizer
+        let L = m.config.layers
+        let chosenLayer = layer ?? min(L - 1, L * 5 / 32)
+        var loc: [String] = []
+        if let f = localityPrompts { loc = try EditRequest.readPrompts(URL(fileURLWithPath: f)) }
+        let request = EditRequest(prompt: prompt, subject: subject, target: target, paraphrases: paraphrase, localityPrompts: loc)
+        try request.validate()
+
+        let scorer = EditScorer(model: m, tokenizer: tok)
+        let reference = loc.isEmpty ? nil : try scorer.localityReference(loc)
+        let before = try scorer.score(request, locality: reference)
+
+        let t0 = Date()
+        let edit: WeightEdit
+        var detail = ""
+        switch method {
+        case .rome:
+            var s = RomeSettings(layer: chosenLayer)
+            s.contextTemplates = contexts; s.seed = seed
+            if let st = steps { s.steps = st }
+            if let corpus = statsCorpus {
+                let text: String
+                do { text = try String(contentsOfFile: corpus, encoding: .utf8) } catch { throw ValidationError("cannot read \(corpus): \(error)") }
+                let lines = text.split(separator: "\n").map(String.init)
+                let dir = statsCache.map { URL(fileURLWithPath: $0) } ?? FileManager.default.homeDirectoryForCurrentUser.appendingPathComponent(".cache/weightsmith")
+                let ts = Date()
+                let (stats, cached) = try KeyStatistics.cached(in: dir, model: m, tokenizer: tok, texts: lines, layer: chosenLayer, maxTokens: statsTokens)
+                s.statistics = stats
+                detail += String(format: "key statistics: %d tokens, %@ (%.1f s)\n", stats.tokens, cached ? "from cache" : "collected and cached", Date().timeIntervalSince(ts))
+            }
+            let r = try RomeEditor.edit(model: m, tokenizer: tok, request: request, settings: s)
+            edit = r.edit
+            detail += "subject \"\(request.resolvedSubject)\", key at token \(r.subjectToken); value loss \(fmt(r.losses.first)) -> \(fmt(r.losses.last)) in \(r.losses.count) steps\n"
+        case .ft:
+            let r = try FineTuneEditor.edit(model: m, tokenizer: tok, request: request,
+                                            settings: FineTuneSettings(layer: chosenLayer, learningRate: lr, normBound: normBound > 0 ? normBound : nil))
+            edit = r.edit
+            detail += "loss \(fmt(r.losses.first)) -> \(fmt(r.losses.last)) in \(r.losses.count) steps\n"
+        }
+        let seconds = Date().timeIntervalSince(t0)
+        try edit.apply(to: m)
+        let after = try scorer.score(request, locality: reference)
+
+        print("\(method.rawValue) edit of \(edit.weight) in \(String(format: "%.2f", seconds)) s: |dW|_F = \(String(format: "%.4g", edit.frobeniusNorm)), max |dW| = \(String(format: "%.3g", edit.maxAbs))")
+        print(detail, terminator: "")
+        print(EditTable.render(before: before, after: after))
+        let dir = URL(fileURLWithPath: output)
+        let source = URL(fileURLWithPath: model).hasDirectoryPath || FileManager.default.fileExists(atPath: model + "/config.json")
+            ? URL(fileURLWithPath: model) : URL(fileURLWithPath: model).deletingLastPathComponent()
+        try EditedModelWriter.save(m, to: dir, sideFilesFrom: source,
+                                   metadata: ["format": "pt", "weightsmith.edit": "\(method.rawValue) \(edit.weight)"])
+        print("wrote \(output)")
+    }
+
+    func fmt(_ x: Double?) -> String { x.map { String(format: "%.4f", $0) } ?? "-" }
+}
+
+enum EditTable {
+    static func render(before: EditScores, after: EditScores) -> String {
+        func f(_ x: Double?) -> String { x.map { String(format: "%.3f", $0) } ?? "-" }
+        let rows: [(String, String, String)] = [
+            ("efficacy (token acc)", f(before.efficacy), f(after.efficacy)),
+            ("P(target) per token", f(before.efficacyProbability), f(after.efficacyProbability)),
+            ("paraphrase (token acc)", f(before.paraphrase), f(after.paraphrase)),
+            ("locality (kept tokens)", f(before.locality), f(after.locality)),
+            ("greedy answer", "\"\(before.answer)\"", "\"\(after.answer)\""),
+        ]
+        let w0 = rows.map(\.0.count).max()!, w1 = max(rows.map(\.1.count).max()!, 6)
+        func pad(_ s: String, _ w: Int) -> String { s + String(repeating: " ", count: max(0, w - s.count)) }
+        var out = pad("metric", w0) + "  " + pad("before", w1) + "  after\n"
+        for r in rows { out += pad(r.0, w0) + "  " + pad(r.1, w1) + "  " + r.2 + "\n" }
+        return String(out.dropLast())
+    }
+}
