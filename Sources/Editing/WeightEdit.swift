@@ -14,6 +14,8 @@ public struct WeightEdit: Sendable {
         guard let e = model.layout[weight], e.shape == delta.shape else {
             throw EditError.invalidRequest("cannot apply an edit of shape \(delta.shape.dims) to \(weight)")
         }
+        // A GGUF-loaded model decodes few rows with quantised copies; those would miss the edit.
+        if model.quantized[weight] != nil { model.quantizedRowLimit = 0 }
         let p = model.parameters.pointer(weight)
         for i in 0..<e.count { p[i] += sign * delta.scalars[i] }
     }
