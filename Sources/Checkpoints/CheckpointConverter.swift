@@ -13,6 +13,8 @@ import Tensors
 ///   tokenizer and generation files. The folder is built beside its final path and renamed into
 ///   place when complete; an existing non-empty folder is refused.
 /// Inputs are never overwritten: an output that is, or contains, an input file is refused.
+/// When tensors change dtype, `config.json`'s `torch_dtype` (and transformers 5's `dtype`) is
+/// updated to match; other side files are copied byte for byte.
 /// The input's `__metadata__` is kept, with `"format": "pt"` added when absent (transformers
 /// refuses to load safetensors weights without it).
 public enum CheckpointConverter {
@@ -74,6 +76,11 @@ public enum CheckpointConverter {
             }
             entries.append(TensorEntry(name: name, dtype: dtype, shape: info.shape))
             summary.bytesIn += info.byteCount
+        }
+        // Larger elements first, as the official writer orders them: every tensor then starts at a
+        // multiple of its element size (the header is padded to 8), so zero-copy readers can map it.
+        entries.sort { a, b in
+            a.dtype.byteSize != b.dtype.byteSize ? a.dtype.byteSize > b.dtype.byteSize : naturalOrder(a.name, b.name)
         }
         summary.tensors = entries.count
         var metadata = checkpoint.metadata
@@ -147,7 +154,11 @@ public enum CheckpointConverter {
                 } catch {
                     throw CheckpointError.io(path: dir.appendingPathComponent(name).path, message: "cannot read: \(error.localizedDescription)")
                 }
-                try writeFileAtomically([UInt8](data), to: staging.appendingPathComponent(name))
+                var bytes = [UInt8](data)
+                if name == "config.json", let target = options.dtype, summary.converted > 0 {
+                    bytes = try retypedConfig(bytes, to: target, path: dir.appendingPathComponent(name).path)
+                }
+                try writeFileAtomically(bytes, to: staging.appendingPathComponent(name))
                 summary.copiedFiles.append(name)
             }
         }
@@ -163,6 +174,52 @@ public enum CheckpointConverter {
         done = true
         syncDirectory(parent.path)
         return summary
+    }
+
+    /// config.json with every `"torch_dtype"` / `"dtype"` whose value is a floating torch dtype
+    /// name rewritten to `target` (so `from_pretrained(torch_dtype="auto")` loads the new dtype);
+    /// everything else byte for byte. The input must parse as JSON and so must the result.
+    static func retypedConfig(_ bytes: [UInt8], to target: DType, path: String) throws -> [UInt8] {
+        do {
+            _ = try StrictJSONParser.parse(bytes)
+        } catch let e as JSONParseError {
+            throw CheckpointError.invalidJSON(path: path, message: e.description)
+        }
+        let newName: String
+        switch target {
+        case .f32: newName = "float32"
+        case .f16: newName = "float16"
+        case .bf16: newName = "bfloat16"
+        case .f64: newName = "float64"
+        default: return bytes
+        }
+        let floats = ["float32", "float16", "bfloat16", "float64", "float", "half", "double"]
+        var text = String(decoding: bytes, as: UTF8.self)
+        for key in ["\"torch_dtype\"", "\"dtype\""] {
+            var out = ""
+            var rest = Substring(text)
+            while let k = rest.range(of: key) {
+                out += rest[..<k.upperBound]
+                rest = rest[k.upperBound...]
+                // `"key"` then optional spaces, ':', optional spaces, a string value.
+                let afterSpaces = rest.drop { $0 == " " || $0 == "\t" || $0 == "\n" || $0 == "\r" }
+                guard afterSpaces.first == ":" else { continue }
+                let value = afterSpaces.dropFirst().drop { $0 == " " || $0 == "\t" || $0 == "\n" || $0 == "\r" }
+                guard value.first == "\"", let close = value.dropFirst().firstIndex(of: "\"") else { continue }
+                let old = String(value[value.index(after: value.startIndex)..<close])
+                guard floats.contains(old) || floats.contains(old.replacingOccurrences(of: "torch.", with: "")) else { continue }
+                out += rest[..<value.startIndex] + "\"" + newName + "\""
+                rest = value[value.index(after: close)...]
+            }
+            text = out + rest
+        }
+        let result = Array(text.utf8)
+        do {
+            _ = try StrictJSONParser.parse(result)
+        } catch let e as JSONParseError {
+            throw CheckpointError.invalidJSON(path: path, message: "after updating torch_dtype: \(e.description)")
+        }
+        return result
     }
 
     static func realPath(_ path: String) -> String {

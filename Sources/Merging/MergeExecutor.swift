@@ -73,14 +73,28 @@ public enum MergeExecutor {
         let writer = try CheckpointWriter(directory: partial, entries: entries, maxShardBytes: options.maxShardBytes,
                                           metadata: options.metadata.merging(["format": "pt"]) { a, _ in a })
         let progress = ProgressReporter(label: "merge", totalBytes: plan.outputBytes, items: plan.jobs.count, enabled: options.progress)
+        // Writing overlaps the next job's compute: one finished output may wait for the writer.
+        let writeQueue = DispatchQueue(label: "weightsmith.merge.writer")
+        let slot = DispatchSemaphore(value: 1)
+        let writeError = ErrorBox()
         var done = 0
         for (k, job) in plan.jobs.enumerated() {
+            if let e = writeError.value { throw e }
             let out = try runJob(job, plan: plan)
-            try writer.write(job.output, Tensor(shape: job.shape, scalars: out))
             for inp in [job.base].compactMap({ $0 }) + job.models { plan.inputs[inp.model].checkpoint.releasePages(inp.tensor) }
-            done += job.elementCount * job.outDType.byteSize
+            slot.wait()
+            let pending = UncheckedSendable((writer, Tensor(shape: job.shape, scalars: out)))
+            let bytes = job.elementCount * job.outDType.byteSize
+            writeQueue.async {
+                defer { slot.signal() }
+                guard writeError.value == nil else { return }
+                do { try pending.value.0.write(job.output, pending.value.1) } catch { writeError.set(error) }
+            }
+            done += bytes
             progress.update(doneBytes: done, doneItems: k + 1)
         }
+        writeQueue.sync {}
+        if let e = writeError.value { throw e }
         try writer.finish()
         try writeSideFiles(plan, to: partial)
         group.wait()
@@ -140,12 +154,12 @@ public enum MergeExecutor {
         }
         let baseBuf = job.base != nil ? buffers[0] : nil
         let modelBufs = Array(buffers.dropFirst(job.base != nil ? 1 : 0))
-        var out = [Float](repeating: 0, count: n)
-        try out.withUnsafeMutableBufferPointer { o in
+        // Every method writes every output element.
+        return try [Float](unsafeUninitializedCapacity: n) { o, initialized in
             try plan.method.merge(MergeInputs(tensorName: job.output, shape: job.shape, base: baseBuf, models: modelBufs),
                                   job.parameters, seed: plan.seed, into: o)
+            initialized = n
         }
-        return out
     }
 
     /// Decodes elements `range` of a stored tensor into `dest`, in parallel chunks.
@@ -188,6 +202,13 @@ public enum MergeExecutor {
         }
         try writeFileAtomically(Array(plan.recipe.yaml().utf8), to: dir.appendingPathComponent("merge_recipe.yml"))
     }
+}
+
+final class ErrorBox: @unchecked Sendable {
+    private let lock = NSLockLike()
+    private var error: Error?
+    func set(_ e: Error) { lock.locked { if error == nil { error = e } } }
+    var value: Error? { lock.locked { error } }
 }
 
 final class HashBox: @unchecked Sendable {

@@ -93,7 +93,10 @@ public struct MergePlan: @unchecked Sendable {
         return bytes
     }
 
-    public var estimatedPeakBytes: Int { jobs.map(estimatedJobBytes).max() ?? 0 }
+    /// The largest job plus one finished output waiting for the writer (writing overlaps compute).
+    public var estimatedPeakBytes: Int {
+        (jobs.map(estimatedJobBytes).max() ?? 0) + 4 * (jobs.map(\.elementCount).max() ?? 0)
+    }
 
     /// Human-readable plan: inputs, output, one line per job.
     public func describe(maxJobs: Int = Int.max) -> String {

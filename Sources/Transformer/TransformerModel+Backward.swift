@@ -22,10 +22,14 @@ public struct LinearGradientRecord {
 public struct GradientSink {
     public var model: ParameterBuffer?
     public var lora: ParameterBuffer?
+    /// Optional 0/1 mask with `model`'s layout: after the pass, `model` is multiplied by it, so
+    /// only masked entries accumulate (idempotent across accumulated passes).
+    public var mask: ParameterBuffer?
     /// Called for every linear layer the pass reaches, top to bottom (fused GPT-2 qkv as one).
     public var linearHook: ((LinearGradientRecord) -> Void)?
-    public init(model: ParameterBuffer? = nil, lora: ParameterBuffer? = nil, linearHook: ((LinearGradientRecord) -> Void)? = nil) {
-        self.model = model; self.lora = lora; self.linearHook = linearHook
+    public init(model: ParameterBuffer? = nil, lora: ParameterBuffer? = nil, mask: ParameterBuffer? = nil,
+                linearHook: ((LinearGradientRecord) -> Void)? = nil) {
+        self.model = model; self.lora = lora; self.mask = mask; self.linearHook = linearHook
     }
 }
 
@@ -64,11 +68,15 @@ extension TransformerModel {
         for n in sink.model?.layout.entries ?? [] where layout[n.name]?.shape != n.shape {
             throw ModelError.invalidInput("gradient tensor \(n.name) is not a parameter of this model with shape \(n.shape.dims)")
         }
+        if let mask = sink.mask, mask.layout != sink.model?.layout {
+            throw ModelError.invalidInput("the gradient mask must have the layout of the gradient buffer")
+        }
         let lowest = names.map(stage(of:)).min() ?? Int.max
         let firstKept = lowest == Int.max ? config.layers : max(0, (lowest - 1) / 6)
         let tape = try trainingForward(batch, lora: lora, firstKept: lowest == 0 ? 0 : firstKept)
         defer { tape.free() }
         if lowest != Int.max { backward(tape, sink: sink, lora: lora, lowest: lowest, lossScale: lossScale) }
+        if let mask = sink.mask, let g = sink.model { g.multiply(by: mask) }
         return tape.lossSum
     }
 

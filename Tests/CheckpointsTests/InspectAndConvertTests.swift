@@ -96,6 +96,13 @@ final class InspectAndConvertTests: XCTestCase {
         XCTAssertEqual(report.rows.first { $0.name == "f32" }?.stats?.nanCount, 1)
     }
 
+    func testConfigDtypeRewriteTouchesOnlyDtypeValues() throws {
+        let input = #"{"torch_dtype": "bfloat16", "text_config": {"dtype":"float16", "name": "torch_dtype"}, "quantization_config": {"dtype": "int4"}, "x": "\"dtype\": \"float16\""}"#
+        let out = String(decoding: try CheckpointConverter.retypedConfig(Array(input.utf8), to: .f32, path: "config.json"), as: UTF8.self)
+        XCTAssertEqual(out, #"{"torch_dtype": "float32", "text_config": {"dtype":"float32", "name": "torch_dtype"}, "quantization_config": {"dtype": "int4"}, "x": "\"dtype\": \"float16\""}"#)
+        XCTAssertThrowsError(try CheckpointConverter.retypedConfig(Array("{nope".utf8), to: .f32, path: "config.json"))
+    }
+
     func testNaturalOrder() {
         let names = ["layers.10.w", "layers.2.w", "layers.1.w", "embed", "layers.02.w"]
         XCTAssertEqual(names.sorted(by: naturalOrder), ["embed", "layers.1.w", "layers.2.w", "layers.02.w", "layers.10.w"])
@@ -120,8 +127,13 @@ final class InspectAndConvertTests: XCTestCase {
             XCTAssertEqual(b.info(name)?.dtype, .f32)
             XCTAssertEqual(try b.tensor(name), try a.tensor(name), name)  // BF16 -> F32 is exact
         }
-        XCTAssertEqual(try Data(contentsOf: out.appendingPathComponent("config.json")),
-                       try Data(contentsOf: Fixtures.url("sharded/config.json")))
+        // config.json is copied with torch_dtype following the new dtype; other files byte for byte.
+        let config = String(decoding: try Data(contentsOf: out.appendingPathComponent("config.json")), as: UTF8.self)
+        let original = String(decoding: try Data(contentsOf: Fixtures.url("sharded/config.json")), as: UTF8.self)
+        XCTAssertEqual(config, original.replacingOccurrences(of: "\"torch_dtype\": \"bfloat16\"", with: "\"torch_dtype\": \"float32\""))
+        XCTAssertNotEqual(config, original)
+        XCTAssertEqual(try Data(contentsOf: out.appendingPathComponent("tokenizer_config.json")),
+                       try Data(contentsOf: Fixtures.url("sharded/tokenizer_config.json")))
         // Back to BF16 in one file: the original bytes again (F32 -> BF16 rounding of BF16 values is exact).
         let back = out.deletingLastPathComponent().appendingPathComponent("back.safetensors")
         _ = try CheckpointConverter.convert(input: out.path, output: back.path, options: .init(dtype: .bf16))
@@ -144,6 +156,12 @@ final class InspectAndConvertTests: XCTestCase {
         XCTAssertEqual(dst.metadata, ["format": "pt"])
         XCTAssertEqual(try dst.tensor("ids"), try src.tensor("ids"))
         XCTAssertEqual(dst.info("bias")?.dtype, .f16)
+        // Every tensor starts at a multiple of its element size (I32 first, then the F16 ones).
+        for name in dst.tensorNames {
+            let info = try XCTUnwrap(dst.info(name))
+            XCTAssertEqual(info.dataOffsets.lowerBound % info.dtype.byteSize, 0, name)
+        }
+        XCTAssertEqual(dst.shards[0].tensorNames, ["ids", "bias", "weight"])
         // F64 -> F32 -> F16: 1e30 overflows to +inf, -1.5 and 0.25 are exact.
         XCTAssertEqual(try dst.tensor("bias").scalars, [-1.5, 0.25, .infinity])
         let w = try src.tensor("weight").scalars

@@ -151,8 +151,9 @@ final class MergeEndToEndTests: XCTestCase {
         XCTAssertTrue(text.contains("seed: 42"))
         XCTAssertTrue(text.contains("estimated peak memory"))
         XCTAssertTrue(text.contains("model.layers.1.mlp.up_proj.weight [3, 4] F32 <- base [0], [1](density=0.5, weight=1)"), text)
-        // embed [8, 4]: output 128 B + base mapped 128 B + bf16 mapped 64 B + decoded 128 B + scratch 3·128 B
-        XCTAssertEqual(plan.estimatedPeakBytes, 128 + 128 + 64 + 128 + 384)
+        // embed [8, 4]: output 128 B + base mapped 128 B + bf16 mapped 64 B + decoded 128 B + scratch 3·128 B,
+        // plus one finished output of 128 B waiting for the writer
+        XCTAssertEqual(plan.estimatedPeakBytes, 128 + 128 + 64 + 128 + 384 + 128)
         XCTAssertThrowsError(try MergeExecutor.run(plan, to: dir.appendingPathComponent("x"), options: ExecutionOptions(memoryBudget: 100, progress: false)))
     }
 

@@ -71,3 +71,33 @@ final class GradientParityTests: XCTestCase {
         XCTAssertLessThan(Self.relativeDiff(dW, try file.tensor("grad.model.layers.1.mlp.down_proj.weight").scalars), 1e-4)
     }
 }
+
+extension GradientParityTests {
+    /// Two accumulated half-batches (different padded lengths) give the full batch's gradients;
+    /// a mask zeroes exactly the unmasked entries.
+    func testAccumulationAndMask() throws {
+        let model = try TransformerModel.load(path: Self.models.appendingPathComponent("qwen2").path)
+        let pairs: [(prompt: [Int], completion: [Int])] = [([1, 2, 3], [4, 5]), ([9, 8], [7, 6, 5, 4, 3]), ([11], [12]), ([20, 21, 22, 23], [24, 25, 26])]
+        let whole = try TrainingBatch.completions(pairs)
+        let full = ParameterBuffer(layout: model.layout)
+        _ = try model.lossAndGradients(whole, into: GradientSink(model: full))
+        let acc = ParameterBuffer(layout: model.layout)
+        let a = try TrainingBatch.completions(Array(pairs[0..<2])), b = try TrainingBatch.completions(Array(pairs[2..<4]))
+        let scale = 1 / Float(whole.scoredTokens)
+        try model.accumulateGradients(a, into: GradientSink(model: acc), lossScale: scale)
+        try model.accumulateGradients(b, into: GradientSink(model: acc), lossScale: scale)
+        for e in model.layout.entries {
+            XCTAssertLessThan(Self.relativeDiff(acc.tensor(e.name)!.scalars, full.tensor(e.name)!.scalars), 1e-5, e.name)
+        }
+        let mask = try SparseMask.random(model: model, density: 0.3, pattern: "mlp", seed: 1).values
+        let masked = ParameterBuffer(layout: mask.layout)
+        _ = try model.lossAndGradients(whole, into: GradientSink(model: masked, mask: mask))
+        for e in mask.layout.entries {
+            let f = full.tensor(e.name)!.scalars
+            for i in 0..<e.count {
+                let want = mask.base[e.offset + i] != 0 ? f[i] : 0
+                XCTAssertEqual(masked.base[e.offset + i], want, accuracy: 1e-6 * (abs(want) + 1e-3))
+            }
+        }
+    }
+}

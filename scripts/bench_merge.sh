@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Merge benchmark: weightsmith vs mergekit-yaml (CPU) on three fine-tunes of a ~135M Llama.
+#
+# Usage: scripts/bench_merge.sh WORK_DIR
+# WORK_DIR must hold base/ and ft-a/ ft-b/ ft-c/ (float32 HF folders), e.g. made with
+#   weightsmith convert-gguf .../SmolLM2-135M-Instruct.Q4_1.gguf WORK_DIR/base
+#   python3 scripts/make_bench_finetunes.py WORK_DIR/base WORK_DIR
+# Prints, per method: wall time and peak RSS of both tools, and the physical floor (reading the
+# inputs once from the page cache plus writing a file of the output's size).
+set -euo pipefail
+W=${1:?usage: scripts/bench_merge.sh WORK_DIR}
+WS=${WEIGHTSMITH:-$(cd "$(dirname "$0")/.." && pwd)/.build/release/weightsmith}
+export OPENBLAS_NUM_THREADS=${OPENBLAS_NUM_THREADS:-1}
+cd "$W"
+inputs="base/model.safetensors ft-a/model.safetensors ft-b/model.safetensors ft-c/model.safetensors"
+in_bytes=$(cat $inputs | wc -c)
+out_bytes=$(stat -c %s base/model.safetensors)
+
+recipe() {  # method params...
+    local m=$1 p=$2
+    printf 'merge_method: %s\nbase_model: base\nmodels:\n' "$m"
+    for f in ft-a ft-b ft-c; do printf '  - model: %s\n    parameters: {%s}\n' "$f" "$p"; done
+    printf 'dtype: float32\n'
+}
+recipe linear "weight: 1.0" | sed 's/^base_model: base$//' > bench-linear.yml
+recipe ties "weight: 1.0, density: 0.5" > bench-ties.yml
+recipe dare_ties "weight: 1.0, density: 0.5" > bench-dare_ties.yml
+
+measure() {  # label command...
+    local label=$1; shift
+    /usr/bin/time -f "%e %M" -o time.txt "$@" > /dev/null 2> err.txt || { cat err.txt; exit 1; }
+    read -r secs kb < time.txt
+    printf '%-34s %8.2f s %9.0f MB\n' "$label" "$secs" "$(echo "$kb / 1000" | bc -l)"
+}
+
+cat $inputs > /dev/null   # warm the page cache
+echo "inputs: $(echo "$in_bytes / 1000000" | bc) MB (4 files), output: $(echo "$out_bytes / 1000000" | bc) MB, $(nproc) cores, OPENBLAS_NUM_THREADS=$OPENBLAS_NUM_THREADS"
+start=$(date +%s.%N); cat $inputs > /dev/null; mid=$(date +%s.%N)
+head -c "$out_bytes" /dev/zero > floor.bin; end=$(date +%s.%N)
+sync floor.bin; synced=$(date +%s.%N); rm -f floor.bin
+printf '%-34s %8.2f s (read %.2f s + write %.2f s; +fsync %.2f s)\n' "floor" "$(echo "$end - $start" | bc)" \
+    "$(echo "$mid - $start" | bc)" "$(echo "$end - $mid" | bc)" "$(echo "$synced - $end" | bc)"
+for m in linear ties dare_ties; do
+    rm -rf "ws-$m" "mk-$m"
+    measure "weightsmith $m" "$WS" merge "bench-$m.yml" "ws-$m" --quiet --seed 1
+    rm -rf "ws-$m"
+    measure "weightsmith $m (--no-hash)" "$WS" merge "bench-$m.yml" "ws-$m" --quiet --seed 1 --no-hash
+    measure "mergekit-yaml $m" mergekit-yaml "bench-$m.yml" "mk-$m" --no-copy-tokenizer --random-seed 1
+done
