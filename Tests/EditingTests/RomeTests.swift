@@ -16,7 +16,7 @@ final class RomeTests: XCTestCase {
         s.steps = 30
         let r = try RomeEditor.edit(model: m, tokenizer: pm.tokenizer, request: request, settings: s)
         let O = m.config.hiddenSize, I = m.config.intermediateSize
-        let sv = try svd(r.edit.delta).singularValues
+        let sv = try svd(r.edit.delta).s
         XCTAssertGreaterThan(sv[0], 1e-3)
         XCTAssertLessThan(sv[1] / sv[0], 1e-5, "second singular value \(sv[1]) vs \(sv[0])")
         // The model was restored: (W + ΔW) k = v*.
