@@ -140,3 +140,14 @@ extension TransformerModel {
         return caps
     }
 }
+
+extension MendEditor {
+    /// The weight edits for one request (prompt → target, mean NLL), in eval mode (frozen
+    /// statistics). Nothing is applied to the model.
+    public func edits(for request: EditRequest, model: TransformerModel, tokenizer: BPETokenizer) throws -> [WeightEdit] {
+        try request.validate()
+        for w in weights where model.layout[w] == nil { throw EditError.invalidRequest("the editor edits \(w), which this model does not have") }
+        let (p, t) = try EditScorer(model: model, tokenizer: tokenizer).encode(prompt: request.text, target: request.target)
+        return try edit(model: model, batch: try EditBatches.teacherForced(prompts: [p], target: t, pad: 0), training: false).edits
+    }
+}
