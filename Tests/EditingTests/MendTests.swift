@@ -140,3 +140,32 @@ final class MendTests: XCTestCase {
         }
     }
 }
+
+final class MendTrainingTests: XCTestCase {
+    /// Meta-training lowers the outer loss of the training edits and makes an edit succeed.
+    func testTrainingLowersOuterLoss() throws {
+        let pm = try familyBase()
+        let m = pm.model
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let requests = Array(try EditRequest.readJSONL(root.appendingPathComponent("fixtures/edits/train.jsonl")).prefix(8))
+        let editor = try MendEditor(model: m, rank: 64, seed: 1)
+        let objective = MendObjective()
+        let batches = try requests.map { try MendObjective.batches(model: m, tokenizer: pm.tokenizer, request: $0) }
+        for b in batches { _ = try editor.edit(model: m, batch: b.inner, training: true) }
+        func meanLoss() throws -> Double {
+            try batches.map { try objective.lossAndGradients(editor: editor, model: m, batches: $0, updateStatistics: false).loss }.reduce(0, +) / Double(batches.count)
+        }
+        let before = try meanLoss()
+        var s = MendTrainingSettings()
+        s.steps = 12; s.accumulation = 4; s.learningRate = 1e-4; s.editLRLearningRate = 1e-4
+        var logs: [MendTrainingLog] = []
+        try MendTrainer.train(editor: editor, model: m, tokenizer: pm.tokenizer, requests: requests, settings: s) { logs.append($0) }
+        let after = try meanLoss()
+        XCTAssertEqual(logs.count, 12)
+        XCTAssertLessThan(after, 0.5 * before, "outer loss \(before) -> \(after)")
+        let scorer = EditScorer(model: m, tokenizer: pm.tokenizer)
+        let edits = try editor.edits(for: requests[0], model: m, tokenizer: pm.tokenizer)
+        for e in edits { try e.apply(to: m) }
+        XCTAssertEqual(try scorer.score(requests[0], locality: nil).efficacy, 1)
+    }
+}
