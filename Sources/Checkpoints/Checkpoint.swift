@@ -115,6 +115,10 @@ public final class Checkpoint: @unchecked Sendable {
 
     /// Reads `weight_map` from an index file; shard names must be plain file names in the same folder.
     static func readIndex(_ url: URL) throws -> [String: String] {
+        // An index lists names and file names: a few MB at most even for the largest models.
+        if let size = (try? FileManager.default.attributesOfItem(atPath: url.path))?[.size] as? Int, size > SafetensorsFile.maxHeaderLength {
+            throw CheckpointError.invalidIndex(path: url.relativePath, reason: "\(size) bytes is larger than the \(SafetensorsFile.maxHeaderLength)-byte limit for an index")
+        }
         guard let data = FileManager.default.contents(atPath: url.path) else {
             throw CheckpointError.fileNotFound(path: url.relativePath)
         }

@@ -106,11 +106,27 @@ public func analyzeMatrix(name: String, base w0: Tensor, tuned: TunedMatrix, opt
         if let e = cache?.load(kind: "update", hash: dHash, rows: m, cols: n), e.s.count == q, e.u.shape[1] == min(r, q) {
             diag.sigmaUpdate = e.s; updateU = e.u; diag.updateMethod = "cache"
         } else {
-            let f = try svd(d)
-            diag.sigmaUpdate = f.s
-            updateU = leadingColumns(f.u, min(r, q))
-            diag.updateMethod = "gesdd"
-            cache?.store(kind: "update", hash: dHash, entry: .init(rows: m, cols: n, u: updateU, s: f.s))
+            let rr = min(r, q)
+            let useRandom = options.svdMethod == .randomized || (options.svdMethod == .auto && q >= options.randomizedMinDimension)
+            var got: (u: Tensor, s: [Float], method: String)?
+            if useRandom && rr + 1 < q {
+                // All singular values without vectors (jobz = N, several times cheaper), the top-r
+                // vectors by randomized iteration, checked against the exact values' gaps.
+                let sAll = try singularValues(d)
+                let rs = try randomizedSVD(d, rank: rr, oversampling: max(10, rr), powerIterations: 4, seed: dHash)
+                let bound = angleBound(rs, k: rr, exactSigmas: sAll)
+                if bound <= options.randomizedAngleTolerance {
+                    got = (rs.svd.u, sAll, String(format: "singular values + randomized top-%d (angle bound %.3g)", rr, bound))
+                }
+            }
+            if got == nil {
+                let f = try svd(d)
+                got = (leadingColumns(f.u, rr), f.s, useRandom ? "gesdd (randomized failed its check)" : "gesdd")
+            }
+            diag.sigmaUpdate = got!.s
+            updateU = got!.u
+            diag.updateMethod = got!.method
+            cache?.store(kind: "update", hash: dHash, entry: .init(rows: m, cols: n, u: updateU, s: got!.s))
         }
     }
 
@@ -176,14 +192,21 @@ func leadingColumns(_ u: Tensor, _ c: Int) -> Tensor {
 /// computed singular vectors and the exact one (Wedin), with gap_j the distance from σ_j to its
 /// neighbours among the k + 1 computed values (σ_{k+1} is itself an estimate from below, so the
 /// last gap can be optimistic by that estimate's error, which its own residual bounds).
-func angleBound(_ r: RandomizedSVDResult, k: Int) -> Float {
+/// With `exactSigmas` (all singular values, from jobz = N) the gaps are exact.
+func angleBound(_ r: RandomizedSVDResult, k: Int, exactSigmas: [Float]? = nil) -> Float {
     let s = r.svd.s
     guard let s1 = s.first, s1 > 0 else { return 0 }
     var worst: Float = 0
     for j in 0..<min(k, s.count) {
         var gap = Float.infinity
-        if j > 0 { gap = min(gap, s[j - 1] - s[j]) }
-        if j + 1 < s.count { gap = min(gap, s[j] - s[j + 1] - r.relativeResiduals[j + 1] * s1) }
+        if let e = exactSigmas {
+            // Distance from the computed σ_j to every other exact singular value.
+            if j > 0 { gap = min(gap, abs(s[j] - e[j - 1])) }
+            if j + 1 < e.count { gap = min(gap, abs(s[j] - e[j + 1])) }
+        } else {
+            if j > 0 { gap = min(gap, s[j - 1] - s[j]) }
+            if j + 1 < s.count { gap = min(gap, s[j] - s[j + 1] - r.relativeResiduals[j + 1] * s1) }
+        }
         let res = r.relativeResiduals[j] * s1
         worst = max(worst, gap > 0 ? res / gap : .infinity)
     }

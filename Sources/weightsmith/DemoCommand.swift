@@ -1,8 +1,11 @@
 import ArgumentParser
 import Foundation
+import Transformer
 
 /// The embedded-default walkthrough: each step is a real weightsmith command, printed before it
-/// runs, on the small checkpoints committed under `fixtures/`.
+/// runs, on the small checkpoints committed under `fixtures/family/` (a 0.8M-parameter Llama
+/// pre-trained on templated facts, three full fine-tunes on three tasks, and a LoRA of one task;
+/// made by `scripts/make_fixture_family.sh` with `weightsmith finetune`).
 struct DemoCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "demo",
@@ -21,44 +24,86 @@ struct DemoCommand: ParsableCommand {
 
     func run() throws {
         let fm = FileManager.default
-        guard fm.fileExists(atPath: fixtures + "/demo/base/model.safetensors") else {
-            FileHandle.standardError.write(Data("error: \(fixtures)/demo/base/model.safetensors not found; run the demo from the repository root or pass --fixtures\n".utf8))
+        let family = "\(fixtures)/family"
+        guard fm.fileExists(atPath: "\(family)/base/model.safetensors") else {
+            FileHandle.standardError.write(Data("error: \(family)/base/model.safetensors not found; run the demo from the repository root or pass --fixtures\n".utf8))
             throw ExitCode(1)
         }
         let out = output ?? (NSTemporaryDirectory() + "weightsmith-demo-\(getpid())")
         try fm.createDirectory(atPath: out, withIntermediateDirectories: true)
         defer { if !keep && output == nil { try? fm.removeItem(atPath: out) } }
 
-        var steps: [(title: String, args: [String])] = [
-            ("What is in the small base checkpoint", ["inspect", "\(fixtures)/demo/base"]),
-            ("Convert it to bfloat16, in two shards", ["convert", "\(fixtures)/demo/base", "\(out)/base-bf16", "--dtype", "bf16", "--shard-size", "200KB"]),
-            ("Read the sharded copy back, with statistics", ["inspect", "\(out)/base-bf16", "--stats"]),
+        let tasks = ["capital", "profession", "continent"]
+        let fineTunes = tasks.map { "\(family)/\($0)-full" }
+        var steps: [DemoStep] = [
+            .command("What is in the base checkpoint", ["inspect", "\(family)/base"]),
+            .command("Convert it to bfloat16 in 1 MB shards (output loads in Python safetensors and transformers)",
+                     ["convert", "\(family)/base", "\(out)/base-bf16", "--dtype", "bf16", "--shard-size", "1MB"]),
+            .command("A uniform soup of the three full fine-tunes",
+                     ["merge", "--method", "linear"] + fineTunes + ["--weight", "1", "-o", "\(out)/soup", "--quiet", "--no-hash"]),
+            .command("TIES: trim each task vector to its top 50%, elect signs, add to the base",
+                     ["merge", "--method", "ties", "--base", "\(family)/base"] + fineTunes
+                        + ["--weight", "1", "--density", "0.5", "-o", "\(out)/ties", "--quiet", "--no-hash"]),
+            .command("Task arithmetic from an expression",
+                     ["compose", "--base", "\(family)/base", "capital + profession + continent"]
+                        + tasks.map { "--model=\($0)=\(family)/\($0)-full" } + ["-o", "\(out)/sum", "--quiet"]),
+            .scoreboard("Greedy exact match on each task's held-out questions",
+                        models: [("base", "\(family)/base")] + tasks.map { ("\($0)-full", "\(family)/\($0)-full") }
+                            + [("soup", "\(out)/soup"), ("ties", "\(out)/ties"), ("sum", "\(out)/sum")],
+                        tasks: tasks.map { ($0, "\(family)/data/\($0)-heldout.jsonl") }),
+            .command("Diagnose a LoRA against a full fine-tune of the same task",
+                     ["compare", "--base", "\(family)/base", "--lora", "\(family)/capital-lora", "--full", "\(family)/capital-full", "--no-cache"]),
         ]
-        steps += demoMergeSteps(fixtures: fixtures, out: out)
-        steps.append(("Diagnose a LoRA against a full fine-tune of the same task",
-                      ["compare", "--base", "\(fixtures)/demo/base", "--lora", "\(fixtures)/demo/lora-a", "--full", "\(fixtures)/demo/full-a"]))
+        steps += demoEditSteps(family: family, out: out)
 
         for (i, step) in steps.enumerated() {
             print("\n== \(i + 1)/\(steps.count) \(step.title)")
-            print("$ weightsmith " + step.args.map(shellQuoted).joined(separator: " ").replacingOccurrences(of: out, with: "$OUT"))
-            var command = try Weightsmith.parseAsRoot(step.args)
-            try command.run()
+            switch step {
+            case let .command(_, args):
+                print("> weightsmith " + args.map(shellQuoted).joined(separator: " ").replacingOccurrences(of: out, with: "$OUT"))
+                var command = try Weightsmith.parseAsRoot(args)
+                try command.run()
+            case let .scoreboard(_, models, tasks):
+                try printScoreboard(models: models, tasks: tasks, out: out)
+            }
         }
         print("\nDemo finished: \(steps.count) steps.\(keep || output != nil ? " Outputs in \(out)." : "")")
     }
 }
 
-/// Merge steps of the demo, present once the merge fixtures exist.
-func demoMergeSteps(fixtures: String, out: String) -> [(title: String, args: [String])] {
-    let m = "\(fixtures)/merge"
-    guard FileManager.default.fileExists(atPath: "\(m)/base/model.safetensors") else { return [] }
-    return [
-        ("TIES-merge three fine-tunes onto their base", ["merge", "--method", "ties", "--base", "\(m)/base", "\(m)/ft-a", "\(m)/ft-b", "\(m)/ft-c",
-                    "--weight", "1", "--density", "0.5", "--set", "lambda=1", "-o", "\(out)/ties", "--quiet", "--no-hash"]),
-        ("A uniform soup of the same fine-tunes", ["merge", "--method", "linear", "\(m)/ft-a", "\(m)/ft-b", "\(m)/ft-c",
-                                                   "--weight", "1", "-o", "\(out)/soup", "--quiet", "--no-hash"]),
-        ("The TIES result is a loadable Hugging Face folder", ["inspect", "\(out)/ties"]),
-    ]
+enum DemoStep {
+    case command(String, [String])
+    case scoreboard(String, models: [(String, String)], tasks: [(String, String)])
+
+    var title: String {
+        switch self {
+        case let .command(t, _), let .scoreboard(t, _, _): return t
+        }
+    }
+}
+
+/// Steps that edit a fact, present once the editing module provides them.
+func demoEditSteps(family: String, out: String) -> [DemoStep] { [] }
+
+/// Exact match (and mean NLL of the completion) of each model on each task, as a table.
+func printScoreboard(models: [(String, String)], tasks: [(String, String)], out: String) throws {
+    print("(the same as `weightsmith eval MODEL fixtures/family/data/TASK-heldout.jsonl` for each pair)")
+    let data = try tasks.map { try PromptCompletion.readJSONL(URL(fileURLWithPath: $0.1)) }
+    let width = max(8, models.map(\.0.count).max() ?? 0)
+    var header = "model".padding(toLength: width, withPad: " ", startingAt: 0)
+    for (t, _) in tasks { header += "  " + "\(t) EM / NLL".padding(toLength: 20, withPad: " ", startingAt: 0) }
+    print(header)
+    for (name, path) in models {
+        let loaded = try PretrainedModel(path: path)
+        let evaluator = Evaluator(model: loaded.model, tokenizer: loaded.tokenizer)
+        var line = name.padding(toLength: width, withPad: " ", startingAt: 0)
+        for examples in data {
+            let r = try evaluator.evaluate(examples)
+            let cell = String(format: "%5.0f%% / %.2f", 100 * (r.exactMatch ?? 0), r.meanNLL)
+            line += "  " + cell.padding(toLength: 20, withPad: " ", startingAt: 0)
+        }
+        print(line.trimmingCharacters(in: .whitespaces))
+    }
 }
 
 func shellQuoted(_ s: String) -> String {

@@ -145,6 +145,23 @@ import Tensors
         #expect(r.tunedMethod.hasPrefix("randomized"))
         #expect(maxAbs(e.intruders.maxCosines, r.intruders.maxCosines) < 1e-3)
         #expect(maxAbs(e.sigmaTuned, r.sigmaTuned) < 1e-4)
+        // A low-rank-dominated dense update: values by jobz = N, top vectors randomized and checked.
+        var w2 = w0
+        let lowA = random(3, n, seed: 35, std: 0.2), lowB = random(n, 3, seed: 36, std: 0.2)
+        let ba = matmul(lowB, lowA)
+        for i in w2.scalars.indices { w2.scalars[i] += ba.scalars[i] + 1e-4 * noise.scalars[i] }
+        exact.energyRank = 3; rand.energyRank = 3
+        let e2 = try analyzeMatrix(name: "x", base: w0, tuned: .dense(w2), options: exact)
+        let r2 = try analyzeMatrix(name: "x", base: w0, tuned: .dense(w2), options: rand)
+        #expect(r2.diagnostics.updateMethod.hasPrefix("singular values + randomized"))
+        #expect(maxAbs(e2.diagnostics.sigmaUpdate, r2.diagnostics.sigmaUpdate) < 1e-5)
+        let overlap = try subspaceOverlap(e2.updateU, r2.updateU, i: 3, j: 3)
+        #expect(abs(overlap.phi - 1) < 1e-4)
+        // Asking for 8 directions of a rank-3 update: directions 4-8 are noise with tiny gaps,
+        // the check must refuse them and fall back to gesdd.
+        rand.energyRank = 8
+        let r3 = try analyzeMatrix(name: "x", base: w0, tuned: .dense(w2), options: rand)
+        #expect(r3.diagnostics.updateMethod.hasPrefix("gesdd"))
         // Flat (Gaussian) spectrum: the check fails and gesdd is used.
         let g = random(n, n, seed: 34)
         let f = try analyzeMatrix(name: "x", base: g, tuned: .dense(g), options: rand).diagnostics

@@ -55,6 +55,11 @@ public struct TaskArithmeticFamily: MergeMethod {
         return specs
     }
 
+    /// Without pruning (no sparsifier, or every density ≥ 1) each element is independent.
+    public func isElementwise(_ parameters: ResolvedParameters) -> Bool {
+        sparsification == .none || ((try? parameters.numbers("density", fallback: 1))?.allSatisfy { $0 >= 1 } ?? false)
+    }
+
     public func merge(_ inputs: MergeInputs, _ p: ResolvedParameters, seed: UInt64, into out: UnsafeMutableBufferPointer<Float>) throws {
         guard let base = inputs.base else { throw MergeError.baseRequired(method: name) }
         let g = Global(normalize: try p.bool("normalize"), rescale: try p.bool("rescale"), lambda: try p.number("lambda"))
