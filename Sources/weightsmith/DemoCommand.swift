@@ -89,9 +89,10 @@ enum DemoStep {
 func demoEditSteps(family: String, out: String) -> [DemoStep] {
     let fixtures = (family as NSString).deletingLastPathComponent
     return [
-        .command("Edit one fact with ROME (rank-one update of one MLP matrix): France's capital becomes Rome",
+        .command("Edit one fact with ROME (rank-one update of one MLP matrix, key covariance from the corpus): France's capital becomes Rome",
                  ["edit", "\(family)/base", "--prompt", "The capital of France is", "--target", " Rome", "--method", "rome",
                   "--layer", "0", "--steps", "60", "--paraphrase", "France has its capital in",
+                  "--stats-corpus", "\(family)/data/corpus.txt", "--stats-cache", "\(out)/rome-stats",
                   "--locality-prompts", "\(fixtures)/edits/locality.txt", "-o", "\(out)/edited"]),
         .command("The edited model answers with the new fact", ["generate", "\(out)/edited", "The capital of France is", "--max-tokens", "3"]),
         .command("and keeps an unrelated one", ["generate", "\(out)/edited", "The capital of Spain is", "--max-tokens", "4"]),
