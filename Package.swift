@@ -5,7 +5,7 @@ let package = Package(
     name: "weightsmith",
     platforms: [.macOS(.v14)],
     products: [
-        .library(name: "WeightsmithKit", targets: ["Tensors", "Checkpoints", "Merging", "Spectral", "Transformer"]),
+        .library(name: "WeightsmithKit", targets: ["Tensors", "Checkpoints", "Merging", "Spectral", "Transformer", "Editing"]),
         .executable(name: "weightsmith", targets: ["weightsmith"]),
     ],
     dependencies: [
@@ -18,16 +18,17 @@ let package = Package(
         // Fast f16/bf16 <-> f32 with a run-time F16C/AVX2 check (no build flags).
         .target(name: "CConversions"),
         .target(name: "Tensors", dependencies: ["CLinearAlgebra", "CConversions"], exclude: ["README.md"]),
-        .target(name: "Checkpoints", dependencies: ["Tensors"]),
+        .target(name: "Checkpoints", dependencies: ["Tensors"], exclude: ["README.md"]),
         .target(name: "Merging", dependencies: ["Tensors", "Checkpoints", "Yams"], exclude: ["README.md"]),
         .target(name: "Spectral", dependencies: ["Tensors", "Checkpoints"], exclude: ["README.md"]),
         // AVX2 (run-time checked) matrix-vector kernels over GGUF block-quantised weights, for decoding.
         .target(name: "CTransformerKernels"),
         .target(name: "Transformer", dependencies: ["Tensors", "Checkpoints", "CLinearAlgebra", "CTransformerKernels"], exclude: ["README.md"]),
+        .target(name: "Editing", dependencies: ["Tensors", "Checkpoints", "Transformer", "CLinearAlgebra"]),
         .executableTarget(
             name: "weightsmith",
             dependencies: [
-                "Tensors", "Checkpoints", "Merging", "Spectral", "Transformer",
+                "Tensors", "Checkpoints", "Merging", "Spectral", "Transformer", "Editing",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -36,6 +37,7 @@ let package = Package(
         .testTarget(name: "CheckpointsTests", dependencies: ["Checkpoints"], resources: [.copy("Fixtures")]),
         .testTarget(name: "MergingTests", dependencies: ["Merging", "Checkpoints"], resources: [.copy("Fixtures")]),
         .testTarget(name: "SpectralTests", dependencies: ["Spectral", "Checkpoints", "Tensors"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "EditingTests", dependencies: ["Editing", "Transformer", "Tensors"], resources: [.copy("Fixtures")]),
         .testTarget(name: "TransformerTests", dependencies: ["Transformer"], resources: [.copy("Fixtures")]),
     ]
 )

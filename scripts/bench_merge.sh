@@ -8,7 +8,7 @@
 # Prints, per method: wall time and peak RSS of both tools, and the physical floor (reading the
 # inputs once from the page cache plus writing a file of the output's size).
 set -euo pipefail
-W=${1:?usage: scripts/bench_merge.sh WORK_DIR}
+W=$(cd "${1:?usage: scripts/bench_merge.sh WORK_DIR}" && pwd)
 WS=${WEIGHTSMITH:-$(cd "$(dirname "$0")/.." && pwd)/.build/release/weightsmith}
 export OPENBLAS_NUM_THREADS=${OPENBLAS_NUM_THREADS:-1}
 cd "$W"
@@ -18,11 +18,11 @@ out_bytes=$(stat -c %s base/model.safetensors)
 
 recipe() {  # method params...
     local m=$1 p=$2
-    printf 'merge_method: %s\nbase_model: base\nmodels:\n' "$m"
-    for f in ft-a ft-b ft-c; do printf '  - model: %s\n    parameters: {%s}\n' "$f" "$p"; done
+    printf 'merge_method: %s\nbase_model: %s/base\nmodels:\n' "$m" "$W"
+    for f in ft-a ft-b ft-c; do printf '  - model: %s/%s\n    parameters: {%s}\n' "$W" "$f" "$p"; done
     printf 'dtype: float32\n'
 }
-recipe linear "weight: 1.0" | sed 's/^base_model: base$//' > bench-linear.yml
+recipe linear "weight: 1.0" | grep -v "^base_model:" > bench-linear.yml
 recipe ties "weight: 1.0, density: 0.5" > bench-ties.yml
 recipe dare_ties "weight: 1.0, density: 0.5" > bench-dare_ties.yml
 

@@ -27,11 +27,15 @@ VOLATILE = [
 ]
 
 
+# Plain progress lines ("merge: 40% (9/21 tensors), ...") depend on thread timing: not compared.
+PROGRESS = re.compile(r"^[\w-]+: \d+% \(")
+
+
 def normalise(lines):
     out = []
     for line in lines:
         line = line.rstrip()
-        if BUILD_NOISE.match(line):
+        if BUILD_NOISE.match(line) or PROGRESS.match(line):
             continue
         for pat, rep in VOLATILE:
             line = pat.sub(rep, line)

@@ -10,6 +10,7 @@ Files:
   expected.gguf   F32 tensors with gguf.quants.dequantize of each tensor of types.gguf
   v2.gguf         types.gguf with the version field set to 2 (v2 and v3 share the layout)
   align64.gguf    general.alignment = 64
+  unsupported_q2k.gguf  a Q2_K tensor (known layout, no dequantiser): opens, tensor() refuses
   llama_qk.gguf   Q and K weights permuted as llama.cpp's converter does; expected_qk.gguf the originals
   hostile/*.gguf  malformed files that must be rejected with a clear error
 """
@@ -125,6 +126,14 @@ def write_qk():
     finish(e)
 
 
+def write_unsupported():
+    """A valid file holding a Q2_K tensor: it opens (the layout is known) but dequantising it is refused."""
+    w = GGUFWriter(fresh(f"{OUT}/unsupported_q2k.gguf"), "llama")
+    blocks = rng.integers(0, 256, size=(1, gguf.GGML_QUANT_SIZES[Q.Q2_K][1]), dtype=np.uint8)
+    w.add_tensor("q2_k", blocks, raw_shape=blocks.shape, raw_dtype=Q.Q2_K)
+    finish(w)
+
+
 def write_align64():
     w = GGUFWriter(fresh(f"{OUT}/align64.gguf"), "llama")
     w.data_alignment = 64
@@ -198,5 +207,6 @@ if __name__ == "__main__":
         f.write(data)
     write_qk()
     write_align64()
+    write_unsupported()
     write_hostile()
     print("wrote", sorted(os.listdir(OUT)))

@@ -1,5 +1,8 @@
 import Checkpoints
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 import Tensors
 
 public struct ExecutionOptions: Sendable {
@@ -64,7 +67,8 @@ public enum MergeExecutor {
         let group = DispatchGroup()
         if options.hashInputs {
             DispatchQueue.global(qos: .utility).async(group: group) {
-                for inp in plan.inputs { for f in files(of: inp.checkpoint) { hashes.set(f, (try? SHA256.hexDigest(ofFile: f)) ?? "unreadable") } }
+                let all = plan.inputs.flatMap { files(of: $0.checkpoint) }
+                for (f, h) in InputFingerprints.digests(all) { hashes.set(f, h) }
             }
         }
 
@@ -116,50 +120,92 @@ public enum MergeExecutor {
         (c.indexURL.map { [$0.path] } ?? []) + c.shards.map(\.url.path)
     }
 
-    /// Merges one job into a new Float32 array.
+    /// Elements per chunk of an element-wise job (4 MB of Float32 per input).
+    static let chunkElements = 1 << 20
+
+    /// Merges one job into a new Float32 array. Element-wise methods run chunk by chunk and drop
+    /// each chunk's mapped input pages at once, so a large tensor costs its output buffer plus one
+    /// chunk per input; other methods see whole tensors.
     static func runJob(_ job: MergeJob, plan: MergePlan) throws -> [Float] {
         let n = job.elementCount
+        let chunked = plan.method.isElementwise(job.parameters) && n > chunkElements
+        let chunk = chunked ? chunkElements : max(n, 1)
+        // Every method writes every output element.
+        return try [Float](unsafeUninitializedCapacity: n) { o, initialized in
+            var start = 0
+            while start < n {
+                let range = start..<min(n, start + chunk)
+                try withInputs(job, plan: plan, elements: range, releaseAfter: chunked) { base, models in
+                    let shape = chunked ? Shape([range.count]) : job.shape
+                    try plan.method.merge(MergeInputs(tensorName: job.output, shape: shape, base: base, models: models),
+                                          job.parameters, seed: plan.seed, into: UnsafeMutableBufferPointer(rebasing: o[range]))
+                }
+                start = range.upperBound
+            }
+            initialized = n
+        }
+    }
+
+    /// Calls `body` with elements `range` of the job's base and model inputs: mapped Float32
+    /// read in place, other dtypes decoded, vocabulary padding and task-vector inputs resolved.
+    /// With `releaseAfter`, the mapped pages of the range are dropped afterwards.
+    static func withInputs(_ job: MergeJob, plan: MergePlan, elements range: Range<Int>, releaseAfter: Bool,
+                           _ body: (UnsafeBufferPointer<Float>?, [UnsafeBufferPointer<Float>]) throws -> Void) throws {
+        let count = range.count
         let all = [job.base].compactMap { $0 } + job.models
         var owned: [UnsafeMutableBufferPointer<Float>] = []
+        var mapped: [UnsafeRawBufferPointer] = []
         defer { for b in owned { b.deallocate() } }
         // Base first: task-vector inputs need it.
         var buffers: [UnsafeBufferPointer<Float>] = []
         for inp in all {
             let c = plan.inputs[inp.model].checkpoint
             guard let info = c.info(inp.tensor) else { throw MergeError.other("tensor \(inp.tensor) vanished from \(plan.inputs[inp.model].label)") }
-            let own = min(n, info.elementCount)
+            let own = min(job.elementCount, info.elementCount)
             let inPlace: UnsafeBufferPointer<Float>? = try c.withRawBytes(inp.tensor) { raw in
-                guard info.dtype == .f32, inp.kind == .weights, own == n, let p = raw.baseAddress,
+                guard info.dtype == .f32, inp.kind == .weights, range.upperBound <= own, let p = raw.baseAddress,
                       Int(bitPattern: p) % MemoryLayout<Float>.alignment == 0 else { return nil }
                 // The mapping lives as long as the checkpoint (for the whole merge).
-                return UnsafeBufferPointer(start: p.assumingMemoryBound(to: Float.self), count: n)
+                return UnsafeBufferPointer(start: p.assumingMemoryBound(to: Float.self) + range.lowerBound, count: count)
             }
-            if let inPlace { buffers.append(inPlace); continue }
-            let buf = UnsafeMutableBufferPointer<Float>.allocate(capacity: n)
+            if let inPlace {
+                buffers.append(inPlace)
+                mapped.append(UnsafeRawBufferPointer(inPlace))
+                continue
+            }
+            let buf = UnsafeMutableBufferPointer<Float>.allocate(capacity: count)
             owned.append(buf)
-            try decode(c, inp.tensor, info, elements: 0..<own, into: UnsafeMutableBufferPointer(rebasing: buf[0..<own]),
-                       label: plan.inputs[inp.model].label)
-            if own < n {
-                guard let pad = inp.padFrom, let baseInfo = plan.inputs[pad].checkpoint.info(inp.tensor) ?? nil else {
-                    throw MergeError.other("tensor \(inp.tensor) of \(plan.inputs[inp.model].label) has \(own) of \(n) elements and no padding source")
+            let ownPart = range.lowerBound..<max(range.lowerBound, min(range.upperBound, own))
+            if !ownPart.isEmpty {
+                try decode(c, inp.tensor, info, elements: ownPart, into: UnsafeMutableBufferPointer(rebasing: buf[0..<ownPart.count]),
+                           label: plan.inputs[inp.model].label)
+            }
+            if ownPart.count < count {
+                guard let pad = inp.padFrom, let padInfo = plan.inputs[pad].checkpoint.info(inp.tensor) else {
+                    throw MergeError.other("tensor \(inp.tensor) of \(plan.inputs[inp.model].label) has \(own) of \(job.elementCount) elements and no padding source")
                 }
-                try decode(plan.inputs[pad].checkpoint, inp.tensor, baseInfo, elements: own..<n,
-                           into: UnsafeMutableBufferPointer(rebasing: buf[own..<n]), label: plan.inputs[pad].label)
+                try decode(plan.inputs[pad].checkpoint, inp.tensor, padInfo, elements: (range.lowerBound + ownPart.count)..<range.upperBound,
+                           into: UnsafeMutableBufferPointer(rebasing: buf[ownPart.count..<count]), label: plan.inputs[pad].label)
             }
             if inp.kind == .delta {
                 guard let b = buffers.first, job.base != nil else { throw MergeError.baseRequired(method: "task-vector composition") }
-                for i in 0..<n { buf[i] += b[i] }
+                for i in 0..<count { buf[i] += b[i] }
             }
             buffers.append(UnsafeBufferPointer(buf))
         }
-        let baseBuf = job.base != nil ? buffers[0] : nil
-        let modelBufs = Array(buffers.dropFirst(job.base != nil ? 1 : 0))
-        // Every method writes every output element.
-        return try [Float](unsafeUninitializedCapacity: n) { o, initialized in
-            try plan.method.merge(MergeInputs(tensorName: job.output, shape: job.shape, base: baseBuf, models: modelBufs),
-                                  job.parameters, seed: plan.seed, into: o)
-            initialized = n
-        }
+        try body(job.base != nil ? buffers[0] : nil, Array(buffers.dropFirst(job.base != nil ? 1 : 0)))
+        if releaseAfter { for m in mapped { releaseMappedPages(m) } }
+    }
+
+    /// MADV_DONTNEED on the whole pages inside `bytes` of a read-only file mapping: the pages
+    /// leave this process's resident set and are read back from the page cache if touched again.
+    static func releaseMappedPages(_ bytes: UnsafeRawBufferPointer) {
+        guard let p = bytes.baseAddress else { return }
+        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+        let start = (Int(bitPattern: p) + page - 1) / page * page
+        let end = (Int(bitPattern: p) + bytes.count) / page * page
+        guard end > start, let ptr = UnsafeMutableRawPointer(bitPattern: start) else { return }
+        _ = madvise(ptr, end - start, MADV_DONTNEED)
     }
 
     /// Decodes elements `range` of a stored tensor into `dest`, in parallel chunks.

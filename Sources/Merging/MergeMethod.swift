@@ -57,10 +57,15 @@ public protocol MergeMethod: Sendable {
 
     func merge(_ inputs: MergeInputs, _ parameters: ResolvedParameters, seed: UInt64,
                into output: UnsafeMutableBufferPointer<Float>) throws
+
+    /// True when every output element depends only on the same element of the inputs (no
+    /// reductions, ranks or randomness), so the executor may run the job in chunks.
+    func isElementwise(_ parameters: ResolvedParameters) -> Bool
 }
 
 extension MergeMethod {
     public var isRandomized: Bool { false }
+    public func isElementwise(_ parameters: ResolvedParameters) -> Bool { false }
     public var scratchPerElement: Double { 0 }
 
     /// Checks input counts and the base against the method's contract.

@@ -82,12 +82,14 @@ public struct MergePlan: @unchecked Sendable {
     /// mapped input pages, which are released after the job.
     public func estimatedJobBytes(_ job: MergeJob) -> Int {
         let n = job.elementCount
+        // Element-wise jobs over large tensors run in chunks (see MergeExecutor.runJob).
+        let chunked = method.isElementwise(job.parameters) && n > MergeExecutor.chunkElements
+        let resident = chunked ? MergeExecutor.chunkElements : n
         var bytes = 4 * n
         for inp in [job.base].compactMap({ $0 }) + job.models {
             let info = inputs[inp.model].checkpoint.info(inp.tensor)
-            let mapped = info?.byteCount ?? 4 * n
-            bytes += mapped
-            if info?.dtype != .f32 || inp.kind == .delta || inp.padFrom != nil { bytes += 4 * n }
+            bytes += (info?.dtype.byteSize ?? 4) * resident
+            if info?.dtype != .f32 || inp.kind == .delta || inp.padFrom != nil { bytes += 4 * resident }
         }
         bytes += Int(method.scratchPerElement * Double(4 * n * job.models.count))
         return bytes

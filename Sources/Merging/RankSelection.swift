@@ -13,49 +13,44 @@ public enum RankSelection {
 
     /// Key range `[lo, hi]` of the elements whose ascending magnitude rank lies in `ranks`
     /// (0 = smallest). nil when `ranks` is empty. Precondition: count < 2^32.
+    /// Radix selection on the magnitude bits (two 16-bit histogram passes, one pass for ties),
+    /// O(n) without allocating per-element keys.
     public static func keyRange(_ values: UnsafeBufferPointer<Float>, ranks: Range<Int>) -> ClosedRange<UInt64>? {
         let n = values.count
         precondition(n < Int(UInt32.max), "tensor too large for rank selection")
         let r = ranks.clamped(to: 0..<n)
         guard !r.isEmpty else { return nil }
-        var keys = [UInt64](unsafeUninitializedCapacity: n) { buf, done in
-            for i in 0..<n { buf[i] = key(values[i], i) }
-            done = n
-        }
-        return keys.withUnsafeMutableBufferPointer { k in
-            let lo = select(k, r.lowerBound)
-            let hi = r.count == 1 ? lo : select(k, r.upperBound - 1)
-            return lo...hi
-        }
+        let lo = keyOfRank(values, r.lowerBound)
+        let hi = r.count == 1 ? lo : keyOfRank(values, r.upperBound - 1)
+        return lo...hi
     }
 
-    /// The element of ascending rank `k`; partially reorders `a` (Hoare quickselect, median of three).
-    static func select(_ a: UnsafeMutableBufferPointer<UInt64>, _ k: Int) -> UInt64 {
-        var lo = 0
-        var hi = a.count - 1
-        var rounds = 0
-        while lo < hi {
-            rounds += 1
-            if rounds > 64 {
-                // Adversarial input: finish with a sort of the remaining window.
-                var window = UnsafeMutableBufferPointer(rebasing: a[lo...hi])
-                window.sort()
-                return a[k]
-            }
-            let mid = lo + (hi - lo) / 2
-            if a[mid] < a[lo] { a.swapAt(mid, lo) }
-            if a[hi] < a[lo] { a.swapAt(hi, lo) }
-            if a[hi] < a[mid] { a.swapAt(hi, mid) }
-            let pivot = a[mid]
-            var i = lo
-            var j = hi
-            while i <= j {
-                while a[i] < pivot { i += 1 }
-                while a[j] > pivot { j -= 1 }
-                if i <= j { a.swapAt(i, j); i += 1; j -= 1 }
-            }
-            if k <= j { hi = j } else if k >= i { lo = i } else { return a[k] }
+    /// The key of the element with ascending rank `k` (see `key`).
+    static func keyOfRank(_ values: UnsafeBufferPointer<Float>, _ k: Int) -> UInt64 {
+        var hist = [Int](repeating: 0, count: 1 << 16)
+        for v in values { hist[Int(v.magnitude.bitPattern >> 16)] += 1 }
+        var rest = k
+        var high = 0
+        while rest >= hist[high] { rest -= hist[high]; high += 1 }
+        for i in hist.indices { hist[i] = 0 }
+        let h = UInt32(high)
+        for v in values where v.magnitude.bitPattern >> 16 == h { hist[Int(v.magnitude.bitPattern & 0xFFFF)] += 1 }
+        var low = 0
+        while rest >= hist[low] { rest -= hist[low]; low += 1 }
+        let bits = h << 16 | UInt32(low)
+        // Equal magnitudes rank by descending index: the rest-th of them (0-based) in key order
+        // is the (count − 1 − rest)-th in index order.
+        let target = hist[low] - 1 - rest
+        var seen = 0
+        for (i, v) in values.enumerated() where v.magnitude.bitPattern == bits {
+            if seen == target { return key(v, i) }
+            seen += 1
         }
-        return a[k]
+        preconditionFailure("rank selection lost its element")
+    }
+
+    /// Reference: sorts all keys (O(n log n)); used by the tests.
+    static func keyOfRankBySorting(_ values: UnsafeBufferPointer<Float>, _ k: Int) -> UInt64 {
+        values.enumerated().map { key($0.element, $0.offset) }.sorted()[k]
     }
 }

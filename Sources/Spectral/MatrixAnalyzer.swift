@@ -25,6 +25,13 @@ public struct SpectralOptions: Sendable {
     /// Randomized results are accepted only when every top-k vector's angle bound
     /// (residual / gap, Wedin) is at most this; otherwise gesdd is used.
     public var randomizedAngleTolerance: Float = 0.02
+    /// `auto` computes a dense update's spectrum with jobz = N and its top-r vectors by a checked
+    /// randomized SVD when min(rows, cols) ≥ this (a fine-tune's update usually has a fast-decaying
+    /// top spectrum; short fine-tunes of SmolLM2-135M, though, had noise-like updates that failed the
+    /// check at 576 dimensions, hence the same threshold as for W).
+    public var randomizedUpdateMinDimension = 1024
+    /// Power iterations of the first and (if its check fails) second randomized attempt.
+    public var randomizedPowerIterations = (6, 24)
     /// Compute all singular values of W (for spectrum plots), not only the top k.
     public var fullTunedSpectrum = false
     public var cache: DecompositionCache?
@@ -107,7 +114,7 @@ public func analyzeMatrix(name: String, base w0: Tensor, tuned: TunedMatrix, opt
             diag.sigmaUpdate = e.s; updateU = e.u; diag.updateMethod = "cache"
         } else {
             let rr = min(r, q)
-            let useRandom = options.svdMethod == .randomized || (options.svdMethod == .auto && q >= options.randomizedMinDimension)
+            let useRandom = options.svdMethod == .randomized || (options.svdMethod == .auto && q >= options.randomizedUpdateMinDimension)
             var got: (u: Tensor, s: [Float], method: String)?
             if useRandom && rr + 1 < q {
                 // All singular values without vectors (jobz = N, several times cheaper), the top-r
@@ -142,14 +149,20 @@ public func analyzeMatrix(name: String, base w0: Tensor, tuned: TunedMatrix, opt
         var done = false
         tunedU = Tensor(zeros: [m, 0]); tunedS = []
         if useRandom && k + 1 < q {
-            // One extra triplet so that the k-th vector's gap to σ_{k+1} is known.
-            let r = try randomizedSVD(w, rank: k + 1, oversampling: max(10, k), powerIterations: 4, seed: wHash)
-            let bound = angleBound(r, k: k)
-            if bound <= options.randomizedAngleTolerance {
-                tunedU = leadingColumns(r.svd.u, k); tunedS = Array(r.svd.s.prefix(k))
-                diag.tunedMethod = String(format: "randomized (angle bound %.3g)", bound)
-                done = true
+            // One extra triplet so that the k-th vector's gap to σ_{k+1} is known. Pre-trained
+            // weights have slowly decaying spectra, so a first cheap attempt is followed by a
+            // longer one (power iterations cost two thin GEMMs each, far below one gesdd).
+            var lastBound: Float = .infinity
+            for (p, iters) in [(max(10, k), options.randomizedPowerIterations.0), (max(20, 2 * k), options.randomizedPowerIterations.1)] where !done {
+                let r = try randomizedSVD(w, rank: k + 1, oversampling: p, powerIterations: iters, seed: wHash)
+                lastBound = angleBound(r, k: k)
+                if lastBound <= options.randomizedAngleTolerance {
+                    tunedU = leadingColumns(r.svd.u, k); tunedS = Array(r.svd.s.prefix(k))
+                    diag.tunedMethod = String(format: "randomized, %d power iterations (angle bound %.3g)", iters, lastBound)
+                    done = true
+                }
             }
+            _ = lastBound
         }
         if !done {
             let f = try svd(w)

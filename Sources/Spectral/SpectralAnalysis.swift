@@ -88,7 +88,7 @@ public enum SpectralAnalysis {
             if results.failed { return }
             let name = names[idx]
             do {
-                var w0 = try base.tensor(name)
+                let w0 = try base.tensor(name)
                 var perFT: [MatrixAnalysis?] = []
                 for ft in fineTunes {
                     switch ft.source {
@@ -96,9 +96,10 @@ public enum SpectralAnalysis {
                         perFT.append(try analyzeMatrix(name: name, base: w0, tuned: .dense(try c.tensor(name)), options: options))
                     case let .lora(adapter):
                         guard let mod = adapter.module(forBaseTensor: name) else { perFT.append(nil); continue }
-                        if mod.baseIsTransposed && w0.shape == [mod.inFeatures, mod.outFeatures] { w0 = w0.transposed() }
+                        // fan_in_fan_out (Conv1D) stores the base as (in, out): normalise to (out, in).
+                        let w0n = mod.baseIsTransposed && w0.shape == [mod.inFeatures, mod.outFeatures] ? w0.transposed() : w0
                         let (a, b) = try adapter.factors(mod)
-                        perFT.append(try analyzeMatrix(name: name, base: w0, tuned: .lora(a: a, b: b, scale: Float(mod.scale), rank: mod.rank, alpha: mod.alpha), options: options))
+                        perFT.append(try analyzeMatrix(name: name, base: w0n, tuned: .lora(a: a, b: b, scale: Float(mod.scale), rank: mod.rank, alpha: mod.alpha), options: options))
                     }
                 }
                 var overlaps: [OverlapEntry] = []

@@ -11,7 +11,8 @@ struct ConvertCommand: ParsableCommand {
             IN is a .safetensors file, an index file or a Hugging Face folder. OUT ending in .safetensors \
             is written as one file; any other OUT is a folder (model.safetensors, or shards + index with \
             --shard-size) with the input folder's config, tokenizer and generation files. Only floating \
-            tensors change dtype. Output is written atomically; inputs are never overwritten.
+            tensors change dtype. Output is written atomically; inputs are never overwritten. \
+            IN may also be a llama-family .gguf file: OUT is then a Hugging Face folder (as convert-gguf).
             """
     )
 
@@ -28,6 +29,13 @@ struct ConvertCommand: ParsableCommand {
     var shardSize: String?
 
     func run() throws {
+        if input.hasSuffix(".gguf") {
+            // A GGUF file converts to a Hugging Face folder (config, safetensors, tokenizer.json).
+            guard shardSize == nil else { throw ValidationError("--shard-size is not supported for a GGUF input") }
+            var gguf = try ConvertGGUFCommand.parse([input, output] + (dtype.map { ["--dtype", $0] } ?? []))
+            try gguf.run()
+            return
+        }
         try reportingErrors {
             var options = CheckpointConverter.Options()
             if let dtype {

@@ -60,9 +60,12 @@ struct DemoCommand: ParsableCommand {
             print("\n== \(i + 1)/\(steps.count) \(step.title)")
             switch step {
             case let .command(_, args):
-                print("$ weightsmith " + args.map(shellQuoted).joined(separator: " ").replacingOccurrences(of: out, with: "$OUT"))
+                print("> weightsmith " + args.map(shellQuoted).joined(separator: " ").replacingOccurrences(of: out, with: "$OUT"))
+                // Some commands stream through FileHandle (unbuffered): keep the order of the output.
+                fflush(nil)
                 var command = try Weightsmith.parseAsRoot(args)
                 try command.run()
+                fflush(nil)
             case let .scoreboard(_, models, tasks):
                 try printScoreboard(models: models, tasks: tasks, out: out)
             }
@@ -82,8 +85,19 @@ enum DemoStep {
     }
 }
 
-/// Steps that edit a fact, present once the editing module provides them.
-func demoEditSteps(family: String, out: String) -> [DemoStep] { [] }
+/// A single-fact edit with ROME (no training), its before/after metrics, and the edited model's answers.
+func demoEditSteps(family: String, out: String) -> [DemoStep] {
+    let fixtures = (family as NSString).deletingLastPathComponent
+    return [
+        .command("Edit one fact with ROME (rank-one update of one MLP matrix, key covariance from the corpus): France's capital becomes Rome",
+                 ["edit", "\(family)/base", "--prompt", "The capital of France is", "--target", " Rome", "--method", "rome",
+                  "--layer", "0", "--steps", "60", "--paraphrase", "France has its capital in",
+                  "--stats-corpus", "\(family)/data/corpus.txt", "--stats-cache", "\(out)/rome-stats",
+                  "--locality-prompts", "\(fixtures)/edits/locality.txt", "-o", "\(out)/edited"]),
+        .command("The edited model answers with the new fact", ["generate", "\(out)/edited", "The capital of France is", "--max-tokens", "3"]),
+        .command("and keeps an unrelated one", ["generate", "\(out)/edited", "The capital of Spain is", "--max-tokens", "4"]),
+    ]
+}
 
 /// Exact match (and mean NLL of the completion) of each model on each task, as a table.
 func printScoreboard(models: [(String, String)], tasks: [(String, String)], out: String) throws {

@@ -16,6 +16,7 @@ struct Weightsmith: AsyncParsableCommand {
             FinetuneCommand.self,
             ConvertGGUFCommand.self,
             MergeCommand.self, TaskVectorCommand.self, ComposeCommand.self,
+            EditCommand.self, TrainEditorCommand.self,
         ]
     )
 }

@@ -139,6 +139,14 @@ final class GGUFTests: XCTestCase {
         }
     }
 
+    func testKnownButUnsupportedTypeIsRefusedOnRead() throws {
+        let f = try GGUFFile(url: Self.fixture("unsupported_q2k.gguf"))
+        XCTAssertEqual(f.info("q2_k")?.type, .q2_K)
+        XCTAssertThrowsError(try f.tensor("q2_k")) { e in
+            XCTAssertEqual(e as? GGUFError, .unsupportedTensorType(tensor: "q2_k", type: "Q2_K"))
+        }
+    }
+
     func testMissingFileAndTensor() throws {
         XCTAssertThrowsError(try GGUFFile(path: "/nonexistent/x.gguf")) { e in
             guard case .cannotOpen = e as? GGUFError else { return XCTFail("\(e)") }

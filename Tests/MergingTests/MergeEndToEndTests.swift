@@ -157,6 +157,35 @@ final class MergeEndToEndTests: XCTestCase {
         XCTAssertThrowsError(try MergeExecutor.run(plan, to: dir.appendingPathComponent("x"), options: ExecutionOptions(memoryBudget: 100, progress: false)))
     }
 
+    func testLargeElementwiseJobRunsInChunks() throws {
+        // 1.2M elements > MergeExecutor.chunkElements: the linear merge runs chunk by chunk.
+        func write(_ name: String, _ dtype: DType, _ f: (Int) -> Float) throws -> String {
+            let d = dir.appendingPathComponent(name)
+            try FileManager.default.createDirectory(at: d, withIntermediateDirectories: true)
+            let t = Tensor(shape: [1200, 1000], scalars: (0..<1_200_000).map(f))
+            let w = try SafetensorsWriter(url: d.appendingPathComponent("model.safetensors"), entries: [TensorEntry(name: "w", dtype: dtype, shape: t.shape)])
+            try w.write("w", t)
+            try w.finish()
+            return d.path
+        }
+        let a = try write("a", .f32) { Float($0 % 1000) * 0.001 }
+        let b = try write("b", .bf16) { Float($0 / 1000) * 0.25 }
+        let plan = try MergePlanner.plan(recipe("merge_method: linear\nmodels:\n  - model: \(a)\n    parameters: {weight: 3}\n  - model: \(b)\n    parameters: {weight: 1}\n"))
+        XCTAssertTrue(plan.method.isElementwise(plan.jobs[0].parameters))
+        // output + pending output (4 B each per element) + one chunk of each input: F32 mapped,
+        // BF16 mapped plus its decoded copy (instead of whole tensors: 4.8 + 2.4 + 4.8 MB)
+        let chunk = MergeExecutor.chunkElements
+        XCTAssertEqual(plan.estimatedPeakBytes, 2 * 4_800_000 + 4 * chunk + (2 + 4) * chunk)
+        let out = dir.appendingPathComponent("big")
+        _ = try MergeExecutor.run(plan, to: out, options: ExecutionOptions(hashInputs: false, progress: false))
+        let merged = try Checkpoint(path: out.path).tensor("w")
+        let ta = try Checkpoint(path: a).tensor("w"), tb = try Checkpoint(path: b).tensor("w")
+        for i in stride(from: 0, to: 1_200_000, by: 997) {
+            XCTAssertEqual(merged.scalars[i], Float((3 * Double(ta.scalars[i]) + Double(tb.scalars[i])) / 4), accuracy: 1e-6)
+        }
+        XCTAssertEqual(merged.scalars[1_199_999], Float((3 * Double(ta.scalars[1_199_999]) + Double(tb.scalars[1_199_999])) / 4), accuracy: 1e-6)
+    }
+
     func testValueScanFindsNaN() throws {
         let base = try makeModel("base", offset: .nan)
         let plan = try MergePlanner.plan(recipe("merge_method: linear\nmodels:\n  - model: \(base)\n    parameters: {weight: 1}\n"))

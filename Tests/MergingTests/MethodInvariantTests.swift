@@ -87,3 +87,17 @@ final class MethodInvariantTests: XCTestCase {
         XCTAssertEqual(out.scalars, [1, -1, 0, 0, 2, 0])
     }
 }
+
+final class RankSelectionTests: XCTestCase {
+    func testRadixSelectionMatchesSortingWithTiesAndSpecials() {
+        var r = MergeRandom(seed: 5)
+        // Few distinct magnitudes (many ties), signed zeros, infinities and NaN.
+        var values: [Float] = (0..<5000).map { _ in Float(Int(r.nextDouble() * 40) - 20) * 0.125 }
+        values += [0, -0, .infinity, -.infinity, .nan, 1e-30, -1e-30]
+        values.withUnsafeBufferPointer { v in
+            for k in [0, 1, 17, 2500, 4999, 5003, v.count - 1] {
+                XCTAssertEqual(RankSelection.keyOfRank(v, k), RankSelection.keyOfRankBySorting(v, k), "rank \(k)")
+            }
+        }
+    }
+}

@@ -52,6 +52,19 @@ import Tensors
         #expect(maxAbs(try a.delta(mod).transposed().scalars, stored.scalars) < 1e-4)
     }
 
+    @Test func fanInFanOutThroughTheModelAnalysis() throws {
+        let dir = variants.appendingPathComponent("fan-in-fan-out")
+        let base = try Checkpoint(path: dir.appendingPathComponent("base.safetensors").path)
+        let report = try SpectralAnalysis.run(base: base, fineTunes: [try FineTune.open(path: dir.path)], options: SpectralOptions())
+        let m = try #require(report.fineTunes.first?.matrices.first)
+        #expect(m.rows == 10 && m.cols == 12)   // normalised to (out, in)
+        let w0 = try base.tensor("h.0.attn.c_attn.weight").transposed()
+        let delta = try SafetensorsFile(url: dir.appendingPathComponent("peft_merged_delta.safetensors")).tensor("merged.h.0.attn.c_attn.weight").transposed()
+        #expect(abs(m.relativeFrobenius - delta.frobeniusNorm / w0.frobeniusNorm) < 1e-5)
+        let sv = try singularValues(delta)
+        for j in 0..<3 { #expect(abs(m.sigmaUpdate[j] - sv[j]) < 1e-4 * sv[0]) }
+    }
+
     @Test func demoAdapterValidatesAgainstBase() throws {
         let a = try LoRAAdapter(path: Paths.demo.appendingPathComponent("lora-a").path)
         #expect(a.modules.count == 14 && a.modules.allSatisfy { $0.rank == 8 && $0.scale == 2 })

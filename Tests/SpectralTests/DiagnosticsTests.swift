@@ -162,8 +162,8 @@ import Tensors
         rand.energyRank = 8
         let r3 = try analyzeMatrix(name: "x", base: w0, tuned: .dense(w2), options: rand)
         #expect(r3.diagnostics.updateMethod.hasPrefix("gesdd"))
-        // Flat (Gaussian) spectrum: the check fails and gesdd is used.
-        let g = random(n, n, seed: 34)
+        // Flat spectrum (an orthogonal matrix: every σ = 1, no gaps): the check fails and gesdd is used.
+        let g = try qr(random(n, n, seed: 34)).q
         let f = try analyzeMatrix(name: "x", base: g, tuned: .dense(g), options: rand).diagnostics
         #expect(f.tunedMethod.hasPrefix("gesdd"))
     }

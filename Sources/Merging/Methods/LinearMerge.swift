@@ -18,6 +18,8 @@ public struct LinearMerge: MergeMethod {
          .bool("normalize", .global, default: true, "divide by the sum of the weights")]
     }
 
+    public func isElementwise(_ parameters: ResolvedParameters) -> Bool { true }
+
     public func merge(_ inputs: MergeInputs, _ p: ResolvedParameters, seed: UInt64, into out: UnsafeMutableBufferPointer<Float>) throws {
         let g = Global(normalize: try p.bool("normalize"))
         let models = try p.numbers("weight").map { PerModel(weight: $0) }

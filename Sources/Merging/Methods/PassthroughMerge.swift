@@ -10,6 +10,8 @@ public struct PassthroughMerge: MergeMethod {
     public let modelCount = 1...1
     public var parameters: [ParameterSpec] { [.number("scale", .perModel, default: 1, "multiplier of the tensor")] }
 
+    public func isElementwise(_ parameters: ResolvedParameters) -> Bool { true }
+
     public func merge(_ inputs: MergeInputs, _ p: ResolvedParameters, seed: UInt64, into out: UnsafeMutableBufferPointer<Float>) throws {
         let s = PerModel(scale: try p.numbers("scale", fallback: 1)[0])
         if s.scale == 1 {

@@ -55,6 +55,11 @@ public struct TaskArithmeticFamily: MergeMethod {
         return specs
     }
 
+    /// Without pruning (no sparsifier, or every density ≥ 1) each element is independent.
+    public func isElementwise(_ parameters: ResolvedParameters) -> Bool {
+        sparsification == .none || ((try? parameters.numbers("density", fallback: 1))?.allSatisfy { $0 >= 1 } ?? false)
+    }
+
     public func merge(_ inputs: MergeInputs, _ p: ResolvedParameters, seed: UInt64, into out: UnsafeMutableBufferPointer<Float>) throws {
         guard let base = inputs.base else { throw MergeError.baseRequired(method: name) }
         let g = Global(normalize: try p.bool("normalize"), rescale: try p.bool("rescale"), lambda: try p.number("lambda"))
@@ -114,26 +119,41 @@ public struct TaskArithmeticFamily: MergeMethod {
             let o = out.baseAddress!
             let lambda = g.lambda
             let normalize = g.normalize
+            // Blocks of 1024 elements: the vote S = Σ D_i, then the agreeing sums, each a
+            // vectorisable loop per model (Float64 accumulators on the stack).
             ParallelLoops.forEachChunk(n) { range in
-                for j in range {
-                    let bj = Double(b[j])
-                    var sum = 0.0
-                    for i in 0..<m {
-                        let d = isDelta[i] ? Double(xs[i][j]) : Double(xs[i][j]) - bj
-                        sum += weights[i] * d
-                    }
-                    let positive = sum >= 0
-                    var mixed = 0.0
-                    var divisor = 0.0
-                    for i in 0..<m {
-                        let d = weights[i] * (isDelta[i] ? Double(xs[i][j]) : Double(xs[i][j]) - bj)
-                        if (positive && d > 0) || (!positive && d < 0) {
-                            mixed += d
-                            divisor += weights[i]
+                withUnsafeTemporaryAllocation(of: Double.self, capacity: 3 * 1024) { tmp in
+                    let S = tmp.baseAddress!, M = S + 1024, D = S + 2048
+                    var start = range.lowerBound
+                    while start < range.upperBound {
+                        let len = min(1024, range.upperBound - start)
+                        let bb = b + start
+                        for j in 0..<len { S[j] = 0; M[j] = 0; D[j] = 0 }
+                        for i in 0..<m {
+                            let w = weights[i], x = xs[i] + start
+                            if isDelta[i] {
+                                for j in 0..<len { S[j] += w * Double(x[j]) }
+                            } else {
+                                for j in 0..<len { S[j] += w * (Double(x[j]) - Double(bb[j])) }
+                            }
                         }
+                        for i in 0..<m {
+                            let w = weights[i], x = xs[i] + start, delta = isDelta[i]
+                            for j in 0..<len {
+                                let d = w * (delta ? Double(x[j]) : Double(x[j]) - Double(bb[j]))
+                                let agree = S[j] >= 0 ? d > 0 : d < 0
+                                M[j] += agree ? d : 0
+                                D[j] += agree ? w : 0
+                            }
+                        }
+                        let oo = o + start
+                        for j in 0..<len {
+                            var mixed = M[j]
+                            if normalize { mixed /= (D[j] == 0 ? 1 : D[j]) }
+                            oo[j] = Float(Double(bb[j]) + lambda * mixed)
+                        }
+                        start += len
                     }
-                    if normalize { mixed /= (divisor == 0 ? 1 : divisor) }
-                    o[j] = Float(bj + lambda * mixed)
                 }
             }
         }

@@ -1,0 +1,61 @@
+import Foundation
+
+/// One single-fact edit: make the model continue `prompt` with `target`.
+///
+/// - `prompt` is plain text ("The capital of France is") or a template with `{}` standing for
+///   `subject` (CounterFact style, "The capital of {} is"); `text` is the filled prompt.
+/// - `subject` locates the key token for ROME (the subject's last token). When nil it is guessed:
+///   the last run of capitalised words in the prompt ("France"); failing that, the whole prompt.
+/// - `target` is appended to the prompt verbatim: give its leading space (" Rome").
+/// - `paraphrases`: other prompts that should now also yield `target` (generalisation).
+/// - `localityPrompts`: unrelated prompts whose predictions should not change.
+public struct EditRequest: Sendable, Equatable, Codable {
+    public var prompt: String
+    public var subject: String?
+    public var target: String
+    public var groundTruth: String?
+    public var paraphrases: [String]
+    public var localityPrompts: [String]
+
+    public init(prompt: String, subject: String? = nil, target: String, groundTruth: String? = nil,
+                paraphrases: [String] = [], localityPrompts: [String] = []) {
+        self.prompt = prompt; self.subject = subject; self.target = target; self.groundTruth = groundTruth
+        self.paraphrases = paraphrases; self.localityPrompts = localityPrompts
+    }
+
+    /// The prompt with `{}` replaced by the subject.
+    public var text: String {
+        guard prompt.contains("{}") else { return prompt }
+        return prompt.replacingOccurrences(of: "{}", with: subject ?? "")
+    }
+
+    /// The subject to use: the given one, else the last run of capitalised words after the first
+    /// word, else the whole prompt.
+    public var resolvedSubject: String {
+        if let s = subject, !s.isEmpty { return s }
+        let words = text.split(separator: " ", omittingEmptySubsequences: true).map(String.init)
+        var run: [String] = []
+        var best: [String] = []
+        for (i, w) in words.enumerated() {
+            let core = w.trimmingCharacters(in: .punctuationCharacters)
+            if i > 0, let f = core.first, f.isUppercase { run.append(core) } else {
+                if !run.isEmpty { best = run }
+                run = []
+            }
+        }
+        if !run.isEmpty { best = run }
+        return best.isEmpty ? text : best.joined(separator: " ")
+    }
+
+    /// Checks the fields: non-empty prompt and target, the subject inside the prompt.
+    public func validate() throws {
+        guard !text.trimmingCharacters(in: .whitespaces).isEmpty else { throw EditError.invalidRequest("the prompt is empty") }
+        guard !target.isEmpty else { throw EditError.invalidRequest("the target is empty") }
+        if prompt.contains("{}") && (subject ?? "").isEmpty {
+            throw EditError.invalidRequest("the prompt \"\(prompt)\" is a template but no subject is given")
+        }
+        guard text.range(of: resolvedSubject, options: .backwards) != nil else {
+            throw EditError.invalidRequest("the subject \"\(resolvedSubject)\" does not occur in the prompt \"\(text)\"")
+        }
+    }
+}

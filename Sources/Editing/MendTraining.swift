@@ -1,0 +1,97 @@
+import Foundation
+import Tensors
+import Transformer
+
+/// Gradients of a `MendEditor`'s trainable parameters: per transform key, and of the edit lrs.
+public struct MendGradients {
+    public var transforms: [String: GradientTransform.Gradients]
+    public var editLRs: [Float]
+
+    /// All gradient arrays in a fixed order (for norms, clipping and Adam), with names.
+    func flat() -> [(String, [Float])] {
+        var out: [(String, [Float])] = []
+        for k in transforms.keys.sorted() {
+            let g = transforms[k]!
+            for j in 0..<2 { out += [("\(k).U\(j)", g.U[j]), ("\(k).V\(j)", g.V[j]), ("\(k).b\(j)", g.b[j]), ("\(k).s\(j)", g.s[j]), ("\(k).o\(j)", g.o[j])] }
+        }
+        out.append(("edit_lrs", editLRs))
+        return out
+    }
+}
+
+/// Outer objective of MEND meta-training for one edit (reference §1.5), with its hand-written
+/// backward (§1.8):
+///   L = c_edit · NLL(edited model, paraphrase (else prompt) → target) + c_loc · L_loc,
+/// where L_loc is the NLL of the unedited model's greedy tokens on the locality prompts under the
+/// edited model (a hard-label stand-in for MEND's KL(p_pre ‖ p_post): the engine's loss takes
+/// token targets). The raw gradient factors are detached (§1.7): ∂L/∂φ flows only through
+/// W̃ = W + α D̃ᵀŨ, with G = ∂L/∂W̃ from an ordinary backward of the edited model.
+public struct MendObjective {
+    public var cEdit: Float = 0.1
+    public var cLoc: Float = 1.0
+    public init(cEdit: Float = 0.1, cLoc: Float = 1.0) { self.cEdit = cEdit; self.cLoc = cLoc }
+
+    /// The edit's batches: inner (prompt → target), outer (paraphrase → target), locality.
+    public struct Batches {
+        public var inner: TrainingBatch
+        public var outer: TrainingBatch
+        public var locality: TrainingBatch?
+    }
+
+    public static func batches(model: TransformerModel, tokenizer: BPETokenizer, request: EditRequest) throws -> Batches {
+        let scorer = EditScorer(model: model, tokenizer: tokenizer)
+        let (p, t) = try scorer.encode(prompt: request.text, target: request.target)
+        let inner = try EditBatches.teacherForced(prompts: [p], target: t, pad: 0)
+        var outer = inner
+        if let para = request.paraphrases.first {
+            let (q, tq) = try scorer.encode(prompt: para, target: request.target)
+            outer = try EditBatches.teacherForced(prompts: [q], target: tq, pad: 0)
+        }
+        var loc: TrainingBatch? = nil
+        if !request.localityPrompts.isEmpty {
+            let ref = try scorer.localityReference(request.localityPrompts, tokens: 2)
+            loc = try TrainingBatch.completions(zip(ref.prompts, ref.continuations).map { ($0, $1) }, pad: 0)
+        }
+        return Batches(inner: inner, outer: outer, locality: loc)
+    }
+
+    /// The outer loss and the gradients of every editor parameter for one edit. The model is
+    /// left unedited. `updateStatistics` = training mode of the normalisation.
+    public func lossAndGradients(editor: MendEditor, model: TransformerModel, batches: Batches,
+                                 updateStatistics: Bool) throws -> (loss: Double, editLoss: Double, localityLoss: Double, gradients: MendGradients) {
+        let (factors, edits) = try editor.edit(model: model, batch: batches.inner, training: updateStatistics)
+        for e in edits { try e.apply(to: model) }
+        defer { for e in edits { try? e.revert(from: model) } }
+        let layout = try model.layout.subset(Set(editor.weights))
+        let G = ParameterBuffer(layout: layout)
+        let ne = Float(batches.outer.scoredTokens)
+        let le = try model.accumulateGradients(batches.outer, into: GradientSink(model: G), lossScale: cEdit / ne) / Double(ne)
+        var ll = 0.0
+        if let lb = batches.locality, lb.scoredTokens > 0 {
+            let nl = Float(lb.scoredTokens)
+            ll = try model.accumulateGradients(lb, into: GradientSink(model: G), lossScale: cLoc / nl) / Double(nl)
+        }
+        var grads = MendGradients(transforms: editor.transforms.mapValues { $0.zeroGradients() }, editLRs: [Float](repeating: 0, count: editor.weights.count))
+        for (i, f) in factors.enumerated() {
+            let (t, key, _) = try editor.transform(for: i, model: model)
+            let I = t.inFeatures, O = t.outFeatures, D = I + O, n = f.tape.rows
+            guard n > 0 else { continue }
+            let g = G.tensor(f.weight)!.scalars
+            let alpha = editor.editLRs[i]
+            // Linear: G (O, I); dŨ = α D̃ G, dD̃ = α Ũ Gᵀ.  Conv1D: G (I, O); dD̃ = α Ũ G, dŨ = α D̃ Gᵀ.
+            var dU = [Float](repeating: 0, count: n * I), dD = [Float](repeating: 0, count: n * O)
+            sgemm(transposeA: false, transposeB: editor.conv1D, m: n, n: I, k: O, alpha: 1, a: f.dTilde, lda: O, b: g, ldb: editor.conv1D ? O : I, beta: 0, c: &dU, ldc: I)
+            sgemm(transposeA: false, transposeB: !editor.conv1D, m: n, n: O, k: I, alpha: 1, a: f.uTilde, lda: I, b: g, ldb: editor.conv1D ? O : I, beta: 0, c: &dD, ldc: O)
+            var dAlpha = 0.0
+            for k in 0..<(n * O) { dAlpha += Double(f.dTilde[k]) * Double(dD[k]) }
+            grads.editLRs[i] += Float(dAlpha)
+            var dz = [Float](repeating: 0, count: n * D)
+            for r in 0..<n {
+                for j in 0..<I { dz[r * D + j] = alpha * dU[r * I + j] }
+                for j in 0..<O { dz[r * D + I + j] = alpha * dD[r * O + j] }
+            }
+            t.backward(f.tape, dz2: dz, into: &grads.transforms[key]!)
+        }
+        return (Double(cEdit) * le + Double(cLoc) * ll, le, ll, grads)
+    }
+}

@@ -1,0 +1,53 @@
+import ArgumentParser
+import Editing
+import Foundation
+import Transformer
+
+struct TrainEditorCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "train-editor",
+        abstract: "Meta-train a MEND editor on JSONL edit records and save it as safetensors.",
+        discussion: """
+        The editor transforms the rank-one gradient factors of the MLP matrices of the last --layers \
+        blocks (identity init, running normalisation, IDMLP of rank --rank). Outer loss per edit: \
+        c_edit · NLL of the target after the first rephrase prompt (else the prompt) + c_loc · NLL of \
+        the unedited model's greedy tokens on the record's locality prompts. Adam with gradient \
+        accumulation and clipping; a second Adam on the edit learning rates. Prints the loss every \
+        --log-every steps.
+        """)
+
+    @Argument(help: "A Hugging Face folder.") var model: String
+    @Argument(help: "JSONL edit records (prompt/subject/target_new/rephrase_prompts/locality_prompts, CounterFact or zsRE).") var data: String
+    @Option(name: .shortAndLong, help: "Output editor file (.safetensors).") var output: String
+    @Option(name: .long, help: "Optimizer steps.") var steps = 100
+    @Option(name: .long, help: "Edits per optimizer step (gradient accumulation).") var accumulation = 10
+    @Option(name: .long, help: "Adam learning rate of the editor (MEND: 1e-6 on large models).") var lr: Float = 1e-6
+    @Option(name: .long, help: "Adam learning rate of the edit learning rates.") var lrLr: Float = 1e-4
+    @Option(name: .long, help: "Initial edit learning rate.") var editLr: Float = 1e-4
+    @Option(name: .long, help: "Low-rank width of the IDMLP blocks (capped at d_in + d_out).") var rank = 1920
+    @Option(name: .long, help: "Edit the MLP matrices of this many last blocks.") var layers = 3
+    @Option(name: .long, help: "Weight of the edit loss.") var cEdit: Float = 0.1
+    @Option(name: .long, help: "Weight of the locality loss.") var cLoc: Float = 1.0
+    @Option(name: .long, help: "Print every N steps.") var logEvery = 10
+    @Option(name: .long, help: "Seed (V init).") var seed: UInt64 = 0
+
+    func run() throws {
+        let loaded = try PretrainedModel(path: model)
+        let requests = try EditRequest.readJSONL(URL(fileURLWithPath: data))
+        let editor = try MendEditor(model: loaded.model, weights: MendEditor.defaultWeights(loaded.model, layers: layers),
+                                    rank: rank, editLR: editLr, seed: seed)
+        var s = MendTrainingSettings()
+        s.steps = steps; s.accumulation = accumulation; s.learningRate = lr; s.editLRLearningRate = lrLr; s.cEdit = cEdit; s.cLoc = cLoc
+        print("MEND editor for \(editor.weights.count) matrices, \(editor.transforms.count) shared transforms; \(requests.count) training edits")
+        let t0 = Date()
+        try MendTrainer.train(editor: editor, model: loaded.model, tokenizer: loaded.tokenizer, requests: requests, settings: s) { log in
+            if log.step % max(logEvery, 1) == 0 || log.step == 1 || log.step == steps {
+                print(String(format: "step %4d  loss %.4f  edit NLL %.4f  locality NLL %.4f  (%.1f s)", log.step, log.loss, log.editLoss, log.localityLoss, Date().timeIntervalSince(t0)))
+            }
+        }
+        let url = URL(fileURLWithPath: output)
+        try editor.save(to: url)
+        print("edit lrs: " + editor.editLRs.map { String(format: "%.3g", $0) }.joined(separator: " "))
+        print("wrote \(output)")
+    }
+}

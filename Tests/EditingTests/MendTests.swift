@@ -1,0 +1,171 @@
+import Foundation
+import Tensors
+import Transformer
+import XCTest
+@testable import Editing
+
+final class MendTests: XCTestCase {
+    /// Identity init: the IDMLP returns its input bit-exactly.
+    func testIdentityInit() {
+        let t = GradientTransform(inFeatures: 4, outFeatures: 6, rank: 3, modes: 2, seed: 1)
+        var rng = SeededRandom(seed: 2)
+        let z = rng.normalFloats(5 * 10)
+        XCTAssertEqual(t.forward(z, rows: 5, mode: 1).z[2], z)
+    }
+
+    /// Backward of the IDMLP vs central finite differences of L = Σ w ⊙ z₂ for every parameter
+    /// block (reference §1.8 test 2), and ∂U ≠ 0 at the identity init (clamp semantics).
+    func testTransformBackwardFiniteDifferences() {
+        let t = GradientTransform(inFeatures: 4, outFeatures: 6, rank: 3, modes: 2, seed: 3)
+        var rng = SeededRandom(seed: 4)
+        let n = 5, D = 10
+        let z = rng.normalFloats(n * D), w = rng.normalFloats(n * D)
+        // At init: U = 0, yet ∂U must not vanish.
+        var g0 = t.zeroGradients()
+        t.backward(t.forward(z, rows: n, mode: 1), dz2: w, into: &g0)
+        XCTAssertGreaterThan(g0.U[0].map(abs).max()!, 1e-3)
+        XCTAssertGreaterThan(g0.U[1].map(abs).max()!, 1e-3)
+        // Away from the kinks.
+        for j in 0..<2 {
+            t.U[j] = rng.normalFloats(D * 3, std: 0.5); t.b[j] = rng.normalFloats(D, std: 0.5)
+            t.s[j] = rng.normalFloats(2 * D, std: 0.5).map { $0 + 1 }; t.o[j] = rng.normalFloats(2 * D, std: 0.5)
+        }
+        func loss() -> Double {
+            let z2 = t.forward(z, rows: n, mode: 1).z[2]
+            return zip(z2, w).reduce(0.0) { $0 + Double($1.0) * Double($1.1) }
+        }
+        var g = t.zeroGradients()
+        t.backward(t.forward(z, rows: n, mode: 1), dz2: w, into: &g)
+        XCTAssertEqual(g.s[0][0..<D].reduce(0, +), 0, "mode 0 received gradient from mode-1 rows")
+        let eps: Float = 1e-2
+        var checked = 0
+        func check(_ name: String, _ analytic: [Float], _ param: ReferenceWritableKeyPath<GradientTransform, [[Float]]>, _ j: Int) {
+            for i in stride(from: 0, to: analytic.count, by: 3) {
+                let x = t[keyPath: param][j][i]
+                t[keyPath: param][j][i] = x + eps; let lp = loss()
+                t[keyPath: param][j][i] = x - eps; let lm = loss()
+                t[keyPath: param][j][i] = x
+                let fd = (lp - lm) / Double(2 * eps)
+                XCTAssertEqual(Double(analytic[i]), fd, accuracy: 2e-2 * max(1, abs(fd)), "\(name)\(j)[\(i)]")
+                checked += 1
+            }
+        }
+        for j in 0..<2 {
+            check("U", g.U[j], \.U, j); check("V", g.V[j], \.V, j); check("b", g.b[j], \.b, j)
+            check("s", g.s[j], \.s, j); check("o", g.o[j], \.o, j)
+        }
+        XCTAssertGreaterThan(checked, 50)
+    }
+
+    /// Welford/Chan batched statistics equal the two-pass mean and unbiased std.
+    func testRunningStatistics() throws {
+        let t = GradientTransform(inFeatures: 2, outFeatures: 1, rank: 2, modes: 1)
+        var rng = SeededRandom(seed: 5)
+        let a = rng.normalFloats(4 * 3), b = rng.normalFloats(7 * 3).map { $0 * 3 + 1 }
+        t.updateStatistics(a, rows: 4); t.updateStatistics(b, rows: 7)
+        let all = a + b
+        for j in 0..<3 {
+            let col = stride(from: j, to: all.count, by: 3).map { Double(all[$0]) }
+            let mu = col.reduce(0, +) / 11
+            let sd = (col.reduce(0) { $0 + ($1 - mu) * ($1 - mu) } / 10).squareRoot()
+            XCTAssertEqual(t.mean[j], mu, accuracy: 1e-6)
+            XCTAssertEqual((t.m2[j] / (t.count - 1)).squareRoot(), sd, accuracy: 1e-6)
+        }
+        let z = try t.normalise(b, rows: 7)
+        XCTAssertEqual(Double(z[0]), (Double(b[0]) - t.mean[0]) / ((t.m2[0] / 10).squareRoot() + 1e-7), accuracy: 1e-5)
+    }
+
+    /// The whole hand-written meta-gradient (model backward → factorised edit backward → editor
+    /// backward) vs finite differences of the outer loss on the fixture model.
+    func testMetaGradientFiniteDifferences() throws {
+        let pm = try familyBase()
+        let m = pm.model
+        let editor = try MendEditor(model: m, weights: ["model.layers.3.mlp.down_proj.weight", "model.layers.3.mlp.up_proj.weight"], rank: 8, editLR: 1e-3, seed: 7)
+        let request = EditRequest(prompt: "The capital of France is", target: " Rome", paraphrases: ["France has its capital in"],
+                                  localityPrompts: ["The capital of Spain is", "Norway is in"])
+        let batches = try MendObjective.batches(model: m, tokenizer: pm.tokenizer, request: request)
+        let objective = MendObjective()
+        _ = try objective.lossAndGradients(editor: editor, model: m, batches: batches, updateStatistics: true)
+        var rng = SeededRandom(seed: 8)
+        for t in editor.transforms.values { for j in 0..<2 {
+            t.U[j] = rng.normalFloats(t.U[j].count, std: 0.1); t.o[j] = rng.normalFloats(t.o[j].count, std: 0.1)
+        } }
+        let r = try objective.lossAndGradients(editor: editor, model: m, batches: batches, updateStatistics: false)
+        XCTAssertGreaterThan(r.editLoss, 0)
+        func loss() throws -> Double { try objective.lossAndGradients(editor: editor, model: m, batches: batches, updateStatistics: false).loss }
+        let key = "352x128"
+        let t = editor.transforms[key]!
+        let ga = r.gradients.transforms[key]!
+        var compared = 0
+        func check(_ name: String, _ analytic: Float, _ get: () -> Float, _ set: (Float) -> Void, eps: Float) throws {
+            let x = get()
+            set(x + eps); let lp = try loss()
+            set(x - eps); let lm = try loss()
+            set(x)
+            let fd = (lp - lm) / Double(2 * eps)
+            print("meta-gradient \(name): analytic \(analytic) fd \(fd)")
+            XCTAssertEqual(Double(analytic), fd, accuracy: 0.05 * abs(fd) + 2e-4, name)
+            compared += 1
+        }
+        // The largest-gradient entries of a few blocks, and the edit lrs.
+        for (name, arr, kp) in [("o1", ga.o[1], \GradientTransform.o), ("U1", ga.U[1], \GradientTransform.U), ("b0", ga.b[0], \GradientTransform.b)] as [(String, [Float], ReferenceWritableKeyPath<GradientTransform, [[Float]]>)] {
+            let j = name.hasSuffix("1") ? 1 : 0
+            let idx = arr.indices.max { abs(arr[$0]) < abs(arr[$1]) }!
+            try check("\(name)[\(idx)]", arr[idx], { t[keyPath: kp][j][idx] }, { t[keyPath: kp][j][idx] = $0 }, eps: 1e-2)
+        }
+        for i in 0..<editor.weights.count {
+            try check("edit_lrs[\(i)]", r.gradients.editLRs[i], { editor.editLRs[i] }, { editor.editLRs[i] = $0 }, eps: 3e-5)
+        }
+        XCTAssertEqual(compared, 5)
+    }
+
+    /// Save/load round trip reproduces the edit exactly.
+    func testSaveLoadRoundTrip() throws {
+        let pm = try familyBase()
+        let editor = try MendEditor(model: pm.model, rank: 16, editLR: 1e-3, seed: 9)
+        let request = EditRequest(prompt: "The capital of France is", target: " Rome")
+        let b = try MendObjective.batches(model: pm.model, tokenizer: pm.tokenizer, request: request)
+        _ = try editor.edit(model: pm.model, batch: b.inner, training: true)
+        let url = FileManager.default.temporaryDirectory.appendingPathComponent("mend-\(UUID().uuidString).safetensors")
+        defer { try? FileManager.default.removeItem(at: url) }
+        try editor.save(to: url)
+        let loaded = try MendEditor.load(url)
+        XCTAssertEqual(loaded.weights, editor.weights)
+        XCTAssertEqual(loaded.weights.count, 9)
+        let e1 = try editor.edit(model: pm.model, batch: b.inner, training: false).edits
+        let e2 = try loaded.edit(model: pm.model, batch: b.inner, training: false).edits
+        for (x, y) in zip(e1, e2) {
+            XCTAssertEqual(x.weight, y.weight)
+            for (p, q) in zip(x.delta.scalars, y.delta.scalars) { XCTAssertEqual(p, q, accuracy: 1e-5 * max(1, abs(p))) }
+        }
+    }
+}
+
+final class MendTrainingTests: XCTestCase {
+    /// Meta-training lowers the outer loss of the training edits and makes an edit succeed.
+    func testTrainingLowersOuterLoss() throws {
+        let pm = try familyBase()
+        let m = pm.model
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let requests = Array(try EditRequest.readJSONL(root.appendingPathComponent("fixtures/edits/train.jsonl")).prefix(8))
+        let editor = try MendEditor(model: m, rank: 64, seed: 1)
+        let objective = MendObjective()
+        let batches = try requests.map { try MendObjective.batches(model: m, tokenizer: pm.tokenizer, request: $0) }
+        for b in batches { _ = try editor.edit(model: m, batch: b.inner, training: true) }
+        func meanLoss() throws -> Double {
+            try batches.map { try objective.lossAndGradients(editor: editor, model: m, batches: $0, updateStatistics: false).loss }.reduce(0, +) / Double(batches.count)
+        }
+        let before = try meanLoss()
+        var s = MendTrainingSettings()
+        s.steps = 12; s.accumulation = 4; s.learningRate = 1e-4; s.editLRLearningRate = 1e-4
+        var logs: [MendTrainingLog] = []
+        try MendTrainer.train(editor: editor, model: m, tokenizer: pm.tokenizer, requests: requests, settings: s) { logs.append($0) }
+        let after = try meanLoss()
+        XCTAssertEqual(logs.count, 12)
+        XCTAssertLessThan(after, 0.5 * before, "outer loss \(before) -> \(after)")
+        let scorer = EditScorer(model: m, tokenizer: pm.tokenizer)
+        let edits = try editor.edits(for: requests[0], model: m, tokenizer: pm.tokenizer)
+        for e in edits { try e.apply(to: m) }
+        XCTAssertEqual(try scorer.score(requests[0], locality: nil).efficacy, 1)
+    }
+}
