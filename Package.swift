@@ -23,7 +23,7 @@ let package = Package(
         .target(name: "Spectral", dependencies: ["Tensors", "Checkpoints"], exclude: ["README.md"]),
         // AVX2 (run-time checked) matrix-vector kernels over GGUF block-quantised weights, for decoding.
         .target(name: "CTransformerKernels"),
-        .target(name: "Transformer", dependencies: ["Tensors", "Checkpoints", "CLinearAlgebra", "CTransformerKernels"], exclude: ["README.md"]),
+        .target(name: "Transformer", dependencies: ["Tensors", "Checkpoints", "CLinearAlgebra", "CTransformerKernels"], exclude: ["README.md", "Training.md"]),
         .target(name: "Editing", dependencies: ["Tensors", "Checkpoints", "Transformer", "CLinearAlgebra"]),
         .executableTarget(
             name: "weightsmith",
