@@ -174,19 +174,7 @@ public struct AdapterConfig: Sendable, Equatable {
 
     /// The config as PEFT writes it (keys PEFT needs to load a plain LoRA adapter).
     public func jsonText(taskType: String? = "CAUSAL_LM") -> String {
-        func q(_ s: String) -> String {
-            var out = "\""
-            for ch in s.unicodeScalars {
-                switch ch {
-                case "\"": out += "\\\""
-                case "\\": out += "\\\\"
-                case "\n": out += "\\n"
-                default:
-                    if ch.value < 0x20 { out += String(format: "\\u%04x", ch.value) } else { out.unicodeScalars.append(ch) }
-                }
-            }
-            return out + "\""
-        }
+        func q(_ s: String) -> String { jsonQuoted(s) }
         func num(_ d: Double) -> String { d == d.rounded() && abs(d) < 1e15 ? String(Int(d)) : String(d) }
         let targets: String
         switch targetModules {

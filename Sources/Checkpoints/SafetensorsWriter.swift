@@ -78,21 +78,7 @@ public final class SafetensorsWriter {
     }
 
     /// JSON string literal with the escapes JSON requires.
-    static func jsonString(_ s: String) -> String {
-        var out = "\""
-        for u in s.unicodeScalars {
-            switch u {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            default:
-                if u.value < 0x20 { out += String(format: "\\u%04x", u.value) } else { out.unicodeScalars.append(u) }
-            }
-        }
-        return out + "\""
-    }
+    static func jsonString(_ s: String) -> String { jsonQuoted(s) }
 
     private func writeAll(_ buffer: UnsafeRawBufferPointer) throws {
         var done = 0

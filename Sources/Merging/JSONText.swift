@@ -24,21 +24,7 @@ public enum JSONText {
         }
     }
 
-    public static func quote(_ s: String) -> String {
-        var out = "\""
-        for u in s.unicodeScalars {
-            switch u {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            default:
-                if u.value < 0x20 { out += String(format: "\\u%04x", u.value) } else { out.unicodeScalars.append(u) }
-            }
-        }
-        return out + "\""
-    }
+    public static func quote(_ s: String) -> String { jsonQuoted(s) }
 
     /// `object` with `key` set (replaced in place, or appended).
     public static func setting(_ object: JSONValue, _ key: String, _ value: JSONValue) -> JSONValue {

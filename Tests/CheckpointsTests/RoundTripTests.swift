@@ -56,4 +56,10 @@ final class RoundTripTests: XCTestCase {
         XCTAssertEqual(try c.tensor("t3").scalars, [Float](repeating: 3, count: 10))
         XCTAssertNotNil(c.indexURL)
     }
+
+    func testJSONQuotingRoundTripsThroughTheStrictParser() throws {
+        let odd = "a\"b\\c\nd\te\u{01}f\u{1F}é😀"
+        XCTAssertEqual(jsonQuoted("\u{01}"), "\"\\u0001\"")
+        XCTAssertEqual(try StrictJSONParser.parse(Array(jsonQuoted(odd).utf8)), .string(odd))
+    }
 }
