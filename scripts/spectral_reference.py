@@ -7,6 +7,8 @@ spectral-grafting.md §A.1 and §E), written from the definitions, in float64. I
   Tests/SpectralTests/Fixtures/expected_spectral.json  per matrix: σ(ΔW) (top 8), effective rank,
       stable rank, ‖ΔW‖/‖W0‖, σ1 ratio, top-8 energy, rank for 90 % energy, max-cosines of W's
       top-10 left singular vectors against all of W0's, intruder counts at ε ∈ {0.3,0.5,0.7},
+      the amplification factor (§E.6: ‖ΔW‖_F / ‖Uᵀ W0 V‖_F over ΔW's top-r directions with
+      σ_j ≥ 1e-3 σ_1, r = 8 or the LoRA rank, plus the W0-top and random yardsticks),
       and the update-subspace overlap φ of lora-a vs full-a (top-8 left vectors of ΔW);
       for fixtures/demo (lora-a, full-a) and the planted matrices.
 
@@ -30,13 +32,28 @@ def erank(s):
     return float(np.exp(-(p * np.log(p)).sum()))
 
 
+def amplification(w0, ud, sd, vdt, r):
+    """§E.6 (Hu et al. 2021, §7.3) from ΔW's SVD; None for a zero update."""
+    if sd.size == 0 or sd[0] <= 0:
+        return None
+    ra = 0
+    while ra < min(r, sd.size) and sd[ra] >= 1e-3 * sd[0]:
+        ra += 1
+    proj = float(np.linalg.norm(ud[:, :ra].T @ w0 @ vdt[:ra].T))
+    s0 = np.linalg.svd(w0, compute_uv=False)
+    m, n = w0.shape
+    return {"rank": ra, "projection": proj, "factor": float(np.sqrt((sd ** 2).sum()) / proj),
+            "baseTopProjection": float(np.sqrt((s0[:ra] ** 2).sum())),
+            "randomProjection": float(ra * np.linalg.norm(w0) / np.sqrt(m * n))}
+
+
 def diagnostics(w0, w, energy_rank=8, delta=None):
     w0 = w0.astype(np.float64)
     w = w.astype(np.float64)
     d = (w - w0) if delta is None else delta
     u0, s0, _ = np.linalg.svd(w0, full_matrices=False)
     ut, st, _ = np.linalg.svd(w, full_matrices=False)
-    ud, sd, _ = np.linalg.svd(d, full_matrices=False)
+    ud, sd, vdt = np.linalg.svd(d, full_matrices=False)
     k = min(TOPK, ut.shape[1])
     maxcos = np.abs(ut[:, :k].T @ u0).max(axis=1)
     tot = (sd ** 2).sum()
@@ -51,6 +68,7 @@ def diagnostics(w0, w, energy_rank=8, delta=None):
         "rank90": int(np.searchsorted(cum, 0.9 * (1 - 1e-12)) + 1) if tot > 0 else 0,
         "maxCosines": maxcos.tolist(),
         "intruders": {str(e): int((maxcos < e).sum()) for e in EPS},
+        "amplification": amplification(w0, ud, sd, vdt, energy_rank),
     }, ud
 
 
@@ -111,3 +129,7 @@ if __name__ == "__main__":
           "identical:", p["identical"]["intruders"]["0.5"])
     tot = {k: sum(v["intruders"]["0.5"] for v in out["demo"][k].values()) for k in ("lora-a", "full-a")}
     print("demo intruders @0.5:", tot)
+    for k in ("lora-a", "full-a"):
+        f = [v["amplification"]["factor"] for v in out["demo"][k].values()]
+        print(k, "amplification factor: mean %.3f min %.3f max %.3f" % (np.mean(f), min(f), max(f)))
+    print("planted amplification:", p["planted"]["amplification"], "noise:", p["noise"]["amplification"]["factor"])

@@ -3,6 +3,9 @@
 //   weightsmith-bench svd [--sizes 512,1024,2048] [--repeats 3]
 //     times float32 thin SVD with vectors (sgesdd, jobz S) of seeded Gaussian square matrices;
 //     prints one JSON object per size: {"kernel":"svd","n":..,"best_s":..,"median_s":..}.
+//   weightsmith-bench svd-shapes [--shapes 576x576,192x576,1536x576,576x1536] [--k 10] [--repeats 3]
+//     per row-major shape, best-of time of: gesdd with vectors, gesdd values only, the selective
+//     truncatedSVD (top-k left vectors; and top-k + all values), one JSON object per shape.
 import Foundation
 import Tensors
 
@@ -40,6 +43,26 @@ case "svd":
         }
         times.sort()
         print("{\"kernel\":\"svd\",\"impl\":\"weightsmith sgesdd\",\"n\":\(n),\"best_s\":\(times[0]),\"median_s\":\(times[times.count / 2]),\"sigma1\":\(check)}")
+    }
+case "svd-shapes":
+    let shapes = (option("--shapes", args) ?? "576x576,192x576,1536x576,576x1536").split(separator: ",").map { $0.split(separator: "x").compactMap { Int($0) } }
+    let k = Int(option("--k", args) ?? "10") ?? 10
+    let repeats = Int(option("--repeats", args) ?? "3") ?? 3
+    for sh in shapes where sh.count == 2 {
+        var rng = SeededRandom(seed: UInt64(sh[0] * 7 + sh[1]))
+        let a = rng.normalTensor(rows: sh[0], cols: sh[1])
+        func best(_ f: () throws -> Void) rethrows -> Double {
+            var b = Double.infinity
+            for _ in 0..<repeats { let t0 = now(); try f(); b = min(b, now() - t0) }
+            return b
+        }
+        let full = try best { _ = try svd(a) }
+        let at = a.transposed()
+        let fullT = try best { _ = try svd(at) }
+        let values = try best { _ = try singularValues(a) }
+        let topK = try best { _ = try truncatedSVD(a, rank: k, rightVectors: false) }
+        let topKAll = try best { _ = try truncatedSVD(a, rank: k, allValues: true, rightVectors: false) }
+        print("{\"kernel\":\"svd-shapes\",\"shape\":\"\(sh[0])x\(sh[1])\",\"k\":\(k),\"gesdd_vectors_s\":\(full),\"gesdd_vectors_of_transpose_s\":\(fullT),\"gesdd_values_s\":\(values),\"selective_topk_s\":\(topK),\"selective_topk_all_values_s\":\(topKAll)}")
     }
 default:
     FileHandle.standardError.write("unknown kernel \(kernel)\n".data(using: .utf8)!)

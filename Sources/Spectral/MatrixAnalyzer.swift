@@ -11,6 +11,8 @@ public enum TunedMatrix: Sendable {
 
 /// Options shared by every analysis.
 public struct SpectralOptions: Sendable {
+    /// auto: the exact selective SVD (`truncatedSVD`), or for 1024+ dimensions a checked randomized
+    /// SVD first; exact: full gesdd for every decomposition; randomized: randomized first at any size.
     public enum SVDMethod: String, Sendable, CaseIterable { case auto, exact, randomized }
     /// k: how many top singular vectors of W are checked for intruders.
     public var topK = 10
@@ -23,7 +25,7 @@ public struct SpectralOptions: Sendable {
     /// `auto` uses the randomized SVD for W's top-k when min(rows, cols) ≥ this.
     public var randomizedMinDimension = 1024
     /// Randomized results are accepted only when every top-k vector's angle bound
-    /// (residual / gap, Wedin) is at most this; otherwise gesdd is used.
+    /// (residual / gap, Wedin) is at most this; otherwise the exact selective SVD is used.
     public var randomizedAngleTolerance: Float = 0.02
     /// `auto` computes a dense update's spectrum with jobz = N and its top-r vectors by a checked
     /// randomized SVD when min(rows, cols) ≥ this (a fine-tune's update usually has a fast-decaying
@@ -50,8 +52,10 @@ public struct MatrixAnalysis: Sendable {
 /// Computes `MatrixDiagnostics` for one matrix (see the file comment of each quantity).
 ///
 /// Cost: one thin SVD of W0 (cached by content hash: all left vectors + all σ), the top-k SVD of
-/// W (cached; exact gesdd or randomized with the angle check), and the spectrum of ΔW: for
-/// LoRA from the factors alone (QR of A and B, r × r core SVD), for a dense update by gesdd.
+/// W (cached; the exact selective SVD, or randomized with the angle check), and the spectrum of ΔW:
+/// for LoRA from the factors alone (QR of A and B, r × r core SVD), for a dense update by the
+/// selective SVD (all values + top-r vectors from one bidiagonal reduction). Then the
+/// amplification factor (§E.6) from ΔW's top directions and W0.
 public func analyzeMatrix(name: String, base w0: Tensor, tuned: TunedMatrix, options: SpectralOptions) throws -> MatrixAnalysis {
     guard w0.shape.rank == 2 else { throw TensorError.shapeMismatch(context: "\(name): base must be a matrix", expected: [w0.count, 1], actual: w0.shape) }
     let (m, n) = (w0.shape[0], w0.shape[1])
@@ -76,9 +80,11 @@ public func analyzeMatrix(name: String, base w0: Tensor, tuned: TunedMatrix, opt
                                  frobeniusBase: SpectrumStatistics.frobenius(baseEntry.s), frobeniusUpdate: 0, relativeFrobenius: 0,
                                  relativeSpectral: 0, effectiveRank: 0, stableRank: 0, energyRank: 0, topEnergy: 0, rank50: 0, rank90: 0,
                                  rank99: 0, intruders: IntruderProfile(maxCosines: [], sigmas: [], counts: [], intruders: [], topCosines: []),
-                                 tunedMethod: "", updateMethod: "")
+                                 amplification: nil, tunedMethod: "", updateMethod: "")
     (diag.layer, diag.moduleType) = parseModuleName(name)
     var updateU: Tensor
+    // ΔW's top right singular vectors as columns (n, r), for the amplification factor.
+    var updateV: Tensor
     switch tuned {
     case let .lora(a, b, scale, rank, alpha):
         guard a.shape.rank == 2, b.shape.rank == 2, a.shape[1] == n, b.shape[0] == m, a.shape[0] == b.shape[1] else {
@@ -92,6 +98,7 @@ public func analyzeMatrix(name: String, base w0: Tensor, tuned: TunedMatrix, opt
         diag.energyRank = rank
         diag.updateMethod = "factored QR (rank \(rank))"
         updateU = low.u
+        updateV = low.vt.transposed()
         // W = W0 + s·B·A, one GEMM.
         w = w0
         w.scalars.withUnsafeMutableBufferPointer { pw in
@@ -116,7 +123,10 @@ public func analyzeMatrix(name: String, base w0: Tensor, tuned: TunedMatrix, opt
             let rr = min(r, q)
             let useRandom = options.svdMethod == .randomized || (options.svdMethod == .auto && q >= options.randomizedUpdateMinDimension)
             var got: (u: Tensor, s: [Float], method: String)?
-            if useRandom && rr + 1 < q {
+            if options.svdMethod == .exact {
+                let f = try svd(d)
+                got = (leadingColumns(f.u, rr), f.s, "gesdd")
+            } else if useRandom && rr + 1 < q {
                 // All singular values without vectors (jobz = N, several times cheaper), the top-r
                 // vectors by randomized iteration, checked against the exact values' gaps.
                 let sAll = try singularValues(d)
@@ -127,14 +137,16 @@ public func analyzeMatrix(name: String, base w0: Tensor, tuned: TunedMatrix, opt
                 }
             }
             if got == nil {
-                let f = try svd(d)
-                got = (leadingColumns(f.u, rr), f.s, useRandom ? "gesdd (randomized failed its check)" : "gesdd")
+                // One bidiagonal reduction: every singular value plus the exact top-r left vectors.
+                let f = try truncatedSVD(d, rank: rr, allValues: true, rightVectors: false)
+                got = (f.u, f.s, useRandom ? "\(selectiveMethod) top-\(rr) (randomized failed its check)" : "\(selectiveMethod) top-\(rr)")
             }
             diag.sigmaUpdate = got!.s
             updateU = got!.u
             diag.updateMethod = got!.method
             cache?.store(kind: "update", hash: dHash, entry: .init(rows: m, cols: n, u: updateU, s: got!.s))
         }
+        updateV = Amplification.rightVectors(update: d, u: updateU, sigmas: diag.sigmaUpdate)
     }
 
     // Top-k of W.
@@ -165,9 +177,16 @@ public func analyzeMatrix(name: String, base w0: Tensor, tuned: TunedMatrix, opt
             _ = lastBound
         }
         if !done {
-            let f = try svd(w)
-            tunedU = leadingColumns(f.u, k); tunedS = f.s
-            diag.tunedMethod = useRandom ? "gesdd (randomized failed its check)" : "gesdd"
+            if options.svdMethod == .exact {
+                let f = try svd(w)
+                tunedU = leadingColumns(f.u, k); tunedS = f.s
+                diag.tunedMethod = "gesdd"
+            } else {
+                // The exact top-k left vectors from one bidiagonal reduction (all values only for plots).
+                let f = try truncatedSVD(w, rank: k, allValues: options.fullTunedSpectrum, rightVectors: false)
+                tunedU = f.u; tunedS = f.s
+                diag.tunedMethod = useRandom ? "\(selectiveMethod) top-\(k) (randomized failed its check)" : "\(selectiveMethod) top-\(k)"
+            }
         } else if options.fullTunedSpectrum {
             tunedS = try singularValues(w)
         }
@@ -187,10 +206,15 @@ public func analyzeMatrix(name: String, base w0: Tensor, tuned: TunedMatrix, opt
     diag.rank50 = SpectrumStatistics.rankForEnergy(0.5, of: su)
     diag.rank90 = SpectrumStatistics.rankForEnergy(0.9, of: su)
     diag.rank99 = SpectrumStatistics.rankForEnergy(0.99, of: su)
+    diag.amplification = Amplification.compute(base: w0, u: updateU, v: updateV, sigmas: su, rank: diag.energyRank,
+                                               frobeniusUpdate: diag.frobeniusUpdate, baseSigmas: baseEntry.s)
     diag.intruders = try intruderProfile(baseU: baseEntry.u, tunedU: tunedU, tunedSigmas: tunedS, sigma1Base: s1b,
                                          topK: k, epsilons: options.epsilons)
     return MatrixAnalysis(diagnostics: diag, updateU: updateU, tunedU: tunedU)
 }
+
+/// How `tunedMethod` / `updateMethod` name the exact selective SVD (`truncatedSVD`).
+let selectiveMethod = "exact selective SVD (gebrd + bdsvdx)"
 
 /// The first c columns of a row-major matrix.
 func leadingColumns(_ u: Tensor, _ c: Int) -> Tensor {

@@ -44,6 +44,8 @@ public struct MatrixDiagnostics: Sendable, Codable, Equatable {
     public var rank90: Int
     public var rank99: Int
     public var intruders: IntruderProfile
+    /// Amplification factor of ΔW's top `energyRank` directions (§E.6); nil for a zero update.
+    public var amplification: Amplification?
     /// How W's top singular vectors were obtained: "gesdd", "randomized (angle bound 0.003)",
     /// "cache"; ΔW's similarly in `updateMethod`.
     public var tunedMethod: String

@@ -121,6 +121,7 @@ public enum ReportText {
         rows.append(("mean effective rank of ΔW", fts.map { f($0.summary.meanEffectiveRank, 1) }))
         rows.append(("mean stable rank of ΔW", fts.map { f($0.summary.meanStableRank, 2) }))
         rows.append(("mean ‖ΔW‖F/‖W0‖F", fts.map { f($0.summary.meanRelativeFrobenius) }))
+        rows.append(("mean amplification ‖ΔW‖F/‖UᵀW0V‖F", fts.map { $0.summary.meanAmplification.map { f($0, 2) } ?? "-" }))
         rows.append(("update concentrates in (module)", fts.map { $0.summary.updateShareByModuleType.first.map { "\($0.name) \(f($0.share * 100, 0))%" } ?? "-" }))
         rows.append(("update concentrates in (layer)", fts.map { $0.summary.updateShareByLayer.first.map { "\($0.name) \(f($0.share * 100, 0))%" } ?? "-" }))
         let w0 = rows.map(\.0.count).max() ?? 0

@@ -34,6 +34,9 @@ public struct FineTuneSummary: Sendable, Codable {
     public var meanEffectiveRank: Double
     public var meanStableRank: Double
     public var meanRelativeFrobenius: Double
+    /// Mean amplification factor ‖ΔW‖_F / ‖Uᵀ W0 V‖_F (§E.6) over the matrices with a non-zero
+    /// update (nil when there is none).
+    public var meanAmplification: Double?
     /// Share of Σ‖ΔW‖_F² per module type and per layer, descending.
     public var updateShareByModuleType: [Share]
     public var updateShareByLayer: [Share]
@@ -48,6 +51,8 @@ public struct FineTuneSummary: Sendable, Codable {
         meanEffectiveRank = matrices.reduce(0) { $0 + $1.effectiveRank } / c
         meanStableRank = matrices.reduce(0) { $0 + $1.stableRank } / c
         meanRelativeFrobenius = matrices.reduce(0) { $0 + $1.relativeFrobenius } / c
+        let factors = matrices.compactMap { $0.amplification?.factor }.filter(\.isFinite)
+        meanAmplification = factors.isEmpty ? nil : factors.reduce(0, +) / Double(factors.count)
         let total = matrices.reduce(0.0) { $0 + $1.frobeniusUpdate * $1.frobeniusUpdate }
         func shares(_ key: (MatrixDiagnostics) -> String) -> [Share] {
             var acc: [String: Double] = [:]

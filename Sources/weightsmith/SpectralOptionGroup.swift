@@ -25,7 +25,7 @@ struct SpectralOptionGroup: ParsableArguments {
     @Option(help: "Matrices analysed in parallel (default: cores / OPENBLAS_NUM_THREADS).")
     var jobs: Int?
 
-    @Option(help: "SVD of the tuned matrix: auto (randomized with an accuracy check for large matrices), exact, randomized.")
+    @Option(help: "SVDs of W and ΔW: auto (exact selective LAPACK SVD of the top vectors; randomized with an accuracy check first for 1024+ dimensions), exact (full gesdd), randomized.")
     var svd: String = "auto"
 
     @Option(name: .customLong("cache-dir"), help: "Folder for cached decompositions (default $WEIGHTSMITH_CACHE_DIR or ~/.cache/weightsmith/svd).")

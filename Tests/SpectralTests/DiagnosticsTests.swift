@@ -161,11 +161,69 @@ import Tensors
         // the check must refuse them and fall back to gesdd.
         rand.energyRank = 8
         let r3 = try analyzeMatrix(name: "x", base: w0, tuned: .dense(w2), options: rand)
-        #expect(r3.diagnostics.updateMethod.hasPrefix("gesdd"))
+        #expect(r3.diagnostics.updateMethod.contains("randomized failed"))
+        #expect(maxAbs(e2.diagnostics.sigmaUpdate, r3.diagnostics.sigmaUpdate) < 1e-5)
         // Flat spectrum (an orthogonal matrix: every σ = 1, no gaps): the check fails and gesdd is used.
         let g = try qr(random(n, n, seed: 34)).q
         let f = try analyzeMatrix(name: "x", base: g, tuned: .dense(g), options: rand).diagnostics
-        #expect(f.tunedMethod.hasPrefix("gesdd"))
+        #expect(f.tunedMethod.hasPrefix("exact selective") && f.tunedMethod.contains("randomized failed"))
+    }
+
+    /// The auto path (exact selective SVD) agrees with full gesdd (`--svd exact`) on W's top-k and
+    /// on a dense update's spectrum and top-r directions, at one of SmolLM2's shapes, scaled down.
+    @Test func selectiveSVDPathAgreesWithGesdd() throws {
+        let (m, n) = (96, 32)
+        let w0 = random(m, n, seed: 41)
+        var w = w0
+        let noise = random(m, n, seed: 42, std: 0.05)
+        for i in w.scalars.indices { w.scalars[i] += noise.scalars[i] }
+        var exact = SpectralOptions(); exact.svdMethod = .exact
+        let auto = SpectralOptions()
+        let e = try analyzeMatrix(name: "x", base: w0, tuned: .dense(w), options: exact)
+        let a = try analyzeMatrix(name: "x", base: w0, tuned: .dense(w), options: auto)
+        #expect(a.diagnostics.tunedMethod.hasPrefix("exact selective") && a.diagnostics.updateMethod.hasPrefix("exact selective"))
+        #expect(e.diagnostics.tunedMethod == "gesdd" && e.diagnostics.updateMethod == "gesdd")
+        let s1 = e.diagnostics.sigmaUpdate[0]
+        #expect(a.diagnostics.sigmaUpdate.count == 32)
+        for j in 0..<32 { #expect(abs(a.diagnostics.sigmaUpdate[j] - e.diagnostics.sigmaUpdate[j]) <= 1e-5 * s1) }
+        for j in 0..<10 { #expect(abs(a.diagnostics.sigmaTuned[j] - e.diagnostics.sigmaTuned[j]) <= 1e-5 * e.diagnostics.sigmaTuned[0]) }
+        #expect(maxAbs(a.diagnostics.intruders.maxCosines, e.diagnostics.intruders.maxCosines) < 1e-4)
+        // Same vectors up to sign: |u_jᵀ u'_j| = 1 for W's top-k and ΔW's top-8.
+        for (x, y, c) in [(a.tunedU, e.tunedU, 10), (a.updateU, e.updateU, 8)] {
+            for j in 0..<c {
+                var dot = 0.0
+                for i in 0..<m { dot += Double(x[i, j]) * Double(y[i, j]) }
+                #expect(abs(abs(dot) - 1) < 1e-4, "vector \(j)")
+            }
+        }
+        #expect(abs(a.diagnostics.amplification!.factor - e.diagnostics.amplification!.factor) < 1e-4 * e.diagnostics.amplification!.factor)
+    }
+
+    /// §E.6 with values: W0 = diag(4, 3, 2, 1) (4 x 5), ΔW = 6 u vᵀ with u = (e1 + e2)/√2,
+    /// v = (e1 + e3)/√2, so Uᵀ W0 V = (W0[0,0] + W0[0,2] + W0[1,0] + W0[1,2]) / 2 = 2 and the
+    /// factor is 6 / 2 = 3; W0's top direction gives 4, random ones √30 / √20. Dense and LoRA agree.
+    @Test func amplificationFactorWithValues() throws {
+        var w0 = Tensor(zeros: [4, 5])
+        for i in 0..<4 { w0[i, i] = Float(4 - i) }
+        let h = Float(0.5).squareRoot()
+        let b = Tensor(shape: [4, 1], scalars: [6 * h, 6 * h, 0, 0]), a = Tensor(shape: [1, 5], scalars: [h, 0, h, 0, 0])
+        var w = w0
+        let ba = matmul(b, a)
+        for i in w.scalars.indices { w.scalars[i] += ba.scalars[i] }
+        let dense = try analyzeMatrix(name: "x", base: w0, tuned: .dense(w), options: SpectralOptions()).diagnostics
+        let lora = try analyzeMatrix(name: "x", base: w0, tuned: .lora(a: a, b: b, scale: 1, rank: 1, alpha: 1), options: SpectralOptions()).diagnostics
+        for d in [dense, lora] {
+            let amp = try #require(d.amplification)
+            #expect(amp.rank == 1)
+            #expect(abs(amp.projection - 2) < 1e-5 && abs(amp.factor - 3) < 1e-5)
+            #expect(abs(amp.baseTopProjection - 4) < 1e-6)
+            #expect(abs(amp.randomProjection - (30.0 / 20.0).squareRoot()) < 1e-6)
+        }
+        // A zero update has none; the summary's mean skips it.
+        let same = try analyzeMatrix(name: "x", base: w0, tuned: .dense(w0), options: SpectralOptions()).diagnostics
+        #expect(same.amplification == nil)
+        let summary = FineTuneSummary(matrices: [dense, same], epsilons: [0.5])
+        #expect(abs(summary.meanAmplification! - 3) < 1e-5)
     }
 
     @Test func moduleNames() {

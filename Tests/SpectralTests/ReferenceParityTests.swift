@@ -11,7 +11,9 @@ import Tensors
             var sigmaUpdateTop: [Double]; var effectiveRank: Double; var stableRank: Double
             var relativeFrobenius: Double; var relativeSpectral: Double; var topEnergy: Double; var rank90: Int
             var maxCosines: [Double]; var intruders: [String: Int]
+            var amplification: Amp?
         }
+        struct Amp: Decodable { var rank: Int; var projection: Double; var factor: Double; var baseTopProjection: Double; var randomProjection: Double }
         struct Demo: Decodable {
             var loraA: [String: M]; var fullA: [String: M]; var overlap: [String: Double]
             enum CodingKeys: String, CodingKey { case loraA = "lora-a", fullA = "full-a", overlap }
@@ -36,6 +38,16 @@ import Tensors
             #expect(abs(Double(d.sigmaUpdate[j]) - s) < 1e-4 * e.sigmaUpdateTop[0] + 1e-7, "\(label) σ\(j)")
         }
         #expect(zip(d.intruders.maxCosines, e.maxCosines).allSatisfy { abs(Double($0) - $1) < 2e-3 }, "\(label) max-cos")
+        // Amplification factor (§E.6): same directions used, projection and factor to 1e-3 relative.
+        if let ea = e.amplification {
+            if let da = d.amplification {
+                #expect(da.rank == ea.rank, "\(label) amplification rank")
+                #expect(abs(da.projection - ea.projection) < 1e-3 * ea.projection + 1e-6, "\(label) ‖UᵀW0V‖ \(da.projection) vs \(ea.projection)")
+                #expect(abs(da.factor - ea.factor) < 1e-3 * ea.factor, "\(label) amplification \(da.factor) vs \(ea.factor)")
+                #expect(abs(da.baseTopProjection - ea.baseTopProjection) < 1e-5 * ea.baseTopProjection, "\(label) W0 top")
+                #expect(abs(da.randomProjection - ea.randomProjection) < 1e-5 * ea.randomProjection, "\(label) random")
+            } else { Issue.record("\(label): no amplification, numpy has \(ea.factor)") }
+        } else { #expect(d.amplification == nil, "\(label): numpy has no amplification") }
         for e0 in eps {
             // A vector whose max-cos sits within rounding of ε may legitimately fall either side.
             let borderline = e.maxCosines.contains { abs($0 - e0) < 2e-3 }
@@ -76,9 +88,11 @@ import Tensors
             let e = try #require(exp.planted[key])
             #expect(zip(d.intruders.maxCosines, e.maxCosines).allSatisfy { abs(Double($0) - $1) < 2e-3 }, "\(key)")
             #expect(d.intruders.count(at: 0.5) == e.intruders["0.5"])
-            if key != "identical" { compare(d, e, exp.epsilons, key) }
+            if key != "identical" { compare(d, e, exp.epsilons, key) } else { #expect(d.amplification == nil && e.amplification == nil) }
         }
         #expect(exp.planted["planted"]?.intruders["0.5"] == 1)
+        // The planted rank-1 update λ v vᵀ: one direction, projection |vᵀ W0 v|, factor λ / |vᵀ W0 v|.
+        #expect(exp.planted["planted"]?.amplification?.rank == 1)
     }
 
     @Test func cacheGivesIdenticalResultsAndHits() throws {
