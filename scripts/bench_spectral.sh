@@ -3,6 +3,7 @@
 # computing the same quantities, in one run: cold cache, warm cache (second run on the same
 # base), and numpy. Inputs are made by scripts/make_smollm_spectral_bench.py (not committed).
 # Usage: scripts/bench_spectral.sh [INPUT_DIR=/tmp/ws-bench]; OPENBLAS_NUM_THREADS defaults to 1.
+# BIN=path/to/weightsmith skips the build; SCRATCH=.build-x builds there instead of .build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 IN="${1:-/tmp/ws-bench}"
@@ -10,13 +11,16 @@ export OPENBLAS_NUM_THREADS="${OPENBLAS_NUM_THREADS:-1}"
 if [ ! -f "$IN/lora/adapter_config.json" ]; then
   python3 scripts/make_smollm_spectral_bench.py "$IN" >&2
 fi
-swift build -c release --product weightsmith >&2
-BIN=.build/release/weightsmith
+SCRATCH="${SCRATCH:-.build}"
+if [ -z "${BIN:-}" ]; then
+  swift build -c release --product weightsmith --scratch-path "$SCRATCH" >&2
+  BIN="$SCRATCH/release/weightsmith"
+fi
 CACHE=$(mktemp -d)
 echo "# OPENBLAS_NUM_THREADS=$OPENBLAS_NUM_THREADS  $(date -u +%FT%TZ)  $(nproc) cores  load: $(cut -d' ' -f1-3 /proc/loadavg)"
 t() { local s e; s=$(date +%s.%N); "$@" > /tmp/ws-bench-out.$$; e=$(date +%s.%N); echo "$e - $s" | bc; }
 COLD=$(t $BIN compare --base "$IN/base" --lora "$IN/lora" --full "$IN/full" --cache-dir "$CACHE" --json)
-python3 -c "import json,sys; r=json.load(open('/tmp/ws-bench-out.$$')); print('weightsmith:', {f['label']: f['summary']['totalIntruders'] for f in r['fineTunes']}, 'matrices', len(r['fineTunes'][0]['matrices']), 'mean phi', sum(o['overlap']['phi'] for o in r['overlaps'])/len(r['overlaps']))"
+python3 -c "import json,sys; r=json.load(open('/tmp/ws-bench-out.$$')); print('weightsmith:', {f['label']: f['summary']['totalIntruders'] for f in r['fineTunes']}, 'matrices', len(r['fineTunes'][0]['matrices']), 'mean phi', sum(o['overlap']['phi'] for o in r['overlaps'])/len(r['overlaps']), 'mean amplification', {f['label']: f['summary'].get('meanAmplification') for f in r['fineTunes']})"
 WARM=$(t $BIN compare --base "$IN/base" --lora "$IN/lora" --full "$IN/full" --cache-dir "$CACHE" --json)
 # A cache holding only the base's decompositions (as after analysing some other fine-tune of it).
 BASEONLY=$(mktemp -d)
