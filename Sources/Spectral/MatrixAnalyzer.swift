@@ -139,7 +139,8 @@ public func analyzeMatrix(name: String, base w0: Tensor, tuned: TunedMatrix, opt
             if got == nil {
                 // One bidiagonal reduction: every singular value plus the exact top-r left vectors.
                 let f = try truncatedSVD(d, rank: rr, allValues: true, rightVectors: false)
-                got = (f.u, f.s, useRandom ? "\(selectiveMethod) top-\(rr) (randomized failed its check)" : "\(selectiveMethod) top-\(rr)")
+                let tried = useRandom && rr + 1 < q
+                got = (f.u, f.s, tried ? "\(selectiveMethod) top-\(rr) (randomized failed its check)" : "\(selectiveMethod) top-\(rr)")
             }
             diag.sigmaUpdate = got!.s
             updateU = got!.u
@@ -185,7 +186,8 @@ public func analyzeMatrix(name: String, base w0: Tensor, tuned: TunedMatrix, opt
                 // The exact top-k left vectors from one bidiagonal reduction (all values only for plots).
                 let f = try truncatedSVD(w, rank: k, allValues: options.fullTunedSpectrum, rightVectors: false)
                 tunedU = f.u; tunedS = f.s
-                diag.tunedMethod = useRandom ? "\(selectiveMethod) top-\(k) (randomized failed its check)" : "\(selectiveMethod) top-\(k)"
+                let tried = useRandom && k + 1 < q
+                diag.tunedMethod = tried ? "\(selectiveMethod) top-\(k) (randomized failed its check)" : "\(selectiveMethod) top-\(k)"
             }
         } else if options.fullTunedSpectrum {
             tunedS = try singularValues(w)
