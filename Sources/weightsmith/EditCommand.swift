@@ -62,6 +62,10 @@ struct EditCommand: ParsableCommand {
             let (stats, cached) = try KeyStatistics.cached(in: dir, model: m, tokenizer: tok, texts: lines, layer: chosenLayer, maxTokens: statsTokens)
             statistics = stats
             detail += String(format: "key statistics: %d tokens, %@ (%.1f s)\n", stats.tokens, cached ? "from cache" : "collected and cached", Date().timeIntervalSince(ts))
+        } else if method == .rome {
+            // Measured on SmolLM2-135M (France -> Rome, layer 4): with C = I "The capital of
+            // Germany is" also answered Rome; with statistics from a 20k-token corpus it kept Berlin.
+            detail += "key statistics: none (C = I); the edit may spread to other subjects, --stats-corpus TEXT makes it specific\n"
         }
         var lastLoss = ""
         func compute(_ request: EditRequest) throws -> [WeightEdit] {
