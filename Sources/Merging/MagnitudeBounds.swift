@@ -14,11 +14,11 @@ enum MagnitudeBounds {
 
     /// The bin of `hist` (counts of `bins` bins) holding ascending rank `rank`, and the number of
     /// elements in the bins below it.
-    static func locate(_ hist: UnsafePointer<Int>, rank: Int) -> (bin: Int, below: Int) {
+    static func locate(_ hist: UnsafePointer<UInt32>, rank: Int) -> (bin: Int, below: Int) {
         var below = 0
         for b in 0..<bins {
-            if rank < below + hist[b] { return (b, below) }
-            below += hist[b]
+            if rank < below + Int(hist[b]) { return (b, below) }
+            below += Int(hist[b])
         }
         preconditionFailure("rank \(rank) beyond the histogram's \(below) elements")
     }
@@ -49,6 +49,17 @@ struct MagnitudeBound: Equatable, Sendable {
     }
 
     var needsOrdinals: Bool { if case .ordinals = rule { return true } else { return false } }
+
+    /// The bound seen from one block holding `ties.count` of its ties, `ties.before` of them in
+    /// earlier blocks: ordinals shifted to the block, and `.all`/`.none` when the block's ties are
+    /// all on one side of the cut. nil counts: the bound needs no ordinals.
+    func localized(_ ties: (before: Int, count: Int)?) -> MagnitudeBound {
+        guard case let .ordinals(r) = rule, let ties else { return self }
+        let lo = max(0, r.lowerBound - ties.before), hi = min(ties.count, r.upperBound - ties.before)
+        if lo >= hi { return MagnitudeBound(bits: bits, rule: .none) }
+        if lo == 0 && hi == ties.count { return MagnitudeBound(bits: bits, rule: .all) }
+        return MagnitudeBound(bits: bits, rule: .ordinals(lo..<hi))
+    }
 }
 
 /// The kept set of one task vector: `lower ≤ key ≤ upper` (a nil bound is open).
@@ -107,6 +118,29 @@ struct MagnitudeKeep: Sendable {
         case .all: return true
         case .none: return false
         case let .ordinals(r): return r.contains(ordinal)
+        }
+    }
+}
+
+/// Reused, zeroed histogram memory: fresh 64Ki-bin histograms for every job would cost a
+/// page-faulting allocation each (hundreds of jobs per merge).
+enum HistogramScratch {
+    private static let lock = NSLockLike()
+    nonisolated(unsafe) private static var free: [UnsafeMutableBufferPointer<UInt32>] = []
+
+    /// A zeroed buffer of at least `count` counters.
+    static func take(_ count: Int) -> UnsafeMutableBufferPointer<UInt32> {
+        let b: UnsafeMutableBufferPointer<UInt32> = lock.locked {
+            if let i = free.firstIndex(where: { $0.count >= count }) { return free.remove(at: i) }
+            return .allocate(capacity: count)
+        }
+        b.baseAddress!.update(repeating: 0, count: b.count)
+        return b
+    }
+
+    static func give(_ b: UnsafeMutableBufferPointer<UInt32>) {
+        lock.locked {
+            if free.count < 4 { free.append(b) } else { b.deallocate() }
         }
     }
 }

@@ -2,48 +2,91 @@ import Tensors
 
 /// The randomness of the randomised merge methods (DARE, DELLA): a counter-based generator.
 ///
-/// Element `j` of model `i`'s task vector in tensor `T` under user seed `s` draws
-/// `u = mix(stream(s, T, i) + (j + 1)·φ) / 2^53` (φ = 0x9E3779B97F4A7C15, `mix` = the SplitMix64
-/// finaliser, top 53 bits), uniform in [0, 1). A value depends only on (seed, tensor, model,
-/// element), not on the order or thread in which blocks run, so streamed and in-memory merges
-/// agree exactly and a merge is reproducible with `--seed`.
+/// Element `j` (< 2^32) of model `i`'s task vector in tensor `T` under user seed `s` draws the
+/// 32-bit value `bits32(j) = mix(mix(j ⊕ k0) ⊕ k1)`, where `(k1, k0)` are the two halves of
+/// `stream(s, T, i)` and `mix` is a 32-bit integer finaliser (xor-shift-multiply, constants
+/// 0x7feb352d and 0x846ca68b); `u = bits32 / 2^32` is uniform in [0, 1). A value depends only on
+/// (seed, tensor, model, element), not on the order or thread in which blocks run, so streamed and
+/// in-memory merges agree exactly and a merge is reproducible with `--seed`. The 32-bit mixing
+/// vectorises: drawing costs about as much as reading the inputs.
+///
+/// "Keep with probability p" is `bits32(j) < ⌈p·2^32⌉`, i.e. `bits32(j) ≤ limit(p)`.
 ///
 /// This does not reproduce torch's Bernoulli stream; agreement with mergekit for DARE/DELLA is
 /// statistical (kept fraction, L1 preservation), see README.
 public struct MergeRandom: Sendable {
     /// The stream key of one (tensor, model) pair under a user seed.
     public let stream: UInt64
+    let k0: UInt32
+    let k1: UInt32
 
     public init(seed: UInt64, tensor: String, model: Int) {
         stream = MergeRandom.streamSeed(seed, tensor, model)
+        k0 = UInt32(truncatingIfNeeded: stream)
+        k1 = UInt32(truncatingIfNeeded: stream >> 32)
     }
 
     static func streamSeed(_ seed: UInt64, _ tensor: String, _ model: Int) -> UInt64 {
         // FNV-1a over the tensor name: stable across runs and platforms (unlike Hasher).
         var h: UInt64 = 0xCBF2_9CE4_8422_2325
         for b in tensor.utf8 { h = (h ^ UInt64(b)) &* 0x100_0000_01B3 }
-        return seed ^ h ^ (UInt64(model &+ 1) &* 0x9E37_79B9_7F4A_7C15)
-    }
-
-    /// The 53-bit integer behind element `index`'s uniform: `u = bits53(index) · 2^-53`.
-    @inline(__always)
-    public func bits53(_ index: Int) -> UInt64 {
-        var z = stream &+ UInt64(truncatingIfNeeded: index &+ 1) &* 0x9E37_79B9_7F4A_7C15
+        // SplitMix64 finaliser, so that both 32-bit halves depend on every input bit.
+        var z = seed ^ h ^ (UInt64(model &+ 1) &* 0x9E37_79B9_7F4A_7C15)
         z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
         z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return (z ^ (z >> 31)) >> 11
+        return z ^ (z >> 31)
+    }
+
+    @inline(__always)
+    static func mix(_ v: UInt32) -> UInt32 {
+        var x = v
+        x ^= x >> 16
+        x = x &* 0x7FEB_352D
+        x ^= x >> 15
+        x = x &* 0x846C_A68B
+        x ^= x >> 16
+        return x
+    }
+
+    /// The 32 random bits of element `index`.
+    @inline(__always)
+    public func bits32(_ index: Int) -> UInt32 {
+        MergeRandom.mix(MergeRandom.mix(UInt32(truncatingIfNeeded: index) ^ k0) ^ k1)
+    }
+
+    @inline(__always)
+    static func mix(_ v: SIMD8<UInt32>) -> SIMD8<UInt32> {
+        var x = v
+        x ^= x &>> 16
+        x &*= 0x7FEB_352D
+        x ^= x &>> 15
+        x &*= 0x846C_A68B
+        x ^= x &>> 16
+        return x
+    }
+
+    /// `bits32` of elements `first ..< first + 8`, eight lanes at once.
+    @inline(__always)
+    public func bits32x8(_ first: Int) -> SIMD8<UInt32> {
+        let i = SIMD8<UInt32>(repeating: UInt32(truncatingIfNeeded: first)) &+ SIMD8<UInt32>(0, 1, 2, 3, 4, 5, 6, 7)
+        return MergeRandom.mix(MergeRandom.mix(i ^ SIMD8(repeating: k0)) ^ SIMD8(repeating: k1))
     }
 
     /// Uniform in [0, 1) for element `index`.
-    @inline(__always)
-    public func uniform(_ index: Int) -> Double { Double(bits53(index)) * 0x1p-53 }
+    public func uniform(_ index: Int) -> Double { Double(bits32(index)) * 0x1p-32 }
 
-    /// The integer threshold of "`uniform(j) < p`": `bits53(j) < threshold53(p)` is the same test
-    /// without floating point (`Double(bits53)·2^-53` is exact, so `u < p ⟺ bits53 < ⌈p·2^53⌉`).
+    /// The largest `bits32` value kept with probability `p`, nil when `p ≤ 0` (nothing kept).
     @inline(__always)
-    public static func threshold53(_ p: Double) -> UInt64 {
-        if !(p > 0) { return 0 }
-        if p >= 1 { return 1 << 53 }
-        return UInt64((p * 0x1p53).rounded(.up))
+    public static func limit(_ p: Double) -> UInt32? {
+        if !(p > 0) { return nil }
+        let t = (p * 0x1p32).rounded(.up)
+        return t >= 0x1p32 ? .max : UInt32(t) - 1
+    }
+
+    /// True when element `index` is kept with probability `p`.
+    @inline(__always)
+    public func keeps(_ index: Int, probability p: Double) -> Bool {
+        guard let l = MergeRandom.limit(p) else { return false }
+        return bits32(index) <= l
     }
 }

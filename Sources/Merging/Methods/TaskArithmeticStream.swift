@@ -24,8 +24,8 @@ struct TaskArithmeticStream {
         case zero
         /// Keep the ascending magnitude ranks in the range (TIES trim, breadcrumbs).
         case ranks(Range<Int>)
-        /// Keep element j when `bits53(j) < threshold` (DARE).
-        case random(MergeRandom, threshold: UInt64)
+        /// Keep element j when `bits32(j) ≤ limit` (DARE).
+        case random(MergeRandom, limit: UInt32)
         /// DELLA per-row rank-dependent keep probability.
         case della(MergeRandom, density: Double, epsilon: Double)
     }
@@ -68,7 +68,7 @@ struct TaskArithmeticStream {
                 let r = Sparsifier.magnitudeRanks(method, count: n, s).clamped(to: 0..<n)
                 prunes.append(r.isEmpty ? .zero : .ranks(r))
             case .random:
-                prunes.append(.random(random, threshold: MergeRandom.threshold53(s.density)))
+                prunes.append(.random(random, limit: MergeRandom.limit(s.density)!))
             case .della:
                 try Sparsifier.checkDella(s, tensor: tensorName)
                 prunes.append(.della(random, density: s.density, epsilon: s.epsilon))
@@ -81,10 +81,22 @@ struct TaskArithmeticStream {
 
     private struct State {
         var keeps: [MagnitudeKeep?]
-        /// Per bound needing ordinals: ties at its bits in the blocks before each block.
+        /// Per bound needing ordinals: ties at its bits before each block (nb + 1 running counts).
         var lowerTiesBefore: [[Int]?]
         var upperTiesBefore: [[Int]?]
         var factors: [Float?]
+
+        /// Model `i`'s kept set restricted to `block`, with tie ordinals counted from the block's
+        /// start. At most one block per bound keeps part of its ties; every other block gets a
+        /// plain bit range (the vectorised path).
+        func keep(_ i: Int, block: Int) -> MagnitudeKeep {
+            var k = keeps[i]!
+            if k.needsOrdinals {
+                k.lower = k.lower.map { $0.localized(lowerTiesBefore[i].map { ($0[block], $0[block + 1] - $0[block]) }) }
+                k.upper = k.upper.map { $0.localized(upperTiesBefore[i].map { ($0[block], $0[block + 1] - $0[block]) }) }
+            }
+            return k
+        }
     }
 
     func run(_ source: MergeBlockSource, into output: MergeOutput) throws {
@@ -123,9 +135,8 @@ struct TaskArithmeticStream {
         // Pass 1: high-bit histograms, L1 before (and after, for random masks) per block.
         let bins = MagnitudeBounds.bins
         let workers = ParallelLoops.workers(for: nb)
-        let hist = UnsafeMutablePointer<UInt32>.allocate(capacity: workers * max(1, magnitude.count) * bins)
-        defer { hist.deallocate() }
-        hist.initialize(repeating: 0, count: workers * max(1, magnitude.count) * bins)
+        let hist = HistogramScratch.take(workers * max(1, magnitude.count) * bins)
+        defer { HistogramScratch.give(hist) }
         let l1Before = UnsafeMutablePointer<Double>.allocate(capacity: m * nb)
         let l1After = UnsafeMutablePointer<Double>.allocate(capacity: m * nb)
         defer { l1Before.deallocate(); l1After.deallocate() }
@@ -137,39 +148,23 @@ struct TaskArithmeticStream {
             let len = blocks.range(block).count
             let start = blocks.range(block).lowerBound
             for (k, i) in magnitude.enumerated() {
-                let h = hist + (worker * magnitude.count + k) * bins
+                let h = hist.baseAddress! + (worker * magnitude.count + k) * bins
                 let x = xs[i]
-                if rescale {
-                    var s = 0.0
-                    for j in 0..<len {
-                        let d = x[j] - b[j]
-                        h[Int(d.magnitude.bitPattern >> 16)] &+= 1
-                        s += Double(d.magnitude)
-                    }
-                    l1Before[i * nb + block] = s
-                } else {
-                    for j in 0..<len { h[Int((x[j] - b[j]).magnitude.bitPattern >> 16)] &+= 1 }
-                }
+                for j in 0..<len { h[Int((x[j] - b[j]).magnitude.bitPattern >> 16)] &+= 1 }
+                if rescale { l1Before[i * nb + block] = Sparsifier.laneSum(len) { Double((x[$0] - b[$0]).magnitude) } }
             }
             for i in randomRescaled {
                 let x = xs[i]
-                var before = 0.0, after = 0.0
+                let before = Sparsifier.laneSum(len) { Double((x[$0] - b[$0]).magnitude) }
+                var after = 0.0
                 switch prunes[i] {
                 case let .random(r, t):
-                    for j in 0..<len {
-                        let d = Double((x[j] - b[j]).magnitude)
-                        before += d
-                        if r.bits53(start + j) < t { after += d }
-                    }
+                    after = keptRandomL1(x, b, len, r, start: start, limit: t)
                 case let .della(r, density, epsilon):
                     let keep = scratch.mask(worker)
                     dellaMask(x, b, start: start, count: len, random: r, density: density, epsilon: epsilon,
                               keys: scratch.keys(worker), into: keep)
-                    for j in 0..<len {
-                        let d = Double((x[j] - b[j]).magnitude)
-                        before += d
-                        if keep[j] { after += d }
-                    }
+                    after = Sparsifier.laneSum(len) { keep[$0] ? Double((x[$0] - b[$0]).magnitude) : 0 }
                 default:
                     break
                 }
@@ -186,11 +181,12 @@ struct TaskArithmeticStream {
         guard !magnitude.isEmpty else { return state }
 
         // Bounds: the high bin of each rank, then pass 2 over the distinct (model, bin) pairs.
-        var highHist = [[Int]](repeating: [Int](repeating: 0, count: bins), count: magnitude.count)
+        // Worker histograms summed into worker 0's (counts < 2^32: n < 2^32).
         for k in magnitude.indices {
-            for w in 0..<workers {
-                let h = hist + (w * magnitude.count + k) * bins
-                for j in 0..<bins where h[j] != 0 { highHist[k][j] += Int(h[j]) }
+            let h0 = hist.baseAddress! + k * bins
+            for w in 1..<max(1, workers) {
+                let h = hist.baseAddress! + (w * magnitude.count + k) * bins
+                for j in 0..<bins { h0[j] &+= h[j] }
             }
         }
         struct Query: Hashable { let k: Int; let high: Int }
@@ -200,26 +196,24 @@ struct TaskArithmeticStream {
         var queries: [Query] = []
         for (k, i) in magnitude.enumerated() {
             guard case let .ranks(r) = prunes[i] else { continue }
-            highHist[k].withUnsafeBufferPointer { h in
-                if r.lowerBound > 0 {
-                    let (bin, below) = MagnitudeBounds.locate(h.baseAddress!, rank: r.lowerBound)
-                    lowers[k] = Pending(rank: r.lowerBound, high: bin, below: below)
-                }
-                if r.upperBound < blocks.count {
-                    let (bin, below) = MagnitudeBounds.locate(h.baseAddress!, rank: r.upperBound - 1)
-                    uppers[k] = Pending(rank: r.upperBound, high: bin, below: below)
-                }
+            let h = UnsafePointer(hist.baseAddress! + k * bins)
+            if r.lowerBound > 0 {
+                let (bin, below) = MagnitudeBounds.locate(h, rank: r.lowerBound)
+                lowers[k] = Pending(rank: r.lowerBound, high: bin, below: below)
+            }
+            if r.upperBound < blocks.count {
+                let (bin, below) = MagnitudeBounds.locate(h, rank: r.upperBound - 1)
+                uppers[k] = Pending(rank: r.upperBound, high: bin, below: below)
             }
             for p in [lowers[k], uppers[k]].compactMap({ $0 }) where !queries.contains(Query(k: k, high: p.high)) {
                 queries.append(Query(k: k, high: p.high))
             }
         }
-        var lowHist = [[Int]](repeating: [Int](repeating: 0, count: bins), count: queries.count)
+        let q = queries.count
+        let lowHist = HistogramScratch.take(workers * max(1, q) * bins)
+        defer { HistogramScratch.give(lowHist) }
         if !queries.isEmpty {
-            let q = queries.count
-            let h2 = UnsafeMutablePointer<UInt32>.allocate(capacity: workers * q * bins)
-            defer { h2.deallocate() }
-            h2.initialize(repeating: 0, count: workers * q * bins)
+            let h2 = lowHist.baseAddress!
             let qs = queries.map { (model: magnitude[$0.k], high: UInt32($0.high)) }
             try pass(source) { worker, block, b, xs in
                 let len = blocks.range(block).count
@@ -234,18 +228,17 @@ struct TaskArithmeticStream {
                 }
             }
             for k in 0..<q {
-                for w in 0..<workers {
+                for w in 1..<max(1, workers) {
                     let h = h2 + (w * q + k) * bins
-                    for j in 0..<bins where h[j] != 0 { lowHist[k][j] += Int(h[j]) }
+                    for j in 0..<bins { h2[k * bins + j] &+= h[j] }
                 }
             }
         }
         func resolve(_ k: Int, _ p: Pending, inclusiveRank: Int) -> (bits: UInt32, below: Int, ties: Int) {
             let qi = queries.firstIndex(of: Query(k: k, high: p.high))!
-            return lowHist[qi].withUnsafeBufferPointer { h in
-                let (low, below) = MagnitudeBounds.locate(h.baseAddress!, rank: inclusiveRank - p.below)
-                return (UInt32(p.high) << 16 | UInt32(low), p.below + below, h[low])
-            }
+            let h = UnsafePointer(lowHist.baseAddress! + qi * bins)
+            let (low, below) = MagnitudeBounds.locate(h, rank: inclusiveRank - p.below)
+            return (UInt32(p.high) << 16 | UInt32(low), p.below + below, Int(h[low]))
         }
         for (k, i) in magnitude.enumerated() {
             var keep = MagnitudeKeep()
@@ -281,9 +274,8 @@ struct TaskArithmeticStream {
             }
             for i in ordinal {
                 for side in 0..<2 {
-                    var before = [Int](repeating: 0, count: nb)
-                    var run = 0
-                    for block in 0..<nb { before[block] = run; run += counts[(2 * i + side) * nb + block] }
+                    var before = [Int](repeating: 0, count: nb + 1)
+                    for block in 0..<nb { before[block + 1] = before[block] + counts[(2 * i + side) * nb + block] }
                     if side == 0 { state.lowerTiesBefore[i] = before } else { state.upperTiesBefore[i] = before }
                 }
             }
@@ -296,21 +288,22 @@ struct TaskArithmeticStream {
                 let len = blocks.range(block).count
                 for i in magnitude {
                     let x = xs[i]
-                    let keep = st.keeps[i]!
+                    let keep = st.keep(i, block: block)
                     var s = 0.0
                     if !keep.needsOrdinals {
                         if let r = keep.bitRange {
                             let lo = r.lowerBound, span = r.upperBound &- r.lowerBound
-                            for j in 0..<len {
-                                let d = x[j] - b[j]
-                                if d.magnitude.bitPattern &- lo <= span { s += Double(d.magnitude) }
+                            s = Sparsifier.laneSum(len) {
+                                let d = (x[$0] - b[$0]).magnitude
+                                return d.bitPattern &- lo <= span ? Double(d) : 0
                             }
                         }
                     } else {
-                        var lo = st.lowerTiesBefore[i]?[block] ?? 0, hi = st.upperTiesBefore[i]?[block] ?? 0
-                        for j in 0..<len {
-                            let d = x[j] - b[j]
-                            if keep.keeps(d.magnitude.bitPattern, lowerOrdinal: &lo, upperOrdinal: &hi) { s += Double(d.magnitude) }
+                        // laneSum visits j in increasing order, so the tie ordinals advance in index order.
+                        var lo = 0, hi = 0
+                        s = Sparsifier.laneSum(len) {
+                            let d = (x[$0] - b[$0]).magnitude
+                            return keep.keeps(d.bitPattern, lowerOrdinal: &lo, upperOrdinal: &hi) ? Double(d) : 0
                         }
                     }
                     l1After[i * nb + block] = s
@@ -459,26 +452,15 @@ struct TaskArithmeticStream {
         case .zero:
             dt.update(repeating: 0, count: len)
         case .ranks:
-            let keep = st.keeps[i]!
+            let keep = st.keep(i, block: block)
             if !keep.needsOrdinals {
                 guard let r = keep.bitRange else {
                     dt.update(repeating: 0, count: len)
                     return
                 }
-                let lo = r.lowerBound, span = r.upperBound &- r.lowerBound
-                if let f {
-                    for j in 0..<len {
-                        let d = x[j] - b[j]
-                        dt[j] = d.magnitude.bitPattern &- lo <= span ? d * f : 0
-                    }
-                } else {
-                    for j in 0..<len {
-                        let d = x[j] - b[j]
-                        dt[j] = d.magnitude.bitPattern &- lo <= span ? d : 0
-                    }
-                }
+                keepByBits(x, b, len, r, factor: f, into: dt)
             } else {
-                var lo = st.lowerTiesBefore[i]?[block] ?? 0, hi = st.upperTiesBefore[i]?[block] ?? 0
+                var lo = 0, hi = 0
                 for j in 0..<len {
                     let d = x[j] - b[j]
                     let kept = keep.keeps(d.magnitude.bitPattern, lowerOrdinal: &lo, upperOrdinal: &hi)
@@ -486,11 +468,7 @@ struct TaskArithmeticStream {
                 }
             }
         case let .random(r, t):
-            if let f {
-                for j in 0..<len { dt[j] = r.bits53(start + j) < t ? (x[j] - b[j]) * f : 0 }
-            } else {
-                for j in 0..<len { dt[j] = r.bits53(start + j) < t ? x[j] - b[j] : 0 }
-            }
+            keepRandom(x, b, len, r, start: start, threshold: t, factor: f, into: dt)
         case let .della(r, density, epsilon):
             let keep = scratch.mask(worker)
             dellaMask(x, b, start: start, count: len, random: r, density: density, epsilon: epsilon, keys: scratch.keys(worker), into: keep)
@@ -499,6 +477,68 @@ struct TaskArithmeticStream {
                 dt[j] = keep[j] ? (f.map { d * $0 } ?? d) : 0
             }
         }
+    }
+
+    /// `dt = δ·f` (or δ) where `|δ|`'s bits lie in `r`, +0 elsewhere: branch-free so it vectorises.
+    private func keepByBits(_ x: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ n: Int, _ r: ClosedRange<UInt32>, factor: Float?,
+                            into dt: UnsafeMutablePointer<Float>) {
+        let lo = r.lowerBound, span = r.upperBound &- r.lowerBound
+        if let f = factor {
+            for j in 0..<n {
+                let d = x[j] - b[j]
+                let keep: UInt32 = (d.bitPattern & 0x7FFF_FFFF) &- lo <= span ? ~0 : 0
+                dt[j] = Float(bitPattern: (d * f).bitPattern & keep)
+            }
+        } else {
+            for j in 0..<n {
+                let d = x[j] - b[j]
+                let keep: UInt32 = (d.bitPattern & 0x7FFF_FFFF) &- lo <= span ? ~0 : 0
+                dt[j] = Float(bitPattern: d.bitPattern & keep)
+            }
+        }
+    }
+
+    /// DARE: `dt = δ·f` (or δ) where `bits32(start + j) ≤ t`, +0 elsewhere.
+    private func keepRandom(_ x: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ n: Int, _ r: MergeRandom, start: Int, threshold t: UInt32,
+                            factor: Float?, into dt: UnsafeMutablePointer<Float>) {
+        let scale = factor != nil, f = factor ?? 1
+        let limit = SIMD8<UInt32>(repeating: t)
+        var j = 0
+        while j + 8 <= n {
+            var d = SIMD8Load.floats(x + j) - SIMD8Load.floats(b + j)
+            if scale { d *= f }
+            SIMD8Load.store(d.replacing(with: 0, where: .!(r.bits32x8(start + j) .<= limit)), dt + j)
+            j += 8
+        }
+        while j < n {
+            let d = x[j] - b[j]
+            dt[j] = r.bits32(start + j) <= t ? (scale ? d * f : d) : 0
+            j += 1
+        }
+    }
+
+    /// `Sparsifier.laneSum` of `|δ_j|` over the elements DARE keeps, eight at a time.
+    private func keptRandomL1(_ x: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ n: Int, _ r: MergeRandom, start: Int,
+                              limit t: UInt32) -> Double {
+        let limit = SIMD8<UInt32>(repeating: t)
+        var acc = SIMD4<Double>()
+        var j = 0
+        while j + 8 <= n {
+            let d = SIMD8Load.magnitude(SIMD8Load.floats(x + j) - SIMD8Load.floats(b + j))
+            let kept = d.replacing(with: 0, where: .!(r.bits32x8(start + j) .<= limit))
+            acc += SIMD4<Double>(kept.lowHalf)
+            acc += SIMD4<Double>(kept.highHalf)
+            j += 8
+        }
+        // The rest exactly as laneSum continues (lanes j mod 4, j is a multiple of 8 here).
+        var lanes = [acc[0], acc[1], acc[2], acc[3]]
+        var k = 0
+        while j < n {
+            lanes[k] += r.bits32(start + j) <= t ? Double((x[j] - b[j]).magnitude) : 0
+            j += 1
+            k = (k + 1) & 3
+        }
+        return (lanes[0] + lanes[1]) + (lanes[2] + lanes[3])
     }
 
     /// The DELLA keep mask of whole rows `start..<start+count` (see `Sparsifier.dellaMask`).
@@ -513,7 +553,7 @@ struct TaskArithmeticStream {
             rowKeys.sort()
             for r in 0..<len {
                 let j = Int(UInt32.max - UInt32(truncatingIfNeeded: keys[r]))
-                keep[row + j] = random.uniform(start + row + j) < Sparsifier.dellaProbability(rank: r, of: len, density: density, epsilon: epsilon)
+                keep[row + j] = random.keeps(start + row + j, probability: Sparsifier.dellaProbability(rank: r, of: len, density: density, epsilon: epsilon))
             }
             row += len
         }
@@ -542,4 +582,23 @@ private final class DellaScratch: @unchecked Sendable {
 
     func keys(_ worker: Int) -> UnsafeMutableBufferPointer<UInt64> { UnsafeMutableBufferPointer(start: keyStore + worker * cols, count: cols) }
     func mask(_ worker: Int) -> UnsafeMutablePointer<Bool> { maskStore + worker * blockElements }
+}
+
+/// Unaligned eight-lane loads and stores of Float32.
+enum SIMD8Load {
+    @inline(__always)
+    static func floats(_ p: UnsafePointer<Float>) -> SIMD8<Float> {
+        UnsafeRawPointer(p).loadUnaligned(as: SIMD8<Float>.self)
+    }
+
+    @inline(__always)
+    static func store(_ v: SIMD8<Float>, _ p: UnsafeMutablePointer<Float>) {
+        UnsafeMutableRawPointer(p).storeBytes(of: v, as: SIMD8<Float>.self)
+    }
+
+    /// `|v|` lane-wise by clearing the sign bits (as `Float.magnitude`).
+    @inline(__always)
+    static func magnitude(_ v: SIMD8<Float>) -> SIMD8<Float> {
+        unsafeBitCast(unsafeBitCast(v, to: SIMD8<UInt32>.self) & 0x7FFF_FFFF, to: SIMD8<Float>.self)
+    }
 }
