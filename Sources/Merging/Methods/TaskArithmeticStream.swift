@@ -155,12 +155,12 @@ struct TaskArithmeticStream {
             }
             for i in randomRescaled {
                 let x = xs[i]
-                let before = Sparsifier.laneSum(len) { Double((x[$0] - b[$0]).magnitude) }
-                var after = 0.0
+                var before = 0.0, after = 0.0
                 switch prunes[i] {
                 case let .random(r, t):
-                    after = keptRandomL1(x, b, len, r, start: start, limit: t)
+                    (before, after) = randomL1(x, b, len, r, start: start, limit: t)
                 case let .della(r, density, epsilon):
+                    before = Sparsifier.laneSum(len) { Double((x[$0] - b[$0]).magnitude) }
                     let keep = scratch.mask(worker)
                     dellaMask(x, b, start: start, count: len, random: r, density: density, epsilon: epsilon,
                               keys: scratch.keys(worker), into: keep)
@@ -517,28 +517,32 @@ struct TaskArithmeticStream {
         }
     }
 
-    /// `Sparsifier.laneSum` of `|δ_j|` over the elements DARE keeps, eight at a time.
-    private func keptRandomL1(_ x: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ n: Int, _ r: MergeRandom, start: Int,
-                              limit t: UInt32) -> Double {
+    /// `Sparsifier.laneSum` of `|δ_j|` over all elements and over the elements DARE keeps, in one
+    /// pass, eight elements at a time (the same four lanes and order as `laneSum`).
+    private func randomL1(_ x: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ n: Int, _ r: MergeRandom, start: Int,
+                          limit t: UInt32) -> (before: Double, after: Double) {
         let limit = SIMD8<UInt32>(repeating: t)
-        var acc = SIMD4<Double>()
+        var all = SIMD4<Double>(), kept = SIMD4<Double>()
         var j = 0
         while j + 8 <= n {
             let d = SIMD8Load.magnitude(SIMD8Load.floats(x + j) - SIMD8Load.floats(b + j))
-            let kept = d.replacing(with: 0, where: .!(r.bits32x8(start + j) .<= limit))
-            acc += SIMD4<Double>(kept.lowHalf)
-            acc += SIMD4<Double>(kept.highHalf)
+            let k = d.replacing(with: 0, where: .!(r.bits32x8(start + j) .<= limit))
+            all += SIMD4<Double>(d.lowHalf)
+            all += SIMD4<Double>(d.highHalf)
+            kept += SIMD4<Double>(k.lowHalf)
+            kept += SIMD4<Double>(k.highHalf)
             j += 8
         }
-        // The rest exactly as laneSum continues (lanes j mod 4, j is a multiple of 8 here).
-        var lanes = [acc[0], acc[1], acc[2], acc[3]]
-        var k = 0
+        // The rest as laneSum continues (lane j mod 4; j is a multiple of 8 here).
+        var lane = 0
         while j < n {
-            lanes[k] += r.bits32(start + j) <= t ? Double((x[j] - b[j]).magnitude) : 0
+            let d = Double((x[j] - b[j]).magnitude)
+            all[lane] += d
+            kept[lane] += r.bits32(start + j) <= t ? d : 0
             j += 1
-            k = (k + 1) & 3
+            lane = (lane + 1) & 3
         }
-        return (lanes[0] + lanes[1]) + (lanes[2] + lanes[3])
+        return ((all[0] + all[1]) + (all[2] + all[3]), (kept[0] + kept[1]) + (kept[2] + kept[3]))
     }
 
     /// The DELLA keep mask of whole rows `start..<start+count` (see `Sparsifier.dellaMask`).
