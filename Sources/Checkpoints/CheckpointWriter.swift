@@ -74,6 +74,28 @@ public final class CheckpointWriter {
         written += 1
     }
 
+    /// Starts writing `name` in pieces (see `SafetensorsWriter.beginPieces`).
+    public func beginPieces(_ name: String) throws {
+        try writer(for: name).beginPieces(name)
+    }
+
+    /// The next consecutive Float32 values of the tensor opened with `beginPieces`.
+    public func appendPiece(_ src: UnsafeBufferPointer<Float>) throws {
+        guard let current else {
+            throw CheckpointError.invalidWriterEntry(path: directory.path, reason: "piece written with no tensor open")
+        }
+        try current.appendPiece(src)
+    }
+
+    /// Closes the tensor opened with `beginPieces`.
+    public func endPieces() throws {
+        guard let current else {
+            throw CheckpointError.invalidWriterEntry(path: directory.path, reason: "endPieces with no tensor open")
+        }
+        try current.endPieces()
+        written += 1
+    }
+
     /// Finishes the last shard and writes the index when there are several shards.
     public func finish() throws {
         guard written == entries.count else {

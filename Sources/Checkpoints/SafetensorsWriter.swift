@@ -18,6 +18,8 @@ public final class SafetensorsWriter {
     private var fd: Int32
     private var next = 0
     private var finished = false
+    /// The tensor being written in pieces and its elements so far.
+    private var openTensor: (entry: TensorEntry, written: Int)?
 
     /// Creates the temporary file and writes the header.
     /// - Throws: `CheckpointError.invalidWriterEntry` for duplicate or reserved names, I/O errors.
@@ -93,6 +95,9 @@ public final class SafetensorsWriter {
     }
 
     private func expectNext(_ name: String) throws -> TensorEntry {
+        if let openTensor {
+            throw CheckpointError.invalidWriterEntry(path: url.path, reason: "tensor \"\(name)\" written while \"\(openTensor.entry.name)\" is still open")
+        }
         guard next < entries.count else {
             throw CheckpointError.invalidWriterEntry(path: url.path, reason: "tensor \"\(name)\" written after all declared tensors")
         }
@@ -145,6 +150,39 @@ public final class SafetensorsWriter {
             }
             start += n
         }
+    }
+
+    /// Starts writing the next tensor in pieces: `appendPiece` with consecutive Float32 values
+    /// (encoded to the entry's dtype as they arrive), then `endPieces`, which checks the count.
+    /// Memory stays at one piece, whatever the tensor's size.
+    public func beginPieces(_ name: String) throws {
+        openTensor = (try expectNext(name), 0)
+    }
+
+    /// The next `src.count` elements of the open tensor.
+    public func appendPiece(_ src: UnsafeBufferPointer<Float>) throws {
+        guard let o = openTensor else {
+            throw CheckpointError.invalidWriterEntry(path: url.path, reason: "piece written with no tensor open")
+        }
+        let count = o.entry.shape.elementCount
+        guard o.written + src.count <= count else {
+            throw CheckpointError.writeShapeMismatch(path: url.path, tensor: o.entry.name, expected: o.entry.shape,
+                                                     actual: Shape([o.written + src.count]))
+        }
+        try writeEncoded(src, dtype: o.entry.dtype, name: o.entry.name)
+        openTensor = (o.entry, o.written + src.count)
+    }
+
+    /// Closes the open tensor; throws unless exactly its element count was written.
+    public func endPieces() throws {
+        guard let o = openTensor else {
+            throw CheckpointError.invalidWriterEntry(path: url.path, reason: "endPieces with no tensor open")
+        }
+        guard o.written == o.entry.shape.elementCount else {
+            throw CheckpointError.writeShapeMismatch(path: url.path, tensor: o.entry.name, expected: o.entry.shape, actual: Shape([o.written]))
+        }
+        openTensor = nil
+        next += 1
     }
 
     /// Writes the next tensor from stored bytes of another dtype (`raw`: little-endian `source`
@@ -202,7 +240,7 @@ public final class SafetensorsWriter {
 
     /// Checks completeness, fsyncs and atomically renames the file into place.
     public func finish() throws {
-        guard next == entries.count else {
+        guard openTensor == nil, next == entries.count else {
             throw CheckpointError.writeIncomplete(path: url.path, missing: entries[next].name)
         }
         guard fsync(fd) == 0 else {

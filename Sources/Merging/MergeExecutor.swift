@@ -77,28 +77,16 @@ public enum MergeExecutor {
         let writer = try CheckpointWriter(directory: partial, entries: entries, maxShardBytes: options.maxShardBytes,
                                           metadata: options.metadata.merging(["format": "pt"]) { a, _ in a })
         let progress = ProgressReporter(label: "merge", totalBytes: plan.outputBytes, items: plan.jobs.count, enabled: options.progress)
-        // Writing overlaps the next job's compute: one finished output may wait for the writer.
-        let writeQueue = DispatchQueue(label: "weightsmith.merge.writer")
-        let slot = DispatchSemaphore(value: 1)
-        let writeError = ErrorBox()
+        // Outputs stream to the writer thread piece by piece while the next pieces compute.
+        let pipe = OutputPipe(writer: writer)
         var done = 0
         for (k, job) in plan.jobs.enumerated() {
-            if let e = writeError.value { throw e }
-            let out = try runJob(job, plan: plan)
+            try runJob(job, plan: plan, into: pipe)
             for inp in [job.base].compactMap({ $0 }) + job.models { plan.inputs[inp.model].checkpoint.releasePages(inp.tensor) }
-            slot.wait()
-            let pending = UncheckedSendable((writer, Tensor(shape: job.shape, scalars: out)))
-            let bytes = job.elementCount * job.outDType.byteSize
-            writeQueue.async {
-                defer { slot.signal() }
-                guard writeError.value == nil else { return }
-                do { try pending.value.0.write(job.output, pending.value.1) } catch { writeError.set(error) }
-            }
-            done += bytes
+            done += job.elementCount * job.outDType.byteSize
             progress.update(doneBytes: done, doneItems: k + 1)
         }
-        writeQueue.sync {}
-        if let e = writeError.value { throw e }
+        try pipe.drain()
         try writer.finish()
         try writeSideFiles(plan, to: partial)
         group.wait()
@@ -123,33 +111,54 @@ public enum MergeExecutor {
     /// Elements per chunk of an element-wise job (4 MB of Float32 per input).
     static let chunkElements = 1 << 20
 
-    /// Merges one job into a new Float32 array. Element-wise methods run chunk by chunk and drop
-    /// each chunk's mapped input pages at once, so a large tensor costs its output buffer plus one
-    /// chunk per input; other methods see whole tensors.
-    static func runJob(_ job: MergeJob, plan: MergePlan) throws -> [Float] {
+    /// Above this many bytes of inputs, a streamed job drops each block's mapped pages as soon as
+    /// the block is done (every pass re-reads them from the page cache); smaller jobs keep them
+    /// mapped until the job ends.
+    static let releaseBlocksAboveBytes = 32 << 20
+
+    /// How a job runs.
+    enum JobMode { case chunked, streamed, whole }
+
+    static func mode(of job: MergeJob, plan: MergePlan) -> JobMode {
+        if plan.method.isElementwise(job.parameters) && job.elementCount > chunkElements { return .chunked }
+        return plan.method.streamsBlocks ? .streamed : .whole
+    }
+
+    /// Merges one job into `output` (begun and ended here). Element-wise methods run chunk by
+    /// chunk and drop each chunk's mapped input pages at once; streaming methods read blocks in
+    /// several passes (`MergeMethod.mergeBlocks`); other methods see whole tensors.
+    static func runJob(_ job: MergeJob, plan: MergePlan, into output: OutputPipe) throws {
+        try output.begin(job.output)
         let n = job.elementCount
-        let chunked = plan.method.isElementwise(job.parameters) && n > chunkElements
-        let chunk = chunked ? chunkElements : max(n, 1)
-        // Every method writes every output element.
-        return try [Float](unsafeUninitializedCapacity: n) { o, initialized in
+        switch mode(of: job, plan: plan) {
+        case .chunked:
             var start = 0
             while start < n {
-                let range = start..<min(n, start + chunk)
-                try withInputs(job, plan: plan, elements: range, releaseAfter: chunked) { base, models in
-                    let shape = chunked ? Shape([range.count]) : job.shape
-                    try plan.method.merge(MergeInputs(tensorName: job.output, shape: shape, base: base, models: models),
-                                          job.parameters, seed: plan.seed, into: UnsafeMutableBufferPointer(rebasing: o[range]))
+                let range = start..<min(n, start + chunkElements)
+                try output.fill(range.count) { o in
+                    try withInputs(job, plan: plan, elements: range, releaseAfter: true) { base, models in
+                        try plan.method.merge(MergeInputs(tensorName: job.output, shape: Shape([range.count]), base: base, models: models),
+                                              job.parameters, seed: plan.seed, into: o)
+                    }
                 }
                 start = range.upperBound
             }
-            initialized = n
+        case .streamed, .whole:
+            let source = JobBlockSource(job: job, plan: plan, releaseBlocks: inputBytes(job, plan: plan) > releaseBlocksAboveBytes)
+            try plan.method.mergeBlocks(source, job.parameters, seed: plan.seed, into: output)
         }
+        try output.end()
+    }
+
+    /// Stored bytes of a job's inputs.
+    static func inputBytes(_ job: MergeJob, plan: MergePlan) -> Int {
+        ([job.base].compactMap { $0 } + job.models).reduce(0) { $0 + (plan.inputs[$1.model].checkpoint.info($1.tensor)?.byteCount ?? 0) }
     }
 
     /// Calls `body` with elements `range` of the job's base and model inputs: mapped Float32
     /// read in place, other dtypes decoded, vocabulary padding and task-vector inputs resolved.
     /// With `releaseAfter`, the mapped pages of the range are dropped afterwards.
-    static func withInputs(_ job: MergeJob, plan: MergePlan, elements range: Range<Int>, releaseAfter: Bool,
+    static func withInputs(_ job: MergeJob, plan: MergePlan, elements range: Range<Int>, releaseAfter: Bool, parallel: Bool = true,
                            _ body: (UnsafeBufferPointer<Float>?, [UnsafeBufferPointer<Float>]) throws -> Void) throws {
         let count = range.count
         let all = [job.base].compactMap { $0 } + job.models
@@ -178,14 +187,15 @@ public enum MergeExecutor {
             let ownPart = range.lowerBound..<max(range.lowerBound, min(range.upperBound, own))
             if !ownPart.isEmpty {
                 try decode(c, inp.tensor, info, elements: ownPart, into: UnsafeMutableBufferPointer(rebasing: buf[0..<ownPart.count]),
-                           label: plan.inputs[inp.model].label)
+                           label: plan.inputs[inp.model].label, parallel: parallel)
             }
             if ownPart.count < count {
                 guard let pad = inp.padFrom, let padInfo = plan.inputs[pad].checkpoint.info(inp.tensor) else {
                     throw MergeError.other("tensor \(inp.tensor) of \(plan.inputs[inp.model].label) has \(own) of \(job.elementCount) elements and no padding source")
                 }
                 try decode(plan.inputs[pad].checkpoint, inp.tensor, padInfo, elements: (range.lowerBound + ownPart.count)..<range.upperBound,
-                           into: UnsafeMutableBufferPointer(rebasing: buf[ownPart.count..<count]), label: plan.inputs[pad].label)
+                           into: UnsafeMutableBufferPointer(rebasing: buf[ownPart.count..<count]), label: plan.inputs[pad].label,
+                           parallel: parallel)
             }
             if inp.kind == .delta {
                 guard let b = buffers.first, job.base != nil else { throw MergeError.baseRequired(method: "task-vector composition") }
@@ -210,17 +220,18 @@ public enum MergeExecutor {
 
     /// Decodes elements `range` of a stored tensor into `dest`, in parallel chunks.
     static func decode(_ c: Checkpoint, _ name: String, _ info: TensorInfo, elements range: Range<Int>,
-                       into dest: UnsafeMutableBufferPointer<Float>, label: String) throws {
+                       into dest: UnsafeMutableBufferPointer<Float>, label: String, parallel: Bool = true) throws {
         let size = info.dtype.byteSize
         var failure: Error?
         let lock = NSLockLike()
         try c.withRawBytes(name) { raw in
-            ParallelLoops.forEachChunk(range.count) { r in
+            let each: (Range<Int>) -> Void = { r in
                 let src = UnsafeRawBufferPointer(rebasing: raw[((range.lowerBound + r.lowerBound) * size)..<((range.lowerBound + r.upperBound) * size)])
                 do {
                     try DTypeConversion.decode(src, dtype: info.dtype, into: UnsafeMutableBufferPointer(rebasing: dest[r]), context: name)
                 } catch { lock.locked { failure = failure ?? error } }
             }
+            if parallel { ParallelLoops.forEachChunk(range.count, each) } else { each(0..<range.count) }
         }
         if let failure { throw MergeError.other("\(label): tensor \(name): \(failure)") }
     }
@@ -262,4 +273,101 @@ final class HashBox: @unchecked Sendable {
     private var values: [String: String] = [:]
     func set(_ k: String, _ v: String) { lock.locked { values[k] = v } }
     var all: [String: String] { lock.locked { values } }
+}
+
+/// A job's inputs, block by block, for `MergeMethod.mergeBlocks`.
+struct JobBlockSource: MergeBlockSource, @unchecked Sendable {
+    let job: MergeJob
+    let plan: MergePlan
+    /// Drop each block's mapped pages after use (large jobs).
+    let releaseBlocks: Bool
+    var tensorName: String { job.output }
+    var shape: Shape { job.shape }
+    var hasBase: Bool { job.base != nil }
+    var modelCount: Int { job.models.count }
+
+    func withBlock(_ range: Range<Int>, _ body: (UnsafeBufferPointer<Float>?, [UnsafeBufferPointer<Float>]) throws -> Void) throws {
+        let whole = range.count == job.elementCount
+        try MergeExecutor.withInputs(job, plan: plan, elements: range, releaseAfter: releaseBlocks && !whole, parallel: whole, body)
+    }
+}
+
+/// The output side of the executor: tensors begun, filled piece by piece and ended in order,
+/// encoded and written on a serial background queue. At most two pieces are in flight, so
+/// computing the next piece overlaps writing the previous one; piece buffers are reused.
+final class OutputPipe: MergeOutput, @unchecked Sendable {
+    private let writer: CheckpointWriter
+    private let queue = DispatchQueue(label: "weightsmith.merge.writer")
+    private let slots = DispatchSemaphore(value: 2)
+    private let errors = ErrorBox()
+    private let lock = NSLockLike()
+    private var pool: [UnsafeMutableBufferPointer<Float>] = []
+    /// Buffers up to this many elements are kept for reuse; larger ones are freed after writing.
+    static let pooledElements = 1 << 21
+
+    init(writer: CheckpointWriter) { self.writer = writer }
+
+    deinit {
+        queue.sync {}
+        for b in pool { b.deallocate() }
+    }
+
+    func begin(_ name: String) throws {
+        if let e = errors.value { throw e }
+        let w = UncheckedSendable(writer)
+        queue.async { [errors] in
+            guard errors.value == nil else { return }
+            do { try w.value.beginPieces(name) } catch { errors.set(error) }
+        }
+    }
+
+    func end() throws {
+        let w = UncheckedSendable(writer)
+        queue.async { [errors] in
+            guard errors.value == nil else { return }
+            do { try w.value.endPieces() } catch { errors.set(error) }
+        }
+        if let e = errors.value { throw e }
+    }
+
+    func fill(_ count: Int, _ body: (UnsafeMutableBufferPointer<Float>) throws -> Void) throws {
+        if let e = errors.value { throw e }
+        slots.wait()
+        let buffer = take(count)
+        do {
+            try body(UnsafeMutableBufferPointer(rebasing: buffer[0..<count]))
+        } catch {
+            give(buffer)
+            slots.signal()
+            throw error
+        }
+        let piece = UncheckedSendable((writer, buffer))
+        queue.async { [errors, slots] in
+            defer {
+                self.give(piece.value.1)
+                slots.signal()
+            }
+            guard errors.value == nil else { return }
+            do { try piece.value.0.appendPiece(UnsafeBufferPointer(rebasing: piece.value.1[0..<count])) } catch { errors.set(error) }
+        }
+    }
+
+    /// Waits for every pending write; throws the first write error.
+    func drain() throws {
+        queue.sync {}
+        if let e = errors.value { throw e }
+    }
+
+    private func take(_ count: Int) -> UnsafeMutableBufferPointer<Float> {
+        lock.locked {
+            if let i = pool.firstIndex(where: { $0.count >= count }) { return pool.remove(at: i) }
+            return UnsafeMutableBufferPointer<Float>.allocate(capacity: max(1, count))
+        }
+    }
+
+    private func give(_ buffer: UnsafeMutableBufferPointer<Float>) {
+        lock.locked {
+            if buffer.count <= OutputPipe.pooledElements && pool.count < 4 { pool.append(buffer) } else { buffer.deallocate() }
+        }
+    }
 }

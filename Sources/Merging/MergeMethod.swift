@@ -61,12 +61,35 @@ public protocol MergeMethod: Sendable {
     /// True when every output element depends only on the same element of the inputs (no
     /// reductions, ranks or randomness), so the executor may run the job in chunks.
     func isElementwise(_ parameters: ResolvedParameters) -> Bool
+
+    /// True when `mergeBlocks` streams (reads the inputs block by block in one or more passes and
+    /// writes the output piecewise) rather than needing whole tensors.
+    var streamsBlocks: Bool { get }
+
+    /// The block-wise form of `merge`: reads inputs through `source`, writes every output element
+    /// through `output` in order. The default reads whole tensors and calls `merge`.
+    func mergeBlocks(_ source: MergeBlockSource, _ parameters: ResolvedParameters, seed: UInt64, into output: MergeOutput) throws
+
+    /// Scratch bytes of a streamed job beyond its input blocks and output pieces (for estimates).
+    func streamScratchBytes(elementCount: Int, cols: Int, modelCount: Int) -> Int
 }
 
 extension MergeMethod {
     public var isRandomized: Bool { false }
     public func isElementwise(_ parameters: ResolvedParameters) -> Bool { false }
     public var scratchPerElement: Double { 0 }
+    public var streamsBlocks: Bool { false }
+    public func streamScratchBytes(elementCount: Int, cols: Int, modelCount: Int) -> Int { 0 }
+
+    public func mergeBlocks(_ source: MergeBlockSource, _ parameters: ResolvedParameters, seed: UInt64, into output: MergeOutput) throws {
+        let n = source.shape.elementCount
+        try output.fill(n) { out in
+            try source.withBlock(0..<n) { base, models in
+                try merge(MergeInputs(tensorName: source.tensorName, shape: source.shape, base: base, models: models), parameters,
+                          seed: seed, into: out)
+            }
+        }
+    }
 
     /// Checks input counts and the base against the method's contract.
     public func checkInputs(modelCount n: Int, hasBase: Bool) throws {

@@ -77,27 +77,46 @@ public struct MergePlan: @unchecked Sendable {
     /// Bytes of all input checkpoints.
     public var inputBytes: Int { inputs.reduce(0) { $0 + $1.checkpoint.totalBytes } }
 
-    /// Estimated peak working memory of one job: its output buffer, decoded copies of inputs that
-    /// are not Float32 (mapped Float32 inputs are read in place), the method's scratch, and the
-    /// mapped input pages, which are released after the job.
+    /// Estimated peak working memory of one job: the output piece being filled, the resident
+    /// mapped input pages (a chunk or block per thread when the job streams them, else whole
+    /// tensors), decoded copies of inputs that are not Float32, and the method's scratch.
     public func estimatedJobBytes(_ job: MergeJob) -> Int {
         let n = job.elementCount
-        // Element-wise jobs over large tensors run in chunks (see MergeExecutor.runJob).
-        let chunked = method.isElementwise(job.parameters) && n > MergeExecutor.chunkElements
-        let resident = chunked ? MergeExecutor.chunkElements : n
-        var bytes = 4 * n
-        for inp in [job.base].compactMap({ $0 }) + job.models {
-            let info = inputs[inp.model].checkpoint.info(inp.tensor)
-            bytes += (info?.dtype.byteSize ?? 4) * resident
-            if info?.dtype != .f32 || inp.kind == .delta || inp.padFrom != nil { bytes += 4 * resident }
+        let inputs = [job.base].compactMap { $0 } + job.models
+        let infos = inputs.map { self.inputs[$0.model].checkpoint.info($0.tensor) }
+        let decoded = zip(inputs, infos).filter { $1?.dtype != .f32 || $0.kind == .delta || $0.padFrom != nil }.count
+        let storedPerElement = infos.reduce(0) { $0 + ($1?.dtype.byteSize ?? 4) }
+        switch MergeExecutor.mode(of: job, plan: self) {
+        case .chunked:
+            let c = MergeExecutor.chunkElements
+            return 4 * c + storedPerElement * c + 4 * decoded * c
+        case .streamed:
+            let blocks = TensorBlocks(count: n, cols: job.shape.dims.last ?? 1)
+            let block = min(n, blocks.blockElements)
+            let threads = ParallelLoops.threadCount
+            let mapped = MergeExecutor.inputBytes(job, plan: self) > MergeExecutor.releaseBlocksAboveBytes
+                ? threads * block * storedPerElement : infos.reduce(0) { $0 + ($1?.byteCount ?? 4 * n) }
+            return 4 * min(n, blocks.windowElements) + mapped + threads * block * 4 * decoded
+                + method.streamScratchBytes(elementCount: n, cols: blocks.cols, modelCount: job.models.count)
+        case .whole:
+            return 4 * n + infos.reduce(0) { $0 + ($1?.byteCount ?? 4 * n) } + 4 * decoded * n
+                + Int(method.scratchPerElement * Double(4 * n * job.models.count))
         }
-        bytes += Int(method.scratchPerElement * Double(4 * n * job.models.count))
-        return bytes
     }
 
-    /// The largest job plus one finished output waiting for the writer (writing overlaps compute).
+    /// Bytes of the largest output piece of a job (the executor writes up to two while computing).
+    func outputPieceBytes(_ job: MergeJob) -> Int {
+        let n = job.elementCount
+        switch MergeExecutor.mode(of: job, plan: self) {
+        case .chunked: return 4 * MergeExecutor.chunkElements
+        case .streamed: return 4 * min(n, TensorBlocks(count: n, cols: job.shape.dims.last ?? 1).windowElements)
+        case .whole: return 4 * n
+        }
+    }
+
+    /// The largest job plus one more finished output piece waiting for the writer.
     public var estimatedPeakBytes: Int {
-        (jobs.map(estimatedJobBytes).max() ?? 0) + 4 * (jobs.map(\.elementCount).max() ?? 0)
+        (jobs.map(estimatedJobBytes).max() ?? 0) + (jobs.map(outputPieceBytes).max() ?? 0)
     }
 
     /// Human-readable plan: inputs, output, one line per job.

@@ -55,6 +55,31 @@ public enum ParallelLoops {
         return out
     }
 
+    /// Number of workers `forEachBlock` uses for `count` blocks.
+    public static func workers(for count: Int) -> Int { max(1, min(threadCount, count)) }
+
+    /// Runs `body(worker, block)` for every `block in 0..<count`, handing blocks to
+    /// `workers(for: count)` threads in order as they become free (`worker` indexes per-thread
+    /// scratch). Results must not depend on which worker ran a block.
+    public static func forEachBlock(_ count: Int, _ body: (_ worker: Int, _ block: Int) -> Void) {
+        let w = workers(for: count)
+        if w == 1 {
+            for b in 0..<count { body(0, b) }
+            return
+        }
+        let next = BlockCounter()
+        withoutActuallyEscaping(body) { body in
+            let box = UncheckedSendable(body)
+            DispatchQueue.concurrentPerform(iterations: w) { worker in
+                while true {
+                    let b = next.take()
+                    if b >= count { break }
+                    box.value(worker, b)
+                }
+            }
+        }
+    }
+
     /// Runs `body(i)` for `i in 0..<n` concurrently (one item per model, say).
     public static func forEach(_ n: Int, _ body: (Int) -> Void) {
         if n <= 1 || threadCount <= 1 {
@@ -73,4 +98,16 @@ public enum ParallelLoops {
 struct UncheckedSendable<T>: @unchecked Sendable {
     let value: T
     init(_ value: T) { self.value = value }
+}
+
+/// Hands out consecutive block indices to worker threads.
+final class BlockCounter: @unchecked Sendable {
+    private let lock = NSLock()
+    private var next = 0
+    func take() -> Int {
+        lock.lock()
+        defer { lock.unlock() }
+        next += 1
+        return next - 1
+    }
 }

@@ -73,9 +73,8 @@ public struct TaskVectorExtraction: MergeMethod {
         ParallelLoops.forEachChunk(inputs.count) { r in for i in r { out[i] = x[i] - base[i] } }
         let k = try p.number("top_k")
         if k < 1 {
-            var rng = MergeRandom(seed: 0)
             try Sparsifier.apply(.magnitude, out, cols: 1, SparsifierSettings(density: k, gamma: 0, epsilon: 0, rescale: false),
-                                 random: &rng, tensor: inputs.tensorName)
+                                 random: MergeRandom(seed: 0, tensor: inputs.tensorName, model: 0), tensor: inputs.tensorName)
         }
     }
 }

@@ -151,9 +151,11 @@ final class MergeEndToEndTests: XCTestCase {
         XCTAssertTrue(text.contains("seed: 42"))
         XCTAssertTrue(text.contains("estimated peak memory"))
         XCTAssertTrue(text.contains("model.layers.1.mlp.up_proj.weight [3, 4] F32 <- base [0], [1](density=0.5, weight=1)"), text)
-        // embed [8, 4]: output 128 B + base mapped 128 B + bf16 mapped 64 B + decoded 128 B + scratch 3·128 B,
-        // plus one finished output of 128 B waiting for the writer
-        XCTAssertEqual(plan.estimatedPeakBytes, 128 + 128 + 64 + 128 + 384 + 128)
+        // embed [8, 4], streamed: output piece 128 B + base mapped 128 B + bf16 mapped 64 B, per thread a
+        // decoded block of 128 B and a block of pruned deltas of 128 B, plus one more piece of 128 B
+        // waiting for the writer
+        let threads = ParallelLoops.threadCount
+        XCTAssertEqual(plan.estimatedPeakBytes, 128 + 128 + 64 + threads * (128 + 128) + 128)
         XCTAssertThrowsError(try MergeExecutor.run(plan, to: dir.appendingPathComponent("x"), options: ExecutionOptions(memoryBudget: 100, progress: false)))
     }
 
@@ -172,10 +174,10 @@ final class MergeEndToEndTests: XCTestCase {
         let b = try write("b", .bf16) { Float($0 / 1000) * 0.25 }
         let plan = try MergePlanner.plan(recipe("merge_method: linear\nmodels:\n  - model: \(a)\n    parameters: {weight: 3}\n  - model: \(b)\n    parameters: {weight: 1}\n"))
         XCTAssertTrue(plan.method.isElementwise(plan.jobs[0].parameters))
-        // output + pending output (4 B each per element) + one chunk of each input: F32 mapped,
-        // BF16 mapped plus its decoded copy (instead of whole tensors: 4.8 + 2.4 + 4.8 MB)
+        // two output pieces of one chunk (one filling, one being written) + one chunk of each input:
+        // F32 mapped, BF16 mapped plus its decoded copy (instead of whole tensors: 4.8 + 2.4 + 4.8 MB)
         let chunk = MergeExecutor.chunkElements
-        XCTAssertEqual(plan.estimatedPeakBytes, 2 * 4_800_000 + 4 * chunk + (2 + 4) * chunk)
+        XCTAssertEqual(plan.estimatedPeakBytes, 2 * 4 * chunk + 4 * chunk + (2 + 4) * chunk)
         let out = dir.appendingPathComponent("big")
         _ = try MergeExecutor.run(plan, to: out, options: ExecutionOptions(hashInputs: false, progress: false))
         let merged = try Checkpoint(path: out.path).tensor("w")
