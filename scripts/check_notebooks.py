@@ -70,9 +70,25 @@ def parse(text):
     return lines, blocks
 
 
+def cpu_flags():
+    try:
+        with open("/proc/cpuinfo") as f:
+            return next((l for l in f if l.startswith("flags")), "").split()
+    except OSError:
+        return []
+
+
+CPU_FLAGS = cpu_flags()
+
+
 def run(cmd):
     env = dict(os.environ)
     env.setdefault("OPENBLAS_NUM_THREADS", "1")
+    # OpenBLAS picks its kernels by CPU (Haswell, Zen, SkylakeX, ...), and their last bits differ;
+    # 60 MEND meta-steps or an SVD-based merge carry that into printed digits. Recordings are made
+    # with the Haswell (AVX2) kernels, which every AVX2 machine can run, so they hold across machines.
+    if "avx2" in CPU_FLAGS:
+        env.setdefault("OPENBLAS_CORETYPE", "Haswell")
     # Walkthroughs call `weightsmith` as an installed user would; use this checkout's release build.
     env["PATH"] = os.path.join(ROOT, ".build", "release") + os.pathsep + env.get("PATH", "")
     env["NO_COLOR"] = "1"

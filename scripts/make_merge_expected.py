@@ -258,9 +258,17 @@ case("passthrough_scale", "passthrough", 0.5 * X[1], models_idx=(1,), use_base=F
 
 
 # ---- SVD-based merges (reference/spectral-grafting.md D.6, D.7) --------------------------
+def rank(s, shape, scale=None):
+    """Numerical rank: singular values above max(m, n) * eps32 * scale (numpy's matrix_rank rule,
+    float32 eps); weightsmith leaves rounding-level directions out of the SVD-based merges."""
+    top = s[0] if scale is None else scale
+    return int((s > max(shape) * np.finfo(np.float32).eps * top).sum()) if top > 0 else 0
+
+
 def polar(a):
-    p, _, qt = np.linalg.svd(a, full_matrices=False)
-    return p @ qt
+    p, s, qt = np.linalg.svd(a, full_matrices=False)
+    r = rank(s, a.shape)
+    return p[:, :r] @ qt[:r]
 
 
 def tsv_m(base, xs, alpha=1.0):
@@ -272,7 +280,8 @@ def tsv_m(base, xs, alpha=1.0):
     us, ss, vs = [], [], []
     for d in ds:
         u, s, vt = np.linalg.svd(d, full_matrices=False)
-        us.append(u[:, :k]); ss.append(s[:k]); vs.append(vt[:k])
+        kt = min(k, rank(s, d.shape))
+        us.append(u[:, :kt]); ss.append(s[:kt]); vs.append(vt[:kt])
     U, S, V = polar(np.hstack(us)), np.concatenate(ss), polar(np.vstack(vs))
     return base + alpha * (U * S) @ V
 
@@ -282,7 +291,8 @@ def iso_c(base, xs, alpha=1.0):
     if base.ndim != 2:
         return base + alpha * sum(ds) / len(ds)
     u, s, vt = np.linalg.svd(sum(ds), full_matrices=False)
-    return base + alpha * s.mean() * (u @ vt)
+    r = rank(s, base.shape)
+    return base + alpha * s.mean() * (u[:, :r] @ vt[:r])
 
 
 def iso_cts(base, xs, alpha=1.0, frac=0.8):
@@ -298,8 +308,10 @@ def iso_cts(base, xs, alpha=1.0, frac=0.8):
     for d in ds:
         res = d - uc @ (uc.T @ d)
         ut, st, vtt = np.linalg.svd(res, full_matrices=False)
-        us.append(ut[:, :per]); ss.append(st[:per]); vs.append(vtt[:per])
-    us.append(uc); ss.append(sc); vs.append(vc)
+        kt = min(per, rank(st, res.shape, scale=s[0]))
+        us.append(ut[:, :kt]); ss.append(st[:per]); vs.append(vtt[:kt])
+    kc_kept = min(kc, rank(s, base.shape))
+    us.append(uc[:, :kc_kept]); ss.append(sc); vs.append(vc[:kc_kept])
     S = np.concatenate(ss)
     U, V = polar(np.hstack(us)), polar(np.vstack(vs))
     return base + alpha * S.mean() * (U @ V)

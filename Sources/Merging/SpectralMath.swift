@@ -37,9 +37,25 @@ enum SpectralMath {
 
     /// The orthogonal polar factor `P Qᵀ` of `A = P Σ Qᵀ` (the nearest matrix with orthonormal
     /// columns, or rows for a wide matrix).
+    ///
+    /// Singular values at rounding level (see `numericalRank`) are left out: `P_r Q_rᵀ` over the
+    /// numerical range. A stack of singular vectors from overlapping tasks can be exactly rank
+    /// deficient (an embedding whose untouched rows are zero in every task vector), and there the
+    /// full factor `P Qᵀ` would add directions chosen by rounding alone (on the fixture embedding
+    /// it moved rows no fine-tune had changed, and the merged NLL depended on the BLAS kernels).
+    /// For a matrix of full numerical rank this is the ordinary polar factor.
     static func polar(_ a: Tensor) throws -> Tensor {
         let f = try svd(a)
-        return matmul(f.u, f.vt)
+        let r = numericalRank(f.s, rows: a.shape[0], cols: a.shape[1])
+        return matmul(columns(f.u, r), rows(f.vt, r))
+    }
+
+    /// How many singular values exceed `max(m, n) · ε₃₂ · scale` (numpy's `matrix_rank` rule),
+    /// with `scale` the largest singular value unless given.
+    static func numericalRank(_ s: [Float], rows m: Int, cols n: Int, scale: Float? = nil) -> Int {
+        guard let top = scale ?? s.first, top > 0 else { return 0 }
+        let tol = Float(max(m, n)) * Float.ulpOfOne * top
+        return s.prefix { $0 > tol }.count
     }
 
     /// `U diag(s) Vt` for U (m, k), s (k), Vt (k, n).

@@ -101,3 +101,34 @@ final class RankSelectionTests: XCTestCase {
         }
     }
 }
+
+extension MethodInvariantTests {
+    /// Rows that no fine-tune changed stay the base's in the SVD-based merges, even though the
+    /// stacked singular vectors are then rank deficient (the reference's full polar factor and
+    /// Iso-C's flattened spectrum fill the null space with directions chosen by rounding).
+    /// The changed rows still carry a real merge (not the base).
+    func testSVDMergesLeaveUntouchedRowsAlone() throws {
+        let (m, n) = (96, 16)
+        let base = random([m, n], seed: 20)
+        // Each task changes only rows 0..<12 (rank ≤ 12 < k = 16 / 1, 16 / 3).
+        let tasks = (21..<24).map { seed -> Tensor in
+            let d = random([12, n], seed: UInt64(seed), scale: 0.1)
+            var x = base
+            for i in 0..<(12 * n) { x.scalars[i] += d.scalars[i] }
+            return x
+        }
+        for name in ["tsv", "iso_c", "iso_cts"] {
+            for models in [[tasks[0]], tasks] {
+                let out = try MergeMethodRegistry.method(named: name).merge(base: base, models: models,
+                                                                              parameters: p([:], models.map { _ in [:] }))
+                var untouched = 0.0, changed = 0.0
+                for i in 0..<m { for j in 0..<n {
+                    let d = abs(Double(out.scalars[i * n + j]) - Double(base.scalars[i * n + j]))
+                    if i < 12 { changed = max(changed, d) } else { untouched = max(untouched, d) }
+                } }
+                XCTAssertLessThan(untouched, 1e-6, "\(name), \(models.count) task(s): rows no task changed moved by \(untouched)")
+                XCTAssertGreaterThan(changed, 1e-3, "\(name), \(models.count) task(s)")
+            }
+        }
+    }
+}

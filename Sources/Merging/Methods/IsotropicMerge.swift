@@ -8,6 +8,10 @@ import Tensors
 /// directions of `Δ_t − U_c U_cᵀ Δ_t` (task-specific subspaces), orthogonalises the stacked
 /// U and Vᵀ with their polar factors and sets every σ to the mean of the kept ones.
 /// Other tensors use the mean task vector. `out = base + α·Δ`. SVDs in Float32.
+/// Difference from the reference code: directions whose σ is at rounding level (numerical rank,
+/// `SpectralMath.numericalRank`) are left out instead of being given σ̄; σ̄ itself is unchanged.
+/// With full-rank task vectors this changes nothing; with rank-deficient ones (embedding rows no
+/// task changed) the reference would write rounding-chosen directions at full strength.
 public struct IsotropicMerge: MergeMethod {
     public enum Variant: Sendable { case common, commonAndTaskSpecific }
     public struct Global { public var alpha: Double; public var commonSpaceFraction: Double }
@@ -45,9 +49,14 @@ public struct IsotropicMerge: MergeMethod {
         for d in deltas.dropFirst() { for i in sum.scalars.indices { sum.scalars[i] += d.scalars[i] } }
         let f = try svd(sum)
         let r = min(m, n)
+        // Directions whose σ is at rounding level are arbitrary: they are left out (σ̄ is still
+        // the mean of all r values, as in the reference).
+        let numericalRank = SpectralMath.numericalRank(f.s, rows: m, cols: n)
         if variant == .common {
             let mean = f.s.reduce(0.0) { $0 + Double($1) } / Double(r)
-            SpectralMath.apply(SpectralMath.compose(f.u, [Float](repeating: Float(mean), count: r), f.vt), alpha: g.alpha, base: base, into: out)
+            let kept = numericalRank
+            SpectralMath.apply(SpectralMath.compose(SpectralMath.columns(f.u, kept), [Float](repeating: Float(mean), count: kept), SpectralMath.rows(f.vt, kept)),
+                               alpha: g.alpha, base: base, into: out)
             return
         }
         guard g.commonSpaceFraction >= 0, g.commonSpaceFraction <= 1 else {
@@ -72,20 +81,32 @@ public struct IsotropicMerge: MergeMethod {
                     for i in res.scalars.indices { res.scalars[i] -= proj.scalars[i] }
                 }
                 let fr = try svd(res)
-                us.append(SpectralMath.columns(fr.u, perTask))
-                vts.append(SpectralMath.rows(fr.vt, perTask))
                 sigma += fr.s[0..<perTask]
+                // Residual directions at rounding level (relative to the sum's σ₁) are arbitrary.
+                let kept = min(perTask, SpectralMath.numericalRank(fr.s, rows: m, cols: n, scale: f.s[0]))
+                if kept > 0 {
+                    us.append(SpectralMath.columns(fr.u, kept))
+                    vts.append(SpectralMath.rows(fr.vt, kept))
+                }
             }
         }
         if common > 0 {
-            us.append(uc)
-            vts.append(vtc)
             sigma += f.s[0..<common]
+            let kept = min(common, numericalRank)
+            if kept > 0 {
+                us.append(SpectralMath.columns(uc, kept))
+                vts.append(SpectralMath.rows(vtc, kept))
+            }
         }
+        // σ̄ is the mean of every selected value (the reference's), the kept directions only carry it.
         let mean = sigma.reduce(0.0) { $0 + Double($1) } / Double(max(1, sigma.count))
+        guard !us.isEmpty else {
+            SpectralMath.meanDelta(inputs, base: base, alpha: g.alpha, into: out)
+            return
+        }
         let uOrth = try SpectralMath.polar(SpectralMath.hstack(us))
         let vtOrth = try SpectralMath.polar(SpectralMath.vstack(vts))
-        SpectralMath.apply(SpectralMath.compose(uOrth, [Float](repeating: Float(mean), count: sigma.count), vtOrth),
+        SpectralMath.apply(SpectralMath.compose(uOrth, [Float](repeating: Float(mean), count: uOrth.shape[1]), vtOrth),
                            alpha: g.alpha, base: base, into: out)
     }
 }

@@ -9,6 +9,10 @@ import Tensors
 /// Other tensors (norms, biases) use the mean task vector. `out = base + α·Δ`.
 /// With one task, k = min(m, n) and Δ reconstructs the task vector exactly.
 /// When T > min(m, n) (k = 0) the matrix falls back to the mean task vector.
+/// Difference from the reference code: triplets whose σ is at rounding level (numerical rank,
+/// `SpectralMath.numericalRank`) are not stacked, and the polar factors span only the stacks'
+/// numerical ranges; with full-rank task vectors this changes nothing, with rank-deficient ones
+/// (embedding rows no task changed) it keeps rounding noise out of the merge.
 /// SVDs in Float32 (`sgesdd`), as the reference code (torch float32).
 public struct TSVMerge: MergeMethod {
     public struct Global { public var alpha: Double }
@@ -38,9 +42,16 @@ public struct TSVMerge: MergeMethod {
         var us: [Tensor] = [], vts: [Tensor] = [], sigma: [Float] = []
         for delta in SpectralMath.taskVectors(inputs, base: base, rows: m, cols: n) {
             let f = try svd(delta)
-            us.append(SpectralMath.columns(f.u, k))
-            vts.append(SpectralMath.rows(f.vt, k))
-            sigma += f.s[0..<k]
+            // Triplets with σ at rounding level carry no task (their vectors are arbitrary).
+            let kt = min(k, SpectralMath.numericalRank(f.s, rows: m, cols: n))
+            guard kt > 0 else { continue }
+            us.append(SpectralMath.columns(f.u, kt))
+            vts.append(SpectralMath.rows(f.vt, kt))
+            sigma += f.s[0..<kt]
+        }
+        guard !sigma.isEmpty else {
+            SpectralMath.meanDelta(inputs, base: base, alpha: g.alpha, into: out)
+            return
         }
         let uOrth = try SpectralMath.polar(SpectralMath.hstack(us))
         let vtOrth = try SpectralMath.polar(SpectralMath.vstack(vts))
