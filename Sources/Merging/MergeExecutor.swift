@@ -46,7 +46,11 @@ public enum MergeExecutor {
 
     public static func run(_ plan: MergePlan, to outDir: URL, options: ExecutionOptions = ExecutionOptions(),
                            cardTitle: String? = nil) throws -> MergeReport {
-        let plan = try plan.checked()
+        var checked = try plan.checked()
+        if let budget = options.memoryBudget, checked.estimatedPeakBytes > budget {
+            checked.keepMappedBytes = 0  // drop mapped pages block by block rather than refuse
+        }
+        let plan = checked
         let fm = FileManager.default
         if let budget = options.memoryBudget, plan.estimatedPeakBytes > budget {
             throw MergeError.other("the largest job needs about \(formatBytes(plan.estimatedPeakBytes)) but --memory-budget is \(formatBytes(budget)) (largest tensor: \(plan.jobs.max { $0.elementCount < $1.elementCount }?.output ?? "?"))")
@@ -111,11 +115,6 @@ public enum MergeExecutor {
     /// Elements per chunk of an element-wise job (4 MB of Float32 per input).
     static let chunkElements = 1 << 20
 
-    /// Above this many bytes of inputs, a streamed job drops each block's mapped pages as soon as
-    /// the block is done (every pass re-reads them from the page cache); smaller jobs keep them
-    /// mapped until the job ends.
-    static let releaseBlocksAboveBytes = 32 << 20
-
     /// How a job runs.
     enum JobMode { case chunked, streamed, whole }
 
@@ -144,7 +143,7 @@ public enum MergeExecutor {
                 start = range.upperBound
             }
         case .streamed, .whole:
-            let source = JobBlockSource(job: job, plan: plan, releaseBlocks: inputBytes(job, plan: plan) > releaseBlocksAboveBytes)
+            let source = JobBlockSource(job: job, plan: plan, releaseBlocks: inputBytes(job, plan: plan) > plan.keepMappedBytes)
             try plan.method.mergeBlocks(source, job.parameters, seed: plan.seed, into: output)
         }
         try output.end()
