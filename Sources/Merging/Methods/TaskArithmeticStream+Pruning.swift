@@ -1,0 +1,169 @@
+import Foundation
+
+extension TaskArithmeticStream {
+    /// Model `i`'s pruned (and rescaled) task vector over one block, as the reference's Float32
+    /// vector: kept elements `δ·f` (or `δ`), dropped elements +0.
+    @inline(__always)
+    func prunedDelta(_ i: Int, _ x: UnsafePointer<Float>, _ b: UnsafePointer<Float>, block: Int, start: Int, count len: Int,
+                             _ st: State, scratch: DellaScratch, worker: Int, into dt: UnsafeMutablePointer<Float>) {
+        let f = st.factors[i]
+        switch prunes[i] {
+        case .unpruned:
+            return
+        case .zero:
+            dt.update(repeating: 0, count: len)
+        case .ranks:
+            let keep = st.keep(i, block: block)
+            if !keep.needsOrdinals {
+                guard let r = keep.bitRange else {
+                    dt.update(repeating: 0, count: len)
+                    return
+                }
+                keepByBits(x, b, len, r, factor: f, into: dt)
+            } else {
+                var lo = 0, hi = 0
+                for j in 0..<len {
+                    let d = x[j] - b[j]
+                    let kept = keep.keeps(d.magnitude.bitPattern, lowerOrdinal: &lo, upperOrdinal: &hi)
+                    dt[j] = kept ? (f.map { d * $0 } ?? d) : 0
+                }
+            }
+        case let .random(r, t):
+            keepRandom(x, b, len, r, start: start, threshold: t, factor: f, into: dt)
+        case let .della(r, density, epsilon):
+            let keep = scratch.mask(worker)
+            dellaMask(x, b, start: start, count: len, random: r, density: density, epsilon: epsilon, keys: scratch.keys(worker), into: keep)
+            for j in 0..<len {
+                let d = x[j] - b[j]
+                dt[j] = keep[j] ? (f.map { d * $0 } ?? d) : 0
+            }
+        }
+    }
+
+    /// `dt = δ·f` (or δ) where `|δ|`'s bits lie in `r`, +0 elsewhere: branch-free so it vectorises.
+    func keepByBits(_ x: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ n: Int, _ r: ClosedRange<UInt32>, factor: Float?,
+                            into dt: UnsafeMutablePointer<Float>) {
+        let lo = r.lowerBound, span = r.upperBound &- r.lowerBound
+        if let f = factor {
+            for j in 0..<n {
+                let d = x[j] - b[j]
+                let keep: UInt32 = (d.bitPattern & 0x7FFF_FFFF) &- lo <= span ? ~0 : 0
+                dt[j] = Float(bitPattern: (d * f).bitPattern & keep)
+            }
+        } else {
+            for j in 0..<n {
+                let d = x[j] - b[j]
+                let keep: UInt32 = (d.bitPattern & 0x7FFF_FFFF) &- lo <= span ? ~0 : 0
+                dt[j] = Float(bitPattern: d.bitPattern & keep)
+            }
+        }
+    }
+
+    /// DARE: `dt = δ·f` (or δ) where `bits32(start + j) ≤ t`, +0 elsewhere.
+    func keepRandom(_ x: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ n: Int, _ r: MergeRandom, start: Int, threshold t: UInt32,
+                            factor: Float?, into dt: UnsafeMutablePointer<Float>) {
+        let scale = factor != nil, f = factor ?? 1
+        let limit = SIMD8<UInt32>(repeating: t)
+        var j = 0
+        while j + 8 <= n {
+            var d = SIMD8Load.floats(x + j) - SIMD8Load.floats(b + j)
+            if scale { d *= f }
+            SIMD8Load.store(d.replacing(with: 0, where: .!(r.bits32x8(start + j) .<= limit)), dt + j)
+            j += 8
+        }
+        while j < n {
+            let d = x[j] - b[j]
+            dt[j] = r.bits32(start + j) <= t ? (scale ? d * f : d) : 0
+            j += 1
+        }
+    }
+
+    /// `Sparsifier.laneSum` of `|δ_j|` over all elements and over the elements DARE keeps, in one
+    /// pass, eight elements at a time (the same four lanes and order as `laneSum`).
+    func randomL1(_ x: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ n: Int, _ r: MergeRandom, start: Int,
+                          limit t: UInt32) -> (before: Double, after: Double) {
+        let limit = SIMD8<UInt32>(repeating: t)
+        var all = SIMD4<Double>(), kept = SIMD4<Double>()
+        var j = 0
+        while j + 8 <= n {
+            let d = SIMD8Load.magnitude(SIMD8Load.floats(x + j) - SIMD8Load.floats(b + j))
+            let k = d.replacing(with: 0, where: .!(r.bits32x8(start + j) .<= limit))
+            all += SIMD4<Double>(d.lowHalf)
+            all += SIMD4<Double>(d.highHalf)
+            kept += SIMD4<Double>(k.lowHalf)
+            kept += SIMD4<Double>(k.highHalf)
+            j += 8
+        }
+        // The rest as laneSum continues (lane j mod 4; j is a multiple of 8 here).
+        var lane = 0
+        while j < n {
+            let d = Double((x[j] - b[j]).magnitude)
+            all[lane] += d
+            kept[lane] += r.bits32(start + j) <= t ? d : 0
+            j += 1
+            lane = (lane + 1) & 3
+        }
+        return ((all[0] + all[1]) + (all[2] + all[3]), (kept[0] + kept[1]) + (kept[2] + kept[3]))
+    }
+
+    /// The DELLA keep mask of whole rows `start..<start+count` (see `Sparsifier.dellaMask`).
+    func dellaMask(_ x: UnsafePointer<Float>, _ b: UnsafePointer<Float>, start: Int, count: Int, random: MergeRandom,
+                           density: Double, epsilon: Double, keys: UnsafeMutableBufferPointer<UInt64>, into keep: UnsafeMutablePointer<Bool>) {
+        let c = blocks.cols
+        var row = 0
+        while row < count {
+            let len = min(c, count - row)
+            for j in 0..<len { keys[j] = RankSelection.key(x[row + j] - b[row + j], j) }
+            var rowKeys = UnsafeMutableBufferPointer(rebasing: keys[0..<len])
+            rowKeys.sort()
+            for r in 0..<len {
+                let j = Int(UInt32.max - UInt32(truncatingIfNeeded: keys[r]))
+                keep[row + j] = random.keeps(start + row + j, probability: Sparsifier.dellaProbability(rank: r, of: len, density: density, epsilon: epsilon))
+            }
+            row += len
+        }
+    }
+}
+
+/// Per-worker buffers of the DELLA mask: one row of sort keys and one block of keep flags.
+final class DellaScratch: @unchecked Sendable {
+    let cols: Int
+    let blockElements: Int
+    private let keyStore: UnsafeMutablePointer<UInt64>
+    private let maskStore: UnsafeMutablePointer<Bool>
+
+    init(workers: Int, cols: Int, rows: Int) {
+        self.cols = cols
+        blockElements = cols * max(1, rows)
+        keyStore = .allocate(capacity: workers * cols)
+        maskStore = .allocate(capacity: workers * blockElements)
+        maskStore.initialize(repeating: false, count: workers * blockElements)
+    }
+
+    deinit {
+        keyStore.deallocate()
+        maskStore.deallocate()
+    }
+
+    func keys(_ worker: Int) -> UnsafeMutableBufferPointer<UInt64> { UnsafeMutableBufferPointer(start: keyStore + worker * cols, count: cols) }
+    func mask(_ worker: Int) -> UnsafeMutablePointer<Bool> { maskStore + worker * blockElements }
+}
+
+/// Unaligned eight-lane loads and stores of Float32.
+enum SIMD8Load {
+    @inline(__always)
+    static func floats(_ p: UnsafePointer<Float>) -> SIMD8<Float> {
+        UnsafeRawPointer(p).loadUnaligned(as: SIMD8<Float>.self)
+    }
+
+    @inline(__always)
+    static func store(_ v: SIMD8<Float>, _ p: UnsafeMutablePointer<Float>) {
+        UnsafeMutableRawPointer(p).storeBytes(of: v, as: SIMD8<Float>.self)
+    }
+
+    /// `|v|` lane-wise by clearing the sign bits (as `Float.magnitude`).
+    @inline(__always)
+    static func magnitude(_ v: SIMD8<Float>) -> SIMD8<Float> {
+        unsafeBitCast(unsafeBitCast(v, to: SIMD8<UInt32>.self) & 0x7FFF_FFFF, to: SIMD8<Float>.self)
+    }
+}
