@@ -19,7 +19,9 @@ let package = Package(
         .target(name: "CConversions"),
         .target(name: "Tensors", dependencies: ["CLinearAlgebra", "CConversions"], exclude: ["README.md"]),
         .target(name: "Checkpoints", dependencies: ["Tensors"], exclude: ["README.md"]),
-        .target(name: "Merging", dependencies: ["Tensors", "Checkpoints", "Yams"], exclude: ["README.md"]),
+        // AVX2 (run-time checked) inner loops of the streamed TIES/DARE kernel.
+        .target(name: "CMergeKernels"),
+        .target(name: "Merging", dependencies: ["Tensors", "Checkpoints", "CMergeKernels", "Yams"], exclude: ["README.md"]),
         .target(name: "Spectral", dependencies: ["Tensors", "Checkpoints"], exclude: ["README.md"]),
         // AVX2 (run-time checked) matrix-vector kernels over GGUF block-quantised weights, for decoding.
         .target(name: "CTransformerKernels"),
@@ -35,7 +37,7 @@ let package = Package(
         .executableTarget(name: "weightsmith-bench", dependencies: ["Tensors", "Checkpoints", "Spectral"], path: "Benchmarks/weightsmith-bench"),
         .testTarget(name: "TensorsTests", dependencies: ["Tensors", "CConversions"]),
         .testTarget(name: "CheckpointsTests", dependencies: ["Checkpoints"], resources: [.copy("Fixtures")]),
-        .testTarget(name: "MergingTests", dependencies: ["Merging", "Checkpoints"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "MergingTests", dependencies: ["Merging", "Checkpoints", "CMergeKernels"], resources: [.copy("Fixtures")]),
         .testTarget(name: "SpectralTests", dependencies: ["Spectral", "Checkpoints", "Tensors"], resources: [.copy("Fixtures")]),
         .testTarget(name: "EditingTests", dependencies: ["Editing", "Transformer", "Tensors"], resources: [.copy("Fixtures")]),
         .testTarget(name: "TransformerTests", dependencies: ["Transformer"], resources: [.copy("Fixtures")]),

@@ -1,4 +1,5 @@
 import Checkpoints
+import CMergeKernels
 import Foundation
 import XCTest
 @testable import Merging
@@ -7,7 +8,7 @@ import Tensors
 /// The streamed task-arithmetic kernel (`TaskArithmeticStream`, used by the executor and by
 /// `merge`) against the in-memory reference (`referenceMerge` + `Sparsifier`), bit for bit.
 final class StreamedKernelTests: XCTestCase {
-    enum Values { case quantised, continuous, mostlyZero }
+    enum Values { case quantised, continuous, mostlyZero, special }
 
     /// Base and models whose task vectors take few distinct magnitudes (`quantised`: δ = k/8,
     /// |k| ≤ 20, exact in Float32, so every threshold falls among hundreds of ties), continuous
@@ -22,6 +23,13 @@ final class StreamedKernelTests: XCTestCase {
                 case .quantised: return base[j] + Float(Int(r.nextUniform() * 41) - 20) / 8
                 case .continuous: return base[j] + Float(r.nextNormal() * 0.01)
                 case .mostlyZero: return r.nextUniform() < 0.7 ? base[j] : base[j] + Float(Int(r.nextUniform() * 9) - 4) / 8
+                case .special:
+                    // Quantised deltas with NaN, ±infinity, -0 and subnormal deltas sprinkled in.
+                    let u = r.nextUniform()
+                    if u < 0.002 { return .nan }
+                    if u < 0.004 { return u < 0.003 ? .infinity : -.infinity }
+                    if u < 0.01 { return base[j] + Float(bitPattern: UInt32(r.nextUniform() * 64) | (u < 0.007 ? 0x8000_0000 : 0)) }
+                    return base[j] + Float(Int(r.nextUniform() * 41) - 20) / 8
                 }
             }
         }
@@ -34,7 +42,7 @@ final class StreamedKernelTests: XCTestCase {
 
     /// Runs both paths with a small block size (many blocks, windows and tie ordinals across blocks).
     func assertSame(_ method: String, _ p: ResolvedParameters, rows: Int = 210, cols: Int = 70, _ kind: Values, seed: UInt64 = 3,
-                    blockTarget: Int = 1000, file: StaticString = #filePath, line: UInt = #line) throws {
+                    blockTarget: Int = 1000, candidateLimit: Int? = nil, file: StaticString = #filePath, line: UInt = #line) throws {
         let family = try XCTUnwrap(MergeMethodRegistry.method(named: method) as? TaskArithmeticFamily)
         let full = family.withDefaults(p, modelCount: p.perModel.count)
         let (base, models) = inputs(rows: rows, cols: cols, models: p.perModel.count, kind, seed: seed)
@@ -45,7 +53,7 @@ final class StreamedKernelTests: XCTestCase {
             try withBuffers(models.map { Tensor(shape: shape, scalars: $0) }) { xs in
                 let inp = MergeInputs(tensorName: "t", shape: shape, base: b, models: xs)
                 try streamed.withUnsafeMutableBufferPointer { o in
-                    try family.stream(full, tensorName: "t", shape: shape, seed: 9, blockTarget: blockTarget)
+                    try family.stream(full, tensorName: "t", shape: shape, seed: 9, blockTarget: blockTarget, candidateLimit: candidateLimit)
                         .run(BufferBlockSource(inputs: inp), into: BufferOutput(o))
                 }
                 try reference.withUnsafeMutableBufferPointer { o in
@@ -53,7 +61,8 @@ final class StreamedKernelTests: XCTestCase {
                 }
             }
         }
-        let differ = zip(streamed, reference).filter { $0.bitPattern != $1.bitPattern }.count
+        // Bit for bit, except that any NaN matches any NaN (payloads differ between operations).
+        let differ = zip(streamed, reference).filter { $0.bitPattern != $1.bitPattern && !($0.isNaN && $1.isNaN) }.count
         XCTAssertEqual(differ, 0, "\(method) \(kind): \(differ) of \(streamed.count) elements differ", file: file, line: line)
         // The merge changed something (the test is not vacuous).
         XCTAssertNotEqual(streamed, base, file: file, line: line)
@@ -108,6 +117,47 @@ final class StreamedKernelTests: XCTestCase {
     func testTaskArithmeticMatchesReference() throws {
         try assertSame("task_arithmetic", params(three.map { ["weight": $0["weight"]!] }, ["lambda": .number(0.5)]), .continuous)
         try assertSame("task_arithmetic", params(three.map { ["weight": $0["weight"]!] }, ["normalize": .bool(true)]), .quantised)
+    }
+
+    /// Pass 2 keeps the low bits of each bound's bin up to a limit (then histograms the rest and
+    /// counts ties in pass 3), and the C kernels have an AVX2 and a scalar path: every
+    /// combination gives the reference's bits, also with NaN, infinite, -0 and subnormal deltas.
+    func testBinLimitsAndScalarKernelsGiveTheSameBits() throws {
+        defer { ws_merge_force_scalar(0) }
+        var p = three
+        p[1]["gamma"] = .number(0.1)
+        for scalar in [false, true] {
+            ws_merge_force_scalar(scalar ? 1 : 0)
+            for limit in [nil, 0, 40] as [Int?] {
+                for kind in [Values.quantised, .continuous, .mostlyZero, .special] {
+                    try assertSame("ties", params(three), kind, candidateLimit: limit)
+                    try assertSame("ties", params(three, ["rescale": .bool(true), "normalize": .bool(false)]), kind, candidateLimit: limit)
+                    try assertSame("breadcrumbs_ties", params(p), kind, candidateLimit: limit)
+                }
+                try assertSame("dare_ties", params(three), .special, candidateLimit: limit)
+                try assertSame("breadcrumbs", params([["weight": .number(1), "density": .number(0.01), "gamma": .number(0.3)]]), .quantised,
+                               candidateLimit: limit)
+            }
+        }
+    }
+
+    /// `ws_merge_bin_scan` against a plain loop, both paths, with lengths that leave tails.
+    func testBinScanFindsEveryElementOfTheBin() {
+        defer { ws_merge_force_scalar(0) }
+        var r = SeededRandom(seed: 5)
+        for n in [0, 7, 8, 9, 1001] {
+            let b: [Float] = (0..<n).map { _ in Float(r.nextNormal()) }
+            let x: [Float] = b.enumerated().map { j, v in j % 97 == 0 ? .nan : v + Float(Int(r.nextUniform() * 9) - 4) / 16 }
+            for high: UInt32 in [0x3D80, 0x3E00, 0x3E80, 0x7FC0, 0] {
+                let expected = zip(x, b).map { ($0 - $1).magnitude.bitPattern }.filter { $0 >> 16 == high }.map { UInt16($0 & 0xFFFF) }
+                for scalar in [0, 1] as [Int32] {
+                    ws_merge_force_scalar(scalar)
+                    var low = [UInt16](repeating: 0, count: max(1, n))
+                    let c = ws_merge_bin_scan(x, b, n, high, &low)
+                    XCTAssertEqual(Array(low[0..<c]), expected, "n \(n) high \(high) scalar \(scalar)")
+                }
+            }
+        }
     }
 
     func testDefaultBlocksAndSmallTensors() throws {

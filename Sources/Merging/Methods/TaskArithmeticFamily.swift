@@ -91,10 +91,11 @@ public struct TaskArithmeticFamily: MergeMethod {
     }
 
     func stream(_ p: ResolvedParameters, tensorName: String, shape: Shape, seed: UInt64,
-                blockTarget: Int = TensorBlocks.defaultTarget) throws -> TaskArithmeticStream {
+                blockTarget: Int = TensorBlocks.defaultTarget, candidateLimit: Int? = nil) throws -> TaskArithmeticStream {
         let r = try resolve(p)
         return try TaskArithmeticStream(family: self, weights: r.weights, settings: r.settings, global: r.global, tensorName: tensorName,
-                                        shape: shape.rank == 0 ? [1] : shape.dims, seed: seed, blockTarget: blockTarget)
+                                        shape: shape.rank == 0 ? [1] : shape.dims, seed: seed, blockTarget: blockTarget,
+                                        candidateLimit: candidateLimit)
     }
 
     public func merge(_ inputs: MergeInputs, _ p: ResolvedParameters, seed: UInt64, into out: UnsafeMutableBufferPointer<Float>) throws {

@@ -1,7 +1,10 @@
+import CMergeKernels
 import Foundation
 
 extension TaskArithmeticStream {
-    /// Pass 5: pruned deltas, consensus and output, window by window.
+    /// Pass 5: pruned deltas, consensus and output, window by window. The sign election runs in
+    /// `ws_merge_sign_elect` (CMergeKernels), with plain magnitude-range masks applied on the fly;
+    /// the sums without election accumulate a 1024-element run in Float64 here.
     func writeOutput(_ source: MergeBlockSource, _ st: State, into output: MergeOutput) throws {
         let m = prunes.count
         let pruned = prunes.map { if case .unpruned = $0 { return false } else { return true } }
@@ -9,7 +12,7 @@ extension TaskArithmeticStream {
         let slot = prunes.indices.map { i in pruned[0..<i].filter { $0 }.count }
         let be = blocks.blockElements
         let workers = ParallelLoops.workers(for: min(windowBlocks, blocks.blockCount))
-        // Per worker: the pruned deltas of one block, then S, M, D accumulators of a 1024-element run.
+        // Per worker: the pruned deltas of one block (sign election: only those not masked on the fly).
         let deltas = UnsafeMutablePointer<Float>.allocate(capacity: max(1, workers * prunedCount * be))
         defer { deltas.deallocate() }
         let scratch = DellaScratch(workers: workers, cols: blocks.cols, rows: be / blocks.cols)
@@ -40,56 +43,28 @@ extension TaskArithmeticStream {
                             let b = baseBuf!.baseAddress!
                             let xs = models.map { $0.baseAddress! }
                             let dt = deltas + worker * prunedCount * be
+                            let oo = o + (range.lowerBound - lo)
+                            if signSum {
+                                withUnsafeTemporaryAllocation(of: ws_merge_operand.self, capacity: m) { ops in
+                                    for i in 0..<m {
+                                        ops[i] = signOperand(i, xs[i], b, block: block, start: range.lowerBound, count: len, st,
+                                                             scratch: scratch, worker: worker, buffer: dt + slot[i] * be)
+                                    }
+                                    ws_merge_sign_elect(b, ops.baseAddress, m, len, lambda, normalize ? 1 : 0, oo)
+                                }
+                                return
+                            }
                             for i in 0..<m where pruned[i] {
                                 prunedDelta(i, xs[i], b, block: block, start: range.lowerBound, count: len, st,
                                             scratch: scratch, worker: worker, into: dt + slot[i] * be)
                             }
-                            let oo = o + (range.lowerBound - lo)
-                            withUnsafeTemporaryAllocation(of: Double.self, capacity: 3 * 1024) { tmp in
-                                let S = tmp.baseAddress!, M = S + 1024, D = S + 2048
+                            withUnsafeTemporaryAllocation(of: Double.self, capacity: 1024) { tmp in
+                                let S = tmp.baseAddress!
                                 var s0 = 0
                                 while s0 < len {
                                     let run = min(1024, len - s0)
                                     let bb = b + s0
-                                    if signSum {
-                                        for j in 0..<run { S[j] = 0; M[j] = 0; D[j] = 0 }
-                                        for i in 0..<m {
-                                            let w = weights[i]
-                                            if pruned[i] {
-                                                let x = dt + slot[i] * be + s0
-                                                for j in 0..<run { S[j] += w * Double(x[j]) }
-                                            } else {
-                                                let x = xs[i] + s0
-                                                for j in 0..<run { S[j] += w * (Double(x[j]) - Double(bb[j])) }
-                                            }
-                                        }
-                                        for i in 0..<m {
-                                            let w = weights[i]
-                                            if pruned[i] {
-                                                let x = dt + slot[i] * be + s0
-                                                for j in 0..<run {
-                                                    let d = w * Double(x[j])
-                                                    let agree = S[j] >= 0 ? d > 0 : d < 0
-                                                    M[j] += agree ? d : 0
-                                                    D[j] += agree ? w : 0
-                                                }
-                                            } else {
-                                                let x = xs[i] + s0
-                                                for j in 0..<run {
-                                                    let d = w * (Double(x[j]) - Double(bb[j]))
-                                                    let agree = S[j] >= 0 ? d > 0 : d < 0
-                                                    M[j] += agree ? d : 0
-                                                    D[j] += agree ? w : 0
-                                                }
-                                            }
-                                        }
-                                        let oj = oo + s0
-                                        for j in 0..<run {
-                                            var mixed = M[j]
-                                            if normalize { mixed /= (D[j] == 0 ? 1 : D[j]) }
-                                            oj[j] = Float(Double(bb[j]) + lambda * mixed)
-                                        }
-                                    } else if anyPruned {
+                                    if anyPruned {
                                         // deltaSum: acc starts at the base.
                                         for j in 0..<run { S[j] = Double(bb[j]) }
                                         for i in 0..<m {

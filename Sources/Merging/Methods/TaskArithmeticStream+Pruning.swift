@@ -1,3 +1,4 @@
+import CMergeKernels
 import Foundation
 
 extension TaskArithmeticStream {
@@ -38,6 +39,44 @@ extension TaskArithmeticStream {
                 dt[j] = keep[j] ? (f.map { d * $0 } ?? d) : 0
             }
         }
+    }
+
+    /// How model `i` enters `ws_merge_sign_elect` over one block: unpruned and plain magnitude
+    /// ranges are read straight from the inputs (the mask applied on the fly); tie ordinals,
+    /// random and DELLA masks are written to `buffer` first (`prunedDelta`).
+    func signOperand(_ i: Int, _ x: UnsafePointer<Float>, _ b: UnsafePointer<Float>, block: Int, start: Int, count len: Int,
+                     _ st: State, scratch: DellaScratch, worker: Int, buffer: UnsafeMutablePointer<Float>) -> ws_merge_operand {
+        var op = ws_merge_operand(x: x, weight: weights[i], lo: 0, hi: 0, factor: 1, kind: Int32(WS_MERGE_RAW))
+        switch prunes[i] {
+        case .unpruned:
+            return op
+        case .zero:
+            op.kind = Int32(WS_MERGE_ZERO)
+            return op
+        case .ranks:
+            let keep = st.keep(i, block: block)
+            guard !keep.needsOrdinals else { break }
+            // |δ|'s bits are at most 0x7FFFFFFF: clamp the range to that (the kernel compares signed).
+            guard let r = keep.bitRange, r.lowerBound <= 0x7FFF_FFFF else {
+                op.kind = Int32(WS_MERGE_ZERO)
+                return op
+            }
+            op.lo = r.lowerBound
+            op.hi = min(r.upperBound, 0x7FFF_FFFF)
+            if let f = st.factors[i] {
+                op.factor = f
+                op.kind = Int32(WS_MERGE_BITS_SCALED)
+            } else {
+                op.kind = Int32(WS_MERGE_BITS)
+            }
+            return op
+        case .random, .della:
+            break
+        }
+        prunedDelta(i, x, b, block: block, start: start, count: len, st, scratch: scratch, worker: worker, into: buffer)
+        op.x = UnsafePointer(buffer)
+        op.kind = Int32(WS_MERGE_DELTA)
+        return op
     }
 
     /// `dt = δ·f` (or δ) where `|δ|`'s bits lie in `r`, +0 elsewhere: branch-free so it vectorises.

@@ -6,8 +6,10 @@ import Foundation
 ///
 /// 1. statistics: high-16-bit histograms of `|δ_i|` bit patterns (magnitude pruning), L1 norms
 ///    per block before pruning, and after pruning for the random masks (DARE, DELLA);
-/// 2. low-16-bit histograms inside the bins holding the rank bounds → exact thresholds;
-/// 3. only when a bound keeps part of its ties: tie counts per block (ordinals across blocks);
+/// 2. the low 16 bits of the elements inside the bins holding the rank bounds, kept per block →
+///    exact thresholds, and tie counts per block where a bound keeps part of its ties;
+/// 3. only when a bin held more than `candidateLimit` elements and its bound keeps part of its
+///    ties: tie counts per block (ordinals across blocks);
 /// 4. only for magnitude pruning with `rescale`: L1 norms per block after pruning;
 /// 5. the output: pruned (and rescaled) deltas, sign election, disjoint mean or weighted sum,
 ///    written window by window to the `MergeOutput`.
@@ -37,12 +39,17 @@ struct TaskArithmeticStream {
     let normalize: Bool
     let lambda: Double
     let blocks: TensorBlocks
+    /// Most elements of one rank bound's bin whose low bits pass 2 keeps (2 bytes each) to count
+    /// ties without pass 3.
+    let candidateLimit: Int
     /// Output window (whole blocks) handed to `MergeOutput.fill` at once.
     var windowBlocks: Int { blocks.windowBlocks }
 
     init(family: TaskArithmeticFamily, weights: [Double], settings: [SparsifierSettings], global: TaskArithmeticFamily.Global,
-         tensorName: String, shape: [Int], seed: UInt64, blockTarget: Int = TensorBlocks.defaultTarget) throws {
+         tensorName: String, shape: [Int], seed: UInt64, blockTarget: Int = TensorBlocks.defaultTarget,
+         candidateLimit: Int? = nil) throws {
         let n = shape.reduce(1, *)
+        self.candidateLimit = candidateLimit ?? max(1 << 16, n / 16)
         consensus = family.consensus
         self.weights = weights
         rescale = global.rescale
@@ -85,6 +92,13 @@ struct TaskArithmeticStream {
         var lowerTiesBefore: [[Int]?]
         var upperTiesBefore: [[Int]?]
         var factors: [Float?]
+
+        /// Records the ties at model `i`'s lower (side 0) or upper bound found in each block.
+        mutating func setTies(_ i: Int, side: Int, perBlock: [Int]) {
+            var before = [Int](repeating: 0, count: perBlock.count + 1)
+            for (block, c) in perBlock.enumerated() { before[block + 1] = before[block] + c }
+            if side == 0 { lowerTiesBefore[i] = before } else { upperTiesBefore[i] = before }
+        }
 
         /// Model `i`'s kept set restricted to `block`, with tie ordinals counted from the block's
         /// start. At most one block per bound keeps part of its ties; every other block gets a

@@ -1,0 +1,206 @@
+// Inner loops of the streamed TIES/DARE kernel (see include/CMergeKernels.h).
+//
+// The AVX2 code is compiled through function attributes, so the target builds without -m flags
+// and runs on any x86_64 (a run-time check picks the scalar loops on older CPUs). Contraction
+// into fused multiply-adds is off: the results must match the scalar loops and the Swift
+// reference bit for bit.
+
+#pragma STDC FP_CONTRACT OFF
+#pragma clang fp contract(off)
+
+#include "CMergeKernels.h"
+#include <string.h>
+
+static inline uint32_t f32_bits(float f) { uint32_t u; memcpy(&u, &f, 4); return u; }
+
+// ---- scalar definitions (also the tails of the vector loops) ----
+
+static size_t scalar_bin_scan(const float *x, const float *b, size_t n, uint32_t high, uint16_t *low) {
+    size_t c = 0;
+    for (size_t j = 0; j < n; j++) {
+        uint32_t bits = f32_bits(x[j] - b[j]) & 0x7FFFFFFFu;
+        if ((bits >> 16) == high) low[c++] = (uint16_t)(bits & 0xFFFF);
+    }
+    return c;
+}
+
+/// Model i's delta at element j, widened (see the operand kinds).
+static inline double scalar_delta(const ws_merge_operand *op, const float *b, size_t j) {
+    switch (op->kind) {
+    case WS_MERGE_RAW: return (double)op->x[j] - (double)b[j];
+    case WS_MERGE_DELTA: return (double)op->x[j];
+    case WS_MERGE_BITS:
+    case WS_MERGE_BITS_SCALED: {
+        float e = op->x[j] - b[j];
+        uint32_t bits = f32_bits(e) & 0x7FFFFFFFu;
+        if (bits < op->lo || bits > op->hi) return 0.0;
+        return op->kind == WS_MERGE_BITS ? (double)e : (double)(e * op->factor);
+    }
+    default: return 0.0;
+    }
+}
+
+static void scalar_sign_elect(const float *b, const ws_merge_operand *ops, size_t m, size_t n, double lambda,
+                              int normalize, float *out) {
+    for (size_t j = 0; j < n; j++) {
+        double s = 0;
+        for (size_t i = 0; i < m; i++) s += ops[i].weight * scalar_delta(&ops[i], b, j);
+        double mixed = 0, den = 0;
+        for (size_t i = 0; i < m; i++) {
+            double w = ops[i].weight, d = w * scalar_delta(&ops[i], b, j);
+            int agree = s >= 0 ? d > 0 : d < 0;
+            mixed += agree ? d : 0.0;
+            den += agree ? w : 0.0;
+        }
+        if (normalize) mixed /= (den == 0 ? 1.0 : den);
+        out[j] = (float)((double)b[j] + lambda * mixed);
+    }
+}
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+
+static int avx2 = -1;  // benign race: every thread computes the same
+static int forced_scalar = 0;
+
+void ws_merge_force_scalar(int on) { forced_scalar = on; }
+
+int ws_merge_avx2_available(void) {
+    if (avx2 < 0) {
+        __builtin_cpu_init();
+        avx2 = __builtin_cpu_supports("avx2") ? 1 : 0;
+    }
+    return !forced_scalar && avx2 == 1;
+}
+
+__attribute__((target("avx2")))
+static size_t avx2_bin_scan(const float *x, const float *b, size_t n, uint32_t high, uint16_t *low) {
+    const __m256i abs_mask = _mm256_set1_epi32(0x7FFFFFFF), want = _mm256_set1_epi32((int)high);
+    size_t c = 0, j = 0;
+    for (; j + 8 <= n; j += 8) {
+        __m256i bits = _mm256_and_si256(_mm256_castps_si256(_mm256_sub_ps(_mm256_loadu_ps(x + j), _mm256_loadu_ps(b + j))), abs_mask);
+        unsigned hit = (unsigned)_mm256_movemask_ps(_mm256_castsi256_ps(_mm256_cmpeq_epi32(_mm256_srli_epi32(bits, 16), want)));
+        if (hit) {  // rare: a rank bound's bin holds a small share of the elements
+            uint32_t lanes[8];
+            _mm256_storeu_si256((__m256i *)lanes, bits);
+            for (; hit; hit &= hit - 1) low[c++] = (uint16_t)(lanes[__builtin_ctz(hit)] & 0xFFFF);
+        }
+    }
+    return c + scalar_bin_scan(x + j, b + j, n - j, high, low + c);
+}
+
+/// Model i's delta at elements j..j+7 as two Float64 halves.
+__attribute__((target("avx2")))
+static inline void avx2_delta(const ws_merge_operand *op, __m256 bv, __m256d blo, __m256d bhi, size_t j,
+                              __m256d *lo, __m256d *hi) {
+    switch (op->kind) {
+    case WS_MERGE_RAW: {
+        __m256 xv = _mm256_loadu_ps(op->x + j);
+        *lo = _mm256_sub_pd(_mm256_cvtps_pd(_mm256_castps256_ps128(xv)), blo);
+        *hi = _mm256_sub_pd(_mm256_cvtps_pd(_mm256_extractf128_ps(xv, 1)), bhi);
+        return;
+    }
+    case WS_MERGE_DELTA: {
+        __m256 xv = _mm256_loadu_ps(op->x + j);
+        *lo = _mm256_cvtps_pd(_mm256_castps256_ps128(xv));
+        *hi = _mm256_cvtps_pd(_mm256_extractf128_ps(xv, 1));
+        return;
+    }
+    case WS_MERGE_BITS:
+    case WS_MERGE_BITS_SCALED: {
+        __m256 e = _mm256_sub_ps(_mm256_loadu_ps(op->x + j), bv);
+        // lo, hi and |e|'s bits are all <= 0x7FFFFFFF, so signed compares order them correctly.
+        __m256i bits = _mm256_and_si256(_mm256_castps_si256(e), _mm256_set1_epi32(0x7FFFFFFF));
+        __m256i out = _mm256_or_si256(_mm256_cmpgt_epi32(_mm256_set1_epi32((int)op->lo), bits),
+                                      _mm256_cmpgt_epi32(bits, _mm256_set1_epi32((int)op->hi)));
+        if (op->kind == WS_MERGE_BITS_SCALED) e = _mm256_mul_ps(e, _mm256_set1_ps(op->factor));
+        e = _mm256_andnot_ps(_mm256_castsi256_ps(out), e);
+        *lo = _mm256_cvtps_pd(_mm256_castps256_ps128(e));
+        *hi = _mm256_cvtps_pd(_mm256_extractf128_ps(e, 1));
+        return;
+    }
+    default:
+        *lo = _mm256_setzero_pd();
+        *hi = _mm256_setzero_pd();
+    }
+}
+
+__attribute__((target("avx2")))
+static inline __m256d avx2_agree(__m256d s, __m256d d) {
+    const __m256d zero = _mm256_setzero_pd();
+    // s >= 0 ? d > 0 : d < 0 (ordered compares: NaN never agrees, as in the scalar loop)
+    return _mm256_blendv_pd(_mm256_cmp_pd(d, zero, _CMP_LT_OQ), _mm256_cmp_pd(d, zero, _CMP_GT_OQ),
+                            _mm256_cmp_pd(s, zero, _CMP_GE_OQ));
+}
+
+__attribute__((target("avx2")))
+static void avx2_sign_elect(const float *b, const ws_merge_operand *ops, size_t m, size_t n, double lambda,
+                            int normalize, float *out) {
+    const __m256d zero = _mm256_setzero_pd(), one = _mm256_set1_pd(1.0), lam = _mm256_set1_pd(lambda);
+    size_t j = 0;
+    for (; j + 8 <= n; j += 8) {
+        __m256 bv = _mm256_loadu_ps(b + j);
+        __m256d blo = _mm256_cvtps_pd(_mm256_castps256_ps128(bv)), bhi = _mm256_cvtps_pd(_mm256_extractf128_ps(bv, 1));
+        __m256d slo = zero, shi = zero, dlo, dhi;
+        for (size_t i = 0; i < m; i++) {
+            __m256d w = _mm256_set1_pd(ops[i].weight);
+            avx2_delta(&ops[i], bv, blo, bhi, j, &dlo, &dhi);
+            slo = _mm256_add_pd(slo, _mm256_mul_pd(w, dlo));
+            shi = _mm256_add_pd(shi, _mm256_mul_pd(w, dhi));
+        }
+        __m256d mlo = zero, mhi = zero, nlo = zero, nhi = zero;
+        for (size_t i = 0; i < m; i++) {
+            __m256d w = _mm256_set1_pd(ops[i].weight);
+            avx2_delta(&ops[i], bv, blo, bhi, j, &dlo, &dhi);
+            dlo = _mm256_mul_pd(w, dlo);
+            dhi = _mm256_mul_pd(w, dhi);
+            __m256d alo = avx2_agree(slo, dlo), ahi = avx2_agree(shi, dhi);
+            mlo = _mm256_add_pd(mlo, _mm256_and_pd(alo, dlo));
+            mhi = _mm256_add_pd(mhi, _mm256_and_pd(ahi, dhi));
+            nlo = _mm256_add_pd(nlo, _mm256_and_pd(alo, w));
+            nhi = _mm256_add_pd(nhi, _mm256_and_pd(ahi, w));
+        }
+        if (normalize) {
+            mlo = _mm256_div_pd(mlo, _mm256_blendv_pd(nlo, one, _mm256_cmp_pd(nlo, zero, _CMP_EQ_OQ)));
+            mhi = _mm256_div_pd(mhi, _mm256_blendv_pd(nhi, one, _mm256_cmp_pd(nhi, zero, _CMP_EQ_OQ)));
+        }
+        __m128 olo = _mm256_cvtpd_ps(_mm256_add_pd(blo, _mm256_mul_pd(lam, mlo)));
+        __m128 ohi = _mm256_cvtpd_ps(_mm256_add_pd(bhi, _mm256_mul_pd(lam, mhi)));
+        _mm256_storeu_ps(out + j, _mm256_set_m128(ohi, olo));
+    }
+    if (j < n) {
+        ws_merge_operand tail[m > 0 ? m : 1];
+        for (size_t i = 0; i < m; i++) {
+            tail[i] = ops[i];
+            if (tail[i].x) tail[i].x += j;
+        }
+        scalar_sign_elect(b + j, tail, m, n - j, lambda, normalize, out + j);
+    }
+}
+
+size_t ws_merge_bin_scan(const float *x, const float *b, size_t n, uint32_t high, uint16_t *low) {
+    if (ws_merge_avx2_available()) return avx2_bin_scan(x, b, n, high, low);
+    return scalar_bin_scan(x, b, n, high, low);
+}
+
+void ws_merge_sign_elect(const float *b, const ws_merge_operand *ops, size_t m, size_t n, double lambda,
+                         int normalize, float *out) {
+    if (ws_merge_avx2_available()) avx2_sign_elect(b, ops, m, n, lambda, normalize, out);
+    else scalar_sign_elect(b, ops, m, n, lambda, normalize, out);
+}
+
+#else
+
+void ws_merge_force_scalar(int on) { (void)on; }
+int ws_merge_avx2_available(void) { return 0; }
+
+size_t ws_merge_bin_scan(const float *x, const float *b, size_t n, uint32_t high, uint16_t *low) {
+    return scalar_bin_scan(x, b, n, high, low);
+}
+
+void ws_merge_sign_elect(const float *b, const ws_merge_operand *ops, size_t m, size_t n, double lambda,
+                         int normalize, float *out) {
+    scalar_sign_elect(b, ops, m, n, lambda, normalize, out);
+}
+
+#endif
