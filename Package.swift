@@ -18,7 +18,9 @@ let package = Package(
         // Fast f16/bf16 <-> f32 with a run-time F16C/AVX2 check (no build flags).
         .target(name: "CConversions"),
         .target(name: "Tensors", dependencies: ["CLinearAlgebra", "CConversions"], exclude: ["README.md"]),
-        .target(name: "Checkpoints", dependencies: ["Tensors"], exclude: ["README.md"]),
+        // sync_file_range (early writeback of large outputs), which Glibc's Swift module lacks.
+        .target(name: "CFileIO"),
+        .target(name: "Checkpoints", dependencies: ["Tensors", "CFileIO"], exclude: ["README.md"]),
         // AVX2 (run-time checked) inner loops of the streamed TIES/DARE kernel.
         .target(name: "CMergeKernels"),
         .target(name: "Merging", dependencies: ["Tensors", "Checkpoints", "CMergeKernels", "Yams"], exclude: ["README.md"]),

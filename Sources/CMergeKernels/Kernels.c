@@ -9,6 +9,7 @@
 #pragma clang fp contract(off)
 
 #include "CMergeKernels.h"
+#include <math.h>
 #include <string.h>
 
 static inline uint32_t f32_bits(float f) { uint32_t u; memcpy(&u, &f, 4); return u; }
@@ -24,6 +25,35 @@ static size_t scalar_bin_scan(const float *x, const float *b, size_t n, uint32_t
     return c;
 }
 
+static inline uint32_t mix32(uint32_t x) {
+    x ^= x >> 16;
+    x *= 0x7FEB352Du;
+    x ^= x >> 15;
+    x *= 0x846CA68Bu;
+    x ^= x >> 16;
+    return x;
+}
+
+uint32_t ws_merge_bits32(uint32_t k0, uint32_t k1, uint32_t index) { return mix32(mix32(index ^ k0) ^ k1); }
+
+static void scalar_keep_random(const float *x, const float *b, size_t n, uint32_t k0, uint32_t k1, int64_t start, uint32_t limit,
+                               float factor, int scaled, float *out) {
+    for (size_t j = 0; j < n; j++) {
+        float e = x[j] - b[j];
+        out[j] = ws_merge_bits32(k0, k1, (uint32_t)(start + (int64_t)j)) <= limit ? (scaled ? e * factor : e) : 0.0f;
+    }
+}
+
+/// Adds elements j0..<n to the four lane sums (lane j mod 4).
+static void scalar_random_l1(const float *x, const float *b, size_t j0, size_t n, uint32_t k0, uint32_t k1, int64_t start,
+                             uint32_t limit, double all[4], double kept[4]) {
+    for (size_t j = j0; j < n; j++) {
+        double d = (double)fabsf(x[j] - b[j]);
+        all[j & 3] += d;
+        kept[j & 3] += ws_merge_bits32(k0, k1, (uint32_t)(start + (int64_t)j)) <= limit ? d : 0.0;
+    }
+}
+
 /// Model i's delta at element j, widened (see the operand kinds).
 static inline double scalar_delta(const ws_merge_operand *op, const float *b, size_t j) {
     switch (op->kind) {
@@ -35,6 +65,12 @@ static inline double scalar_delta(const ws_merge_operand *op, const float *b, si
         uint32_t bits = f32_bits(e) & 0x7FFFFFFFu;
         if (bits < op->lo || bits > op->hi) return 0.0;
         return op->kind == WS_MERGE_BITS ? (double)e : (double)(e * op->factor);
+    }
+    case WS_MERGE_RANDOM:
+    case WS_MERGE_RANDOM_SCALED: {
+        float e = op->x[j] - b[j];
+        if (ws_merge_bits32(op->k0, op->k1, (uint32_t)(op->start + (int64_t)j)) > op->limit) return 0.0;
+        return op->kind == WS_MERGE_RANDOM ? (double)e : (double)(e * op->factor);
     }
     default: return 0.0;
     }
@@ -89,6 +125,58 @@ static size_t avx2_bin_scan(const float *x, const float *b, size_t n, uint32_t h
     return c + scalar_bin_scan(x + j, b + j, n - j, high, low + c);
 }
 
+__attribute__((target("avx2")))
+static inline __m256i avx2_mix32(__m256i x) {
+    x = _mm256_xor_si256(x, _mm256_srli_epi32(x, 16));
+    x = _mm256_mullo_epi32(x, _mm256_set1_epi32((int)0x7FEB352Du));
+    x = _mm256_xor_si256(x, _mm256_srli_epi32(x, 15));
+    x = _mm256_mullo_epi32(x, _mm256_set1_epi32((int)0x846CA68Bu));
+    return _mm256_xor_si256(x, _mm256_srli_epi32(x, 16));
+}
+
+/// All-ones lanes where ws_merge_bits32(k0, k1, index + lane) <= limit.
+__attribute__((target("avx2")))
+static inline __m256 avx2_random_keep(uint32_t k0, uint32_t k1, uint32_t index, uint32_t limit) {
+    __m256i i = _mm256_add_epi32(_mm256_set1_epi32((int)index), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+    __m256i r = avx2_mix32(_mm256_xor_si256(avx2_mix32(_mm256_xor_si256(i, _mm256_set1_epi32((int)k0))), _mm256_set1_epi32((int)k1)));
+    __m256i l = _mm256_set1_epi32((int)limit);
+    return _mm256_castsi256_ps(_mm256_cmpeq_epi32(_mm256_max_epu32(r, l), l));  // r <= limit, unsigned
+}
+
+__attribute__((target("avx2")))
+static void avx2_keep_random(const float *x, const float *b, size_t n, uint32_t k0, uint32_t k1, int64_t start, uint32_t limit,
+                             float factor, int scaled, float *out) {
+    size_t j = 0;
+    for (; j + 8 <= n; j += 8) {
+        __m256 e = _mm256_sub_ps(_mm256_loadu_ps(x + j), _mm256_loadu_ps(b + j));
+        if (scaled) e = _mm256_mul_ps(e, _mm256_set1_ps(factor));
+        _mm256_storeu_ps(out + j, _mm256_and_ps(e, avx2_random_keep(k0, k1, (uint32_t)(start + (int64_t)j), limit)));
+    }
+    scalar_keep_random(x + j, b + j, n - j, k0, k1, start + (int64_t)j, limit, factor, scaled, out + j);
+}
+
+__attribute__((target("avx2")))
+static void avx2_random_l1(const float *x, const float *b, size_t n, uint32_t k0, uint32_t k1, int64_t start, uint32_t limit,
+                           double sums[2]) {
+    __m256d all = _mm256_setzero_pd(), kept = _mm256_setzero_pd();
+    const __m256 abs_mask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7FFFFFFF));
+    size_t j = 0;
+    for (; j + 8 <= n; j += 8) {
+        __m256 d = _mm256_and_ps(_mm256_sub_ps(_mm256_loadu_ps(x + j), _mm256_loadu_ps(b + j)), abs_mask);
+        __m256 k = _mm256_and_ps(d, avx2_random_keep(k0, k1, (uint32_t)(start + (int64_t)j), limit));
+        all = _mm256_add_pd(all, _mm256_cvtps_pd(_mm256_castps256_ps128(d)));
+        all = _mm256_add_pd(all, _mm256_cvtps_pd(_mm256_extractf128_ps(d, 1)));
+        kept = _mm256_add_pd(kept, _mm256_cvtps_pd(_mm256_castps256_ps128(k)));
+        kept = _mm256_add_pd(kept, _mm256_cvtps_pd(_mm256_extractf128_ps(k, 1)));
+    }
+    double a[4], c[4];
+    _mm256_storeu_pd(a, all);
+    _mm256_storeu_pd(c, kept);
+    scalar_random_l1(x, b, j, n, k0, k1, start, limit, a, c);
+    sums[0] = (a[0] + a[1]) + (a[2] + a[3]);
+    sums[1] = (c[0] + c[1]) + (c[2] + c[3]);
+}
+
 /// Model i's delta at elements j..j+7 as two Float64 halves.
 __attribute__((target("avx2")))
 static inline void avx2_delta(const ws_merge_operand *op, __m256 bv, __m256d blo, __m256d bhi, size_t j,
@@ -115,6 +203,15 @@ static inline void avx2_delta(const ws_merge_operand *op, __m256 bv, __m256d blo
                                       _mm256_cmpgt_epi32(bits, _mm256_set1_epi32((int)op->hi)));
         if (op->kind == WS_MERGE_BITS_SCALED) e = _mm256_mul_ps(e, _mm256_set1_ps(op->factor));
         e = _mm256_andnot_ps(_mm256_castsi256_ps(out), e);
+        *lo = _mm256_cvtps_pd(_mm256_castps256_ps128(e));
+        *hi = _mm256_cvtps_pd(_mm256_extractf128_ps(e, 1));
+        return;
+    }
+    case WS_MERGE_RANDOM:
+    case WS_MERGE_RANDOM_SCALED: {
+        __m256 e = _mm256_sub_ps(_mm256_loadu_ps(op->x + j), bv);
+        if (op->kind == WS_MERGE_RANDOM_SCALED) e = _mm256_mul_ps(e, _mm256_set1_ps(op->factor));
+        e = _mm256_and_ps(e, avx2_random_keep(op->k0, op->k1, (uint32_t)(op->start + (int64_t)j), op->limit));
         *lo = _mm256_cvtps_pd(_mm256_castps256_ps128(e));
         *hi = _mm256_cvtps_pd(_mm256_extractf128_ps(e, 1));
         return;
@@ -173,6 +270,7 @@ static void avx2_sign_elect(const float *b, const ws_merge_operand *ops, size_t 
         for (size_t i = 0; i < m; i++) {
             tail[i] = ops[i];
             if (tail[i].x) tail[i].x += j;
+            tail[i].start += (int64_t)j;
         }
         scalar_sign_elect(b + j, tail, m, n - j, lambda, normalize, out + j);
     }
@@ -183,6 +281,24 @@ size_t ws_merge_bin_scan(const float *x, const float *b, size_t n, uint32_t high
     return scalar_bin_scan(x, b, n, high, low);
 }
 
+void ws_merge_keep_random(const float *x, const float *b, size_t n, uint32_t k0, uint32_t k1, int64_t start, uint32_t limit,
+                          float factor, int scaled, float *out) {
+    if (ws_merge_avx2_available()) avx2_keep_random(x, b, n, k0, k1, start, limit, factor, scaled, out);
+    else scalar_keep_random(x, b, n, k0, k1, start, limit, factor, scaled, out);
+}
+
+void ws_merge_random_l1(const float *x, const float *b, size_t n, uint32_t k0, uint32_t k1, int64_t start, uint32_t limit,
+                        double sums[2]) {
+    if (ws_merge_avx2_available()) {
+        avx2_random_l1(x, b, n, k0, k1, start, limit, sums);
+        return;
+    }
+    double a[4] = {0, 0, 0, 0}, c[4] = {0, 0, 0, 0};
+    scalar_random_l1(x, b, 0, n, k0, k1, start, limit, a, c);
+    sums[0] = (a[0] + a[1]) + (a[2] + a[3]);
+    sums[1] = (c[0] + c[1]) + (c[2] + c[3]);
+}
+
 void ws_merge_sign_elect(const float *b, const ws_merge_operand *ops, size_t m, size_t n, double lambda,
                          int normalize, float *out) {
     if (ws_merge_avx2_available()) avx2_sign_elect(b, ops, m, n, lambda, normalize, out);
@@ -190,6 +306,19 @@ void ws_merge_sign_elect(const float *b, const ws_merge_operand *ops, size_t m, 
 }
 
 #else
+
+void ws_merge_keep_random(const float *x, const float *b, size_t n, uint32_t k0, uint32_t k1, int64_t start, uint32_t limit,
+                          float factor, int scaled, float *out) {
+    scalar_keep_random(x, b, n, k0, k1, start, limit, factor, scaled, out);
+}
+
+void ws_merge_random_l1(const float *x, const float *b, size_t n, uint32_t k0, uint32_t k1, int64_t start, uint32_t limit,
+                        double sums[2]) {
+    double a[4] = {0, 0, 0, 0}, c[4] = {0, 0, 0, 0};
+    scalar_random_l1(x, b, 0, n, k0, k1, start, limit, a, c);
+    sums[0] = (a[0] + a[1]) + (a[2] + a[3]);
+    sums[1] = (c[0] + c[1]) + (c[2] + c[3]);
+}
 
 void ws_merge_force_scalar(int on) { (void)on; }
 int ws_merge_avx2_available(void) { return 0; }

@@ -1,3 +1,4 @@
+import CFileIO
 import Foundation
 import Tensors
 #if canImport(Glibc)
@@ -18,6 +19,12 @@ public final class SafetensorsWriter {
     private var fd: Int32
     private var next = 0
     private var finished = false
+    /// Bytes written, and where the last early writeback ended.
+    private var offset = 0
+    private var writebackStart = 0
+    /// Writeback of the bytes written so far starts every this many bytes, so that `finish()`'s
+    /// fsync does not wait for the whole file (the disk works while the caller computes).
+    static let writebackChunk = 64 << 20
     /// The tensor being written in pieces and its elements so far.
     private var openTensor: (entry: TensorEntry, written: Int)?
 
@@ -91,6 +98,12 @@ public final class SafetensorsWriter {
                 throw CheckpointError.io(path: url.path, message: "write failed: \(String(cString: strerror(errno)))")
             }
             done += n
+        }
+        offset += buffer.count
+        if offset - writebackStart >= Self.writebackChunk {
+            // Best effort: a failure here changes nothing (fsync in finish() reports real errors).
+            _ = ws_start_writeback(fd, Int64(writebackStart), Int64(offset - writebackStart))
+            writebackStart = offset
         }
     }
 

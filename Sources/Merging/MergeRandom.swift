@@ -54,24 +54,6 @@ public struct MergeRandom: Sendable {
         MergeRandom.mix(MergeRandom.mix(UInt32(truncatingIfNeeded: index) ^ k0) ^ k1)
     }
 
-    @inline(__always)
-    static func mix(_ v: SIMD8<UInt32>) -> SIMD8<UInt32> {
-        var x = v
-        x ^= x &>> 16
-        x &*= 0x7FEB_352D
-        x ^= x &>> 15
-        x &*= 0x846C_A68B
-        x ^= x &>> 16
-        return x
-    }
-
-    /// `bits32` of elements `first ..< first + 8`, eight lanes at once.
-    @inline(__always)
-    public func bits32x8(_ first: Int) -> SIMD8<UInt32> {
-        let i = SIMD8<UInt32>(repeating: UInt32(truncatingIfNeeded: first)) &+ SIMD8<UInt32>(0, 1, 2, 3, 4, 5, 6, 7)
-        return MergeRandom.mix(MergeRandom.mix(i ^ SIMD8(repeating: k0)) ^ SIMD8(repeating: k1))
-    }
-
     /// Uniform in [0, 1) for element `index`.
     public func uniform(_ index: Int) -> Double { Double(bits32(index)) * 0x1p-32 }
 

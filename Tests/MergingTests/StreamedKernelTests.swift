@@ -135,10 +135,22 @@ final class StreamedKernelTests: XCTestCase {
                     try assertSame("breadcrumbs_ties", params(p), kind, candidateLimit: limit)
                 }
                 try assertSame("dare_ties", params(three), .special, candidateLimit: limit)
+                try assertSame("dare_ties", params(three, ["rescale": .bool(false)]), .continuous, candidateLimit: limit)
+                try assertSame("dare_linear", params(three), .special, candidateLimit: limit)
                 try assertSame("breadcrumbs", params([["weight": .number(1), "density": .number(0.01), "gamma": .number(0.3)]]), .quantised,
                                candidateLimit: limit)
             }
         }
+    }
+
+    /// The C kernels' counter hash is `MergeRandom.bits32`, also where the index wraps at 2^32.
+    func testCounterHashMatchesMergeRandom() {
+        let r = MergeRandom(seed: 42, tensor: "model.layers.0.mlp.up_proj.weight", model: 1)
+        for index in [0, 1, 7, 12345, 1 << 31, (1 << 32) - 1, 1 << 32, (1 << 32) + 5] {
+            XCTAssertEqual(ws_merge_bits32(r.k0, r.k1, UInt32(truncatingIfNeeded: index)), r.bits32(index), "index \(index)")
+        }
+        // Known value, so that a change of the hash (and of every DARE mask) is noticed.
+        XCTAssertEqual(ws_merge_bits32(0, 0, 1), 0x58F5_4975)
     }
 
     /// `ws_merge_bin_scan` against a plain loop, both paths, with lengths that leave tails.

@@ -23,16 +23,37 @@ enum {
     WS_MERGE_DELTA = 1,       /* d = Double(x): x already holds the pruned Float32 delta */
     WS_MERGE_BITS = 2,        /* e = x - b (Float32), kept where lo <= bits(|e|) <= hi, else +0 */
     WS_MERGE_BITS_SCALED = 3, /* as BITS with e * factor (Float32) for the kept elements */
-    WS_MERGE_ZERO = 4         /* d = +0 */
+    WS_MERGE_ZERO = 4,        /* d = +0 */
+    WS_MERGE_RANDOM = 5,      /* e = x - b (Float32), kept where ws_merge_bits32(k0, k1, start + j) <= limit */
+    WS_MERGE_RANDOM_SCALED = 6 /* as RANDOM with e * factor (Float32) for the kept elements */
 };
 
 typedef struct {
     const float *x;  /* the model's block (RAW, BITS*) or its pruned delta (DELTA); NULL for ZERO */
     double weight;
     uint32_t lo, hi; /* BITS*: inclusive range of |e| bit patterns, both <= 0x7FFFFFFF */
-    float factor;    /* BITS_SCALED */
+    float factor;    /* BITS_SCALED, RANDOM_SCALED */
     int32_t kind;
+    uint32_t k0, k1; /* RANDOM*: the stream key (Merging.MergeRandom) */
+    uint32_t limit;  /* RANDOM*: largest kept random value */
+    int64_t start;   /* RANDOM*: the tensor index of element 0 (its low 32 bits enter the hash) */
 } ws_merge_operand;
+
+/* The 32 random bits of element `index` of a (tensor, model) stream (Merging.MergeRandom):
+ * mix(mix(index ^ k0) ^ k1) with mix(x) = lowbias32 (x ^= x >> 16; x *= 0x7FEB352D;
+ * x ^= x >> 15; x *= 0x846CA68B; x ^= x >> 16). */
+uint32_t ws_merge_bits32(uint32_t k0, uint32_t k1, uint32_t index);
+
+/* DARE's pruned delta over n elements: out[j] = e (or e * factor when scaled != 0) where
+ * ws_merge_bits32(k0, k1, start + j) <= limit, +0 elsewhere; e = x[j] - b[j] in Float32. */
+void ws_merge_keep_random(const float *x, const float *b, size_t n, uint32_t k0, uint32_t k1, int64_t start, uint32_t limit,
+                          float factor, int scaled, float *out);
+
+/* The L1 norms of e = x - b over all n elements and over those DARE keeps, as Float64 sums in
+ * four lanes (lane j mod 4, elements in increasing j; result (l0 + l1) + (l2 + l3)): sums[0] all,
+ * sums[1] kept. */
+void ws_merge_random_l1(const float *x, const float *b, size_t n, uint32_t k0, uint32_t k1, int64_t start, uint32_t limit,
+                        double sums[2]);
 
 /* TIES sign election over n elements:
  *   S = sum_i w_i d_i;  agree_i = S >= 0 ? w_i d_i > 0 : w_i d_i < 0;

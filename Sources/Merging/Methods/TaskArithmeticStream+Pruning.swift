@@ -41,12 +41,13 @@ extension TaskArithmeticStream {
         }
     }
 
-    /// How model `i` enters `ws_merge_sign_elect` over one block: unpruned and plain magnitude
-    /// ranges are read straight from the inputs (the mask applied on the fly); tie ordinals,
-    /// random and DELLA masks are written to `buffer` first (`prunedDelta`).
+    /// How model `i` enters `ws_merge_sign_elect` over one block: unpruned, plain magnitude ranges
+    /// and DARE masks are read straight from the inputs (the mask applied on the fly); tie
+    /// ordinals and DELLA masks are written to `buffer` first (`prunedDelta`).
     func signOperand(_ i: Int, _ x: UnsafePointer<Float>, _ b: UnsafePointer<Float>, block: Int, start: Int, count len: Int,
                      _ st: State, scratch: DellaScratch, worker: Int, buffer: UnsafeMutablePointer<Float>) -> ws_merge_operand {
-        var op = ws_merge_operand(x: x, weight: weights[i], lo: 0, hi: 0, factor: 1, kind: Int32(WS_MERGE_RAW))
+        var op = ws_merge_operand(x: x, weight: weights[i], lo: 0, hi: 0, factor: 1, kind: Int32(WS_MERGE_RAW), k0: 0, k1: 0, limit: 0,
+                                  start: Int64(start))
         switch prunes[i] {
         case .unpruned:
             return op
@@ -70,7 +71,18 @@ extension TaskArithmeticStream {
                 op.kind = Int32(WS_MERGE_BITS)
             }
             return op
-        case .random, .della:
+        case let .random(r, t):
+            op.k0 = r.k0
+            op.k1 = r.k1
+            op.limit = t
+            if let f = st.factors[i] {
+                op.factor = f
+                op.kind = Int32(WS_MERGE_RANDOM_SCALED)
+            } else {
+                op.kind = Int32(WS_MERGE_RANDOM)
+            }
+            return op
+        case .della:
             break
         }
         prunedDelta(i, x, b, block: block, start: start, count: len, st, scratch: scratch, worker: worker, into: buffer)
@@ -100,49 +112,17 @@ extension TaskArithmeticStream {
 
     /// DARE: `dt = δ·f` (or δ) where `bits32(start + j) ≤ t`, +0 elsewhere.
     func keepRandom(_ x: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ n: Int, _ r: MergeRandom, start: Int, threshold t: UInt32,
-                            factor: Float?, into dt: UnsafeMutablePointer<Float>) {
-        let scale = factor != nil, f = factor ?? 1
-        let limit = SIMD8<UInt32>(repeating: t)
-        var j = 0
-        while j + 8 <= n {
-            var d = SIMD8Load.floats(x + j) - SIMD8Load.floats(b + j)
-            if scale { d *= f }
-            SIMD8Load.store(d.replacing(with: 0, where: .!(r.bits32x8(start + j) .<= limit)), dt + j)
-            j += 8
-        }
-        while j < n {
-            let d = x[j] - b[j]
-            dt[j] = r.bits32(start + j) <= t ? (scale ? d * f : d) : 0
-            j += 1
-        }
+                    factor: Float?, into dt: UnsafeMutablePointer<Float>) {
+        ws_merge_keep_random(x, b, n, r.k0, r.k1, Int64(start), t, factor ?? 1, factor == nil ? 0 : 1, dt)
     }
 
     /// `Sparsifier.laneSum` of `|δ_j|` over all elements and over the elements DARE keeps, in one
-    /// pass, eight elements at a time (the same four lanes and order as `laneSum`).
+    /// pass (the same four lanes and order as `laneSum`).
     func randomL1(_ x: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ n: Int, _ r: MergeRandom, start: Int,
-                          limit t: UInt32) -> (before: Double, after: Double) {
-        let limit = SIMD8<UInt32>(repeating: t)
-        var all = SIMD4<Double>(), kept = SIMD4<Double>()
-        var j = 0
-        while j + 8 <= n {
-            let d = SIMD8Load.magnitude(SIMD8Load.floats(x + j) - SIMD8Load.floats(b + j))
-            let k = d.replacing(with: 0, where: .!(r.bits32x8(start + j) .<= limit))
-            all += SIMD4<Double>(d.lowHalf)
-            all += SIMD4<Double>(d.highHalf)
-            kept += SIMD4<Double>(k.lowHalf)
-            kept += SIMD4<Double>(k.highHalf)
-            j += 8
-        }
-        // The rest as laneSum continues (lane j mod 4; j is a multiple of 8 here).
-        var lane = 0
-        while j < n {
-            let d = Double((x[j] - b[j]).magnitude)
-            all[lane] += d
-            kept[lane] += r.bits32(start + j) <= t ? d : 0
-            j += 1
-            lane = (lane + 1) & 3
-        }
-        return ((all[0] + all[1]) + (all[2] + all[3]), (kept[0] + kept[1]) + (kept[2] + kept[3]))
+                  limit t: UInt32) -> (before: Double, after: Double) {
+        var sums = (0.0, 0.0)
+        withUnsafeMutableBytes(of: &sums) { ws_merge_random_l1(x, b, n, r.k0, r.k1, Int64(start), t, $0.baseAddress!.assumingMemoryBound(to: Double.self)) }
+        return sums
     }
 
     /// The DELLA keep mask of whole rows `start..<start+count` (see `Sparsifier.dellaMask`).
@@ -186,23 +166,4 @@ final class DellaScratch: @unchecked Sendable {
 
     func keys(_ worker: Int) -> UnsafeMutableBufferPointer<UInt64> { UnsafeMutableBufferPointer(start: keyStore + worker * cols, count: cols) }
     func mask(_ worker: Int) -> UnsafeMutablePointer<Bool> { maskStore + worker * blockElements }
-}
-
-/// Unaligned eight-lane loads and stores of Float32.
-enum SIMD8Load {
-    @inline(__always)
-    static func floats(_ p: UnsafePointer<Float>) -> SIMD8<Float> {
-        UnsafeRawPointer(p).loadUnaligned(as: SIMD8<Float>.self)
-    }
-
-    @inline(__always)
-    static func store(_ v: SIMD8<Float>, _ p: UnsafeMutablePointer<Float>) {
-        UnsafeMutableRawPointer(p).storeBytes(of: v, as: SIMD8<Float>.self)
-    }
-
-    /// `|v|` lane-wise by clearing the sign bits (as `Float.magnitude`).
-    @inline(__always)
-    static func magnitude(_ v: SIMD8<Float>) -> SIMD8<Float> {
-        unsafeBitCast(unsafeBitCast(v, to: SIMD8<UInt32>.self) & 0x7FFF_FFFF, to: SIMD8<Float>.self)
-    }
 }
