@@ -54,6 +54,25 @@ static void scalar_random_l1(const float *x, const float *b, size_t j0, size_t n
     }
 }
 
+/// Elements j0..<n of ws_merge_keep_ties with running ordinals.
+static void scalar_keep_ties(const float *x, const float *b, size_t j0, size_t n, const ws_merge_tie_bound *l,
+                             const ws_merge_tie_bound *u, int64_t *lo_ord, int64_t *hi_ord, float factor, int scaled, float *out) {
+    for (size_t j = j0; j < n; j++) {
+        float e = x[j] - b[j];
+        uint32_t bits = f32_bits(e) & 0x7FFFFFFFu;
+        int ok = 1;
+        if (l->present) {
+            if (bits < l->bits) ok = 0;
+            else if (bits == l->bits) { ok = *lo_ord >= l->from && *lo_ord < l->to; *lo_ord += 1; }
+        }
+        if (u->present) {
+            if (bits > u->bits) ok = 0;
+            else if (bits == u->bits) { ok = ok && *hi_ord >= u->from && *hi_ord < u->to; *hi_ord += 1; }
+        }
+        out[j] = ok ? (scaled ? e * factor : e) : 0.0f;
+    }
+}
+
 /// Model i's delta at element j, widened (see the operand kinds).
 static inline double scalar_delta(const ws_merge_operand *op, const float *b, size_t j) {
     switch (op->kind) {
@@ -177,6 +196,37 @@ static void avx2_random_l1(const float *x, const float *b, size_t n, uint32_t k0
     sums[1] = (c[0] + c[1]) + (c[2] + c[3]);
 }
 
+__attribute__((target("avx2")))
+static void avx2_keep_ties(const float *x, const float *b, size_t n, const ws_merge_tie_bound *l, const ws_merge_tie_bound *u,
+                           float factor, int scaled, float *out) {
+    // A chunk without an element at either bound's bits is decided by strict comparisons (all
+    // values <= 0x7FFFFFFF: signed compares order them); one with such an element goes scalar.
+    const __m256i abs_mask = _mm256_set1_epi32(0x7FFFFFFF), ones = _mm256_set1_epi32(-1);
+    const __m256i lb = _mm256_set1_epi32((int)l->bits), ub = _mm256_set1_epi32((int)u->bits);
+    int64_t lo_ord = 0, hi_ord = 0;
+    size_t j = 0;
+    for (; j + 8 <= n; j += 8) {
+        __m256 e = _mm256_sub_ps(_mm256_loadu_ps(x + j), _mm256_loadu_ps(b + j));
+        __m256i bits = _mm256_and_si256(_mm256_castps_si256(e), abs_mask);
+        __m256i at = _mm256_setzero_si256(), keep = ones;
+        if (l->present) {
+            at = _mm256_or_si256(at, _mm256_cmpeq_epi32(bits, lb));
+            keep = _mm256_and_si256(keep, _mm256_cmpgt_epi32(bits, lb));
+        }
+        if (u->present) {
+            at = _mm256_or_si256(at, _mm256_cmpeq_epi32(bits, ub));
+            keep = _mm256_and_si256(keep, _mm256_cmpgt_epi32(ub, bits));
+        }
+        if (!_mm256_testz_si256(at, at)) {
+            scalar_keep_ties(x, b, j, j + 8, l, u, &lo_ord, &hi_ord, factor, scaled, out);
+            continue;
+        }
+        if (scaled) e = _mm256_mul_ps(e, _mm256_set1_ps(factor));
+        _mm256_storeu_ps(out + j, _mm256_and_ps(e, _mm256_castsi256_ps(keep)));
+    }
+    scalar_keep_ties(x, b, j, n, l, u, &lo_ord, &hi_ord, factor, scaled, out);
+}
+
 /// Model i's delta at elements j..j+7 as two Float64 halves.
 __attribute__((target("avx2")))
 static inline void avx2_delta(const ws_merge_operand *op, __m256 bv, __m256d blo, __m256d bhi, size_t j,
@@ -281,6 +331,16 @@ size_t ws_merge_bin_scan(const float *x, const float *b, size_t n, uint32_t high
     return scalar_bin_scan(x, b, n, high, low);
 }
 
+void ws_merge_keep_ties(const float *x, const float *b, size_t n, ws_merge_tie_bound lower, ws_merge_tie_bound upper,
+                        float factor, int scaled, float *out) {
+    if (ws_merge_avx2_available()) {
+        avx2_keep_ties(x, b, n, &lower, &upper, factor, scaled, out);
+        return;
+    }
+    int64_t lo_ord = 0, hi_ord = 0;
+    scalar_keep_ties(x, b, 0, n, &lower, &upper, &lo_ord, &hi_ord, factor, scaled, out);
+}
+
 void ws_merge_keep_random(const float *x, const float *b, size_t n, uint32_t k0, uint32_t k1, int64_t start, uint32_t limit,
                           float factor, int scaled, float *out) {
     if (ws_merge_avx2_available()) avx2_keep_random(x, b, n, k0, k1, start, limit, factor, scaled, out);
@@ -306,6 +366,12 @@ void ws_merge_sign_elect(const float *b, const ws_merge_operand *ops, size_t m, 
 }
 
 #else
+
+void ws_merge_keep_ties(const float *x, const float *b, size_t n, ws_merge_tie_bound lower, ws_merge_tie_bound upper,
+                        float factor, int scaled, float *out) {
+    int64_t lo_ord = 0, hi_ord = 0;
+    scalar_keep_ties(x, b, 0, n, &lower, &upper, &lo_ord, &hi_ord, factor, scaled, out);
+}
 
 void ws_merge_keep_random(const float *x, const float *b, size_t n, uint32_t k0, uint32_t k1, int64_t start, uint32_t limit,
                           float factor, int scaled, float *out) {

@@ -17,6 +17,22 @@ int ws_merge_avx2_available(void);
  * high 16 bits equal `high`; returns how many were written (at most n). */
 size_t ws_merge_bin_scan(const float *x, const float *b, size_t n, uint32_t high, uint16_t *low);
 
+/* One side of a kept magnitude range (Merging.MagnitudeBound) within one block: absent (open), or
+ * the bit pattern `bits` (<= 0x7FFFFFFF) with the ties at it kept when their ordinal (in index
+ * order, counted from the block's start) lies in [from, to). */
+typedef struct {
+    int32_t present;
+    uint32_t bits;
+    int64_t from, to;
+} ws_merge_tie_bound;
+
+/* Magnitude pruning with ties at the bounds: out[j] = e (or e * factor when scaled != 0) where
+ * e = x[j] - b[j] (Float32) is kept, +0 elsewhere. Kept: bits(|e|) above the lower bound's (or
+ * at it with a kept ordinal) and below the upper bound's (or at it with a kept ordinal); an
+ * element at both bounds' bits needs both ordinals kept, and advances both. */
+void ws_merge_keep_ties(const float *x, const float *b, size_t n, ws_merge_tie_bound lower, ws_merge_tie_bound upper,
+                        float factor, int scaled, float *out);
+
 /* How one model's delta d_j enters the sign election (all d_j then widened to Float64). */
 enum {
     WS_MERGE_RAW = 0,         /* d = Double(x) - Double(b): an unpruned task vector */

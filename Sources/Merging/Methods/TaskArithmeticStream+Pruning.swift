@@ -22,12 +22,7 @@ extension TaskArithmeticStream {
                 }
                 keepByBits(x, b, len, r, factor: f, into: dt)
             } else {
-                var lo = 0, hi = 0
-                for j in 0..<len {
-                    let d = x[j] - b[j]
-                    let kept = keep.keeps(d.magnitude.bitPattern, lowerOrdinal: &lo, upperOrdinal: &hi)
-                    dt[j] = kept ? (f.map { d * $0 } ?? d) : 0
-                }
+                ws_merge_keep_ties(x, b, len, Self.tieBound(keep.lower), Self.tieBound(keep.upper), f ?? 1, f == nil ? 0 : 1, dt)
             }
         case let .random(r, t):
             keepRandom(x, b, len, r, start: start, threshold: t, factor: f, into: dt)
@@ -89,6 +84,17 @@ extension TaskArithmeticStream {
         op.x = UnsafePointer(buffer)
         op.kind = Int32(WS_MERGE_DELTA)
         return op
+    }
+
+    /// A block's bound for `ws_merge_keep_ties`.
+    static func tieBound(_ bound: MagnitudeBound?) -> ws_merge_tie_bound {
+        guard let bound else { return ws_merge_tie_bound(present: 0, bits: 0, from: 0, to: 0) }
+        let r: Range<Int> = switch bound.rule {
+        case .all: 0..<Int.max
+        case .none: 0..<0
+        case let .ordinals(r): r
+        }
+        return ws_merge_tie_bound(present: 1, bits: bound.bits, from: Int64(r.lowerBound), to: Int64(r.upperBound))
     }
 
     /// `dt = δ·f` (or δ) where `|δ|`'s bits lie in `r`, +0 elsewhere: branch-free so it vectorises.
