@@ -36,14 +36,6 @@ static inline uint32_t mix32(uint32_t x) {
 
 uint32_t ws_merge_bits32(uint32_t k0, uint32_t k1, uint32_t index) { return mix32(mix32(index ^ k0) ^ k1); }
 
-static void scalar_keep_random(const float *x, const float *b, size_t n, uint32_t k0, uint32_t k1, int64_t start, uint32_t limit,
-                               float factor, int scaled, float *out) {
-    for (size_t j = 0; j < n; j++) {
-        float e = x[j] - b[j];
-        out[j] = ws_merge_bits32(k0, k1, (uint32_t)(start + (int64_t)j)) <= limit ? (scaled ? e * factor : e) : 0.0f;
-    }
-}
-
 /// Adds elements j0..<n to the four lane sums (lane j mod 4).
 static void scalar_random_l1(const float *x, const float *b, size_t j0, size_t n, uint32_t k0, uint32_t k1, int64_t start,
                              uint32_t limit, double all[4], double kept[4]) {
@@ -112,6 +104,14 @@ static void scalar_sign_elect(const float *b, const ws_merge_operand *ops, size_
     }
 }
 
+static void scalar_weighted_sum(const float *b, const ws_merge_operand *ops, size_t m, size_t n, int base_first, float *out) {
+    for (size_t j = 0; j < n; j++) {
+        double acc = base_first ? (double)b[j] : 0.0;
+        for (size_t i = 0; i < m; i++) acc += ops[i].weight * scalar_delta(&ops[i], b, j);
+        out[j] = (float)(base_first ? acc : (double)b[j] + acc);
+    }
+}
+
 #if defined(__x86_64__)
 #include <immintrin.h>
 
@@ -160,18 +160,6 @@ static inline __m256 avx2_random_keep(uint32_t k0, uint32_t k1, uint32_t index, 
     __m256i r = avx2_mix32(_mm256_xor_si256(avx2_mix32(_mm256_xor_si256(i, _mm256_set1_epi32((int)k0))), _mm256_set1_epi32((int)k1)));
     __m256i l = _mm256_set1_epi32((int)limit);
     return _mm256_castsi256_ps(_mm256_cmpeq_epi32(_mm256_max_epu32(r, l), l));  // r <= limit, unsigned
-}
-
-__attribute__((target("avx2")))
-static void avx2_keep_random(const float *x, const float *b, size_t n, uint32_t k0, uint32_t k1, int64_t start, uint32_t limit,
-                             float factor, int scaled, float *out) {
-    size_t j = 0;
-    for (; j + 8 <= n; j += 8) {
-        __m256 e = _mm256_sub_ps(_mm256_loadu_ps(x + j), _mm256_loadu_ps(b + j));
-        if (scaled) e = _mm256_mul_ps(e, _mm256_set1_ps(factor));
-        _mm256_storeu_ps(out + j, _mm256_and_ps(e, avx2_random_keep(k0, k1, (uint32_t)(start + (int64_t)j), limit)));
-    }
-    scalar_keep_random(x + j, b + j, n - j, k0, k1, start + (int64_t)j, limit, factor, scaled, out + j);
 }
 
 __attribute__((target("avx2")))
@@ -326,6 +314,41 @@ static void avx2_sign_elect(const float *b, const ws_merge_operand *ops, size_t 
     }
 }
 
+__attribute__((target("avx2")))
+static void avx2_weighted_sum(const float *b, const ws_merge_operand *ops, size_t m, size_t n, int base_first, float *out) {
+    size_t j = 0;
+    for (; j + 8 <= n; j += 8) {
+        __m256 bv = _mm256_loadu_ps(b + j);
+        __m256d blo = _mm256_cvtps_pd(_mm256_castps256_ps128(bv)), bhi = _mm256_cvtps_pd(_mm256_extractf128_ps(bv, 1));
+        __m256d alo = base_first ? blo : _mm256_setzero_pd(), ahi = base_first ? bhi : _mm256_setzero_pd(), dlo, dhi;
+        for (size_t i = 0; i < m; i++) {
+            __m256d w = _mm256_set1_pd(ops[i].weight);
+            avx2_delta(&ops[i], bv, blo, bhi, j, &dlo, &dhi);
+            alo = _mm256_add_pd(alo, _mm256_mul_pd(w, dlo));
+            ahi = _mm256_add_pd(ahi, _mm256_mul_pd(w, dhi));
+        }
+        if (!base_first) {
+            alo = _mm256_add_pd(blo, alo);
+            ahi = _mm256_add_pd(bhi, ahi);
+        }
+        _mm256_storeu_ps(out + j, _mm256_set_m128(_mm256_cvtpd_ps(ahi), _mm256_cvtpd_ps(alo)));
+    }
+    if (j < n) {
+        ws_merge_operand tail[m > 0 ? m : 1];
+        for (size_t i = 0; i < m; i++) {
+            tail[i] = ops[i];
+            if (tail[i].x) tail[i].x += j;
+            tail[i].start += (int64_t)j;
+        }
+        scalar_weighted_sum(b + j, tail, m, n - j, base_first, out + j);
+    }
+}
+
+void ws_merge_weighted_sum(const float *b, const ws_merge_operand *ops, size_t m, size_t n, int base_first, float *out) {
+    if (ws_merge_avx2_available()) avx2_weighted_sum(b, ops, m, n, base_first, out);
+    else scalar_weighted_sum(b, ops, m, n, base_first, out);
+}
+
 size_t ws_merge_bin_scan(const float *x, const float *b, size_t n, uint32_t high, uint16_t *low) {
     if (ws_merge_avx2_available()) return avx2_bin_scan(x, b, n, high, low);
     return scalar_bin_scan(x, b, n, high, low);
@@ -339,12 +362,6 @@ void ws_merge_keep_ties(const float *x, const float *b, size_t n, ws_merge_tie_b
     }
     int64_t lo_ord = 0, hi_ord = 0;
     scalar_keep_ties(x, b, 0, n, &lower, &upper, &lo_ord, &hi_ord, factor, scaled, out);
-}
-
-void ws_merge_keep_random(const float *x, const float *b, size_t n, uint32_t k0, uint32_t k1, int64_t start, uint32_t limit,
-                          float factor, int scaled, float *out) {
-    if (ws_merge_avx2_available()) avx2_keep_random(x, b, n, k0, k1, start, limit, factor, scaled, out);
-    else scalar_keep_random(x, b, n, k0, k1, start, limit, factor, scaled, out);
 }
 
 void ws_merge_random_l1(const float *x, const float *b, size_t n, uint32_t k0, uint32_t k1, int64_t start, uint32_t limit,
@@ -367,15 +384,14 @@ void ws_merge_sign_elect(const float *b, const ws_merge_operand *ops, size_t m, 
 
 #else
 
+void ws_merge_weighted_sum(const float *b, const ws_merge_operand *ops, size_t m, size_t n, int base_first, float *out) {
+    scalar_weighted_sum(b, ops, m, n, base_first, out);
+}
+
 void ws_merge_keep_ties(const float *x, const float *b, size_t n, ws_merge_tie_bound lower, ws_merge_tie_bound upper,
                         float factor, int scaled, float *out) {
     int64_t lo_ord = 0, hi_ord = 0;
     scalar_keep_ties(x, b, 0, n, &lower, &upper, &lo_ord, &hi_ord, factor, scaled, out);
-}
-
-void ws_merge_keep_random(const float *x, const float *b, size_t n, uint32_t k0, uint32_t k1, int64_t start, uint32_t limit,
-                          float factor, int scaled, float *out) {
-    scalar_keep_random(x, b, n, k0, k1, start, limit, factor, scaled, out);
 }
 
 void ws_merge_random_l1(const float *x, const float *b, size_t n, uint32_t k0, uint32_t k1, int64_t start, uint32_t limit,

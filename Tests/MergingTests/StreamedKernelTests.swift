@@ -121,7 +121,8 @@ final class StreamedKernelTests: XCTestCase {
 
     /// Pass 2 keeps the low bits of each bound's bin up to a limit (then histograms the rest and
     /// counts ties in pass 3), and the C kernels have an AVX2 and a scalar path: every
-    /// combination gives the reference's bits, also with NaN, infinite, -0 and subnormal deltas.
+    /// combination gives the reference's bits, also with NaN, infinite, -0 and subnormal deltas,
+    /// for the sign election and both weighted sums.
     func testBinLimitsAndScalarKernelsGiveTheSameBits() throws {
         defer { ws_merge_force_scalar(0) }
         var p = three
@@ -137,6 +138,8 @@ final class StreamedKernelTests: XCTestCase {
                 try assertSame("dare_ties", params(three), .special, candidateLimit: limit)
                 try assertSame("dare_ties", params(three, ["rescale": .bool(false)]), .continuous, candidateLimit: limit)
                 try assertSame("dare_linear", params(three), .special, candidateLimit: limit)
+                try assertSame("della_linear", params(three), .special, candidateLimit: limit)
+                try assertSame("task_arithmetic", params(three.map { ["weight": $0["weight"]!] }, ["lambda": .number(0.5)]), .special)
                 try assertSame("breadcrumbs", params([["weight": .number(1), "density": .number(0.01), "gamma": .number(0.3)]]), .quantised,
                                candidateLimit: limit)
             }

@@ -60,11 +60,6 @@ typedef struct {
  * x ^= x >> 15; x *= 0x846CA68B; x ^= x >> 16). */
 uint32_t ws_merge_bits32(uint32_t k0, uint32_t k1, uint32_t index);
 
-/* DARE's pruned delta over n elements: out[j] = e (or e * factor when scaled != 0) where
- * ws_merge_bits32(k0, k1, start + j) <= limit, +0 elsewhere; e = x[j] - b[j] in Float32. */
-void ws_merge_keep_random(const float *x, const float *b, size_t n, uint32_t k0, uint32_t k1, int64_t start, uint32_t limit,
-                          float factor, int scaled, float *out);
-
 /* The L1 norms of e = x - b over all n elements and over those DARE keeps, as Float64 sums in
  * four lanes (lane j mod 4, elements in increasing j; result (l0 + l1) + (l2 + l3)): sums[0] all,
  * sums[1] kept. */
@@ -78,5 +73,11 @@ void ws_merge_random_l1(const float *x, const float *b, size_t n, uint32_t k0, u
  * every sum in Float64 starting from +0 and taken in model order. */
 void ws_merge_sign_elect(const float *b, const ws_merge_operand *ops, size_t m, size_t n, double lambda,
                          int normalize, float *out);
+
+/* Weighted sums over n elements, every sum in Float64 taken in model order (w_i = ops[i].weight):
+ *   base_first != 0: out = Float(((Double(b) + w_0 d_0) + w_1 d_1) + ...)   (task arithmetic
+ *                    with pruned vectors, as mergekit's running sum from the base);
+ *   base_first == 0: out = Float(Double(b) + ((w_0 d_0 + w_1 d_1) + ...)). */
+void ws_merge_weighted_sum(const float *b, const ws_merge_operand *ops, size_t m, size_t n, int base_first, float *out);
 
 #endif

@@ -2,46 +2,12 @@ import CMergeKernels
 import Foundation
 
 extension TaskArithmeticStream {
-    /// Model `i`'s pruned (and rescaled) task vector over one block, as the reference's Float32
-    /// vector: kept elements `δ·f` (or `δ`), dropped elements +0.
-    @inline(__always)
-    func prunedDelta(_ i: Int, _ x: UnsafePointer<Float>, _ b: UnsafePointer<Float>, block: Int, start: Int, count len: Int,
-                             _ st: State, scratch: DellaScratch, worker: Int, into dt: UnsafeMutablePointer<Float>) {
-        let f = st.factors[i]
-        switch prunes[i] {
-        case .unpruned:
-            return
-        case .zero:
-            dt.update(repeating: 0, count: len)
-        case .ranks:
-            let keep = st.keep(i, block: block)
-            if !keep.needsOrdinals {
-                guard let r = keep.bitRange else {
-                    dt.update(repeating: 0, count: len)
-                    return
-                }
-                keepByBits(x, b, len, r, factor: f, into: dt)
-            } else {
-                ws_merge_keep_ties(x, b, len, Self.tieBound(keep.lower), Self.tieBound(keep.upper), f ?? 1, f == nil ? 0 : 1, dt)
-            }
-        case let .random(r, t):
-            keepRandom(x, b, len, r, start: start, threshold: t, factor: f, into: dt)
-        case let .della(r, density, epsilon):
-            let keep = scratch.mask(worker)
-            dellaMask(x, b, start: start, count: len, random: r, density: density, epsilon: epsilon, keys: scratch.keys(worker), into: keep)
-            for j in 0..<len {
-                let d = x[j] - b[j]
-                dt[j] = keep[j] ? (f.map { d * $0 } ?? d) : 0
-            }
-        }
-    }
-
-    /// How model `i` enters `ws_merge_sign_elect` over one block: unpruned, plain magnitude ranges
-    /// and DARE masks are read straight from the inputs (the mask applied on the fly); tie
-    /// ordinals and DELLA masks are written to `buffer` first (`prunedDelta`).
-    func signOperand(_ i: Int, _ x: UnsafePointer<Float>, _ b: UnsafePointer<Float>, block: Int, start: Int, count len: Int,
-                     _ st: State, scratch: DellaScratch, worker: Int, buffer: UnsafeMutablePointer<Float>) -> ws_merge_operand {
-        var op = ws_merge_operand(x: x, weight: weights[i], lo: 0, hi: 0, factor: 1, kind: Int32(WS_MERGE_RAW), k0: 0, k1: 0, limit: 0,
+    /// How model `i` enters the output kernels over one block, with `weight`: unpruned, plain
+    /// magnitude ranges and DARE masks are read straight from the inputs (the mask applied on
+    /// the fly); tie ordinals and DELLA masks are written to `buffer` first.
+    func operand(_ i: Int, weight: Double, _ x: UnsafePointer<Float>, _ b: UnsafePointer<Float>, block: Int, start: Int, count len: Int,
+                 _ st: State, scratch: DellaScratch, worker: Int, buffer: UnsafeMutablePointer<Float>) -> ws_merge_operand {
+        var op = ws_merge_operand(x: x, weight: weight, lo: 0, hi: 0, factor: 1, kind: Int32(WS_MERGE_RAW), k0: 0, k1: 0, limit: 0,
                                   start: Int64(start))
         switch prunes[i] {
         case .unpruned:
@@ -77,10 +43,21 @@ extension TaskArithmeticStream {
                 op.kind = Int32(WS_MERGE_RANDOM)
             }
             return op
-        case .della:
-            break
+        case let .della(r, density, epsilon):
+            let keep = scratch.mask(worker)
+            dellaMask(x, b, start: start, count: len, random: r, density: density, epsilon: epsilon, keys: scratch.keys(worker), into: keep)
+            let f = st.factors[i]
+            for j in 0..<len {
+                let d = x[j] - b[j]
+                buffer[j] = keep[j] ? (f.map { d * $0 } ?? d) : 0
+            }
+            op.x = UnsafePointer(buffer)
+            op.kind = Int32(WS_MERGE_DELTA)
+            return op
         }
-        prunedDelta(i, x, b, block: block, start: start, count: len, st, scratch: scratch, worker: worker, into: buffer)
+        // A magnitude range that keeps part of the ties at a bound (one block per bound).
+        let keep = st.keep(i, block: block), f = st.factors[i]
+        ws_merge_keep_ties(x, b, len, Self.tieBound(keep.lower), Self.tieBound(keep.upper), f ?? 1, f == nil ? 0 : 1, buffer)
         op.x = UnsafePointer(buffer)
         op.kind = Int32(WS_MERGE_DELTA)
         return op
@@ -95,31 +72,6 @@ extension TaskArithmeticStream {
         case let .ordinals(r): r
         }
         return ws_merge_tie_bound(present: 1, bits: bound.bits, from: Int64(r.lowerBound), to: Int64(r.upperBound))
-    }
-
-    /// `dt = δ·f` (or δ) where `|δ|`'s bits lie in `r`, +0 elsewhere: branch-free so it vectorises.
-    func keepByBits(_ x: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ n: Int, _ r: ClosedRange<UInt32>, factor: Float?,
-                            into dt: UnsafeMutablePointer<Float>) {
-        let lo = r.lowerBound, span = r.upperBound &- r.lowerBound
-        if let f = factor {
-            for j in 0..<n {
-                let d = x[j] - b[j]
-                let keep: UInt32 = (d.bitPattern & 0x7FFF_FFFF) &- lo <= span ? ~0 : 0
-                dt[j] = Float(bitPattern: (d * f).bitPattern & keep)
-            }
-        } else {
-            for j in 0..<n {
-                let d = x[j] - b[j]
-                let keep: UInt32 = (d.bitPattern & 0x7FFF_FFFF) &- lo <= span ? ~0 : 0
-                dt[j] = Float(bitPattern: d.bitPattern & keep)
-            }
-        }
-    }
-
-    /// DARE: `dt = δ·f` (or δ) where `bits32(start + j) ≤ t`, +0 elsewhere.
-    func keepRandom(_ x: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ n: Int, _ r: MergeRandom, start: Int, threshold t: UInt32,
-                    factor: Float?, into dt: UnsafeMutablePointer<Float>) {
-        ws_merge_keep_random(x, b, n, r.k0, r.k1, Int64(start), t, factor ?? 1, factor == nil ? 0 : 1, dt)
     }
 
     /// `Sparsifier.laneSum` of `|δ_j|` over all elements and over the elements DARE keeps, in one
