@@ -30,17 +30,21 @@ public struct TaskArithmeticFamily: MergeMethod {
     public var scratchPerElement: Double { 0 }
 
     /// Per thread: a block of pruned deltas per model, and the histograms of the rank passes
-    /// (two 64Ki-bin sets per model) or the DELLA row keys and block mask.
+    /// (two 64Ki-bin sets per model) and the threshold-bin scan, or the DELLA row keys and block
+    /// mask; for magnitude pruning also the kept low bits of the threshold bins (at most two
+    /// bins per model, `TaskArithmeticStream.defaultCandidateLimit` values of 2 bytes each).
     public func streamScratchBytes(elementCount n: Int, cols: Int, modelCount m: Int) -> Int {
         guard sparsification != .none else { return 0 }
         let block = min(n, TensorBlocks(count: n, cols: cols).blockElements)
-        var perThread = 4 * m * block
+        var perThread = 4 * m * block, shared = 0
         switch sparsification {
-        case .magnitude, .magnitudeOutliers: perThread += 2 * m * 4 * MagnitudeBounds.bins
+        case .magnitude, .magnitudeOutliers:
+            perThread += 2 * m * 4 * MagnitudeBounds.bins + 2 * block
+            shared = 2 * m * 2 * min(n, TaskArithmeticStream.defaultCandidateLimit(n))
         case .della: perThread += block + 8 * cols
         case .none, .random: break
         }
-        return ParallelLoops.threadCount * perThread
+        return ParallelLoops.threadCount * perThread + shared
     }
 
     public init(name: String, reference: String, summary: String, consensus: Consensus, sparsification: Sparsification,

@@ -42,6 +42,7 @@ struct TaskArithmeticStream {
     /// Most elements of one rank bound's bin whose low bits pass 2 keeps (2 bytes each) to count
     /// ties without pass 3.
     let candidateLimit: Int
+    static func defaultCandidateLimit(_ n: Int) -> Int { max(1 << 16, n / 16) }
     /// Output window (whole blocks) handed to `MergeOutput.fill` at once.
     var windowBlocks: Int { blocks.windowBlocks }
 
@@ -49,7 +50,7 @@ struct TaskArithmeticStream {
          tensorName: String, shape: [Int], seed: UInt64, blockTarget: Int = TensorBlocks.defaultTarget,
          candidateLimit: Int? = nil) throws {
         let n = shape.reduce(1, *)
-        self.candidateLimit = candidateLimit ?? max(1 << 16, n / 16)
+        self.candidateLimit = candidateLimit ?? Self.defaultCandidateLimit(n)
         consensus = family.consensus
         self.weights = weights
         rescale = global.rescale
