@@ -6,19 +6,42 @@
 public struct TrainingBatch: Sendable, Equatable {
     public let tokens: [[Int]]
     public let targets: [[Int]]
+    /// Positions scored against a whole next-token distribution instead of one id (their target
+    /// is -1): the loss adds the cross-entropy `−Σ_v p_v log q_v`, whose gradient is that of
+    /// KL(p ‖ q) (a distillation or locality term). `probabilities` has the model's vocabulary
+    /// size, entries ≥ 0 summing to 1 (checked by the training forward).
+    public struct SoftTarget: Sendable, Equatable {
+        public let sequence: Int
+        public let position: Int
+        public let probabilities: [Float]
+        public init(sequence: Int, position: Int, probabilities: [Float]) {
+            self.sequence = sequence
+            self.position = position
+            self.probabilities = probabilities
+        }
+    }
+    public let softTargets: [SoftTarget]
 
-    public init(tokens: [[Int]], targets: [[Int]]) throws {
+    public init(tokens: [[Int]], targets: [[Int]], softTargets: [SoftTarget] = []) throws {
         guard let T = tokens.first?.count, T > 0, tokens.allSatisfy({ $0.count == T }),
               targets.count == tokens.count, targets.allSatisfy({ $0.count == T }) else {
             throw ModelError.invalidInput("a training batch needs B token sequences and B target sequences, all of the same non-zero length")
         }
+        var seen = Set<Int>()
+        for s in softTargets {
+            guard (0..<tokens.count).contains(s.sequence), (0..<T).contains(s.position), targets[s.sequence][s.position] == -1,
+                  seen.insert(s.sequence * T + s.position).inserted else {
+                throw ModelError.invalidInput("soft target at sequence \(s.sequence), position \(s.position): outside the batch, repeated, or on a position with a hard target")
+            }
+        }
         self.tokens = tokens
         self.targets = targets
+        self.softTargets = softTargets
     }
 
     public var batchSize: Int { tokens.count }
     public var length: Int { tokens[0].count }
-    /// Positions that carry a target (contribute to the loss).
+    /// Positions that carry a hard target (soft targets are not counted).
     public var scoredTokens: Int { targets.reduce(0) { $0 + $1.filter { $0 >= 0 }.count } }
 
     /// Causal language modelling of whole sequences: every position predicts the next token.

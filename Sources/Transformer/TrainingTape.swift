@@ -29,6 +29,8 @@ final class TrainingTape {
     let B: Int, T: Int, N: Int
     let tokens: [Int32]
     let targets: [Int32]
+    /// Soft targets by flat row (b * T + t).
+    let soft: [Int: [Float]]
     let positions: [Int32]
     /// First layer whose activations are kept.
     let firstKept: Int
@@ -40,6 +42,7 @@ final class TrainingTape {
         B = batch.batchSize; T = batch.length; N = B * T
         tokens = batch.tokens.flatMap { $0.map { Int32($0) } }
         targets = batch.targets.flatMap { $0.map { Int32($0) } }
+        soft = Dictionary(uniqueKeysWithValues: batch.softTargets.map { ($0.sequence * batch.length + $0.position, $0.probabilities) })
         positions = (0..<N).map { Int32($0 % batch.length) }
         self.firstKept = firstKept
         let shared = firstKept > 0 ? Layer(c, B: B, T: T) : nil
@@ -80,6 +83,12 @@ extension TransformerModel {
         for seq in batch.targets { for t in seq where t < -1 || t >= c.vocabSize {
             throw ModelError.invalidInput("target id \(t) outside the vocabulary (0..<\(c.vocabSize), or -1)")
         } }
+        for s in batch.softTargets {
+            let sum = s.probabilities.reduce(0.0) { $0 + Double($1) }
+            guard s.probabilities.count == c.vocabSize, s.probabilities.allSatisfy({ $0 >= 0 && $0.isFinite }), abs(sum - 1) < 1e-3 else {
+                throw ModelError.invalidInput("soft target at sequence \(s.sequence), position \(s.position): needs \(c.vocabSize) finite probabilities ≥ 0 summing to 1 (got \(s.probabilities.count) summing to \(sum))")
+            }
+        }
         if c.family == .gpt2 && batch.length > c.maxPositions {
             throw ModelError.invalidInput("GPT-2 supports at most \(c.maxPositions) positions, got \(batch.length)")
         }
@@ -153,7 +162,7 @@ extension TransformerModel {
         case .gpt2: layerNormForward(out: tape.xnF.p, mean: tape.meanF.p, rstd: tape.rstdF.p, x: x.p, weight: P.pointer("transformer.ln_f.weight"), bias: P.pointer("transformer.ln_f.bias"), N: N, C: C, eps: c.normEps)
         }
         linearForward(out: tape.logits.p, x: tape.xnF.p, weight: P.pointer(outputName), bias: nil, N: N, I: C, O: c.vocabSize, layout: .outIn)
-        tape.lossSum = crossEntropyForward(lse: tape.lse.p, logits: tape.logits.p, targets: tape.targets, N: N, V: c.vocabSize)
+        tape.lossSum = crossEntropyForward(lse: tape.lse.p, logits: tape.logits.p, targets: tape.targets, N: N, V: c.vocabSize, soft: tape.soft)
         return tape
     }
 }

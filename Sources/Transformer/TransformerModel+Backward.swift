@@ -117,7 +117,8 @@ extension TransformerModel {
         }
 
         // Head and loss. dLogits overwrite the logits in place.
-        crossEntropyBackward(dLogits: tape.logits.p, logits: tape.logits.p, lse: tape.lse.p, targets: tape.targets, N: N, V: V, scale: lossScale)
+        crossEntropyBackward(dLogits: tape.logits.p, logits: tape.logits.p, lse: tape.lse.p, targets: tape.targets, N: N, V: V, scale: lossScale,
+                             soft: tape.soft)
         let dx = Scratch(N * C), dxn = Scratch(N * C)
         defer { dx.free(); dxn.free() }
         dx.p.initialize(repeating: 0, count: N * C)

@@ -40,6 +40,7 @@ struct EditCommand: ParsableCommand {
     @Option(name: .long, help: "ROME: context templates sampled from the model.") var contexts = 5
     @Option(name: .long, help: "ROME: Adam learning rate of the value offset.") var valueLr: Float = 0.5
     @Option(name: .long, help: "ROME: clamp of the value offset, in multiples of |W k|.") var clampNorm: Float = 4
+    @Option(name: .long, help: "ROME: weight of the essence term, KL at the subject in \"{subject} is a\" (0: off).") var klFactor: Float = 0.0625
     @Option(name: .long, help: "FT-L: Adam learning rate.") var lr: Float = 5e-4
     @Option(name: .long, help: "FT-L: L-infinity bound on the change of each weight (0: none).") var normBound: Float = 5e-4
     @Option(name: .long, help: "Seed (ROME context samples).") var seed: UInt64 = 0
@@ -73,10 +74,11 @@ struct EditCommand: ParsableCommand {
             case .rome:
                 var s = RomeSettings(layer: chosenLayer)
                 s.contextTemplates = contexts; s.seed = seed; s.statistics = statistics
-                s.learningRate = valueLr; s.clampNorm = clampNorm
+                s.learningRate = valueLr; s.clampNorm = clampNorm; s.klFactor = klFactor
                 if let st = steps { s.steps = st }
                 let r = try RomeEditor.edit(model: m, tokenizer: tok, request: request, settings: s)
                 lastLoss = "subject \"\(request.resolvedSubject)\", key at token \(r.subjectToken); value loss \(fmt(r.losses.first)) -> \(fmt(r.losses.last)) in \(r.losses.count) steps\n"
+                    + "essence: KL(before || after) at the subject in \"\(r.essencePrompt)\" = \(fmt(r.essenceKL))\n"
                 return [r.edit]
             case .ft:
                 let r = try FineTuneEditor.edit(model: m, tokenizer: tok, request: request,

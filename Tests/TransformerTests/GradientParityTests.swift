@@ -46,6 +46,43 @@ final class GradientParityTests: XCTestCase {
         }
     }
 
+    /// A soft target that is one-hot at t gives the hard target t's loss and gradients through
+    /// the whole model; a soft target that is not a distribution is refused.
+    func testOneHotSoftTargetEqualsHardTarget() throws {
+        let model = try TransformerModel.load(path: Self.models.appendingPathComponent("llama").path)
+        let (batch, _, _) = try Self.reference("llama")
+        let V = model.config.vocabSize
+        var targets = batch.targets
+        var soft: [TrainingBatch.SoftTarget] = []
+        for (b, row) in batch.targets.enumerated() {
+            for (t, id) in row.enumerated() where id >= 0 && t % 2 == 0 {
+                var p = [Float](repeating: 0, count: V)
+                p[id] = 1
+                soft.append(.init(sequence: b, position: t, probabilities: p))
+                targets[b][t] = -1
+            }
+        }
+        XCTAssertFalse(soft.isEmpty)
+        let softBatch = try TrainingBatch(tokens: batch.tokens, targets: targets, softTargets: soft)
+        let hard = ParameterBuffer(layout: model.layout), mixed = ParameterBuffer(layout: model.layout)
+        let n = Float(batch.scoredTokens)
+        let l1 = try model.accumulateGradients(batch, into: GradientSink(model: hard), lossScale: 1 / n)
+        let l2 = try model.accumulateGradients(softBatch, into: GradientSink(model: mixed), lossScale: 1 / n)
+        XCTAssertEqual(l1, l2, accuracy: 1e-6 * l1)
+        for e in model.layout.entries {
+            XCTAssertLessThan(Self.relativeDiff(mixed.tensor(e.name)!.scalars, hard.tensor(e.name)!.scalars), 1e-5, e.name)
+        }
+        var bad = [Float](repeating: 0, count: V)
+        bad[0] = 0.5
+        let badBatch = try TrainingBatch(tokens: batch.tokens, targets: targets.map { $0.map { _ in -1 } },
+                                         softTargets: [.init(sequence: 0, position: 0, probabilities: bad)])
+        XCTAssertThrowsError(try model.accumulateGradients(badBatch, into: GradientSink(model: mixed), lossScale: 1)) {
+            XCTAssertTrue("\($0)".contains("summing to 1"), "\($0)")
+        }
+        XCTAssertThrowsError(try TrainingBatch(tokens: batch.tokens, targets: batch.targets,
+                                               softTargets: [.init(sequence: 0, position: batch.targets[0].firstIndex { $0 >= 0 }!, probabilities: bad)]))
+    }
+
     /// Gradients restricted to a few tensors equal the full gradients there, and the hook's
     /// u and delta reproduce dW = delta^T u.
     func testSubsetGradientsAndHook() throws {

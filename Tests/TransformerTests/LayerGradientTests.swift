@@ -171,6 +171,36 @@ final class LayerGradientTests: XCTestCase {
         })
     }
 
+    /// Hard targets beside soft ones (rows scored against a distribution): value and gradient.
+    func testSoftCrossEntropy() {
+        let (N, V) = (4, 7)
+        let targets: [Int32] = [3, -1, -1, -1]
+        var p1 = randn(V).map { Float(exp($0)) }, p3 = [Float](repeating: 0, count: V)
+        let z = p1.reduce(0, +)
+        p1 = p1.map { $0 / z }
+        p3[2] = 0.25; p3[5] = 0.75
+        let soft: [Int: [Float]] = [1: p1, 3: p3]
+        let logits = randn(N * V, 2)
+        func reference(_ a: [Double]) -> Double {
+            var s = 0.0
+            for n in 0..<N {
+                let row = Array(a[n * V..<(n + 1) * V]), m = row.max()!, lse = m + log(row.reduce(0) { $0 + exp($1 - m) })
+                if targets[n] >= 0 { s += lse - row[Int(targets[n])] }
+                if let p = soft[n] { for v in 0..<V { s += Double(p[v]) * (lse - row[v]) } }
+            }
+            return s
+        }
+        var lse = [Float](repeating: 0, count: N)
+        let value = crossEntropyForward(lse: &lse, logits: logits.map(Float.init), targets: targets, N: N, V: V, soft: soft)
+        XCTAssertEqual(value, reference(logits), accuracy: 1e-5 * abs(reference(logits)))
+        check("soft cross-entropy", [logits], outCount: 1, f: { a in [reference(a[0]) / 2] }, analytic: { a, g in
+            var lse = [Float](repeating: 0, count: N), d = [Float](repeating: 0, count: N * V)
+            _ = crossEntropyForward(lse: &lse, logits: a[0], targets: targets, N: N, V: V, soft: soft)
+            crossEntropyBackward(dLogits: &d, logits: a[0], lse: lse, targets: targets, N: N, V: V, scale: g[0] / 2, soft: soft)
+            return [d]
+        })
+    }
+
     func testCrossEntropy() {
         let (N, V) = (4, 7)
         let targets: [Int32] = [3, -1, 0, 6]
