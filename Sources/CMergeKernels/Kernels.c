@@ -104,6 +104,15 @@ static void scalar_sign_elect(const float *b, const ws_merge_operand *ops, size_
     }
 }
 
+/// The operands seen from element j on (the tails of the vector loops).
+static void shift_operands(const ws_merge_operand *ops, size_t m, size_t j, ws_merge_operand *out) {
+    for (size_t i = 0; i < m; i++) {
+        out[i] = ops[i];
+        if (out[i].x) out[i].x += j;
+        out[i].start += (int64_t)j;
+    }
+}
+
 static void scalar_weighted_sum(const float *b, const ws_merge_operand *ops, size_t m, size_t n, int base_first, float *out) {
     for (size_t j = 0; j < n; j++) {
         double acc = base_first ? (double)b[j] : 0.0;
@@ -305,11 +314,7 @@ static void avx2_sign_elect(const float *b, const ws_merge_operand *ops, size_t 
     }
     if (j < n) {
         ws_merge_operand tail[m > 0 ? m : 1];
-        for (size_t i = 0; i < m; i++) {
-            tail[i] = ops[i];
-            if (tail[i].x) tail[i].x += j;
-            tail[i].start += (int64_t)j;
-        }
+        shift_operands(ops, m, j, tail);
         scalar_sign_elect(b + j, tail, m, n - j, lambda, normalize, out + j);
     }
 }
@@ -335,11 +340,7 @@ static void avx2_weighted_sum(const float *b, const ws_merge_operand *ops, size_
     }
     if (j < n) {
         ws_merge_operand tail[m > 0 ? m : 1];
-        for (size_t i = 0; i < m; i++) {
-            tail[i] = ops[i];
-            if (tail[i].x) tail[i].x += j;
-            tail[i].start += (int64_t)j;
-        }
+        shift_operands(ops, m, j, tail);
         scalar_weighted_sum(b + j, tail, m, n - j, base_first, out + j);
     }
 }

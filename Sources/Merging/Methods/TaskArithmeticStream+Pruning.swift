@@ -25,24 +25,12 @@ extension TaskArithmeticStream {
             }
             op.lo = r.lowerBound
             op.hi = min(r.upperBound, 0x7FFF_FFFF)
-            if let f = st.factors[i] {
-                op.factor = f
-                op.kind = Int32(WS_MERGE_BITS_SCALED)
-            } else {
-                op.kind = Int32(WS_MERGE_BITS)
-            }
-            return op
+            return Self.scaled(op, st.factors[i], plain: WS_MERGE_BITS, scaled: WS_MERGE_BITS_SCALED)
         case let .random(r, t):
             op.k0 = r.k0
             op.k1 = r.k1
             op.limit = t
-            if let f = st.factors[i] {
-                op.factor = f
-                op.kind = Int32(WS_MERGE_RANDOM_SCALED)
-            } else {
-                op.kind = Int32(WS_MERGE_RANDOM)
-            }
-            return op
+            return Self.scaled(op, st.factors[i], plain: WS_MERGE_RANDOM, scaled: WS_MERGE_RANDOM_SCALED)
         case let .della(r, density, epsilon):
             let keep = scratch.mask(worker)
             dellaMask(x, b, start: start, count: len, random: r, density: density, epsilon: epsilon, keys: scratch.keys(worker), into: keep)
@@ -60,6 +48,14 @@ extension TaskArithmeticStream {
         ws_merge_keep_ties(x, b, len, Self.tieBound(keep.lower), Self.tieBound(keep.upper), f ?? 1, f == nil ? 0 : 1, buffer)
         op.x = UnsafePointer(buffer)
         op.kind = Int32(WS_MERGE_DELTA)
+        return op
+    }
+
+    /// `op` with its rescale factor (the `scaled` kind) or without (the `plain` kind).
+    static func scaled(_ op: ws_merge_operand, _ factor: Float?, plain: Int, scaled: Int) -> ws_merge_operand {
+        var op = op
+        op.factor = factor ?? 1
+        op.kind = Int32(factor == nil ? plain : scaled)
         return op
     }
 
