@@ -22,20 +22,22 @@ public struct MendGradients {
 /// Outer objective of MEND meta-training for one edit (reference §1.5), with its hand-written
 /// backward (§1.8):
 ///   L = c_edit · NLL(edited model, paraphrase (else prompt) → target) + c_loc · L_loc,
-/// where L_loc is the NLL of the unedited model's greedy tokens on the locality prompts under the
-/// edited model (a hard-label stand-in for MEND's KL(p_pre ‖ p_post): the engine's loss takes
-/// token targets). The raw gradient factors are detached (§1.7): ∂L/∂φ flows only through
+/// where L_loc = KL(p_pre ‖ p_post) averaged over every position of the locality sequences (each
+/// prompt with the unedited model's two greedy tokens), p_pre the unedited model's next-token
+/// distribution (soft targets, recomputed for each step), as in the reference. The raw gradient factors are detached (§1.7): ∂L/∂φ flows only through
 /// W̃ = W + α D̃ᵀŨ, with G = ∂L/∂W̃ from an ordinary backward of the edited model.
 public struct MendObjective {
     public var cEdit: Float = 0.1
     public var cLoc: Float = 1.0
     public init(cEdit: Float = 0.1, cLoc: Float = 1.0) { self.cEdit = cEdit; self.cLoc = cLoc }
 
-    /// The edit's batches: inner (prompt → target), outer (paraphrase → target), locality.
+    /// The edit's batches: inner (prompt → target), outer (paraphrase → target), locality
+    /// sequences (right-padded with 0; `localityLengths` their real lengths; no targets).
     public struct Batches {
         public var inner: TrainingBatch
         public var outer: TrainingBatch
         public var locality: TrainingBatch?
+        public var localityLengths: [Int] = []
     }
 
     public static func batches(model: TransformerModel, tokenizer: BPETokenizer, request: EditRequest) throws -> Batches {
@@ -47,18 +49,44 @@ public struct MendObjective {
             let (q, tq) = try scorer.encode(prompt: para, target: request.target)
             outer = try EditBatches.teacherForced(prompts: [q], target: tq, pad: 0)
         }
-        var loc: TrainingBatch? = nil
+        var loc: TrainingBatch? = nil, lengths: [Int] = []
         if !request.localityPrompts.isEmpty {
             let ref = try scorer.localityReference(request.localityPrompts, tokens: 2)
-            loc = try TrainingBatch.completions(zip(ref.prompts, ref.continuations).map { ($0, $1) }, pad: 0)
+            let seqs = zip(ref.prompts, ref.continuations).map { $0 + $1 }
+            let T = seqs.map(\.count).max()!
+            lengths = seqs.map(\.count)
+            loc = try TrainingBatch(tokens: seqs.map { $0 + [Int](repeating: 0, count: T - $0.count) },
+                                    targets: seqs.map { _ in [Int](repeating: -1, count: T) })
         }
-        return Batches(inner: inner, outer: outer, locality: loc)
+        return Batches(inner: inner, outer: outer, locality: loc, localityLengths: lengths)
+    }
+
+    /// The locality sequences with the current model's next-token distribution as the soft
+    /// target at every real position, the summed entropy of those targets, and their count.
+    static func localityTargets(model: TransformerModel, batch: TrainingBatch, lengths: [Int]) throws
+        -> (batch: TrainingBatch, entropy: Double, positions: Int) {
+        let V = model.config.vocabSize, T = batch.length
+        let logits = try model.forward(batch.tokens).scalars
+        var soft: [TrainingBatch.SoftTarget] = [], entropy = 0.0
+        for (b, len) in lengths.enumerated() {
+            for t in 0..<len {
+                let row = logits[(b * T + t) * V..<(b * T + t + 1) * V]
+                let m = Double(row.max()!)
+                let e = row.map { Foundation.exp(Double($0) - m) }
+                let z = e.reduce(0, +)
+                let p = e.map { Float($0 / z) }
+                for q in p where q > 0 { entropy -= Double(q) * Foundation.log(Double(q)) }
+                soft.append(.init(sequence: b, position: t, probabilities: p))
+            }
+        }
+        return (try TrainingBatch(tokens: batch.tokens, targets: batch.targets, softTargets: soft), entropy, soft.count)
     }
 
     /// The outer loss and the gradients of every editor parameter for one edit. The model is
     /// left unedited. `updateStatistics` = training mode of the normalisation.
     public func lossAndGradients(editor: MendEditor, model: TransformerModel, batches: Batches,
                                  updateStatistics: Bool) throws -> (loss: Double, editLoss: Double, localityLoss: Double, gradients: MendGradients) {
+        let locality = try batches.locality.map { try Self.localityTargets(model: model, batch: $0, lengths: batches.localityLengths) }
         let (factors, edits) = try editor.edit(model: model, batch: batches.inner, training: updateStatistics)
         for e in edits { try e.apply(to: model) }
         defer { for e in edits { try? e.revert(from: model) } }
@@ -67,9 +95,10 @@ public struct MendObjective {
         let ne = Float(batches.outer.scoredTokens)
         let le = try model.accumulateGradients(batches.outer, into: GradientSink(model: G), lossScale: cEdit / ne) / Double(ne)
         var ll = 0.0
-        if let lb = batches.locality, lb.scoredTokens > 0 {
-            let nl = Float(lb.scoredTokens)
-            ll = try model.accumulateGradients(lb, into: GradientSink(model: G), lossScale: cLoc / nl) / Double(nl)
+        if let loc = locality, loc.positions > 0 {
+            let nl = Float(loc.positions)
+            let h = try model.accumulateGradients(loc.batch, into: GradientSink(model: G), lossScale: cLoc / nl)
+            ll = max(0, h - loc.entropy) / Double(nl)
         }
         var grads = MendGradients(transforms: editor.transforms.mapValues { $0.zeroGradients() }, editLRs: [Float](repeating: 0, count: editor.weights.count))
         for (i, f) in factors.enumerated() {

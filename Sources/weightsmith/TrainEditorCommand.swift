@@ -42,7 +42,7 @@ struct TrainEditorCommand: ParsableCommand {
         let t0 = Date()
         try MendTrainer.train(editor: editor, model: loaded.model, tokenizer: loaded.tokenizer, requests: requests, settings: s) { log in
             if log.step % max(logEvery, 1) == 0 || log.step == 1 || log.step == steps {
-                print(String(format: "step %4d  loss %.4f  edit NLL %.4f  locality NLL %.4f  (%.1f s)", log.step, log.loss, log.editLoss, log.localityLoss, Date().timeIntervalSince(t0)))
+                print(String(format: "step %4d  loss %.4f  edit NLL %.4f  locality KL %.4f  (%.1f s)", log.step, log.loss, log.editLoss, log.localityLoss, Date().timeIntervalSince(t0)))
             }
         }
         let url = URL(fileURLWithPath: output)
