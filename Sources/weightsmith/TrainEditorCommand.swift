@@ -10,8 +10,9 @@ struct TrainEditorCommand: ParsableCommand {
         discussion: """
         The editor transforms the rank-one gradient factors of the MLP matrices of the last --layers \
         blocks (identity init, running normalisation, IDMLP of rank --rank). Outer loss per edit: \
-        c_edit · NLL of the target after the first rephrase prompt (else the prompt) + c_loc · NLL of \
-        the unedited model's greedy tokens on the record's locality prompts. Adam with gradient \
+        c_edit · NLL of the target after the first rephrase prompt (else the prompt) + c_loc · \
+        KL(unedited ‖ edited) of the next-token distributions at every position of the record's \
+        locality prompts (each with the unedited model's two greedy tokens). Adam with gradient \
         accumulation and clipping; a second Adam on the edit learning rates. Prints the loss every \
         --log-every steps.
         """)
