@@ -32,7 +32,7 @@ struct ConvertCommand: ParsableCommand {
         if input.hasSuffix(".gguf") {
             // A GGUF file converts to a Hugging Face folder (config, safetensors, tokenizer.json).
             guard shardSize == nil else { throw ValidationError("--shard-size is not supported for a GGUF input") }
-            var gguf = try ConvertGGUFCommand.parse([input, output] + (dtype.map { ["--dtype", $0] } ?? []))
+            let gguf = try ConvertGGUFCommand.parse([input, output] + (dtype.map { ["--dtype", $0] } ?? []))
             try gguf.run()
             return
         }

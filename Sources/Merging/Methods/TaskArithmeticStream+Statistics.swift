@@ -143,8 +143,8 @@ extension TaskArithmeticStream {
 
     /// Pass 2: the low 16 bits of every `|δ|` in each query's high bin, kept per block (up to
     /// `candidateLimit` per query), and their histograms (the returned scratch, `bins` counters
-    /// per query). A query whose bin holds more than the limit is histogrammed directly in the
-    /// same pass; its tie counts then need pass 3.
+    /// per query). Past the limit a query's further blocks are only counted into per-worker
+    /// histograms; its tie counts then need pass 3.
     func binContents(_ source: MergeBlockSource, _ queries: [BinQuery]) throws
         -> (low: UnsafeMutableBufferPointer<UInt32>, candidates: BinCandidates) {
         let bins = MagnitudeBounds.bins, q = queries.count
@@ -159,16 +159,11 @@ extension TaskArithmeticStream {
                 let len = blocks.range(block).count
                 let found = scan + worker * blocks.blockElements
                 for (k, query) in queries.enumerated() {
-                    let x = xs[query.model]
-                    if !candidates.overflowed(k) {
-                        let c = ws_merge_bin_scan(x, b, len, query.high, found)
-                        if candidates.put(k, block: block, UnsafeBufferPointer(start: found, count: c)) { continue }
-                    }
+                    let c = ws_merge_bin_scan(xs[query.model], b, len, query.high, found)
+                    if candidates.put(k, block: block, UnsafeBufferPointer(start: found, count: c)) { continue }
+                    // Past the limit: count this block's values instead of keeping them.
                     let h = low.baseAddress! + (worker * q + k) * bins
-                    for j in 0..<len {
-                        let bits = (x[j] - b[j]).magnitude.bitPattern
-                        if bits >> 16 == query.high { h[Int(bits & 0xFFFF)] &+= 1 }
-                    }
+                    for v in UnsafeBufferPointer(start: found, count: c) { h[Int(v)] &+= 1 }
                 }
             }
         } catch {
@@ -296,8 +291,6 @@ final class BinCandidates: @unchecked Sendable {
         totals = Array(repeating: 0, count: queries)
         over = Array(repeating: false, count: queries)
     }
-
-    func overflowed(_ q: Int) -> Bool { lock.locked { over[q] } }
 
     /// Stores block `block`'s values for query `q`; false when the query is (now) overflowed.
     func put(_ q: Int, block: Int, _ found: UnsafeBufferPointer<UInt16>) -> Bool {
