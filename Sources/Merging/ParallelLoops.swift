@@ -28,27 +28,26 @@ public enum ParallelLoops {
         }
     }
 
+    /// Elements per chunk of `sums`: fixed, so that the order of the additions, and with it every
+    /// bit of the result, is the same whatever the thread count.
+    public static let sumChunkSize = 1 << 16
+
     /// Sums `k` Float64 quantities over `0..<count`: `body(range, partials)` adds its range's
-    /// contributions to `partials[0..<k]`. Chunk results are combined in chunk order, so the
-    /// result does not depend on scheduling.
+    /// contributions to `partials[0..<k]`. The ranges are fixed-size chunks (`sumChunkSize`) and
+    /// their results are combined in chunk order, so the result depends neither on scheduling nor
+    /// on `threadCount` (1 and 2 threads give identical bits).
     public static func sums(_ count: Int, _ k: Int, _ body: (Range<Int>, UnsafeMutablePointer<Double>) -> Void) -> [Double] {
-        let t = threadCount
-        let chunks = (t <= 1 || count < minParallelCount) ? 1 : t * 4
-        let size = max(1, (count + chunks - 1) / chunks)
+        let size = sumChunkSize
+        let chunks = max(1, (count + size - 1) / size)
         let partial = UnsafeMutablePointer<Double>.allocate(capacity: chunks * k)
         partial.initialize(repeating: 0, count: chunks * k)
         defer { partial.deallocate() }
-        if chunks == 1 {
-            if count > 0 { body(0..<count, partial) }
-        } else {
-            withoutActuallyEscaping(body) { body in
-                let box = UncheckedSendable((body, partial))
-                DispatchQueue.concurrentPerform(iterations: chunks) { c in
-                    let lo = c * size
-                    let hi = min(count, lo + size)
-                    if lo < hi { box.value.0(lo..<hi, box.value.1 + c * k) }
-                }
-            }
+        // forEachBlock runs serially with one worker and hands chunks to `threadCount` workers
+        // otherwise; each chunk writes only its own partials.
+        let box = UncheckedSendable(partial)
+        forEachBlock(chunks) { _, c in
+            let lo = c * size, hi = min(count, lo + size)
+            if lo < hi { body(lo..<hi, box.value + c * k) }
         }
         var out = [Double](repeating: 0, count: k)
         for c in 0..<chunks { for j in 0..<k { out[j] += partial[c * k + j] } }

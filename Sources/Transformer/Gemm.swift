@@ -1,7 +1,7 @@
-import CLinearAlgebra
+import Tensors
 
-// Row-major single-precision matrix product through OpenBLAS, private to the Transformer module
-// until the shared `matmul` wrapper lands in Tensors.
+// Row-major single-precision matrix product: the Transformer's spelling of `Tensors.sgemm`
+// (one implementation, including its k == 0 rule: beta == 0 clears C, NaNs too).
 //
 // C (M, N) = alpha * op(A) (M, K) * op(B) (K, N) + beta * C, with leading dimensions of the
 // stored (untransposed) matrices.
@@ -9,13 +9,8 @@ import CLinearAlgebra
 func gemm(transA: Bool, transB: Bool, M: Int, N: Int, K: Int, alpha: Float = 1,
           A: UnsafePointer<Float>, lda: Int, B: UnsafePointer<Float>, ldb: Int,
           beta: Float = 0, C: UnsafeMutablePointer<Float>, ldc: Int) {
-    guard M > 0, N > 0 else { return }
-    if K == 0 {
-        for i in 0..<M { for j in 0..<N { C[i * ldc + j] *= beta } }
-        return
-    }
-    cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
-                Int32(M), Int32(N), Int32(K), alpha, A, Int32(lda), B, Int32(ldb), beta, C, Int32(ldc))
+    sgemm(transposeA: transA, transposeB: transB, m: M, n: N, k: K, alpha: alpha,
+          a: A, lda: lda, b: B, ldb: ldb, beta: beta, c: C, ldc: ldc)
 }
 
 /// Naive triple-loop reference of `gemm` (Float64 accumulation), used by the tests.

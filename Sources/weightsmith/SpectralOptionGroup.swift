@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Spectral
+import Tensors
 
 /// Options shared by `spectrum` and `compare`.
 struct SpectralOptionGroup: ParsableArguments {
@@ -22,7 +23,7 @@ struct SpectralOptionGroup: ParsableArguments {
     @Option(help: "Write SVG plots (spectra, intruders per layer, cosine heat maps) into this folder.")
     var plots: String?
 
-    @Option(help: "Matrices analysed in parallel (default: cores / OPENBLAS_NUM_THREADS).")
+    @Option(help: "Matrices analysed in parallel (default: cores / BLAS threads; BLAS runs on one thread unless OPENBLAS_NUM_THREADS is set).")
     var jobs: Int?
 
     @Option(help: "SVDs of W and ΔW: auto (exact selective LAPACK SVD of the top vectors; randomized with an accuracy check first for 1024+ dimensions), exact (full gesdd), randomized.")
@@ -66,9 +67,10 @@ struct SpectralOptionGroup: ParsableArguments {
 
     func workerCount() -> Int {
         if let jobs { return max(1, jobs) }
+        // BLASThreads.configureDefault() ran at start-up: one BLAS thread unless the user set
+        // OPENBLAS_NUM_THREADS, so by default every core runs a worker.
         let cores = ProcessInfo.processInfo.activeProcessorCount
-        let blas = Int(ProcessInfo.processInfo.environment["OPENBLAS_NUM_THREADS"] ?? "") ?? cores
-        return max(1, cores / max(1, blas))
+        return max(1, cores / BLASThreads.current)
     }
 
     /// Prints the report (text or JSON) and writes plots.

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Tensors
 
 @main
 struct Weightsmith: AsyncParsableCommand {
@@ -19,4 +20,11 @@ struct Weightsmith: AsyncParsableCommand {
             EditCommand.self, TrainEditorCommand.self,
         ]
     )
+
+    /// Sets weightsmith's BLAS threading before any command runs (one BLAS thread unless
+    /// OPENBLAS_NUM_THREADS is set: weightsmith parallelises itself; see `BLASThreads`).
+    static func main() async {
+        BLASThreads.configureDefault()
+        await main(nil)
+    }
 }
