@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Reference outputs for the Swift merge methods (Tests/MergingTests/Fixtures/merge_expected.json).
 
-Written from /work/shared/reference/merging.md (mergekit semantics) directly in numpy/float64,
+Written from mergekit's documented semantics directly in numpy/float64,
 independently of the Swift code: every method below works on plain flattened vectors, the way
 the reference describes it (the Swift code uses fused loops and Gram-matrix shortcuts instead).
 Where weightsmith deliberately differs from mergekit (documented in Sources/Merging/README.md)
@@ -257,7 +257,7 @@ case("model_stock_filter_wise", "model_stock", model_stock(B, X, filter_wise=Tru
 case("passthrough_scale", "passthrough", 0.5 * X[1], models_idx=(1,), use_base=False, per_model=[{"scale": 0.5}])
 
 
-# ---- SVD-based merges (reference/spectral-grafting.md D.6, D.7) --------------------------
+# ---- SVD-based merges (Gargiulo et al. 2025, TSV-M; Marczak et al. 2025, Iso-C/Iso-CTS) --------------------------
 def rank(s, shape, scale=None):
     """Numerical rank: singular values above max(m, n) * eps32 * scale (numpy's matrix_rank rule,
     float32 eps); weightsmith leaves rounding-level directions out of the SVD-based merges."""

@@ -1,7 +1,7 @@
 import Tensors
 
 /// A parameter as written in a recipe, before it is evaluated for one tensor
-/// (reference/merging.md §1.4).
+/// (as mergekit's `config.py` resolves them).
 public indirect enum ParameterSetting: Sendable, Equatable {
     /// A scalar: the value everywhere.
     case value(ParameterValue)

@@ -13,7 +13,7 @@ public struct RecipeError: Error, Equatable, CustomStringConvertible, Sendable {
     }
 }
 
-/// Parses mergekit YAML recipes into `Recipe` (reference/merging.md §3.1).
+/// Parses mergekit YAML recipes into `Recipe` (mergekit's `MergeConfiguration` schema).
 ///
 /// Accepted top-level keys: `merge_method`, `base_model`, `models`, `slices`, `parameters`,
 /// `dtype`, `out_dtype`, `tokenizer_source`. `modules`, `tokenizer` (union vocabularies) and

@@ -1,6 +1,7 @@
 import CTransformerKernels
 import Checkpoints
 import Foundation
+import Tensors
 
 // Decoding-time linear layers over GGUF block-quantised weights.
 //
@@ -23,11 +24,9 @@ public struct QuantizedMatrix: @unchecked Sendable {
     public static let supported: Set<GGMLType> = [.q8_0, .q4_1]
 }
 
-/// Threads for the decoding kernels: OPENBLAS_NUM_THREADS when set (the same budget as BLAS), else the cores.
-let decodeThreads: Int = {
-    if let s = ProcessInfo.processInfo.environment["OPENBLAS_NUM_THREADS"], let n = Int(s), n > 0 { return n }
-    return ProcessInfo.processInfo.activeProcessorCount
-}()
+/// Threads for the decoding kernels: the process's thread budget (`BLASThreads.budget`: the
+/// user's OPENBLAS_NUM_THREADS when set, else the cores).
+let decodeThreads: Int = BLASThreads.budget
 
 func quantizedGemv(_ m: QuantizedMatrix, x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>, threads: Int = decodeThreads) {
     let w = m.bytes.assumingMemoryBound(to: UInt8.self)

@@ -141,15 +141,8 @@ struct MergeCommand: ParsableCommand {
     }
 }
 
-/// Parses `5GB`, `512MB`, `1.5G`, `800k`, `1000000` (powers of 1000; `GiB`/`MiB` for 1024).
+/// Parses a size such as `5GB`, `512MB`, `2GiB`, `1TB` with the one parser every command uses
+/// (`ByteSize.parse`: powers of 1000, `KiB`/`MiB`/`GiB`/`TiB` for 1024).
 func parseSize(_ s: String) throws -> Int {
-    let t = s.trimmingCharacters(in: .whitespaces)
-    let units: [(String, Double)] = [("gib", 1_073_741_824), ("mib", 1_048_576), ("kib", 1024), ("gb", 1e9), ("mb", 1e6), ("kb", 1e3),
-                                     ("g", 1e9), ("m", 1e6), ("k", 1e3), ("b", 1)]
-    let lower = t.lowercased()
-    for (u, f) in units where lower.hasSuffix(u) {
-        if let v = Double(lower.dropLast(u.count).trimmingCharacters(in: .whitespaces)), v > 0 { return Int(v * f) }
-    }
-    if let v = Double(lower), v > 0 { return Int(v) }
-    throw ValidationError("cannot read size \"\(s)\" (examples: 5GB, 512MB, 2GiB)")
+    do { return try ByteSize.parse(s) } catch let e as ByteSize.ParseError { throw ValidationError(e.description) }
 }
