@@ -17,6 +17,8 @@ public struct ExecutionOptions: Sendable {
     public var overwrite = false
     /// Extra safetensors metadata (e.g. `weightsmith.kind: task_vector`).
     public var metadata: [String: String] = [:]
+    /// The command named in the output's `.weightsmith-output` marker.
+    public var command = "merge"
     public init(memoryBudget: Int? = nil, maxShardBytes: Int? = 5_000_000_000, hashInputs: Bool = true, progress: Bool = true,
                 overwrite: Bool = false) {
         self.memoryBudget = memoryBudget
@@ -55,55 +57,51 @@ public enum MergeExecutor {
         if let budget = options.memoryBudget, plan.estimatedPeakBytes > budget {
             throw MergeError.other("the largest job needs about \(formatBytes(plan.estimatedPeakBytes)) but --memory-budget is \(formatBytes(budget)) (largest tensor: \(plan.jobs.max { $0.elementCount < $1.elementCount }?.output ?? "?"))")
         }
-        if fm.fileExists(atPath: outDir.path) && !options.overwrite {
-            throw MergeError.io(path: outDir.path, message: "already exists (use --force to replace it)")
+        let inputURLs = plan.inputs.flatMap { inp -> [URL] in
+            [URL(fileURLWithPath: inp.checkpoint.path)] + (inp.checkpoint.directory.map { [$0] } ?? [])
         }
-        let partial = URL(fileURLWithPath: outDir.path + ".partial")
-        if fm.fileExists(atPath: partial.path) { try fm.removeItem(at: partial) }
-        do { try fm.createDirectory(at: partial, withIntermediateDirectories: true) } catch {
-            throw MergeError.io(path: partial.path, message: "cannot create: \(error.localizedDescription)")
+        let output: OutputFolder
+        do {
+            output = try OutputFolder.prepare(outDir, inputs: inputURLs, force: options.overwrite, command: options.command)
+        } catch let e as OutputError {
+            throw MergeError.other(e.description)
         }
-        var success = false
-        defer { if !success { try? fm.removeItem(at: partial) } }
-
-        // Input fingerprints in the background while the merge runs.
-        let hashes = HashBox()
-        let group = DispatchGroup()
-        if options.hashInputs {
-            DispatchQueue.global(qos: .utility).async(group: group) {
-                let all = plan.inputs.flatMap { files(of: $0.checkpoint) }
-                for (f, h) in InputFingerprints.digests(all) { hashes.set(f, h) }
-            }
-        }
-
         let start = Date()
-        let entries = plan.jobs.map { TensorEntry(name: $0.output, dtype: $0.outDType, shape: $0.shape) }
-        let writer = try CheckpointWriter(directory: partial, entries: entries, maxShardBytes: options.maxShardBytes,
-                                          metadata: options.metadata.merging(["format": "pt"]) { a, _ in a })
-        let progress = ProgressReporter(label: "merge", totalBytes: plan.outputBytes, items: plan.jobs.count, enabled: options.progress)
-        // Outputs stream to the writer thread piece by piece while the next pieces compute.
-        let pipe = OutputPipe(writer: writer)
-        var done = 0
-        for (k, job) in plan.jobs.enumerated() {
-            try runJob(job, plan: plan, into: pipe)
-            for inp in [job.base].compactMap({ $0 }) + job.models { plan.inputs[inp.model].checkpoint.releasePages(inp.tensor) }
-            done += job.elementCount * job.outDType.byteSize
-            progress.update(doneBytes: done, doneItems: k + 1)
+        let progress = try output.write { partial -> ProgressReporter in
+            // Input fingerprints in the background while the merge runs.
+            let hashes = HashBox()
+            let group = DispatchGroup()
+            if options.hashInputs {
+                DispatchQueue.global(qos: .utility).async(group: group) {
+                    let all = plan.inputs.flatMap { files(of: $0.checkpoint) }
+                    for (f, h) in InputFingerprints.digests(all) { hashes.set(f, h) }
+                }
+            }
+
+            let entries = plan.jobs.map { TensorEntry(name: $0.output, dtype: $0.outDType, shape: $0.shape) }
+            let writer = try CheckpointWriter(directory: partial, entries: entries, maxShardBytes: options.maxShardBytes,
+                                              metadata: options.metadata.merging(["format": "pt"]) { a, _ in a })
+            let progress = ProgressReporter(label: "merge", totalBytes: plan.outputBytes, items: plan.jobs.count, enabled: options.progress)
+            // Outputs stream to the writer thread piece by piece while the next pieces compute.
+            let pipe = OutputPipe(writer: writer)
+            var done = 0
+            for (k, job) in plan.jobs.enumerated() {
+                try runJob(job, plan: plan, into: pipe)
+                for inp in [job.base].compactMap({ $0 }) + job.models { plan.inputs[inp.model].checkpoint.releasePages(inp.tensor) }
+                done += job.elementCount * job.outDType.byteSize
+                progress.update(doneBytes: done, doneItems: k + 1)
+            }
+            try pipe.drain()
+            try writer.finish()
+            try writeSideFiles(plan, to: partial)
+            group.wait()
+            try writeFileAtomically(Array(ModelCard.render(plan, hashes: hashes.all, outputName: cardTitle ?? outDir.lastPathComponent).utf8),
+                                    to: partial.appendingPathComponent("README.md"))
+            return progress
         }
-        try pipe.drain()
-        try writer.finish()
-        try writeSideFiles(plan, to: partial)
-        group.wait()
-        try writeFileAtomically(Array(ModelCard.render(plan, hashes: hashes.all, outputName: cardTitle ?? outDir.lastPathComponent).utf8),
-                                to: partial.appendingPathComponent("README.md"))
-        if options.overwrite && fm.fileExists(atPath: outDir.path) { try fm.removeItem(at: outDir) }
-        do { try fm.moveItem(at: partial, to: outDir) } catch {
-            throw MergeError.io(path: outDir.path, message: "cannot rename \(partial.lastPathComponent) into place: \(error.localizedDescription)")
-        }
-        success = true
         let seconds = Date().timeIntervalSince(start)
         progress.finish("merge: wrote \(plan.jobs.count) tensors (\(formatBytes(plan.outputBytes))) to \(outDir.path) in \(String(format: "%.2f", seconds))s")
-        let listing = ((try? fm.contentsOfDirectory(atPath: outDir.path)) ?? []).sorted()
+        let listing = ((try? fm.contentsOfDirectory(atPath: outDir.path)) ?? []).filter { !$0.hasPrefix(".") }.sorted()
         return MergeReport(outputDirectory: outDir, tensors: plan.jobs.count, outputBytes: plan.outputBytes, seconds: seconds, files: listing)
     }
 

@@ -41,7 +41,7 @@ struct ComposeCommand: ParsableCommand {
         }
         guard let output else { throw ValidationError("missing -o OUT_DIR") }
         let report = try MergeExecutor.run(plan, to: URL(fileURLWithPath: output),
-                                           options: ExecutionOptions(hashInputs: !noHash, progress: !quiet, overwrite: force))
+                                           options: { var o = ExecutionOptions(hashInputs: !noHash, progress: !quiet, overwrite: force); o.command = "compose"; return o }())
         print("wrote \(report.outputDirectory.path): \(report.files.joined(separator: ", "))")
     }
 }

@@ -36,6 +36,7 @@ struct TaskVectorCommand: ParsableCommand {
             }
             var options = ExecutionOptions(progress: !quiet, overwrite: force)
             options.metadata = [TaskVectors.kindKey: TaskVectors.kindValue]
+            options.command = "task-vector extract"
             let report = try MergeExecutor.run(plan, to: URL(fileURLWithPath: output), options: options)
             print("wrote task vector \(report.outputDirectory.path): \(report.tensors) tensors, \(formatBytes(report.outputBytes))")
         }

@@ -1,0 +1,271 @@
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Why an output path was refused or could not be committed.
+public enum OutputError: Error, CustomStringConvertible, Equatable {
+    /// The output (resolved through symlinks) is an input, inside one, or a parent of one.
+    case overlapsInput(output: String, input: String, relation: String)
+    /// The output exists and is not empty, and `--force` was not given.
+    case exists(path: String)
+    /// `--force` was given but the existing path is not a previous weightsmith output.
+    case notWeightsmithOutput(path: String)
+    /// Another run holds the lock of this output path.
+    case locked(path: String)
+    case io(path: String, message: String)
+
+    public var description: String {
+        switch self {
+        case let .overlapsInput(output, input, relation):
+            return "\(output): refusing to write the output \(relation) the input \(input)"
+        case let .exists(path):
+            return "\(path): already exists and is not empty (use --force to replace a previous weightsmith output)"
+        case let .notWeightsmithOutput(path):
+            return "\(path): --force replaces only a previous weightsmith output (a folder with \(OutputFolder.markerName)); this one is not, refusing to touch it"
+        case let .locked(path):
+            return "\(path): another weightsmith run is writing this output right now (lock held); try again when it ends"
+        case let .io(path, message):
+            return "\(path): \(message)"
+        }
+    }
+}
+
+/// The one output discipline of every writer: `prepare` validates the output path before any
+/// work (never an input, inside one or a parent of one, resolved through symlinks; an existing
+/// non-empty output only with `force`, and then only a previous weightsmith output; a lock so two
+/// runs to one path fail fast), `write` stages into a uniquely named hidden sibling
+/// (`.NAME.weightsmith-PID-RANDOM`), fsyncs, and renames it into place; the staging entry is
+/// removed on any error, and stale staging entries of dead processes are removed by the next run.
+public final class OutputFolder: @unchecked Sendable {
+    public enum Kind: Sendable { case directory, file }
+
+    /// Written into every output folder; `--force` replaces only folders that have it.
+    public static let markerName = ".weightsmith-output"
+
+    /// The resolved final path.
+    public let url: URL
+    public let kind: Kind
+    public let command: String
+    private var lockFD: Int32 = -1
+
+    private var parent: URL { url.deletingLastPathComponent() }
+    private var name: String { url.lastPathComponent }
+    private var stagingPrefix: String { ".\(name).weightsmith-" }
+    public var lockURL: URL { parent.appendingPathComponent(".\(name).weightsmith-lock") }
+
+    private init(url: URL, kind: Kind, command: String) {
+        self.url = url
+        self.kind = kind
+        self.command = command
+    }
+
+    deinit { if lockFD >= 0 { close(lockFD) } }
+
+    /// Validates `output` against `inputs` and takes its lock. Call before any work.
+    public static func prepare(_ output: URL, inputs: [URL], force: Bool, command: String,
+                               kind: Kind = .directory) throws -> OutputFolder {
+        let resolved = try resolveOutput(output)
+        let out = OutputFolder(url: resolved, kind: kind, command: command)
+        let outPath = resolved.path
+        for input in inputs {
+            guard let inPath = realPath(input.path) else { continue }  // a missing input fails later, in its reader
+            if inPath == outPath {
+                throw OutputError.overlapsInput(output: output.path, input: input.path, relation: "onto")
+            }
+            if inPath.hasPrefix(outPath.hasSuffix("/") ? outPath : outPath + "/") {
+                throw OutputError.overlapsInput(output: output.path, input: input.path, relation: "as a parent folder of")
+            }
+            if outPath.hasPrefix(inPath.hasSuffix("/") ? inPath : inPath + "/") {
+                throw OutputError.overlapsInput(output: output.path, input: input.path, relation: "inside")
+            }
+        }
+        try out.checkExisting(force: force, shownPath: output.path)
+        try out.lock(shownPath: output.path)
+        out.removeStaleStaging()
+        return out
+    }
+
+    /// Stages the output, runs `body` with the staging URL (a fresh empty folder, or a file path
+    /// that does not exist yet), then commits it atomically. Nothing is left at the final path or
+    /// in the staging entry when `body` throws.
+    @discardableResult
+    public func write<T>(_ body: (URL) throws -> T) throws -> T {
+        let staging = parent.appendingPathComponent(stagingPrefix + "\(getpid())-\(Self.randomTag())")
+        if kind == .directory {
+            guard mkdir(staging.path, 0o755) == 0 else {
+                throw OutputError.io(path: staging.path, message: "cannot create the staging folder: \(String(cString: strerror(errno)))")
+            }
+        }
+        var committed = false
+        defer { if !committed { try? FileManager.default.removeItem(at: staging) } }
+        let result = try body(staging)
+        if kind == .directory {
+            let marker = "{\"command\": \(jsonString(command)), \"pid\": \(getpid())}\n"
+            try writeAndSync(Array(marker.utf8), to: staging.appendingPathComponent(Self.markerName))
+            try syncTree(staging)
+        } else {
+            try syncPath(staging.path)
+        }
+        try commit(staging)
+        committed = true
+        _ = try? syncPath(parent.path)
+        return result
+    }
+
+    // MARK: - Validation
+
+    private static func resolveOutput(_ output: URL) throws -> URL {
+        let path = output.standardizedFileURL.path
+        var st = stat()
+        if lstat(path, &st) == 0 {
+            if (st.st_mode & S_IFMT) == S_IFLNK {
+                guard let r = realPath(path) else {
+                    throw OutputError.io(path: output.path, message: "is a symbolic link to a path that does not exist (a dangling link); remove it or choose another output")
+                }
+                return URL(fileURLWithPath: r)
+            }
+        }
+        let parentPath = (path as NSString).deletingLastPathComponent
+        guard let p = realPath(parentPath.isEmpty ? "." : parentPath) else {
+            throw OutputError.io(path: output.path, message: "the parent folder \(parentPath) does not exist")
+        }
+        let last = (path as NSString).lastPathComponent
+        guard !last.isEmpty, last != ".", last != ".." else {
+            throw OutputError.io(path: output.path, message: "is not a usable output name")
+        }
+        return URL(fileURLWithPath: p).appendingPathComponent(last)
+    }
+
+    private func checkExisting(force: Bool, shownPath: String) throws {
+        var st = stat()
+        guard stat(url.path, &st) == 0 else { return }
+        let isDir = (st.st_mode & S_IFMT) == S_IFDIR
+        switch kind {
+        case .directory:
+            guard isDir else {
+                throw OutputError.io(path: shownPath, message: "exists and is not a folder; refusing to replace it")
+            }
+            let contents = (try? FileManager.default.contentsOfDirectory(atPath: url.path)) ?? []
+            if contents.isEmpty { return }
+            guard force else { throw OutputError.exists(path: shownPath) }
+            guard contents.contains(Self.markerName) else { throw OutputError.notWeightsmithOutput(path: shownPath) }
+        case .file:
+            guard !isDir else {
+                throw OutputError.io(path: shownPath, message: "is a folder; the output is a single file, refusing to replace it")
+            }
+            guard (st.st_mode & S_IFMT) == S_IFREG else {
+                throw OutputError.io(path: shownPath, message: "exists and is not a regular file; refusing to replace it")
+            }
+            guard force else { throw OutputError.exists(path: shownPath) }
+        }
+    }
+
+    private func lock(shownPath: String) throws {
+        let fd = open(lockURL.path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+        guard fd >= 0 else {
+            throw OutputError.io(path: lockURL.path, message: "cannot create the lock file: \(String(cString: strerror(errno)))")
+        }
+        guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
+            close(fd)
+            throw OutputError.locked(path: shownPath)
+        }
+        lockFD = fd
+    }
+
+    /// Removes `.NAME.weightsmith-PID-...` entries whose process no longer runs.
+    private func removeStaleStaging() {
+        guard let entries = try? FileManager.default.contentsOfDirectory(atPath: parent.path) else { return }
+        for e in entries where e.hasPrefix(stagingPrefix) {
+            let rest = e.dropFirst(stagingPrefix.count)
+            guard let dash = rest.firstIndex(of: "-"), let pid = Int32(rest[..<dash]), pid > 0 else { continue }
+            if pid == getpid() { continue }
+            if kill(pid, 0) == 0 || errno == EPERM { continue }
+            try? FileManager.default.removeItem(at: parent.appendingPathComponent(e))
+        }
+    }
+
+    // MARK: - Commit
+
+    private func commit(_ staging: URL) throws {
+        var st = stat()
+        let exists = lstat(url.path, &st) == 0
+        if kind == .file || !exists {
+            // A file replaces the old one atomically; a folder takes a free (or empty) name atomically.
+            if rename(staging.path, url.path) == 0 { return }
+            if !(kind == .directory && (errno == ENOTEMPTY || errno == EEXIST)) {
+                throw OutputError.io(path: url.path, message: "cannot rename the staged output into place: \(String(cString: strerror(errno)))")
+            }
+        }
+        // An existing folder (checked in `prepare`: empty, or a previous output with --force):
+        // re-check it, set it aside, move the new one in, then drop the old one.
+        let contents = (try? FileManager.default.contentsOfDirectory(atPath: url.path)) ?? []
+        if !contents.isEmpty && !contents.contains(Self.markerName) { throw OutputError.notWeightsmithOutput(path: url.path) }
+        let old = parent.appendingPathComponent(stagingPrefix + "\(getpid())-\(Self.randomTag())-old")
+        guard rename(url.path, old.path) == 0 else {
+            throw OutputError.io(path: url.path, message: "cannot move the previous output aside: \(String(cString: strerror(errno)))")
+        }
+        guard rename(staging.path, url.path) == 0 else {
+            let err = String(cString: strerror(errno))
+            _ = rename(old.path, url.path)
+            throw OutputError.io(path: url.path, message: "cannot rename the staged output into place: \(err)")
+        }
+        try? FileManager.default.removeItem(at: old)
+    }
+
+    // MARK: - Helpers
+
+    static func randomTag() -> String {
+        String(UInt64.random(in: 0...UInt64.max), radix: 36)
+    }
+
+    private static func realPath(_ path: String) -> String? {
+        guard let p = realpath(path, nil) else { return nil }
+        defer { free(p) }
+        return String(cString: p)
+    }
+
+    private func jsonString(_ s: String) -> String {
+        var out = "\""
+        for u in s.unicodeScalars {
+            switch u {
+            case "\"": out += "\\\""
+            case "\\": out += "\\\\"
+            default:
+                if u.value < 0x20 { out += String(format: "\\u%04x", u.value) } else { out.unicodeScalars.append(u) }
+            }
+        }
+        return out + "\""
+    }
+
+    private func writeAndSync(_ bytes: [UInt8], to url: URL) throws {
+        let fd = open(url.path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw OutputError.io(path: url.path, message: "cannot create: \(String(cString: strerror(errno)))") }
+        defer { close(fd) }
+        let n = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
+        guard n == bytes.count, fsync(fd) == 0 else {
+            throw OutputError.io(path: url.path, message: "cannot write: \(String(cString: strerror(errno)))")
+        }
+    }
+
+    private func syncTree(_ dir: URL) throws {
+        let fm = FileManager.default
+        if let e = fm.enumerator(atPath: dir.path) {
+            while let rel = e.nextObject() as? String {
+                try syncPath(dir.appendingPathComponent(rel).path)
+            }
+        }
+        try syncPath(dir.path)
+    }
+
+    private func syncPath(_ path: String) throws {
+        var st = stat()
+        guard lstat(path, &st) == 0 else { return }
+        let mode = st.st_mode & S_IFMT
+        guard mode == S_IFREG || mode == S_IFDIR else { return }
+        let fd = open(path, (mode == S_IFDIR ? O_RDONLY | O_DIRECTORY : O_RDONLY) | O_CLOEXEC)
+        guard fd >= 0 else { throw OutputError.io(path: path, message: "cannot open to sync: \(String(cString: strerror(errno)))") }
+        defer { close(fd) }
+        guard fsync(fd) == 0 else { throw OutputError.io(path: path, message: "fsync failed: \(String(cString: strerror(errno)))") }
+    }
+}
