@@ -127,6 +127,14 @@ public final class OutputFolder: @unchecked Sendable {
             }
         }
         let parentPath = (path as NSString).deletingLastPathComponent
+        // Missing parent folders are created, as `mkdir -p` (and mergekit's output path) would.
+        if !parentPath.isEmpty, realPath(parentPath) == nil {
+            do {
+                try FileManager.default.createDirectory(atPath: parentPath, withIntermediateDirectories: true)
+            } catch {
+                throw OutputError.io(path: output.path, message: "cannot create the parent folder \(parentPath): \(error.localizedDescription)")
+            }
+        }
         guard let p = realPath(parentPath.isEmpty ? "." : parentPath) else {
             throw OutputError.io(path: output.path, message: "the parent folder \(parentPath) does not exist")
         }

@@ -30,6 +30,16 @@ final class OutputFolderTests: XCTestCase {
         XCTAssertEqual(try hiddenEntries(tmp), [])
     }
 
+    func testMissingParentFoldersAreCreated() throws {
+        let tmp = try makeTemporaryDirectory()
+        let out = tmp.appendingPathComponent("runs/today/merged")
+        let folder = try OutputFolder.prepare(out, inputs: [], force: false, command: "merge")
+        try folder.write { staging in
+            try Data("x".utf8).write(to: staging.appendingPathComponent("model.safetensors"))
+        }
+        XCTAssertTrue(fm.fileExists(atPath: out.appendingPathComponent("model.safetensors").path))
+    }
+
     func testErrorInBodyLeavesNothing() throws {
         let tmp = try makeTemporaryDirectory()
         let out = tmp.appendingPathComponent("merged")
