@@ -1,4 +1,5 @@
 import ArgumentParser
+import Checkpoints
 import Editing
 import Foundation
 import Transformer
@@ -30,7 +31,7 @@ struct EditCommand: ParsableCommand {
     @Option(name: .long, help: "Layer whose MLP output matrix is edited (default: 5/32 of the layers, rounded down).") var layer: Int?
     @Option(name: .long, parsing: .singleValue, help: "A paraphrase prompt (repeatable).") var paraphrase: [String] = []
     @Option(name: .long, help: "Locality prompts: one per line, or JSONL with \"prompt\".") var localityPrompts: String?
-    @Option(name: .shortAndLong, help: "Output folder (must not exist or be empty).") var output: String?
+    @Option(name: .shortAndLong, help: "Output folder (must not exist or be empty; never an input or inside one).") var output: String?
     @Option(name: .long, help: "MEND: the trained editor (.safetensors from train-editor).") var editor: String?
 
     @Option(name: .long, help: "ROME: text corpus for the key statistics (default: none, C = I).") var statsCorpus: String?
@@ -100,6 +101,8 @@ struct EditCommand: ParsableCommand {
         }
         guard let prompt, let target else { throw ValidationError("give --prompt and --target (or --requests FILE)") }
         guard let output else { throw ValidationError("give -o OUT for the edited model") }
+        // The output path is checked (and locked) before the edit is computed; see OutputFolder.
+        let out = try OutputFolder.prepare(URL(fileURLWithPath: output), inputs: [URL(fileURLWithPath: model)], force: false, command: "edit")
         var loc: [String] = []
         if let f = localityPrompts { loc = try EditRequest.readPrompts(URL(fileURLWithPath: f)) }
         let request = EditRequest(prompt: prompt, subject: subject, target: target, paraphrases: paraphrase, localityPrompts: loc)
@@ -119,8 +122,9 @@ struct EditCommand: ParsableCommand {
         print(EditTable.render(before: before, after: after))
         let source = URL(fileURLWithPath: model).hasDirectoryPath || FileManager.default.fileExists(atPath: model + "/config.json")
             ? URL(fileURLWithPath: model) : URL(fileURLWithPath: model).deletingLastPathComponent()
-        try EditedModelWriter.save(m, to: URL(fileURLWithPath: output), sideFilesFrom: source,
-                                   metadata: ["format": "pt", "weightsmith.edit": "\(method.rawValue) \(what)"])
+        try out.write { staging in
+            try m.save(to: staging, sideFilesFrom: source, metadata: ["format": "pt", "weightsmith.edit": "\(method.rawValue) \(what)"])
+        }
         print("wrote \(output)")
     }
 
