@@ -1,7 +1,7 @@
 import Foundation
 import Transformer
 
-/// Single-edit protocol over many requests (reference §3.4): for each, record the locality
+/// Single-edit protocol over many requests (EasyEdit's single-edit evaluation, Wang et al. 2024): for each, record the locality
 /// reference, score, compute and apply the edit, score again, restore the weights. Returns the
 /// means before and after (paraphrase/locality over the requests that have them) and timing.
 public struct EditBenchmarkResult: Sendable {

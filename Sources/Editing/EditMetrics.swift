@@ -1,7 +1,7 @@
 import Foundation
 import Transformer
 
-/// Scores of one edit request on one model (EasyEdit's token-level protocol, reference §3.4).
+/// Scores of one edit request on one model (EasyEdit's token-level protocol, Wang et al. 2024).
 ///
 /// - efficacy: fraction of target tokens that are the argmax under teacher forcing after the
 ///   prompt; `efficacyProbability` is the target's per-token geometric-mean probability

@@ -3,7 +3,7 @@ import Transformer
 
 /// Training batches built from an edit request's token ids.
 enum EditBatches {
-    /// FT-L's `prompt_last` objective (reference §2.1): |target| copies of the prompt, copy j
+    /// FT-L's `prompt_last` objective (as in ROME's FT-L baseline code, Meng et al. 2022): |target| copies of the prompt, copy j
     /// scored only at the last prompt position against target token j, so the mean loss is
     /// −mean_j log p(target_j | prompt) (a bag-of-target-tokens loss).
     static func promptLast(prompt: [Int], target: [Int]) throws -> TrainingBatch {

@@ -2,7 +2,7 @@ import Foundation
 import Tensors
 import Transformer
 
-/// FT-L: constrained fine-tuning of one MLP output matrix (reference §2.1, ROME's FT+L /
+/// FT-L: constrained fine-tuning of one MLP output matrix (Zhu et al. 2020; ROME's FT+L baseline, Meng et al. 2022 §4 /
 /// EasyEdit's FT with `prompt_last`). Adam on that matrix only, up to `steps` steps, stopping when
 /// the loss falls below 1e-2; after every step each entry is clamped into [W0 − ε, W0 + ε]
 /// (the L∞ norm constraint; `normBound` nil = unconstrained). The backward pass runs only down

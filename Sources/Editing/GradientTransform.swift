@@ -1,7 +1,7 @@
 import Foundation
 import Tensors
 
-/// MEND's editor for one weight shape (reference §1.3): running normalisation of the rank-one
+/// MEND's editor for one weight shape (Mitchell et al. 2022, §3): running normalisation of the rank-one
 /// gradient factors u (d_in) and delta (d_out), then an IDMLP of two low-rank residual blocks on
 /// z = concat(û, δ̂) ∈ R^D, D = d_in + d_out, shared by `modes` edited matrices of that shape.
 ///
@@ -117,7 +117,7 @@ public final class GradientTransform {
 
     public func zeroGradients() -> Gradients { Gradients(self) }
 
-    /// Backward of `forward` (reference §1.8): `dz2` = ∂L/∂z₂ (N, D); accumulates into `grads`.
+    /// Backward of `forward` (the backward of the editor MLP of Mitchell et al. 2022, §3): `dz2` = ∂L/∂z₂ (N, D); accumulates into `grads`.
     /// The ReLU mask is a′ ≥ 0 (clamp semantics: gradient 1 at 0, so U = 0 at init still trains).
     public func backward(_ tape: Tape, dz2: [Float], into grads: inout Gradients) {
         let D = self.D, r = rank, n = tape.rows, m = tape.mode

@@ -5,7 +5,7 @@ import Tensors
 import Transformer
 
 /// The uncentred second moment C = E[k kᵀ] of the keys (inputs of one layer's MLP output
-/// matrix) over every token of a text corpus (ROME's `layer_stats`, reference §2.2.5), in
+/// matrix) over every token of a text corpus (ROME's `layer_stats`, Meng et al. 2022, §3.1), in
 /// Float64, (I, I) row-major. Cached as a safetensors file named after the weight, the corpus
 /// and the model's parameters (a content hash), so a second edit on the same layer is free.
 public struct KeyStatistics: Sendable {

@@ -2,7 +2,7 @@ import Foundation
 import Tensors
 import Transformer
 
-/// MEND (Mitchell et al. 2022, reference §1): a trained editor maps the rank-one factors (u,
+/// MEND (Mitchell et al. 2022, §3): a trained editor maps the rank-one factors (u,
 /// delta) of the fine-tuning gradient of each edited matrix to pseudo-factors (ũ, δ̃); the edit
 /// is W̃ = W + α_i Σ_t δ̃_t ũ_tᵀ (the code's + sign, Linear layout; GPT-2 Conv1D: Ũᵀ D̃).
 /// Edited matrices: the MLP matrices of the last three blocks (gate, up, down for Llama; c_fc,

@@ -2,7 +2,7 @@ import Foundation
 import Tensors
 import Transformer
 
-/// MEND meta-training (reference §1.6): gradients accumulated over `accumulation` edits (each
+/// MEND meta-training (Mitchell et al. 2022, MEND, §3): gradients accumulated over `accumulation` edits (each
 /// /accumulation, a non-finite one skipped), global-norm clipping to `clip`, then Adam(lr) on
 /// every editor parameter and edit lr, plus a second Adam(lrLR) step on the edit lrs.
 public struct MendTrainingSettings: Sendable {

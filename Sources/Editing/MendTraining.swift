@@ -19,7 +19,7 @@ public struct MendGradients {
     }
 }
 
-/// Outer objective of MEND meta-training for one edit (reference §1.5), with its hand-written
+/// Outer objective of MEND meta-training for one edit (Mitchell et al. 2022, §3), with its hand-written
 /// backward (§1.8):
 ///   L = c_edit · NLL(edited model, paraphrase (else prompt) → target) + c_loc · L_loc,
 /// where L_loc = KL(p_pre ‖ p_post) averaged over every position of the locality sequences (each

@@ -2,7 +2,7 @@ import Foundation
 import Tensors
 import Transformer
 
-/// ROME settings (reference §2.2; defaults follow EasyEdit's Llama hyper-parameters, with fewer
+/// ROME settings (Meng et al. 2022, ROME, §3; defaults follow EasyEdit's Llama hyper-parameters, with fewer
 /// context templates for CPU speed).
 public struct RomeSettings: Sendable {
     public var layer: Int

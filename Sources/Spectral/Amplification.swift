@@ -1,7 +1,7 @@
 import Foundation
 import Tensors
 
-/// The amplification factor of reference §E.6 (Hu et al. 2021, LoRA §7.3): how strongly the update
+/// The amplification factor of Hu et al. 2021 (LoRA, §7.3): how strongly the update
 /// amplifies directions that W0 itself barely uses.
 ///
 /// With U, V the top-r left/right singular vectors of ΔW (r = the LoRA rank, or the energy rank for

@@ -1,6 +1,6 @@
 import Tensors
 
-/// Intruder dimensions (Shuttleworth et al. 2024, Definition 3.1 / Algorithm 1; reference §A.1).
+/// Intruder dimensions (Shuttleworth et al. 2024, Definition 3.1 / Algorithm 1).
 ///
 /// Among the top-k left singular vectors y_j of the tuned matrix W, y_j is an intruder at
 /// threshold ε iff max_i |⟨y_j, x_i⟩| < ε over *all* left singular vectors x_i of the base W0

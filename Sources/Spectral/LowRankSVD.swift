@@ -1,6 +1,6 @@
 import Tensors
 
-/// The SVD of a LoRA update ΔW = s · B A without forming ΔW (reference §0.2), O((m + n) r²).
+/// The SVD of a LoRA update ΔW = s · B A without forming ΔW, O((m + n) r²).
 ///
 /// B = Q_B R_B (m × r), Aᵀ = Q_A R_A (n × r), core M = R_B R_Aᵀ (r × r) = U_M Σ V_Mᵀ, so
 /// ΔW = (Q_B U_M) (|s| Σ) (Q_A V_M)ᵀ. Returns thin factors u (m, r), s (r), vt (r, n), where

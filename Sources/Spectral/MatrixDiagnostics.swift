@@ -1,4 +1,4 @@
-/// Every per-matrix quantity of reference §A and §E for one adapted matrix of one fine-tune.
+/// Every per-matrix quantity of Shuttleworth et al. 2024 (§3-§4) and the spectral statistics of the Spectral README for one adapted matrix of one fine-tune.
 /// W0 is the base matrix, W the tuned one and ΔW = W − W0, all (rows = out, cols = in).
 public struct MatrixDiagnostics: Sendable, Codable, Equatable {
     /// Base tensor name, e.g. `model.layers.3.self_attn.q_proj.weight`.

@@ -1,6 +1,6 @@
 import Foundation
 
-/// Scalar summaries of a singular spectrum σ_1 ≥ … ≥ σ_q ≥ 0 (reference §E.1–E.4).
+/// Scalar summaries of a singular spectrum σ_1 ≥ … ≥ σ_q ≥ 0 (effective rank: Roy and Vetterli 2007; stable rank: Rudelson and Vershynin 2007).
 public enum SpectrumStatistics {
     /// Effective rank (Roy & Vetterli 2007): exp(−Σ p_i ln p_i) with p_i = σ_i / Σσ (L1, not σ²).
     /// Zero σ are skipped; 0 for an all-zero spectrum. Range [1, q].

@@ -1,6 +1,6 @@
 import Tensors
 
-/// Overlap of two subspaces given by orthonormal columns (reference §E.5, Hu et al. 2021 §7.2).
+/// Overlap of two subspaces given by orthonormal columns (Hu et al. 2021, LoRA, §7.2).
 ///
 /// φ = ‖U1ᵀ U2‖_F² / min(i, j) ∈ [0, 1], with i, j the column counts; the cosines of the
 /// principal angles are the singular values of U1ᵀ U2 (so φ = mean cos² when i = j).

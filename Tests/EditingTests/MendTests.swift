@@ -14,7 +14,7 @@ final class MendTests: XCTestCase {
     }
 
     /// Backward of the IDMLP vs central finite differences of L = Σ w ⊙ z₂ for every parameter
-    /// block (reference §1.8 test 2), and ∂U ≠ 0 at the identity init (clamp semantics).
+    /// block, and ∂U ≠ 0 at the identity init (clamp semantics).
     func testTransformBackwardFiniteDifferences() {
         let t = GradientTransform(inFeatures: 4, outFeatures: 6, rank: 3, modes: 2, seed: 3)
         var rng = SeededRandom(seed: 4)

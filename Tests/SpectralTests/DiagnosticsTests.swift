@@ -91,7 +91,7 @@ import Tensors
         #expect(ri.frobeniusUpdate == 0 && ri.effectiveRank == 0)
     }
 
-    /// Geometric base spectrum 10·0.9^i (reference §F.2's second variant).
+    /// Geometric base spectrum 10·0.9^i.
     @Test func plantedIntruderGeometricSpectrum() throws {
         let n = 128
         let u = try qr(random(n, n, seed: 11)).q, v = try qr(random(n, n, seed: 12)).q

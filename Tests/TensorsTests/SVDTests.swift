@@ -37,7 +37,7 @@ import Testing
         try check(a, full: true)
     }
 
-    /// Orientation (reference §F.1): for W = diag-like known matrix, U and V land in the right places.
+    /// Orientation: for W = diag-like known matrix, U and V land in the right places.
     @Test func orientationOnKnownMatrix() throws {
         // W (3, 2) = [[3, 0], [0, 2], [0, 0]]: U = e1, e2; V = e1, e2; s = [3, 2].
         let w = Tensor(shape: [3, 2], scalars: [3, 0, 0, 2, 0, 0])
