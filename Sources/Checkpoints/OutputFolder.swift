@@ -101,7 +101,7 @@ public final class OutputFolder: @unchecked Sendable {
         defer { if !committed { try? FileManager.default.removeItem(at: staging) } }
         let result = try body(staging)
         if kind == .directory {
-            let marker = "{\"command\": \(jsonString(command)), \"pid\": \(getpid())}\n"
+            let marker = "{\"command\": \(jsonQuoted(command)), \"pid\": \(getpid())}\n"
             try writeAndSync(Array(marker.utf8), to: staging.appendingPathComponent(Self.markerName))
             try syncTree(staging)
         } else {
@@ -231,19 +231,6 @@ public final class OutputFolder: @unchecked Sendable {
         guard let p = realpath(path, nil) else { return nil }
         defer { free(p) }
         return String(cString: p)
-    }
-
-    private func jsonString(_ s: String) -> String {
-        var out = "\""
-        for u in s.unicodeScalars {
-            switch u {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            default:
-                if u.value < 0x20 { out += String(format: "\\u%04x", u.value) } else { out.unicodeScalars.append(u) }
-            }
-        }
-        return out + "\""
     }
 
     private func writeAndSync(_ bytes: [UInt8], to url: URL) throws {
