@@ -42,6 +42,6 @@ let package = Package(
         .testTarget(name: "MergingTests", dependencies: ["Merging", "Checkpoints", "CMergeKernels"], resources: [.copy("Fixtures")]),
         .testTarget(name: "SpectralTests", dependencies: ["Spectral", "Checkpoints", "Tensors"], resources: [.copy("Fixtures")]),
         .testTarget(name: "EditingTests", dependencies: ["Editing", "Transformer", "Tensors"], resources: [.copy("Fixtures")]),
-        .testTarget(name: "TransformerTests", dependencies: ["Transformer"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "TransformerTests", dependencies: ["Transformer", "Merging", "Checkpoints", "Tensors"], resources: [.copy("Fixtures")]),
     ]
 )

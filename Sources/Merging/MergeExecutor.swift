@@ -19,6 +19,9 @@ public struct ExecutionOptions: Sendable {
     public var metadata: [String: String] = [:]
     /// The command named in the output's `.weightsmith-output` marker.
     public var command = "merge"
+    /// An output already checked and locked by the caller (e.g. before a long search), used
+    /// instead of preparing `outDir` again.
+    public var preparedOutput: OutputFolder?
     public init(memoryBudget: Int? = nil, maxShardBytes: Int? = 5_000_000_000, hashInputs: Bool = true, progress: Bool = true,
                 overwrite: Bool = false) {
         self.memoryBudget = memoryBudget
@@ -47,7 +50,7 @@ public enum MergeExecutor {
                                         "generation_config.json"]
 
     public static func run(_ plan: MergePlan, to outDir: URL, options: ExecutionOptions = ExecutionOptions(),
-                           cardTitle: String? = nil) throws -> MergeReport {
+                           cardTitle: String? = nil, cardAppendix: String? = nil) throws -> MergeReport {
         var checked = try plan.checked()
         if let budget = options.memoryBudget, checked.estimatedPeakBytes > budget {
             checked.keepMappedBytes = 0  // drop mapped pages block by block rather than refuse
@@ -62,7 +65,8 @@ public enum MergeExecutor {
         }
         let output: OutputFolder
         do {
-            output = try OutputFolder.prepare(outDir, inputs: inputURLs, force: options.overwrite, command: options.command)
+            output = try options.preparedOutput
+                ?? OutputFolder.prepare(outDir, inputs: inputURLs, force: options.overwrite, command: options.command)
         } catch let e as OutputError {
             throw MergeError.other(e.description)
         }
@@ -95,7 +99,9 @@ public enum MergeExecutor {
             try writer.finish()
             try writeSideFiles(plan, to: partial)
             group.wait()
-            try writeFileAtomically(Array(ModelCard.render(plan, hashes: hashes.all, outputName: cardTitle ?? outDir.lastPathComponent).utf8),
+            let card = ModelCard.render(plan, hashes: hashes.all, outputName: cardTitle ?? outDir.lastPathComponent)
+                + (cardAppendix.map { "\n" + $0 } ?? "")
+            try writeFileAtomically(Array(card.utf8),
                                     to: partial.appendingPathComponent("README.md"))
             return progress
         }

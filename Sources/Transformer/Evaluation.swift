@@ -67,31 +67,63 @@ public struct Evaluator {
         return try Self.evaluate(model: model, tokenized: tokenized, progress: progress)
     }
 
-    /// The same on token ids: (prompt ids, completion ids) pairs.
-    public static func evaluate(model: TransformerModel, tokenized: [([Int], [Int])], progress: ((Int, Int) -> Void)? = nil) throws -> EvaluationResult {
+    /// The same on token ids: (prompt ids, completion ids) pairs. `workers` > 1 runs examples
+    /// side by side (each its own forward pass); the sums are taken in example order afterwards,
+    /// so the result is bit-identical for any number of workers.
+    public static func evaluate(model: TransformerModel, tokenized: [([Int], [Int])], workers: Int = 1,
+                                progress: ((Int, Int) -> Void)? = nil) throws -> EvaluationResult {
         let V = model.config.vocabSize
-        let examples = tokenized
-        var nll = 0.0, scored = 0, exact = 0
-        for (i, (p, c)) in tokenized.enumerated() {
-            guard !p.isEmpty, !c.isEmpty else {
-                throw ModelError.invalidInput("example \(i + 1): the prompt and the completion must each encode to at least one token")
-            }
-            let ids = p + c
-            let logits = try model.forward([ids])
+        for (i, (p, c)) in tokenized.enumerated() where p.isEmpty || c.isEmpty {
+            throw ModelError.invalidInput("example \(i + 1): the prompt and the completion must each encode to at least one token")
+        }
+        // Per example: log-probabilities of the completion tokens, and whether all were the argmax.
+        func one(_ i: Int) throws -> ([Double], Bool) {
+            let (p, c) = tokenized[i]
+            let logits = try model.forward([p + c])
+            var lp: [Double] = []
+            lp.reserveCapacity(c.count)
             var allMatch = true
             for (j, target) in c.enumerated() {
                 let pos = p.count - 1 + j       // logits at pos predict token pos + 1
                 let row = logits.scalars[pos * V..<(pos + 1) * V]
-                nll -= logProb(row, target)
+                lp.append(logProb(row, target))
                 if Sampler.argmax(row) != target { allMatch = false }
             }
-            scored += c.count
-            if allMatch { exact += 1 }
-            progress?(i + 1, examples.count)
+            return (lp, allMatch)
+        }
+        let w = min(max(1, workers), tokenized.count)
+        let state = EvaluationState(count: tokenized.count)
+        if w <= 1 {
+            for i in tokenized.indices { state.results[i] = try one(i); progress?(i + 1, tokenized.count) }
+        } else {
+            nonisolated(unsafe) let one = one, progress = progress
+            DispatchQueue.concurrentPerform(iterations: w) { worker in
+                var i = worker
+                while i < tokenized.count, !state.failed {
+                    do {
+                        let r = try one(i)
+                        let d = state.store(i, r)
+                        if worker == 0 { progress?(d, tokenized.count) }
+                    } catch {
+                        state.fail(error)
+                        return
+                    }
+                    i += w
+                }
+            }
+            if let e = state.error { throw e }
+            progress?(tokenized.count, tokenized.count)
+        }
+        let per = state.results
+        var nll = 0.0, scored = 0, exact = 0
+        for case let (lp, match)? in per {
+            for v in lp { nll -= v }
+            scored += lp.count
+            if match { exact += 1 }
         }
         let mean = scored > 0 ? nll / Double(scored) : 0
-        return EvaluationResult(examples: examples.count, scoredTokens: scored, meanNLL: mean, perplexity: Foundation.exp(mean),
-                                exactMatch: examples.isEmpty ? nil : Double(exact) / Double(examples.count))
+        return EvaluationResult(examples: tokenized.count, scoredTokens: scored, meanNLL: mean, perplexity: Foundation.exp(mean),
+                                exactMatch: tokenized.isEmpty ? nil : Double(exact) / Double(tokenized.count))
     }
 
     public func perplexity(text: String, window: Int, progress: ((Int, Int) -> Void)? = nil) throws -> EvaluationResult {
@@ -118,4 +150,21 @@ public struct Evaluator {
         let mean = nll / Double(scored)
         return EvaluationResult(examples: windows, scoredTokens: scored, meanNLL: mean, perplexity: Foundation.exp(mean), exactMatch: nil)
     }
+}
+
+/// Results of examples evaluated side by side, and the first error.
+private final class EvaluationState: @unchecked Sendable {
+    let lock = NSLock()
+    var results: [([Double], Bool)?]
+    var error: Error?
+    var done = 0
+    init(count: Int) { results = Array(repeating: nil, count: count) }
+    var failed: Bool { lock.lock(); defer { lock.unlock() }; return error != nil }
+    func store(_ i: Int, _ r: ([Double], Bool)) -> Int {
+        lock.lock(); defer { lock.unlock() }
+        results[i] = r
+        done += 1
+        return done
+    }
+    func fail(_ e: Error) { lock.lock(); if error == nil { error = e }; lock.unlock() }
 }

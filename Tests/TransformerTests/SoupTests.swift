@@ -1,0 +1,185 @@
+import Checkpoints
+import Foundation
+import Merging
+import Tensors
+import XCTest
+@testable import Transformer
+
+/// Soups on the committed fixture family (fixtures/family: a 0.8M-parameter Llama base and full
+/// fine-tunes on three tasks, made by scripts/make_fixture_family.sh).
+final class SoupTests: XCTestCase {
+    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    static let family = root.appendingPathComponent("fixtures/family")
+    static let tasks = ["capital", "continent", "profession"]
+    var fineTunes: [String] { Self.tasks.map { Self.family.appendingPathComponent("\($0)-full").path } }
+
+    func heldOut(digestSuffix: String = "") throws -> [HeldOutSet] {
+        let tok = try BPETokenizer(tokenizerJSON: Self.family.appendingPathComponent("base/tokenizer.json"))
+        return try Self.tasks.map { t in
+            let ex = try PromptCompletion.readJSONL(Self.family.appendingPathComponent("data/\(t)-heldout.jsonl"))
+            return HeldOutSet(name: t, digest: t + digestSuffix,
+                              tokenized: ex.map { (tok.encode($0.prompt), tok.encode($0.completion, addSpecialTokens: false)) })
+        }
+    }
+
+    override func setUpWithError() throws {
+        guard FileManager.default.fileExists(atPath: Self.family.appendingPathComponent("base/model.safetensors").path) else {
+            throw XCTSkip("fixtures/family is missing")
+        }
+    }
+
+    /// The in-memory candidate equals `merge --method linear` (the streaming executor) bit for bit.
+    func testCandidateEqualsTheLinearMergeBitForBit() throws {
+        let scorer = try CandidateScorer(ingredients: fineTunes, sets: try heldOut())
+        let tmp = FileManager.default.temporaryDirectory.appendingPathComponent("ws-soup-test-\(getpid())")
+        defer { try? FileManager.default.removeItem(at: tmp) }
+        for (k, weights) in [[1.0, 1, 1], [0.2, 0.5, 1.3], [1, 0, 2]].enumerated() {
+            let out = tmp.appendingPathComponent("m\(k)")
+            let recipe = Recipe(mergeMethod: "linear", models: zip(fineTunes, weights).map { p, w in
+                RecipeSource(model: p, parameters: ParameterTable(["weight": .value(.number(w))]))
+            })
+            _ = try MergeExecutor.run(try MergePlanner.plan(recipe, options: PlanOptions()), to: out,
+                                      options: ExecutionOptions(hashInputs: false, progress: false))
+            try scorer.build(weights: weights)
+            let merged = try Checkpoint(path: out.path)
+            var differing = 0
+            for e in scorer.model.layout.entries {
+                let t = try merged.tensor(e.name)
+                let p = scorer.model.parameters.pointer(e.name)
+                for j in 0..<e.count where t.scalars[j].bitPattern != p[j].bitPattern { differing += 1 }
+            }
+            XCTAssertEqual(differing, 0, "weights \(weights)")
+        }
+    }
+
+    /// A one-ingredient candidate scores exactly what `eval` prints for that model.
+    func testSingleIngredientScoreEqualsEval() throws {
+        let sets = try heldOut()
+        let scorer = try CandidateScorer(ingredients: fineTunes, sets: sets, workers: 1)
+        for i in 0..<3 {
+            let s = try scorer.score(weights: Soups.onehot(i, 3))
+            let loaded = try PretrainedModel(path: fineTunes[i])
+            for (k, set) in sets.enumerated() {
+                let r = try Evaluator.evaluate(model: loaded.model, tokenized: set.tokenized)
+                XCTAssertEqual(s.sets[k], r, "\(fineTunes[i]) on \(set.name)")
+            }
+        }
+        // The value itself, as `weightsmith eval fixtures/family/capital-full data/capital-heldout.jsonl` prints it.
+        let capital = try scorer.score(weights: [1, 0, 0])
+        XCTAssertEqual(capital.sets[0].meanNLL, 0.7562, accuracy: 5e-5)
+        XCTAssertEqual(capital.sets[0].exactMatch, 0.1)
+    }
+
+    /// Examples evaluated side by side give the same bits as one after the other.
+    func testParallelEvaluationIsBitIdentical() throws {
+        let sets = try heldOut()
+        let loaded = try PretrainedModel(path: fineTunes[1])
+        let all = sets.flatMap(\.tokenized)
+        let serial = try Evaluator.evaluate(model: loaded.model, tokenized: all, workers: 1)
+        for w in [2, 3, 7] {
+            let r = try Evaluator.evaluate(model: loaded.model, tokenized: all, workers: w)
+            XCTAssertEqual(r.meanNLL.bitPattern, serial.meanNLL.bitPattern, "workers \(w)")
+            XCTAssertEqual(r, serial)
+        }
+    }
+
+    /// The greedy soup never scores worse than its best ingredient on the data it was chosen
+    /// with; by exact match on the fixtures it keeps continent and profession and drops capital
+    /// (whose addition lowers the mean exact match from 25.6% to 16.7%).
+    func testGreedySoupIsNeverWorseThanItsBestIngredient() throws {
+        let scorer = try CandidateScorer(ingredients: fineTunes, sets: try heldOut())
+        for metric in CandidateScorer.Metric.allCases {
+            let r = try Soups.greedy(scorer, metric: metric)
+            let best = r.individual.map { $0.loss(metric) }.min()!
+            XCTAssertLessThanOrEqual(r.score.loss(metric), best, "\(metric)")
+            XCTAssertEqual(r.steps.count, 3)
+            XCTAssertEqual(r.kept.first, r.order.first)
+            // Each kept step did not get worse; each dropped one would have.
+            var current = r.individual[r.order[0]].loss(metric)
+            for s in r.steps.dropFirst() {
+                XCTAssertEqual(s.kept, s.soup.loss(metric) <= current)
+                if s.kept { current = s.soup.loss(metric) }
+            }
+            if metric == .em {
+                XCTAssertEqual(r.order, [1, 2, 0])
+                XCTAssertEqual(r.kept, [1, 2])
+                XCTAssertEqual(r.weights, [0, 1, 1])
+                XCTAssertEqual(r.score.sets.map { $0.exactMatch! }, [0, 0.6, 2.0 / 12])
+            }
+        }
+    }
+
+    /// A rerun reads every score from the cache; a changed input (digest) evaluates again.
+    func testScoresAreCachedAndInvalidatedByContent() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("ws-soup-cache-\(getpid())")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let url = dir.appendingPathComponent("scores.json")
+        let digests = ["a", "b", "c"]
+        let first = try CandidateScorer(ingredients: fineTunes, sets: try heldOut(), cache: ScoreCache(url: url), digests: digests)
+        let r1 = try Soups.greedy(first, metric: .em)
+        XCTAssertGreaterThan(first.evaluations, 0)
+        let second = try CandidateScorer(ingredients: fineTunes, sets: try heldOut(), cache: ScoreCache(url: url), digests: digests)
+        let r2 = try Soups.greedy(second, metric: .em)
+        XCTAssertEqual(second.evaluations, 0)
+        XCTAssertEqual(r2.kept, r1.kept)
+        XCTAssertEqual(r2.steps, r1.steps)
+        let changed = try CandidateScorer(ingredients: fineTunes, sets: try heldOut(), cache: ScoreCache(url: url), digests: ["a", "b2", "c"])
+        _ = try changed.score(weights: [0, 1, 0])
+        XCTAssertEqual(changed.evaluations, 3)
+        _ = try changed.score(weights: [1, 0, 0])  // the key holds every digest, so this is new too
+        XCTAssertEqual(changed.evaluations, 6)
+        let newData = try CandidateScorer(ingredients: fineTunes, sets: try heldOut(digestSuffix: "-v2"), cache: ScoreCache(url: url), digests: digests)
+        _ = try newData.score(weights: [1, 1, 1])
+        XCTAssertEqual(newData.evaluations, 3)
+    }
+
+    /// dL/dβ of the learned soup from the engine's backward pass matches central finite
+    /// differences of the loss, per ingredient and per layer.
+    func testLearnedSoupGradientMatchesFiniteDifferences() throws {
+        let scorer = try CandidateScorer(ingredients: fineTunes, sets: try heldOut())
+        let examples = Array(scorer.sets.flatMap(\.tokenized).prefix(12))
+        for perLayer in [false, true] {
+            let (names, groupOf) = Soups.groups(of: scorer.model, perLayer: perLayer)
+            XCTAssertEqual(names.count, perLayer ? scorer.model.config.layers + 1 : 1)
+            var beta = (0..<names.count).map { g in (0..<3).map { k in 0.3 * sin(Double(3 * g + k + 1)) } }
+            let (_, grad) = try Soups.lossAndBetaGradient(scorer, beta: beta, groupOf: groupOf, examples: examples)
+            let h = 0.02
+            let probes = perLayer ? [(0, 0), (1, 2), (names.count - 1, 1)] : [(0, 0), (0, 1), (0, 2)]
+            for (g, k) in probes {
+                beta[g][k] += h
+                let (lp, _) = try Soups.lossAndBetaGradient(scorer, beta: beta, groupOf: groupOf, examples: examples)
+                beta[g][k] -= 2 * h
+                let (lm, _) = try Soups.lossAndBetaGradient(scorer, beta: beta, groupOf: groupOf, examples: examples)
+                beta[g][k] += h
+                let fd = (lp - lm) / (2 * h)
+                XCTAssertEqual(grad[g][k], fd, accuracy: 0.02 * abs(fd) + 2e-3, "perLayer \(perLayer) group \(g) ingredient \(k)")
+            }
+            // Softmax logits: the gradient of each group sums to zero.
+            for row in grad { XCTAssertEqual(row.reduce(0, +), 0, accuracy: 1e-9) }
+        }
+    }
+
+    /// A few steps of the learned soup lower the held-out loss below the uniform soup's.
+    func testLearnedSoupLowersTheHeldOutLoss() throws {
+        let scorer = try CandidateScorer(ingredients: fineTunes, sets: try heldOut())
+        var options = Soups.LearnedOptions()
+        options.steps = 4
+        let r = try Soups.learned(scorer, options: options)
+        XCTAssertEqual(r.history.count, 5)
+        XCTAssertLessThan(r.history[r.bestStep].loss, r.history[0].loss)
+        for row in r.coefficients { XCTAssertEqual(row.reduce(0, +), 1, accuracy: 1e-12) }
+    }
+
+    func testBadInputsAreTypedErrors() throws {
+        XCTAssertThrowsError(try CandidateScorer(ingredients: [], sets: try heldOut()))
+        XCTAssertThrowsError(try CandidateScorer(ingredients: fineTunes, sets: []))
+        let scorer = try CandidateScorer(ingredients: fineTunes, sets: try heldOut())
+        XCTAssertThrowsError(try scorer.build(weights: [1, 1]))
+        XCTAssertThrowsError(try scorer.build(weights: [1, -1, 0]))
+        // An adapter folder is not an ingredient: the missing tensor is named.
+        XCTAssertThrowsError(try CandidateScorer(ingredients: [fineTunes[0], Self.family.appendingPathComponent("capital-lora").path],
+                                                 sets: try heldOut())) { e in
+            XCTAssertTrue("\(e)".contains("capital-lora"), "\(e)")
+        }
+    }
+}
