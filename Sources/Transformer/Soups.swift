@@ -73,7 +73,8 @@ public enum Soups {
 
     public struct LearnedStep: Sendable, Equatable {
         public let step: Int
-        /// Token-mean completion NLL over all held-out examples at this step's coefficients.
+        /// The objective at this step's coefficients: the mean over the held-out sets of each
+        /// set's token-mean completion NLL.
         public let loss: Double
         public let gradientNorm: Double
     }
@@ -112,21 +113,25 @@ public enum Soups {
         }
     }
 
-    /// Token-mean completion NLL of the model's current parameters over `examples`, and (when
+    /// The soup objective at the model's current parameters: the mean over the held-out sets of
+    /// each set's token-mean completion NLL (the `meanNLL` a `SoupScore` reports), and (when
     /// `gradient` is given) its gradient with respect to every parameter, accumulated into it.
-    static func lossAndGradient(_ model: TransformerModel, _ examples: [([Int], [Int])], batchSize: Int,
+    static func lossAndGradient(_ model: TransformerModel, _ sets: [[([Int], [Int])]], batchSize: Int,
                                 gradient: ParameterBuffer?) throws -> Double {
-        let total = examples.reduce(0) { $0 + $1.1.count }
-        guard total > 0 else { throw ModelError.invalidInput("the held-out data has no completion tokens") }
-        var nll = 0.0
-        var start = 0
-        while start < examples.count {
-            let chunk = examples[start..<min(start + batchSize, examples.count)].map { (prompt: $0.0, completion: $0.1) }
-            let batch = try TrainingBatch.completions(chunk)
-            nll += try model.accumulateGradients(batch, into: GradientSink(model: gradient), lossScale: 1 / Float(total))
-            start += batchSize
+        var loss = 0.0
+        for examples in sets {
+            let total = examples.reduce(0) { $0 + $1.1.count }
+            guard total > 0 else { throw ModelError.invalidInput("a held-out set has no completion tokens") }
+            let scale = 1 / (Double(total) * Double(sets.count))
+            var start = 0
+            while start < examples.count {
+                let chunk = examples[start..<min(start + batchSize, examples.count)].map { (prompt: $0.0, completion: $0.1) }
+                let batch = try TrainingBatch.completions(chunk)
+                loss += scale * (try model.accumulateGradients(batch, into: GradientSink(model: gradient), lossScale: Float(scale)))
+                start += batchSize
+            }
         }
-        return nll / Double(total)
+        return loss
     }
 
     /// dL/dα for every (group, ingredient): the inner product, over the group's parameters, of
@@ -151,11 +156,11 @@ public enum Soups {
     /// The loss at logits `beta` (α = softmax(β) per group) and dL/dβ, through the engine's
     /// backward pass: dL/dβ_j = α_j (dL/dα_j − Σ_i α_i dL/dα_i).
     public static func lossAndBetaGradient(_ scorer: CandidateScorer, beta: [[Double]], groupOf: [Int],
-                                           examples: [([Int], [Int])], batchSize: Int = 16) throws -> (Double, [[Double]]) {
+                                           sets: [[([Int], [Int])]], batchSize: Int = 16) throws -> (Double, [[Double]]) {
         let alpha = softmax(beta)
         try scorer.build { alpha[groupOf[$0]] }
         let g = ParameterBuffer(layout: scorer.model.layout)
-        let loss = try lossAndGradient(scorer.model, examples, batchSize: batchSize, gradient: g)
+        let loss = try lossAndGradient(scorer.model, sets, batchSize: batchSize, gradient: g)
         let dA = try coefficientGradient(scorer, g, groupOf: groupOf, groups: beta.count)
         let dB = zip(alpha, dA).map { a, d -> [Double] in
             let mean = zip(a, d).reduce(0) { $0 + $1.0 * $1.1 }
@@ -166,20 +171,21 @@ public enum Soups {
 
     /// The learned soup (Wortsman et al. 2022, §3 and App. "learned soup"): mixing coefficients
     /// α = softmax(β), one per ingredient (or per ingredient and layer), optimised with Adam on
-    /// the token-mean completion NLL of the held-out examples, starting from the uniform soup.
+    /// the held-out NLL (mean over the sets of each set's token-mean completion NLL; exact match
+    /// has no gradient), starting from the uniform soup.
     /// Returns the coefficients of the step with the lowest loss.
     public static func learned(_ scorer: CandidateScorer, options: LearnedOptions = LearnedOptions(),
                                onStep: ((LearnedStep) -> Void)? = nil) throws -> LearnedResult {
         let (names, groupOf) = groups(of: scorer.model, perLayer: options.perLayer)
         let n = scorer.ingredients.count
-        let examples = scorer.sets.flatMap(\.tokenized)
+        let sets = scorer.sets.map(\.tokenized)
         var beta = [[Double]](repeating: [Double](repeating: 0, count: n), count: names.count)
         var m = beta, v = beta
         let b1 = 0.9, b2 = 0.999, eps = 1e-8
         var history: [LearnedStep] = []
         var best = (loss: Double.infinity, beta: beta, step: 0)
         for step in 0...options.steps {
-            let (loss, grad) = try lossAndBetaGradient(scorer, beta: beta, groupOf: groupOf, examples: examples, batchSize: options.batchSize)
+            let (loss, grad) = try lossAndBetaGradient(scorer, beta: beta, groupOf: groupOf, sets: sets, batchSize: options.batchSize)
             guard loss.isFinite else { throw ModelError.invalidInput("the learned soup's loss is not finite at step \(step)") }
             let norm = Foundation.sqrt(grad.flatMap { $0 }.reduce(0) { $0 + $1 * $1 })
             let s = LearnedStep(step: step, loss: loss, gradientNorm: norm)
