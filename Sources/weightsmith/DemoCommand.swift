@@ -51,6 +51,9 @@ struct DemoCommand: ParsableCommand {
                         models: [("base", "\(family)/base")] + tasks.map { ("\($0)-full", "\(family)/\($0)-full") }
                             + [("soup", "\(out)/soup"), ("ties", "\(out)/ties"), ("sum", "\(out)/sum")],
                         tasks: tasks.map { ($0, "\(family)/data/\($0)-heldout.jsonl") }),
+            .command("A greedy soup (Wortsman et al. 2022): ingredients ranked by their own held-out exact match, each kept only if the soup does not get worse",
+                     ["soup"] + fineTunes + tasks.flatMap { ["--held-out", "\(family)/data/\($0)-heldout.jsonl"] }
+                        + ["--greedy", "--metric", "em", "--base", "\(family)/base", "--no-cache", "--quiet", "-o", "\(out)/greedy-soup"]),
             .command("Diagnose a LoRA against a full fine-tune of the same task",
                      ["compare", "--base", "\(family)/base", "--lora", "\(family)/capital-lora", "--full", "\(family)/capital-full", "--no-cache"]),
         ]

@@ -97,7 +97,7 @@ struct SoupCommand: ParsableCommand {
             guard !examples.isEmpty else { throw ValidationError("\(path): no examples") }
             let digest = ((try? SHA256.hexDigest(ofFile: path)) ?? "unreadable") + "+" + tokenizerDigest
             let tokenized = examples.map { (tokenizer.encode($0.prompt), tokenizer.encode($0.completion, addSpecialTokens: false)) }
-            return HeldOutSet(name: URL(fileURLWithPath: path).lastPathComponent, digest: digest, tokenized: tokenized)
+            return HeldOutSet(name: URL(fileURLWithPath: path).deletingPathExtension().lastPathComponent, digest: digest, tokenized: tokenized)
         }
         let digests = noCache ? nil : try ingredients.map { p -> String in
             let ck = try Checkpoint(path: p)
