@@ -82,8 +82,7 @@ struct SoupCommand: ParsableCommand {
         let prepared = try output.map { out -> OutputFolder in
             let inputs = (ingredients + (base.map { [$0] } ?? []) + heldOut).map { URL(fileURLWithPath: $0) }
                 + ingredients.compactMap { (try? Checkpoint(path: $0))?.directory }
-            do { return try OutputFolder.prepare(URL(fileURLWithPath: out), inputs: inputs, force: force, command: "soup") }
-            catch let e as OutputError { throw ValidationError(e.description) }
+            return try OutputFolder.prepare(URL(fileURLWithPath: out), inputs: inputs, force: force, command: "soup")
         }
         let first = try Checkpoint(path: ingredients[0])
         guard let dir = first.directory else { throw ValidationError("\(ingredients[0]): no folder with config.json and tokenizer.json") }
