@@ -25,14 +25,16 @@ public enum TaskVectors {
 
     /// The plan of `base + Σ c_i τ_i`; a term's model is a tuned checkpoint (τ = x − base) or a
     /// stored task vector (used as τ). Errors name the unknown term.
-    public static func composePlan(base: String, expression: String, models: [String: String], outDType: DType? = nil) throws -> MergePlan {
+    /// `lambda` scales every coefficient (Ilharco et al. 2023, §2: θ = θ_base + λ Σ c_i τ_i).
+    public static func composePlan(base: String, expression: String, models: [String: String], outDType: DType? = nil,
+                                   lambda: Double = 1) throws -> MergePlan {
         let terms = try CompositionExpression.parse(expression)
         for t in terms where models[t.name] == nil {
             throw MergeError.invalidExpression(expression: expression, position: t.position,
                 reason: "\"\(t.name)\" is not defined; add --model \(t.name)=PATH (defined: \(models.keys.sorted().joined(separator: ", ")))")
         }
         var params = ParameterTable()
-        params.settings["lambda"] = .value(.number(1))
+        params.settings["lambda"] = .value(.number(lambda))
         let sources = terms.map { t in
             var p = ParameterTable()
             p.settings["weight"] = .value(.number(t.coefficient))

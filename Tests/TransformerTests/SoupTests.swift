@@ -185,3 +185,38 @@ final class SoupTests: XCTestCase {
         }
     }
 }
+
+/// The λ search of `compose --search`: candidates θ = base + λ Σ c_i (x_i − base) built by the
+/// scorer as the weights (1 − λΣc, λc_1, ...) score what the written task-arithmetic merge scores,
+/// and the grid's best point is the best of the written merges.
+final class LambdaSearchTests: XCTestCase {
+    func testScorerCandidatesMatchWrittenTaskArithmeticMerges() throws {
+        let fam = SoupTests.family
+        guard FileManager.default.fileExists(atPath: fam.appendingPathComponent("base/model.safetensors").path) else { throw XCTSkip("no fixtures") }
+        let tok = try BPETokenizer(tokenizerJSON: fam.appendingPathComponent("base/tokenizer.json"))
+        let ex = try PromptCompletion.readJSONL(fam.appendingPathComponent("data/capital-heldout.jsonl"))
+        let set = HeldOutSet(name: "capital", digest: "capital", tokenized: ex.map { (tok.encode($0.prompt), tok.encode($0.completion, addSpecialTokens: false)) })
+        let names = ["capital", "continent"], coefficients = [1.0, 0.5]
+        let paths = [fam.appendingPathComponent("base").path] + names.map { fam.appendingPathComponent("\($0)-full").path }
+        let scorer = try CandidateScorer(ingredients: paths, sets: [set])
+        let tmp = FileManager.default.temporaryDirectory.appendingPathComponent("ws-lambda-\(getpid())")
+        defer { try? FileManager.default.removeItem(at: tmp) }
+        var fromScorer: [Double] = [], fromMerge: [Double] = []
+        for (k, l) in [0.0, 0.25, 0.5, 0.75, 1.0, 1.5].enumerated() {
+            let s = try scorer.score(weights: [1 - l * 1.5] + coefficients.map { l * $0 })
+            let plan = try TaskVectors.composePlan(base: paths[0], expression: "capital + 0.5*continent",
+                                                   models: ["capital": paths[1], "continent": paths[2]], lambda: l)
+            let out = tmp.appendingPathComponent("l\(k)")
+            _ = try MergeExecutor.run(plan, to: out, options: ExecutionOptions(hashInputs: false, progress: false))
+            let m = try PretrainedModel(path: out.path)
+            let r = try Evaluator.evaluate(model: m.model, tokenized: set.tokenized)
+            XCTAssertEqual(s.meanNLL, r.meanNLL, accuracy: 1e-4 * max(1, r.meanNLL), "λ \(l)")
+            fromScorer.append(s.meanNLL)
+            fromMerge.append(r.meanNLL)
+        }
+        XCTAssertEqual(fromScorer.indices.min { fromScorer[$0] < fromScorer[$1] }, fromMerge.indices.min { fromMerge[$0] < fromMerge[$1] })
+        // λ = 0 is the base itself.
+        let base = try PretrainedModel(path: paths[0])
+        XCTAssertEqual(fromScorer[0], try Evaluator.evaluate(model: base.model, tokenized: set.tokenized).meanNLL, accuracy: 1e-12)
+    }
+}
