@@ -50,7 +50,8 @@ public enum MergeExecutor {
                                         "generation_config.json"]
 
     public static func run(_ plan: MergePlan, to outDir: URL, options: ExecutionOptions = ExecutionOptions(),
-                           cardTitle: String? = nil, cardAppendix: String? = nil) throws -> MergeReport {
+                           cardTitle: String? = nil, cardAppendix: String? = nil,
+                           extraFiles: [String: [UInt8]] = [:]) throws -> MergeReport {
         var checked = try plan.checked()
         if let budget = options.memoryBudget, checked.estimatedPeakBytes > budget {
             checked.keepMappedBytes = 0  // drop mapped pages block by block rather than refuse
@@ -98,6 +99,9 @@ public enum MergeExecutor {
             try pipe.drain()
             try writer.finish()
             try writeSideFiles(plan, to: partial)
+            for (name, bytes) in extraFiles.sorted(by: { $0.key < $1.key }) {
+                try writeFileAtomically(bytes, to: partial.appendingPathComponent(name))
+            }
             group.wait()
             let card = ModelCard.render(plan, hashes: hashes.all, outputName: cardTitle ?? outDir.lastPathComponent)
                 + (cardAppendix.map { "\n" + $0 } ?? "")
@@ -130,7 +134,7 @@ public enum MergeExecutor {
     /// Merges one job into `output` (begun and ended here). Element-wise methods run chunk by
     /// chunk and drop each chunk's mapped input pages at once; streaming methods read blocks in
     /// several passes (`MergeMethod.mergeBlocks`); other methods see whole tensors.
-    static func runJob(_ job: MergeJob, plan: MergePlan, into output: OutputPipe) throws {
+    static func runJob(_ job: MergeJob, plan: MergePlan, into output: some JobOutput) throws {
         try output.begin(job.output)
         let n = job.elementCount
         switch mode(of: job, plan: plan) {
@@ -298,7 +302,7 @@ struct JobBlockSource: MergeBlockSource, @unchecked Sendable {
 /// The output side of the executor: tensors begun, filled piece by piece and ended in order,
 /// encoded and written on a serial background queue. At most two pieces are in flight, so
 /// computing the next piece overlaps writing the previous one; piece buffers are reused.
-final class OutputPipe: MergeOutput, @unchecked Sendable {
+final class OutputPipe: JobOutput, @unchecked Sendable {
     private let writer: CheckpointWriter
     private let queue = DispatchQueue(label: "weightsmith.merge.writer")
     private let slots = DispatchSemaphore(value: 2)
@@ -372,5 +376,56 @@ final class OutputPipe: MergeOutput, @unchecked Sendable {
         lock.locked {
             if buffer.count <= OutputPipe.pooledElements && pool.count < 4 { pool.append(buffer) } else { buffer.deallocate() }
         }
+    }
+}
+
+/// Where `MergeExecutor.runJob` puts a job's output: begun, filled piece by piece, ended.
+protocol JobOutput: MergeOutput {
+    func begin(_ name: String) throws
+    func end() throws
+}
+
+extension MergeExecutor {
+    /// Runs every job of a checked plan into memory instead of a file: for each output tensor,
+    /// `destination(name, count)` gives the buffer to fill (nil: the tensor is computed and
+    /// dropped). The values are those `run` would write, rounded to each job's output dtype and
+    /// decoded back to Float32, so a candidate scored in memory is the merge written to disk.
+    /// Used to score recipes on held-out data without a disk round-trip.
+    public static func runInMemory(_ plan: MergePlan,
+                                   destination: (String, Int) -> UnsafeMutableBufferPointer<Float>?) throws {
+        let plan = try plan.checked()
+        let out = MemoryOutput()
+        for job in plan.jobs {
+            let dest = destination(job.output, job.elementCount)
+            if let dest, dest.count != job.elementCount {
+                throw MergeError.other("in-memory merge: \(job.output) has \(job.elementCount) elements, the destination \(dest.count)")
+            }
+            let scratch = dest == nil ? UnsafeMutableBufferPointer<Float>.allocate(capacity: max(1, job.elementCount)) : nil
+            defer { scratch?.deallocate() }
+            out.target = dest ?? UnsafeMutableBufferPointer(rebasing: scratch![0..<job.elementCount])
+            try runJob(job, plan: plan, into: out)
+            for inp in [job.base].compactMap({ $0 }) + job.models { plan.inputs[inp.model].checkpoint.releasePages(inp.tensor) }
+            if let dest, job.outDType != .f32 {
+                let bytes = try DTypeConversion.encode(Array(dest), as: job.outDType, context: job.output)
+                let back = try bytes.withUnsafeBytes { try DTypeConversion.decode($0, dtype: job.outDType, count: job.elementCount, context: job.output) }
+                for i in 0..<job.elementCount { dest[i] = back[i] }
+            }
+        }
+    }
+}
+
+/// Writes a job's pieces into one buffer, in order.
+final class MemoryOutput: JobOutput, @unchecked Sendable {
+    var target = UnsafeMutableBufferPointer<Float>(start: nil, count: 0)
+    private var offset = 0
+    private var name = ""
+    func begin(_ name: String) throws { self.name = name; offset = 0 }
+    func end() throws {
+        guard offset == target.count else { throw MergeError.other("in-memory merge: \(name) got \(offset) of \(target.count) elements") }
+    }
+    func fill(_ count: Int, _ body: (UnsafeMutableBufferPointer<Float>) throws -> Void) throws {
+        guard offset + count <= target.count else { throw MergeError.other("in-memory merge: \(name) overflows its \(target.count) elements") }
+        try body(UnsafeMutableBufferPointer(rebasing: target[offset..<(offset + count)]))
+        offset += count
     }
 }

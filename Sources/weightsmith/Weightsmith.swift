@@ -18,7 +18,7 @@ struct Weightsmith: AsyncParsableCommand {
             ConvertGGUFCommand.self,
             MergeCommand.self, TaskVectorCommand.self, ComposeCommand.self,
             EditCommand.self, TrainEditorCommand.self,
-            SoupCommand.self,
+            SoupCommand.self, SearchCommand.self,
         ]
     )
 

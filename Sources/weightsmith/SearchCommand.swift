@@ -1,0 +1,201 @@
+import ArgumentParser
+import Checkpoints
+import Foundation
+import Merging
+import Tensors
+import Transformer
+
+struct SearchCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "search",
+        abstract: "Search a recipe's numeric parameters for the best held-out score (a grid for one parameter, CMA-ES for several).",
+        discussion: """
+        Example: weightsmith search ties.yml --held-out a.jsonl --held-out b.jsonl \\
+                   --vary 'models.*.parameters.weight=0:1' --vary 'parameters.density=0.1:0.9' --budget 60 -o OUT
+        --vary PATH=LO:HI names a number of the recipe: parameters.NAME (global), models.K.parameters.NAME \
+        (the K-th model, from 0) or models.*.parameters.NAME (one variable per model). Each tried recipe \
+        is merged in memory from the mapped inputs (the values `merge` would write) and scored on every \
+        --held-out set (completion NLL and greedy exact match, as `eval`); the objective is the mean \
+        over the sets of --metric. Every trial is logged as JSONL (--log, and search.jsonl in OUT); \
+        scores are cached like `soup`'s. OUT gets the best recipe's merge, its recipe, and the log.
+        """)
+
+    @Argument(help: "A mergekit-style recipe (models form).") var recipe: String
+    @Option(name: .long, help: "Held-out JSONL prompt/completion pairs (repeatable).") var heldOut: [String] = []
+    @Option(name: .long, help: "PATH=LO:HI, e.g. parameters.density=0.1:0.9 (repeatable).") var vary: [String] = []
+    @Option(help: "Number of recipes to try.") var budget = 30
+    @Option(help: "What is minimised: nll or em (1 − exact match).") var metric: String = "nll"
+    @Option(help: "Seed of CMA-ES (and of randomised merge methods).") var seed: UInt64 = 0
+    @Option(help: "Also append every trial to this JSONL file as it is measured.") var log: String?
+    @Option(name: [.short, .customLong("output")], help: "Write the best recipe's merge here (a new folder).") var output: String?
+    @Flag(help: "Replace OUT if it is a previous weightsmith output.") var force = false
+    @Flag(help: "Do not read or write the score cache.") var noCache = false
+    @Flag(help: "No progress output.") var quiet = false
+
+    struct Variable {
+        let dimension: ParameterSearch.Dimension
+        let model: Int?
+        let parameter: String
+    }
+
+    func validate() throws {
+        guard !heldOut.isEmpty else { throw ValidationError("--held-out DATA.jsonl is required") }
+        guard !vary.isEmpty else { throw ValidationError("give at least one --vary PATH=LO:HI") }
+        guard budget >= 1, budget <= 100_000 else { throw ValidationError("--budget must be between 1 and 100000, got \(budget)") }
+        guard CandidateScorer.Metric(rawValue: metric) != nil else { throw ValidationError("--metric must be nll or em, got \(metric)") }
+    }
+
+    static func parseVary(_ spec: String, modelCount: Int) throws -> [Variable] {
+        let parts = spec.split(separator: "=", maxSplits: 1).map(String.init)
+        guard parts.count == 2 else { throw ValidationError("--vary expects PATH=LO:HI, got \(spec)") }
+        let range = parts[1].split(separator: ":").map { Double($0) }
+        guard range.count == 2, let lo = range[0], let hi = range[1], lo.isFinite, hi.isFinite, hi > lo else {
+            throw ValidationError("--vary \(parts[0]): the range must be LO:HI with numbers and HI > LO, got \(parts[1])")
+        }
+        let path = parts[0].split(separator: ".").map(String.init)
+        if path.count == 2, path[0] == "parameters" {
+            return [Variable(dimension: .init(name: parts[0], lo: lo, hi: hi), model: nil, parameter: path[1])]
+        }
+        if path.count == 4, path[0] == "models", path[2] == "parameters" {
+            if path[1] == "*" {
+                return (0..<modelCount).map { k in
+                    Variable(dimension: .init(name: "models.\(k).parameters.\(path[3])", lo: lo, hi: hi), model: k, parameter: path[3])
+                }
+            }
+            guard let k = Int(path[1]), (0..<modelCount).contains(k) else {
+                throw ValidationError("--vary \(parts[0]): the recipe has models 0...\(modelCount - 1)")
+            }
+            return [Variable(dimension: .init(name: parts[0], lo: lo, hi: hi), model: k, parameter: path[3])]
+        }
+        throw ValidationError("--vary \(parts[0]): expected parameters.NAME, models.K.parameters.NAME or models.*.parameters.NAME")
+    }
+
+    func run() throws {
+        let metric = CandidateScorer.Metric(rawValue: metric)!
+        let say: (String) -> Void = { s in if !quiet { FileHandle.standardError.write(Data((s + "\n").utf8)) } }
+        var template = try RecipeParser.parse(file: recipe)
+        guard let models = template.models, !models.isEmpty else {
+            throw ValidationError("\(recipe): search supports recipes with `models:` (not `slices:`)")
+        }
+        let variables = try vary.flatMap { try Self.parseVary($0, modelCount: models.count) }
+        guard Set(variables.map(\.dimension.name)).count == variables.count else { throw ValidationError("a parameter is varied twice") }
+        template.text = nil
+        let searchDir = URL(fileURLWithPath: recipe).deletingLastPathComponent().path
+        func candidate(_ values: [Double]) -> Recipe {
+            var r = template
+            for (v, x) in zip(variables, values) {
+                if let k = v.model { r.models![k].parameters.settings[v.parameter] = .value(.number(x)) }
+                else { r.parameters.settings[v.parameter] = .value(.number(x)) }
+            }
+            return r
+        }
+        // The current values of the recipe (where set and in range) start CMA-ES.
+        let start = variables.map { v -> Double in
+            let table = v.model.map { models[$0].parameters } ?? template.parameters
+            if case let .value(.number(x))? = table[v.parameter], x >= v.dimension.lo, x <= v.dimension.hi { return x }
+            return (v.dimension.lo + v.dimension.hi) / 2
+        }
+        let firstPlan = try MergePlanner.plan(candidate(start), options: PlanOptions(seed: seed, searchDirectory: searchDir))
+        if !firstPlan.problems.isEmpty { throw MergeError.preflight(firstPlan.problems) }
+        let inputPaths = firstPlan.inputs.map(\.checkpoint.path)
+        let prepared = try output.map { out in
+            try OutputFolder.prepare(URL(fileURLWithPath: out), inputs: (inputPaths + heldOut + [recipe]).map { URL(fileURLWithPath: $0) }
+                + firstPlan.inputs.compactMap(\.checkpoint.directory), force: force, command: "search")
+        }
+        guard let configDir = firstPlan.inputs[firstPlan.configSource].checkpoint.directory,
+              let tokDir = firstPlan.inputs[firstPlan.tokenizerSource].checkpoint.directory else {
+            throw ValidationError("\(recipe): the inputs have no folder with config.json and tokenizer.json")
+        }
+        let model = TransformerModel(config: try ModelConfig(configJSON: configDir.appendingPathComponent("config.json")))
+        let tokURL = tokDir.appendingPathComponent("tokenizer.json")
+        let tokenizer = try BPETokenizer(tokenizerJSON: tokURL)
+        let tokDigest = (try? SHA256.hexDigest(ofFile: tokURL.path)) ?? "unreadable"
+        let sets = try heldOut.map { path -> HeldOutSet in
+            let ex = try PromptCompletion.readJSONL(URL(fileURLWithPath: path))
+            guard !ex.isEmpty else { throw ValidationError("\(path): no examples") }
+            return HeldOutSet(name: URL(fileURLWithPath: path).deletingPathExtension().lastPathComponent,
+                              digest: ((try? SHA256.hexDigest(ofFile: path)) ?? "unreadable") + "+" + tokDigest,
+                              tokenized: ex.map { (tokenizer.encode($0.prompt), tokenizer.encode($0.completion, addSpecialTokens: false)) })
+        }
+        let digests = noCache ? "" : try inputPaths.map { try SoupCommand.digest(of: $0) }.joined(separator: ",")
+        let cache = noCache ? nil : ScoreCache()
+        let workers = max(1, BLASThreads.budget / BLASThreads.current)
+        var logHandle: FileHandle? = nil
+        if let log {
+            FileManager.default.createFile(atPath: log, contents: nil)
+            logHandle = FileHandle(forWritingAtPath: log)
+            guard logHandle != nil else { throw ValidationError("cannot write --log \(log)") }
+        }
+        defer { try? logHandle?.close() }
+
+        var lines: [String] = []
+        var scores: [SoupScore] = []
+        var evaluations = 0
+        let t0 = Date()
+        var best = Double.infinity
+        let trials = try ParameterSearch.minimise(variables.map(\.dimension), budget: budget, seed: seed, start: start) { values in
+            let r = candidate(values)
+            let plan = try MergePlanner.plan(r, options: PlanOptions(seed: seed, searchDirectory: searchDir))
+            if !plan.problems.isEmpty { throw MergeError.preflight(plan.problems) }
+            let yaml = r.yaml()
+            var results: [EvaluationResult?] = sets.map { s in cache?["recipe|\(yaml)|seed \(seed)|\(digests)|\(s.digest)"] }
+            if results.contains(where: { $0 == nil }) {
+                var filled = Set<String>()
+                try MergeExecutor.runInMemory(plan) { name, count in
+                    guard let e = model.layout[name] else { return nil }
+                    filled.insert(name)
+                    return UnsafeMutableBufferPointer(start: model.parameters.pointer(name), count: e.count)
+                }
+                if let missing = model.layout.entries.first(where: { !filled.contains($0.name) }) {
+                    throw ValidationError("the merge does not produce \(missing.name), which the model needs")
+                }
+                for (i, s) in sets.enumerated() where results[i] == nil {
+                    let e = try Evaluator.evaluate(model: model, tokenized: s.tokenized, workers: workers)
+                    evaluations += 1
+                    results[i] = e
+                    cache?["recipe|\(yaml)|seed \(seed)|\(digests)|\(s.digest)"] = e
+                }
+                cache?.save()
+            }
+            let score = SoupScore(sets: results.map { $0! })
+            scores.append(score)
+            let f = score.loss(metric)
+            best = min(best, f)
+            var obj: [String: Any] = ["trial": scores.count - 1, "mean_nll": score.meanNLL, "exact_match": score.exactMatch,
+                                      "objective": f, "seconds": Date().timeIntervalSince(t0),
+                                      "sets": Dictionary(uniqueKeysWithValues: zip(sets.map(\.name), score.sets.map { ["mean_nll": $0.meanNLL, "exact_match": $0.exactMatch ?? 0] }))]
+            obj["parameters"] = Dictionary(uniqueKeysWithValues: zip(variables.map(\.dimension.name), values))
+            let line = String(decoding: try JSONSerialization.data(withJSONObject: obj, options: [.sortedKeys]), as: UTF8.self)
+            lines.append(line)
+            logHandle?.write(Data((line + "\n").utf8))
+            say(String(format: "trial %d/%d: %@ -> NLL %.4f, EM %.3f (best %@ %.4f, %.1fs)", scores.count, budget,
+                       zip(variables, values).map { "\($0.dimension.name)=\(String(format: "%.4g", $1))" }.joined(separator: " "),
+                       score.meanNLL, score.exactMatch, metric.rawValue, metric == .em ? 1 - best : best, Date().timeIntervalSince(t0)))
+            return f
+        }
+        guard let bestTrial = trials.indices.min(by: { a, b in
+            scores[a].isBetter(than: scores[b], metric) || (!scores[b].isBetter(than: scores[a], metric) && a < b) }) else { return }
+        let method = variables.count == 1 ? "grid of \(budget) points" : "CMA-ES (population \(4 + Int(3 * Foundation.log(Double(variables.count)))))"
+        var table = "search over \(variables.count) parameter\(variables.count == 1 ? "" : "s") by \(method), metric \(metric.rawValue): \(trials.count) trials\n"
+        let ranked = trials.indices.sorted { a, b in scores[a].isBetter(than: scores[b], metric) || (!scores[b].isBetter(than: scores[a], metric) && a < b) }
+        table += "rank  trial  " + variables.map { SoupCommand.lpad($0.dimension.name, max(8, $0.dimension.name.count)) }.joined(separator: "  ")
+            + "  " + SoupCommand.lpad("mean NLL", 8) + "  " + SoupCommand.lpad("mean EM", 7) + "\n"
+        for (r, k) in ranked.prefix(10).enumerated() {
+            table += SoupCommand.lpad("\(r + 1)", 4) + "  " + SoupCommand.lpad("\(k)", 5) + "  "
+            table += zip(variables, trials[k].values).map { SoupCommand.lpad(String(format: "%.4f", $1), max(8, $0.dimension.name.count)) }.joined(separator: "  ")
+            table += "  " + SoupCommand.lpad(String(format: "%.4f", scores[k].meanNLL), 8) + "  " + SoupCommand.lpad(String(format: "%.1f%%", 100 * scores[k].exactMatch), 7) + "\n"
+        }
+        print(table, terminator: "")
+        print("\(evaluations) evaluations run, \(trials.count * sets.count - evaluations) from the cache, " + String(format: "%.2fs", Date().timeIntervalSince(t0)))
+        if let output, let prepared {
+            let plan = try MergePlanner.plan(candidate(trials[bestTrial].values), options: PlanOptions(seed: seed, searchDirectory: searchDir))
+            var o = ExecutionOptions(hashInputs: true, progress: !quiet, overwrite: force)
+            o.command = "search"
+            o.preparedOutput = prepared
+            let report = try MergeExecutor.run(plan, to: URL(fileURLWithPath: output), options: o,
+                                               cardAppendix: "## Parameter search (weightsmith search)\n\nChosen on: \(heldOut.joined(separator: ", ")).\n\n```\n\(table)```\n\nEvery trial: `search.jsonl`.\n",
+                                               extraFiles: ["search.jsonl": Array((lines.joined(separator: "\n") + "\n").utf8)])
+            print("wrote \(report.outputDirectory.path) (best: trial \(bestTrial)): \(report.files.joined(separator: ", "))")
+        }
+    }
+}
