@@ -71,11 +71,11 @@ public final class OutputFolder: @unchecked Sendable {
         let resolved = try resolveOutput(output)
         let out = OutputFolder(url: resolved, kind: kind, command: command, force: force)
         let outPath = resolved.path
-        for input in inputs {
-            guard let inPath = realPath(input.path) else { continue }  // a missing input fails later, in its reader
-            if inPath == outPath {
-                throw OutputError.overlapsInput(output: output.path, input: input.path, relation: "onto")
-            }
+        let resolvedInputs = inputs.compactMap { i in realPath(i.path).map { (i, $0) } }  // a missing input fails later, in its reader
+        if let (input, _) = resolvedInputs.first(where: { $0.1 == outPath }) {
+            throw OutputError.overlapsInput(output: output.path, input: input.path, relation: "onto")
+        }
+        for (input, inPath) in resolvedInputs {
             if inPath.hasPrefix(outPath.hasSuffix("/") ? outPath : outPath + "/") {
                 throw OutputError.overlapsInput(output: output.path, input: input.path, relation: "as a parent folder of")
             }
@@ -105,6 +105,7 @@ public final class OutputFolder: @unchecked Sendable {
         defer { if !committed { try? FileManager.default.removeItem(at: staging) } }
         let target = kind == .directory ? staging : staging.appendingPathComponent(name)
         let result = try body(target)
+        if let e = Self.injectedFailure(for: url) { throw e }
         if kind == .directory {
             let marker = "{\"command\": \(jsonQuoted(command)), \"pid\": \(getpid())}\n"
             try writeAndSync(Array(marker.utf8), to: staging.appendingPathComponent(Self.markerName))
@@ -264,6 +265,25 @@ public final class OutputFolder: @unchecked Sendable {
             throw OutputError.io(path: url.path, message: "cannot rename the staged output into place: \(err)")
         }
         try? FileManager.default.removeItem(at: old)
+    }
+
+    // MARK: - Fault injection (tests)
+
+    nonisolated(unsafe) private static var failures: [String: any Error] = [:]
+    private static let failuresLock = NSLock()
+
+    /// Tests only: the next `write` to `output` (resolved) throws `error` after its body has
+    /// filled the staging entry, before the commit. Keyed by path, so tests running in parallel
+    /// do not see each other's faults.
+    static func injectFailure(forOutput output: URL, _ error: any Error) {
+        let key = (realPath(output.deletingLastPathComponent().path) ?? output.deletingLastPathComponent().path) + "/" + output.lastPathComponent
+        failuresLock.lock(); defer { failuresLock.unlock() }
+        failures[key] = error
+    }
+
+    private static func injectedFailure(for url: URL) -> (any Error)? {
+        failuresLock.lock(); defer { failuresLock.unlock() }
+        return failures.removeValue(forKey: url.path)
     }
 
     // MARK: - Helpers
