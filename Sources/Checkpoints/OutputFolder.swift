@@ -107,7 +107,8 @@ public final class OutputFolder: @unchecked Sendable {
         let result = try body(target)
         if let e = Self.injectedFailure(for: url) { throw e }
         if kind == .directory {
-            let marker = "{\"command\": \(jsonQuoted(command)), \"pid\": \(getpid())}\n"
+            // No PID or time: a re-run writes the same bytes (outputs committed to a repository stay unchanged).
+            let marker = "{\"command\": \(jsonQuoted(command))}\n"
             try writeAndSync(Array(marker.utf8), to: staging.appendingPathComponent(Self.markerName))
             try syncTree(staging)
             try commit(staging)
