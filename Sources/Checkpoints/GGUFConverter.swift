@@ -30,6 +30,12 @@ public enum GGUFConverter {
             throw GGUFError.invalidMetadata(path: path, key: "dtype", reason: "output dtype must be F32, F16 or BF16")
         }
         let out = try OutputFolder.prepare(outputDirectory, inputs: [gguf.url], force: force, command: "convert-gguf")
+        // The counts and sizes written into config.json must describe the tensors in the file.
+        _ = try GGUFNaming.checkedBlockCount(gguf, arch: arch)
+        for key in ["embedding_length", "feed_forward_length", "attention.head_count"] {
+            let v = try m.int("\(arch).\(key)")
+            guard v > 0 else { throw GGUFError.invalidMetadata(path: path, key: "\(arch).\(key)", reason: "\(v) is not positive") }
+        }
         let heads = try m.int("\(arch).attention.head_count")
         let kvHeads = m["\(arch).attention.head_count_kv"] != nil ? try m.int("\(arch).attention.head_count_kv") : heads
         let permuted = arch == "llama" || arch == "mistral"

@@ -69,6 +69,9 @@ struct FinetuneCommand: ParsableCommand {
         let out = try OutputFolder.prepare(URL(fileURLWithPath: output), inputs: inputs, force: force, command: "finetune --mode \(mode.rawValue)")
         let loaded = try PretrainedModel(path: model)
         let m = loaded.model
+        guard maxLength <= m.config.maxPositions else {
+            throw ValidationError("--max-length \(maxLength) exceeds the model's context length of \(m.config.maxPositions) positions")
+        }
         let examples = try TrainingData.load(URL(fileURLWithPath: data), tokenizer: loaded.tokenizer, maxLength: maxLength)
         var train = examples, heldOut: [TrainingExample] = []
         if let evalData {
