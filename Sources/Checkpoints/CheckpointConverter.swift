@@ -10,9 +10,10 @@ import Tensors
 /// fail rather than be guessed. Output:
 /// - a path ending in `.safetensors`: one file (no sharding allowed);
 /// - otherwise a folder: `model.safetensors` or shards + index, plus the input folder's config,
-///   tokenizer and generation files. The folder is built beside its final path and renamed into
-///   place when complete; an existing non-empty folder is refused.
-/// Inputs are never overwritten: an output that is, or contains, an input file is refused.
+///   tokenizer and generation files.
+/// The output goes through `OutputFolder` (checked before any work, staged beside its final path,
+/// renamed into place when complete): inputs are never overwritten, and an existing output is
+/// replaced only with `force` (a folder only when it is a previous weightsmith output).
 /// When tensors change dtype, `config.json`'s `torch_dtype` (and transformers 5's `dtype`) is
 /// updated to match; other side files are copied byte for byte.
 /// The input's `__metadata__` is kept, with `"format": "pt"` added when absent (transformers
@@ -46,15 +47,20 @@ public enum CheckpointConverter {
         return prefixes.contains { name.hasPrefix($0) }
     }
 
-    public static func convert(input: String, output: String, options: Options = Options()) throws -> Summary {
+    /// Converts `input` into `output` (a `.safetensors` file or a folder) through `OutputFolder`:
+    /// the output path is checked (never an input, inside or above one; an existing output only
+    /// with `force`, and for a folder only a previous weightsmith output) before any tensor is read,
+    /// and the result appears atomically.
+    public static func convert(input: String, output: String, options: Options = Options(), force: Bool = false) throws -> Summary {
         let checkpoint = try Checkpoint(path: input)
         let fm = FileManager.default
-        let outURL = URL(fileURLWithPath: output).standardizedFileURL
-        let inputFiles = Set(checkpoint.shards.map { realPath($0.url.path) } + [checkpoint.indexURL].compactMap { $0.map { realPath($0.path) } })
         let singleFile = output.hasSuffix(".safetensors")
         if singleFile, options.maxShardBytes != nil {
             throw CheckpointError.invalidWriterEntry(path: output, reason: "--shard-size needs a folder as output, not a .safetensors file")
         }
+        let inputs = checkpoint.shards.map(\.url) + [checkpoint.indexURL, checkpoint.directory].compactMap { $0 }
+        let out = try OutputFolder.prepare(URL(fileURLWithPath: output), inputs: inputs, force: force, command: "convert",
+                                           kind: singleFile ? .file : .directory)
 
         // Plan the entries: the new dtype for floating tensors, the stored one otherwise.
         var entries: [TensorEntry] = []
@@ -97,82 +103,41 @@ public enum CheckpointConverter {
         }
 
         if singleFile {
-            guard !inputFiles.contains(realPath(outURL.path)) else {
-                throw CheckpointError.invalidWriterEntry(path: output, reason: "refusing to overwrite an input file of the conversion")
+            try out.write { staging in
+                let writer = try SafetensorsWriter(url: staging, entries: entries, metadata: metadata)
+                try stream { try writer.write($0, converting: $1, from: $2) }
+                try writer.finish()
             }
-            let dir = outURL.deletingLastPathComponent().path
-            var isDir: ObjCBool = false
-            guard fm.fileExists(atPath: dir, isDirectory: &isDir), isDir.boolValue else {
-                throw CheckpointError.fileNotFound(path: dir)
-            }
-            let writer = try SafetensorsWriter(url: outURL, entries: entries, metadata: metadata)
-            try stream { try writer.write($0, converting: $1, from: $2) }
-            try writer.finish()
-            summary.files = [outURL.lastPathComponent]
+            summary.files = [out.url.lastPathComponent]
             return summary
         }
 
-        // Folder output: refuse to clobber, build beside it, rename into place.
-        var isDir: ObjCBool = false
-        if fm.fileExists(atPath: outURL.path, isDirectory: &isDir) {
-            guard isDir.boolValue else {
-                throw CheckpointError.invalidWriterEntry(path: output, reason: "exists and is not a folder (name a .safetensors file to write one file)")
-            }
-            let inside = (try? fm.contentsOfDirectory(atPath: outURL.path)) ?? []
-            if let input = inputFiles.first(where: { URL(fileURLWithPath: $0).deletingLastPathComponent().path == realPath(outURL.path) }) {
-                throw CheckpointError.invalidWriterEntry(path: output, reason: "refusing to write into the folder of input \(input)")
-            }
-            guard inside.isEmpty else {
-                throw CheckpointError.invalidWriterEntry(path: output, reason: "folder exists and is not empty; remove it or choose another output")
-            }
-        }
-        let parent = outURL.deletingLastPathComponent()
-        guard fm.fileExists(atPath: parent.path, isDirectory: &isDir), isDir.boolValue else {
-            throw CheckpointError.fileNotFound(path: parent.path)
-        }
-        let staging = parent.appendingPathComponent(".\(outURL.lastPathComponent).tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
-        do {
-            try fm.createDirectory(at: staging, withIntermediateDirectories: false)
-        } catch {
-            throw CheckpointError.io(path: staging.path, message: "cannot create staging folder: \(error.localizedDescription)")
-        }
-        var done = false
-        defer { if !done { try? fm.removeItem(at: staging) } }
-        let writer = try CheckpointWriter(directory: staging, entries: entries, maxShardBytes: options.maxShardBytes, metadata: metadata)
-        try stream { try writer.write($0, converting: $1, from: $2) }
-        try writer.finish()
-        summary.files = writer.shardFileNames + (writer.shardFileNames.count > 1 ? ["model.safetensors.index.json"] : [])
-        // A folder or index input has a Hugging Face folder (a lone .safetensors file has none).
-        if let dir = checkpoint.directory {
-            let names = ((try? fm.contentsOfDirectory(atPath: dir.path)) ?? []).filter(isSideFile).sorted()
-            for name in names {
-                var isSub: ObjCBool = false
-                guard fm.fileExists(atPath: dir.appendingPathComponent(name).path, isDirectory: &isSub), !isSub.boolValue else { continue }
-                let data: Data
-                do {
-                    data = try Data(contentsOf: dir.appendingPathComponent(name))
-                } catch {
-                    throw CheckpointError.io(path: dir.appendingPathComponent(name).path, message: "cannot read: \(error.localizedDescription)")
+        try out.write { staging in
+            let writer = try CheckpointWriter(directory: staging, entries: entries, maxShardBytes: options.maxShardBytes, metadata: metadata)
+            try stream { try writer.write($0, converting: $1, from: $2) }
+            try writer.finish()
+            summary.files = writer.shardFileNames + (writer.shardFileNames.count > 1 ? ["model.safetensors.index.json"] : [])
+            // A folder or index input has a Hugging Face folder (a lone .safetensors file has none).
+            if let dir = checkpoint.directory {
+                let names = ((try? fm.contentsOfDirectory(atPath: dir.path)) ?? []).filter(isSideFile).sorted()
+                for name in names {
+                    var isSub: ObjCBool = false
+                    guard fm.fileExists(atPath: dir.appendingPathComponent(name).path, isDirectory: &isSub), !isSub.boolValue else { continue }
+                    let data: Data
+                    do {
+                        data = try Data(contentsOf: dir.appendingPathComponent(name))
+                    } catch {
+                        throw CheckpointError.io(path: dir.appendingPathComponent(name).path, message: "cannot read: \(error.localizedDescription)")
+                    }
+                    var bytes = [UInt8](data)
+                    if name == "config.json", let target = options.dtype, summary.converted > 0 {
+                        bytes = try retypedConfig(bytes, to: target, path: dir.appendingPathComponent(name).path)
+                    }
+                    try writeFileAtomically(bytes, to: staging.appendingPathComponent(name))
+                    summary.copiedFiles.append(name)
                 }
-                var bytes = [UInt8](data)
-                if name == "config.json", let target = options.dtype, summary.converted > 0 {
-                    bytes = try retypedConfig(bytes, to: target, path: dir.appendingPathComponent(name).path)
-                }
-                try writeFileAtomically(bytes, to: staging.appendingPathComponent(name))
-                summary.copiedFiles.append(name)
             }
         }
-        if fm.fileExists(atPath: outURL.path) {
-            // An empty folder checked above; rmdir fails (and we report it) if anything appeared since.
-            guard rmdir(outURL.path) == 0 else {
-                throw CheckpointError.io(path: output, message: "cannot replace the empty output folder: \(String(cString: strerror(errno)))")
-            }
-        }
-        guard rename(staging.path, outURL.path) == 0 else {
-            throw CheckpointError.io(path: output, message: "cannot move the finished folder into place: \(String(cString: strerror(errno)))")
-        }
-        done = true
-        syncDirectory(parent.path)
         return summary
     }
 
@@ -222,9 +187,4 @@ public enum CheckpointConverter {
         return result
     }
 
-    static func realPath(_ path: String) -> String {
-        guard let p = realpath(path, nil) else { return URL(fileURLWithPath: path).standardizedFileURL.path }
-        defer { free(p) }
-        return String(cString: p)
-    }
 }

@@ -7,8 +7,9 @@ import Tensors
 /// mistral, stored as `dtype`), tokenizer.json + tokenizer_config.json rebuilt from
 /// `tokenizer.ggml.*` (byte-level BPE), and generation_config.json with the BOS/EOS ids.
 ///
-/// The folder is assembled in a temporary directory beside `outputDirectory` and renamed into
-/// place at the end; an existing output directory is refused.
+/// The output goes through `OutputFolder`: checked before any tensor is read (never the input's
+/// path; an existing non-empty folder only with `force`, and then only a previous weightsmith
+/// output), assembled in a staging folder beside it and renamed into place at the end.
 public enum GGUFConverter {
     public struct Summary: Sendable {
         public var tensors: Int
@@ -17,7 +18,7 @@ public enum GGUFConverter {
         public var files: [String]
     }
 
-    public static func convert(gguf: GGUFFile, to outputDirectory: URL, dtype: DType = .f32,
+    public static func convert(gguf: GGUFFile, to outputDirectory: URL, dtype: DType = .f32, force: Bool = false,
                                progress: ((Int, Int, String) -> Void)? = nil) throws -> Summary {
         let path = gguf.url.path
         let m = gguf.metadata
@@ -28,9 +29,12 @@ public enum GGUFConverter {
         guard [.f32, .f16, .bf16].contains(dtype) else {
             throw GGUFError.invalidMetadata(path: path, key: "dtype", reason: "output dtype must be F32, F16 or BF16")
         }
-        let fm = FileManager.default
-        guard !fm.fileExists(atPath: outputDirectory.path) else {
-            throw CheckpointError.io(path: outputDirectory.path, message: "already exists; refusing to overwrite")
+        let out = try OutputFolder.prepare(outputDirectory, inputs: [gguf.url], force: force, command: "convert-gguf")
+        // The counts and sizes written into config.json must describe the tensors in the file.
+        _ = try GGUFNaming.checkedBlockCount(gguf, arch: arch)
+        for key in ["embedding_length", "feed_forward_length", "attention.head_count"] {
+            let v = try m.int("\(arch).\(key)")
+            guard v > 0 else { throw GGUFError.invalidMetadata(path: path, key: "\(arch).\(key)", reason: "\(v) is not positive") }
         }
         let heads = try m.int("\(arch).attention.head_count")
         let kvHeads = m["\(arch).attention.head_count_kv"] != nil ? try m.int("\(arch).attention.head_count_kv") : heads
@@ -49,13 +53,10 @@ public enum GGUFConverter {
             plan.append((t.name, hf))
         }
 
-        let temp = outputDirectory.deletingLastPathComponent()
-            .appendingPathComponent(".\(outputDirectory.lastPathComponent).partial-\(UUID().uuidString.prefix(8))")
-        try fm.createDirectory(at: temp, withIntermediateDirectories: true)
-        do {
+        var parameters = 0
+        try out.write { temp in
             let entries = plan.map { p in TensorEntry(name: p.hf, dtype: dtype, shape: gguf.info(p.gguf)!.shape) }
             let writer = try CheckpointWriter(directory: temp, entries: entries, metadata: ["format": "pt"])
-            var parameters = 0
             for (i, p) in plan.enumerated() {
                 var t = try gguf.tensor(p.gguf)
                 if permuted, let kind = GGUFNaming.permutation(of: p.gguf) {
@@ -74,18 +75,14 @@ public enum GGUFConverter {
             if let b = try? m.int("tokenizer.ggml.bos_token_id") { gen["bos_token_id"] = b }
             if let e = try? m.int("tokenizer.ggml.eos_token_id") { gen["eos_token_id"] = e }
             try write(gen, temp.appendingPathComponent("generation_config.json"))
-            try fm.moveItem(at: temp, to: outputDirectory)
-            let files = try fm.contentsOfDirectory(atPath: outputDirectory.path).sorted()
-            return Summary(tensors: plan.count, parameters: parameters, architecture: arch, files: files)
-        } catch {
-            try? fm.removeItem(at: temp)
-            throw error
         }
+        let files = try FileManager.default.contentsOfDirectory(atPath: out.url.path).filter { !$0.hasPrefix(".") }.sorted()
+        return Summary(tensors: plan.count, parameters: parameters, architecture: arch, files: files)
     }
 
     static func write(_ object: Any, _ url: URL) throws {
         let data = try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])
-        try data.write(to: url, options: .atomic)
+        try writeFileAtomically([UInt8](data), to: url)
     }
 
     /// config.json for transformers (both the 4.x `rope_theta` and the 5.x `rope_parameters` spelling).

@@ -105,4 +105,27 @@ public enum GGUFNaming {
         }
         return Tensor(shape: t.shape, scalars: out)
     }
+
+    /// `{arch}.block_count`, checked against the tensors: the file must hold `blk.N.*` tensors for
+    /// exactly N in 0..<block_count. A count read from metadata is never trusted alone (a
+    /// block_count of 4294967295 otherwise makes a loader allocate layers without bound).
+    public static func checkedBlockCount(_ gguf: GGUFFile, arch: String) throws -> Int {
+        let key = "\(arch).block_count"
+        let n = try gguf.metadata.int(key)
+        var present = Set<Int>()
+        for t in gguf.tensors where t.name.hasPrefix("blk.") {
+            let rest = t.name.dropFirst(4)
+            if let dot = rest.firstIndex(of: "."), let i = Int(rest[..<dot]) { present.insert(i) }
+        }
+        guard n > 0, n <= gguf.tensors.count else {
+            throw GGUFError.invalidMetadata(path: gguf.url.path, key: key, reason: "\(n) blocks, but the file has \(present.count) (blk.N tensors)")
+        }
+        if let missing = (0..<n).first(where: { !present.contains($0) }) {
+            throw GGUFError.invalidMetadata(path: gguf.url.path, key: key, reason: "\(n) blocks, but block \(missing) has no tensors")
+        }
+        if let extra = present.first(where: { $0 >= n }) {
+            throw GGUFError.invalidMetadata(path: gguf.url.path, key: key, reason: "\(n) blocks, but the file has tensors of block \(extra)")
+        }
+        return n
+    }
 }

@@ -12,7 +12,9 @@ public final class MappedFile: @unchecked Sendable {
 
     public init(path: String) throws {
         self.path = path
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        // O_NONBLOCK: opening a FIFO must not wait for a writer (it is then refused below as
+        // not a regular file); reads of a regular file ignore the flag.
+        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
         guard fd >= 0 else {
             if errno == ENOENT { throw CheckpointError.fileNotFound(path: path) }
             throw CheckpointError.io(path: path, message: "cannot open: \(String(cString: strerror(errno)))")
@@ -23,7 +25,7 @@ public final class MappedFile: @unchecked Sendable {
             throw CheckpointError.io(path: path, message: "cannot stat: \(String(cString: strerror(errno)))")
         }
         guard (st.st_mode & S_IFMT) == S_IFREG else {
-            throw CheckpointError.io(path: path, message: "not a regular file")
+            throw CheckpointError.io(path: path, message: "not a regular file (a folder, FIFO or device cannot be read as a checkpoint)")
         }
         size = Int(st.st_size)
         if size == 0 {

@@ -47,6 +47,8 @@ public final class OutputFolder: @unchecked Sendable {
     public let url: URL
     public let kind: Kind
     public let command: String
+    /// Whether an existing output may be replaced (checked in `prepare`).
+    public let force: Bool
     private var lockFD: Int32 = -1
 
     private var parent: URL { url.deletingLastPathComponent() }
@@ -54,25 +56,26 @@ public final class OutputFolder: @unchecked Sendable {
     private var stagingPrefix: String { ".\(name).weightsmith-" }
     public var lockURL: URL { parent.appendingPathComponent(".\(name).weightsmith-lock") }
 
-    private init(url: URL, kind: Kind, command: String) {
+    private init(url: URL, kind: Kind, command: String, force: Bool) {
         self.url = url
         self.kind = kind
         self.command = command
+        self.force = force
     }
 
-    deinit { if lockFD >= 0 { close(lockFD) } }
+    deinit { unlock() }
 
     /// Validates `output` against `inputs` and takes its lock. Call before any work.
     public static func prepare(_ output: URL, inputs: [URL], force: Bool, command: String,
                                kind: Kind = .directory) throws -> OutputFolder {
         let resolved = try resolveOutput(output)
-        let out = OutputFolder(url: resolved, kind: kind, command: command)
+        let out = OutputFolder(url: resolved, kind: kind, command: command, force: force)
         let outPath = resolved.path
-        for input in inputs {
-            guard let inPath = realPath(input.path) else { continue }  // a missing input fails later, in its reader
-            if inPath == outPath {
-                throw OutputError.overlapsInput(output: output.path, input: input.path, relation: "onto")
-            }
+        let resolvedInputs = inputs.compactMap { i in realPath(i.path).map { (i, $0) } }  // a missing input fails later, in its reader
+        if let (input, _) = resolvedInputs.first(where: { $0.1 == outPath }) {
+            throw OutputError.overlapsInput(output: output.path, input: input.path, relation: "onto")
+        }
+        for (input, inPath) in resolvedInputs {
             if inPath.hasPrefix(outPath.hasSuffix("/") ? outPath : outPath + "/") {
                 throw OutputError.overlapsInput(output: output.path, input: input.path, relation: "as a parent folder of")
             }
@@ -86,30 +89,41 @@ public final class OutputFolder: @unchecked Sendable {
         return out
     }
 
-    /// Stages the output, runs `body` with the staging URL (a fresh empty folder, or a file path
-    /// that does not exist yet), then commits it atomically. Nothing is left at the final path or
-    /// in the staging entry when `body` throws.
+    /// Stages the output, runs `body` with the staging URL, then commits it atomically. For a
+    /// folder the staging URL is a fresh empty folder; for a single file it is a path that does
+    /// not exist yet, inside a private staging folder (so the temporary files of a writer that
+    /// itself writes atomically stay inside it too). Nothing is left at the final path or in the
+    /// staging entry when `body` throws; a killed process leaves only the staging entry, which the
+    /// next run to this output removes.
     @discardableResult
     public func write<T>(_ body: (URL) throws -> T) throws -> T {
         let staging = parent.appendingPathComponent(stagingPrefix + "\(getpid())-\(Self.randomTag())")
-        if kind == .directory {
-            guard mkdir(staging.path, 0o755) == 0 else {
-                throw OutputError.io(path: staging.path, message: "cannot create the staging folder: \(String(cString: strerror(errno)))")
-            }
+        guard mkdir(staging.path, 0o755) == 0 else {
+            throw OutputError.io(path: staging.path, message: "cannot create the staging folder: \(String(cString: strerror(errno)))")
         }
         var committed = false
         defer { if !committed { try? FileManager.default.removeItem(at: staging) } }
-        let result = try body(staging)
+        let target = kind == .directory ? staging : staging.appendingPathComponent(name)
+        let result = try body(target)
+        if let e = Self.injectedFailure(for: url) { throw e }
         if kind == .directory {
-            let marker = "{\"command\": \(jsonQuoted(command)), \"pid\": \(getpid())}\n"
+            // No PID or time: a re-run writes the same bytes (outputs committed to a repository stay unchanged).
+            let marker = "{\"command\": \(jsonQuoted(command))}\n"
             try writeAndSync(Array(marker.utf8), to: staging.appendingPathComponent(Self.markerName))
             try syncTree(staging)
+            try commit(staging)
         } else {
-            try syncPath(staging.path)
+            var st = stat()
+            guard lstat(target.path, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG else {
+                throw OutputError.io(path: url.path, message: "the writer finished without writing the file")
+            }
+            try syncPath(target.path)
+            try commit(target)
+            try? FileManager.default.removeItem(at: staging)
         }
-        try commit(staging)
         committed = true
         _ = try? syncPath(parent.path)
+        unlock()
         return result
     }
 
@@ -169,16 +183,36 @@ public final class OutputFolder: @unchecked Sendable {
         }
     }
 
+    /// Takes the lock: `flock` on `.NAME.weightsmith-lock`. The file is removed when the lock is
+    /// released (see `unlock`); a holder checks after locking that the path still names the file
+    /// it locked, so a run that opened a file just removed by the previous holder retries.
     private func lock(shownPath: String) throws {
-        let fd = open(lockURL.path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
-        guard fd >= 0 else {
-            throw OutputError.io(path: lockURL.path, message: "cannot create the lock file: \(String(cString: strerror(errno)))")
-        }
-        guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
+        for _ in 0..<100 {
+            let fd = open(lockURL.path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+            guard fd >= 0 else {
+                throw OutputError.io(path: lockURL.path, message: "cannot create the lock file: \(String(cString: strerror(errno)))")
+            }
+            guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
+                close(fd)
+                throw OutputError.locked(path: shownPath)
+            }
+            var held = stat(), named = stat()
+            if fstat(fd, &held) == 0, stat(lockURL.path, &named) == 0, held.st_ino == named.st_ino, held.st_dev == named.st_dev {
+                lockFD = fd
+                return
+            }
             close(fd)
-            throw OutputError.locked(path: shownPath)
         }
-        lockFD = fd
+        throw OutputError.locked(path: shownPath)
+    }
+
+    /// Releases the lock and removes its file (while still holding it, so no other run holds a
+    /// lock on the removed file unknowingly: it re-checks the path after locking).
+    private func unlock() {
+        guard lockFD >= 0 else { return }
+        unlink(lockURL.path)
+        close(lockFD)
+        lockFD = -1
     }
 
     /// Removes `.NAME.weightsmith-PID-...` entries whose process no longer runs.
@@ -198,6 +232,19 @@ public final class OutputFolder: @unchecked Sendable {
     private func commit(_ staging: URL) throws {
         var st = stat()
         let exists = lstat(url.path, &st) == 0
+        if kind == .file && !force {
+            // link(2) fails on an existing name: a file that appeared since `prepare` is never replaced.
+            if link(staging.path, url.path) == 0 {
+                unlink(staging.path)
+                return
+            }
+            let e = errno
+            if e == EEXIST { throw OutputError.exists(path: url.path) }
+            // A file system without hard links: re-check, then rename.
+            guard e == EPERM || e == ENOTSUP || e == EOPNOTSUPP, lstat(url.path, &st) != 0 else {
+                throw OutputError.io(path: url.path, message: "cannot move the staged output into place: \(String(cString: strerror(e)))")
+            }
+        }
         if kind == .file || !exists {
             // A file replaces the old one atomically; a folder takes a free (or empty) name atomically.
             if rename(staging.path, url.path) == 0 { return }
@@ -219,6 +266,25 @@ public final class OutputFolder: @unchecked Sendable {
             throw OutputError.io(path: url.path, message: "cannot rename the staged output into place: \(err)")
         }
         try? FileManager.default.removeItem(at: old)
+    }
+
+    // MARK: - Fault injection (tests)
+
+    nonisolated(unsafe) private static var failures: [String: any Error] = [:]
+    private static let failuresLock = NSLock()
+
+    /// Tests only: the next `write` to `output` (resolved) throws `error` after its body has
+    /// filled the staging entry, before the commit. Keyed by path, so tests running in parallel
+    /// do not see each other's faults.
+    static func injectFailure(forOutput output: URL, _ error: any Error) {
+        let key = (realPath(output.deletingLastPathComponent().path) ?? output.deletingLastPathComponent().path) + "/" + output.lastPathComponent
+        failuresLock.lock(); defer { failuresLock.unlock() }
+        failures[key] = error
+    }
+
+    private static func injectedFailure(for url: URL) -> (any Error)? {
+        failuresLock.lock(); defer { failuresLock.unlock() }
+        return failures.removeValue(forKey: url.path)
     }
 
     // MARK: - Helpers

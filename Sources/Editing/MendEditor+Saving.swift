@@ -7,7 +7,16 @@ extension MendEditor {
     /// K.U0 (D, r), K.V0 (r, D), K.b0 (D), K.s0 and K.o0 (modes, D), the same with 1, K.mean and
     /// K.m2 (D, normalisation statistics); `edit_lrs` (matrices); metadata: the edited weight
     /// names (JSON list), each key's row count, the layout (linear or conv1d).
-    public func save(to url: URL) throws {
+    /// Goes through `OutputFolder` (a single file): never over an input, an existing file only
+    /// with `force`; the file appears atomically.
+    public func save(to url: URL, force: Bool = false, inputs: [URL] = []) throws {
+        let out = try OutputFolder.prepare(url, inputs: inputs, force: force, command: "train-editor", kind: .file)
+        try out.write { staging in try writeFile(to: staging) }
+    }
+
+    /// Writes the editor file at `url` (a path that does not exist, normally an `OutputFolder`
+    /// staging path); the layout is described at `save(to:)`.
+    public func writeFile(to url: URL) throws {
         var entries: [TensorEntry] = [], tensors: [(String, Tensor)] = []
         var meta: [String: String] = ["format": "weightsmith-mend", "layout": conv1D ? "conv1d" : "linear"]
         let names = try JSONSerialization.data(withJSONObject: weights)

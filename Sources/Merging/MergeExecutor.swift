@@ -42,8 +42,8 @@ public struct MergeReport: Sendable {
 
 /// Runs a checked plan tensor by tensor: reads inputs from the mapped checkpoints (Float32 in
 /// place, other dtypes decoded), merges with the method's parallel kernels, streams the result
-/// into `OUT_DIR.partial` and renames it to `OUT_DIR` when everything, including config.json,
-/// tokenizer files, the recipe and the model card, is written.
+/// through `OutputFolder` (a hidden staging sibling, renamed to `OUT_DIR` when everything, including config.json,
+/// tokenizer files, the recipe and the model card, is written and synced).
 public enum MergeExecutor {
     public static let tokenizerFiles = ["tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "tokenizer.model",
                                         "added_tokens.json", "merges.txt", "vocab.json", "chat_template.jinja", "chat_template.json",

@@ -85,6 +85,10 @@ public enum MergePlanner {
             }
         }
 
+        // A layer range beyond a model's layers would plan one job per missing layer (a
+        // `[0, 1000000000]` range ran out of memory, even with --dry-run): stop here.
+        if problems.contains(where: { $0.contains("layer_range [") }) { throw MergeError.preflight(problems) }
+
         // 3. Output tensors: (name, t, slice, per-source input names).
         struct Target { var output: String; var t: Double; var slice: Int; var layerOffset: Int? }
         var targets: [Target] = []

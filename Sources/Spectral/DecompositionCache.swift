@@ -11,7 +11,7 @@ import Glibc
 /// matrix shape and what was computed. A base model's SVDs are therefore computed once and
 /// reused by every later analysis of any fine-tune of it; a changed tensor has another hash.
 /// The default folder is `$WEIGHTSMITH_CACHE_DIR`, else `$XDG_CACHE_HOME/weightsmith/svd`, else
-/// `~/.cache/weightsmith/svd`; `clear()` (CLI: `--clear-cache`) deletes it. Writes are atomic;
+/// `~/.cache/weightsmith/svd`; `clear()` (CLI: `--clear-cache`) deletes its entries (nothing else). Writes are atomic;
 /// an unreadable or mismatched entry is treated as a miss and rewritten.
 public final class DecompositionCache: @unchecked Sendable {
     public let directory: URL
@@ -85,12 +85,28 @@ public final class DecompositionCache: @unchecked Sendable {
         } catch { try? FileManager.default.removeItem(at: tmp) }
     }
 
-    /// Deletes the cache folder. Returns the number of entries removed.
+    /// Deletes the cache's own entries (`*.bin` files it wrote, and leftover temporary files of
+    /// its writes), then the folder itself if that leaves it empty. Anything else in the folder
+    /// is kept: `--cache-dir` may name a folder that holds other files. Returns the entries removed.
     @discardableResult
     public func clear() throws -> Int {
-        guard FileManager.default.fileExists(atPath: directory.path) else { return 0 }
-        let n = (try? FileManager.default.contentsOfDirectory(atPath: directory.path).filter { $0.hasSuffix(".bin") }.count) ?? 0
-        try FileManager.default.removeItem(at: directory)
+        let fm = FileManager.default
+        guard let names = try? fm.contentsOfDirectory(atPath: directory.path) else { return 0 }
+        var n = 0
+        for name in names where Self.isOwnFile(name) {
+            do { try fm.removeItem(at: directory.appendingPathComponent(name)) } catch {
+                throw SpectralError.invalidOption("\(directory.appendingPathComponent(name).path): cannot remove: \(error.localizedDescription)")
+            }
+            if name.hasSuffix(".bin") { n += 1 }
+        }
+        _ = rmdir(directory.path)  // only when empty
         return n
+    }
+
+    /// Whether `name` is a file this cache writes: an entry (`KIND-HASH-RxC.bin` and the like,
+    /// checked by its magic on load) or a temporary file of a write (`.ENTRY.bin.tmp-...`).
+    static func isOwnFile(_ name: String) -> Bool {
+        if name.hasSuffix(".bin") && !name.hasPrefix(".") { return true }
+        return name.hasPrefix(".") && name.contains(".bin.tmp-")
     }
 }

@@ -29,8 +29,12 @@ public enum LoRAExtraction {
 
     /// Extracts and writes the adapter. Matrices equal in base and tuned are skipped (listed in
     /// the result); the rank is capped at min(rows, cols) per matrix (rank_pattern records it).
+    /// The output goes through `OutputFolder`, checked before any SVD: never an input, inside or
+    /// above one; an existing adapter is replaced only with `force`, and only a weightsmith output.
     public static func extract(base: Checkpoint, tuned: Checkpoint, rank: Int, modules: String?, output: URL,
-                               baseName: String? = nil) throws -> Result {
+                               baseName: String? = nil, force: Bool = false) throws -> Result {
+        let inputs = [base, tuned].flatMap { c in c.shards.map(\.url) + [c.indexURL, c.directory].compactMap { $0 } }
+        let out = try OutputFolder.prepare(output, inputs: inputs, force: force, command: "extract-lora")
         let ft = FineTune(label: "tuned", path: tuned.path, source: .dense(tuned))
         let names = try SpectralAnalysis.selectMatrices(base: base, fineTunes: [ft], modules: modules)
         var mods: [LoRAAdapterWriter.Module] = []
@@ -61,8 +65,10 @@ public enum LoRAExtraction {
                                  frobeniusUpdate: fro2.squareRoot()))
         }
         guard !mods.isEmpty else { throw SpectralError.noMatrices(reason: "every selected matrix is identical in base and tuned") }
-        try LoRAAdapterWriter.write(directory: output, modules: mods, baseModelNameOrPath: baseName,
-                                    metadata: ["format": "pt", "weightsmith": "extract-lora rank \(rank)"])
+        try out.write { staging in
+            try LoRAAdapterWriter.writeFiles(into: staging, modules: mods, baseModelNameOrPath: baseName,
+                                             metadata: ["format": "pt", "weightsmith": "extract-lora rank \(rank)"])
+        }
         return Result(output: output.path, rank: rank, entries: entries, totalCapturedEnergy: total > 0 ? kept / total : 1, skippedUnchanged: skipped)
     }
 

@@ -1,3 +1,4 @@
+import Checkpoints
 import Foundation
 
 /// SVG plots of a `SpectralReport`, written by hand (no plotting dependency):
@@ -13,10 +14,24 @@ public enum SpectralPlots {
     }
     static func n(_ x: Double) -> String { String(format: "%.1f", x) }
 
-    /// Writes the plots into `dir` (created if needed); returns the file paths.
+    /// Writes the plots as the folder `dir`, atomically, through `OutputFolder` (an existing
+    /// non-empty folder only with `force`, and only a previous weightsmith output); returns the
+    /// final file paths.
     @discardableResult
-    public static func write(_ report: SpectralReport, to dir: URL) throws -> [String] {
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+    public static func write(_ report: SpectralReport, to dir: URL, force: Bool = false, inputs: [URL] = []) throws -> [String] {
+        let out = try OutputFolder.prepare(dir, inputs: inputs, force: force, command: "plots")
+        return try write(report, with: out)
+    }
+
+    /// Writes the plots through an output prepared before the analysis; returns the final paths.
+    @discardableResult
+    public static func write(_ report: SpectralReport, with out: OutputFolder) throws -> [String] {
+        let names = try out.write { staging in try writeFiles(report, into: staging) }
+        return names.map { out.url.appendingPathComponent($0).path }
+    }
+
+    /// Writes the SVG files into `dir` (an existing folder, normally a staging folder); returns their names.
+    public static func writeFiles(_ report: SpectralReport, into dir: URL) throws -> [String] {
         var files: [(String, String)] = [("spectra.svg", spectra(report)), ("intruders-per-layer.svg", intrudersPerLayer(report))]
         for ft in report.fineTunes {
             let safe = String(ft.label.map { $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" ? $0 : "_" })
@@ -24,9 +39,8 @@ public enum SpectralPlots {
         }
         var written: [String] = []
         for (name, text) in files {
-            let u = dir.appendingPathComponent(name)
-            try Data(text.utf8).write(to: u, options: .atomic)
-            written.append(u.path)
+            try writeFileAtomically(Array(text.utf8), to: dir.appendingPathComponent(name))
+            written.append(name)
         }
         return written
     }

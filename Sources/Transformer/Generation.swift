@@ -37,7 +37,8 @@ public final class TextGenerator {
     public func generate(promptIds: [Int], maxTokens: Int, options: SamplingOptions = SamplingOptions(),
                          onText: ((String) -> Void)? = nil) throws -> GenerationResult {
         var limit = promptIds.count + max(maxTokens, 0)
-        if model.config.family == .gpt2 { limit = min(limit, model.config.maxPositions) }
+        // Every family stops at its context length (forward refuses positions beyond it).
+        limit = min(limit, model.config.maxPositions)
         if let w = model.config.slidingWindow { limit = min(limit, w) }
         guard promptIds.count <= limit else {
             throw ModelError.invalidInput("the prompt has \(promptIds.count) tokens, more than the model's \(limit) positions")

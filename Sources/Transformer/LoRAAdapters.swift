@@ -93,22 +93,21 @@ public final class LoRAAdapters: @unchecked Sendable {
     }
 
     /// Writes a PEFT adapter folder (adapter_config.json + adapter_model.safetensors) that
-    /// `peft.PeftModel.from_pretrained` loads, with this adapter's rank, alpha and rsLoRA flag.
-    public func save(to directory: URL, baseModelNameOrPath: String?) throws {
+    /// `peft.PeftModel.from_pretrained` loads, with this adapter's rank, alpha and rsLoRA flag,
+    /// atomically through `OutputFolder` (never over an input or into one; an existing folder only
+    /// with `force`, and only a previous weightsmith output).
+    public func save(to directory: URL, baseModelNameOrPath: String?, force: Bool = false, inputs: [URL] = []) throws {
+        let out = try OutputFolder.prepare(directory, inputs: inputs, force: force, command: "finetune --mode lora")
+        try out.write { staging in try write(into: staging, baseModelNameOrPath: baseModelNameOrPath) }
+    }
+
+    /// Writes the adapter's two files into `directory`, an existing (staging) folder.
+    public func write(into directory: URL, baseModelNameOrPath: String?) throws {
         let ms = modules.map { m in
             LoRAAdapterWriter.Module(name: m.name, a: parameters.tensor(m.name + ".lora_A.weight")!, b: parameters.tensor(m.name + ".lora_B.weight")!)
         }
-        try LoRAAdapterWriter.write(directory: directory, modules: ms, baseModelNameOrPath: baseModelNameOrPath)
-        // The writer records alpha = r; rewrite the config with the trained scale's alpha and rsLoRA.
         let config = AdapterConfig(r: settings.rank, loraAlpha: settings.alpha, useRSLoRA: settings.rsLoRA,
                                    targetModules: .names(settings.targetModules.sorted()), baseModelNameOrPath: baseModelNameOrPath)
-        let url = directory.appendingPathComponent("adapter_config.json")
-        let tmp = directory.appendingPathComponent(".adapter_config.json.tmp")
-        do {
-            try Data(config.jsonText().utf8).write(to: tmp)
-            guard rename(tmp.path, url.path) == 0 else { throw ModelError.cannotRead(path: url.path, reason: "rename failed (errno \(errno))") }
-        } catch {
-            throw ModelError.cannotRead(path: url.path, reason: "cannot write the adapter config: \(error)")
-        }
+        try LoRAAdapterWriter.writeFiles(into: directory, modules: ms, baseModelNameOrPath: baseModelNameOrPath, config: config)
     }
 }

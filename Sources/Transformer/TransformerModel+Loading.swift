@@ -24,7 +24,7 @@ extension ModelConfig {
         let hasQBias = gguf.info("blk.0.attn_q.bias") != nil
         let eos = (try? m.int("tokenizer.ggml.eos_token_id")).map { [$0] } ?? []
         self.init(modelType: arch, family: .llama, vocabSize: vocab, hiddenSize: hidden,
-                  intermediateSize: try int("feed_forward_length"), layers: try int("block_count"), heads: heads,
+                  intermediateSize: try int("feed_forward_length"), layers: try GGUFNaming.checkedBlockCount(gguf, arch: arch), heads: heads,
                   kvHeads: m["\(arch).attention.head_count_kv"] != nil ? try int("attention.head_count_kv") : heads,
                   headDim: headDim,
                   normEps: Float(try m.double("\(arch).attention.layer_norm_rms_epsilon")),

@@ -3,19 +3,32 @@ import Foundation
 import Tensors
 
 extension TransformerModel {
-    /// Writes the parameters as a Hugging Face folder: `model.safetensors` (checkpoint names, tied
-    /// head omitted as transformers does) in `dtype`, plus config.json and tokenizer files copied
-    /// from `sideFilesFrom` (the base model's folder). Refuses a non-empty existing `directory`.
-    public func save(to directory: URL, dtype: DType = .f32, sideFilesFrom source: URL?, metadata: [String: String]? = nil) throws {
+    /// Files copied from the base model's folder next to the weights.
+    public static let savedSideFiles = ["config.json", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "generation_config.json"]
+
+    /// Saves the parameters as a Hugging Face folder at `directory`, atomically, through
+    /// `OutputFolder`: the path must not be an input (`inputs` and `sideFilesFrom`), inside or
+    /// above one; an existing non-empty folder is replaced only with `force`, and only when it is a
+    /// previous weightsmith output. A command that does long work first should call
+    /// `OutputFolder.prepare` before the work and `writeFolder(into:)` inside its `write`.
+    public func save(to directory: URL, dtype: DType = .f32, sideFilesFrom source: URL?, metadata: [String: String]? = nil,
+                     force: Bool = false, inputs: [URL] = [], command: String = "save") throws {
+        let out = try OutputFolder.prepare(directory, inputs: inputs + [source].compactMap { $0 }, force: force, command: command)
+        try out.write { staging in
+            try writeFolder(into: staging, dtype: dtype, sideFilesFrom: source, metadata: metadata)
+        }
+    }
+
+    /// Writes `model.safetensors` (checkpoint names, tied head omitted as transformers does) in
+    /// `dtype`, plus config.json and tokenizer files copied from `sideFilesFrom` (the base model's
+    /// folder), into `directory`: an existing empty folder, normally an `OutputFolder` staging folder.
+    public func writeFolder(into directory: URL, dtype: DType = .f32, sideFilesFrom source: URL?, metadata: [String: String]? = nil) throws {
         let fm = FileManager.default
         if let items = try? fm.contentsOfDirectory(atPath: directory.path), !items.isEmpty {
             throw ModelError.invalidInput("\(directory.path) exists and is not empty")
         }
-        do { try fm.createDirectory(at: directory, withIntermediateDirectories: true) } catch {
-            throw ModelError.cannotRead(path: directory.path, reason: "cannot create: \(error)")
-        }
         if let source {
-            for name in ["config.json", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "generation_config.json"] {
+            for name in Self.savedSideFiles {
                 let from = source.appendingPathComponent(name)
                 guard fm.fileExists(atPath: from.path) else { continue }
                 do { try fm.copyItem(at: from, to: directory.appendingPathComponent(name)) } catch {

@@ -56,8 +56,10 @@ public final class TransformerModel: @unchecked Sendable {
         if let w = c.slidingWindow, start + T > w {
             throw ModelError.invalidInput("\(start + T) positions exceed the sliding window \(w), which is not implemented")
         }
-        if c.family == .gpt2 && start + T > c.maxPositions {
-            throw ModelError.invalidInput("GPT-2 supports at most \(c.maxPositions) positions, got \(start + T)")
+        // The context length is enforced for every family: attention memory grows as T², and a
+        // 1 MB prompt (250k tokens) otherwise aborts on a 250 GB allocation.
+        if start + T > c.maxPositions {
+            throw ModelError.invalidInput("\(start + T) positions exceed the model's context length of \(c.maxPositions) (max_position_embeddings); shorten the input")
         }
         let N = B * T, C = c.hiddenSize, I = c.intermediateSize
         let P = parameters

@@ -11,7 +11,9 @@ struct ConvertCommand: ParsableCommand {
             IN is a .safetensors file, an index file or a Hugging Face folder. OUT ending in .safetensors \
             is written as one file; any other OUT is a folder (model.safetensors, or shards + index with \
             --shard-size) with the input folder's config, tokenizer and generation files. Only floating \
-            tensors change dtype. Output is written atomically; inputs are never overwritten. \
+            tensors change dtype. OUT is checked before any work and written atomically; it is never an input, \
+            inside one or above one; an existing OUT is replaced only with --force, and a folder only when it \
+            is a previous weightsmith output. \
             IN may also be a llama-family .gguf file: OUT is then a Hugging Face folder (as convert-gguf).
             """
     )
@@ -28,11 +30,14 @@ struct ConvertCommand: ParsableCommand {
     @Option(name: .customLong("shard-size"), help: "Maximum shard size, e.g. 500MB, 2GB, 1GiB (folder output).")
     var shardSize: String?
 
+    @Flag(help: "Replace an existing OUT (a folder only when it is a previous weightsmith output).")
+    var force = false
+
     func run() throws {
         if input.hasSuffix(".gguf") {
             // A GGUF file converts to a Hugging Face folder (config, safetensors, tokenizer.json).
             guard shardSize == nil else { throw ValidationError("--shard-size is not supported for a GGUF input") }
-            let gguf = try ConvertGGUFCommand.parse([input, output] + (dtype.map { ["--dtype", $0] } ?? []))
+            let gguf = try ConvertGGUFCommand.parse([input, output] + (dtype.map { ["--dtype", $0] } ?? []) + (force ? ["--force"] : []))
             try gguf.run()
             return
         }
@@ -45,7 +50,7 @@ struct ConvertCommand: ParsableCommand {
                 options.dtype = d
             }
             if let shardSize { options.maxShardBytes = try ByteSize.parse(shardSize) }
-            let s = try CheckpointConverter.convert(input: input, output: output, options: options)
+            let s = try CheckpointConverter.convert(input: input, output: output, options: options, force: force)
             print("wrote \(output): \(s.tensors) tensors, \(ByteSize.format(s.bytesIn)) -> \(ByteSize.format(s.bytesOut))"
                 + (options.dtype.map { ", \(s.converted) converted to \($0.rawValue)" } ?? ""))
             print("files: \(s.files.joined(separator: ", "))")

@@ -11,8 +11,11 @@ struct ConvertGGUFCommand: ParsableCommand {
     @Argument(help: "The .gguf file.")
     var model: String
 
-    @Argument(help: "Output folder (must not exist).")
+    @Argument(help: "Output folder (must not exist or be empty).")
     var output: String
+
+    @Flag(help: "Replace OUT when it is a previous weightsmith output.")
+    var force = false
 
     @Option(name: .long, help: "Stored dtype of the weights: f32 (exact dequantised values), bf16 or f16.")
     var dtype = "f32"
@@ -25,7 +28,7 @@ struct ConvertGGUFCommand: ParsableCommand {
         let types = Dictionary(grouping: gguf.tensors, by: { $0.type.description }).map { "\($0.key) x\($0.value.count)" }.sorted()
         print("\(model): GGUF v\(gguf.version), \(gguf.tensors.count) tensors (\(types.joined(separator: ", ")))")
         let tty = isatty(2) != 0
-        let summary = try GGUFConverter.convert(gguf: gguf, to: URL(fileURLWithPath: output), dtype: d) { done, total, _ in
+        let summary = try GGUFConverter.convert(gguf: gguf, to: URL(fileURLWithPath: output), dtype: d, force: force) { done, total, _ in
             guard tty else { return }
             FileHandle.standardError.write(Data("\r\(done)/\(total) tensors\(done == total ? "\n" : "")".utf8))
         }

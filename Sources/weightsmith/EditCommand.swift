@@ -46,7 +46,17 @@ struct EditCommand: ParsableCommand {
     @Option(name: .long, help: "FT-L: L-infinity bound on the change of each weight (0: none).") var normBound: Float = 5e-4
     @Option(name: .long, help: "Seed (ROME context samples).") var seed: UInt64 = 0
 
+    @Flag(name: .long, help: "Replace OUT when it is a previous weightsmith output.") var force = false
+
     func run() throws {
+        // The output path is checked (and locked) before anything is loaded or computed; see OutputFolder.
+        var out: OutputFolder? = nil
+        if requests == nil {
+            guard prompt != nil, target != nil else { throw ValidationError("give --prompt and --target (or --requests FILE)") }
+            guard let output else { throw ValidationError("give -o OUT for the edited model") }
+            let inputs = [model, editor, statsCorpus, localityPrompts].compactMap { $0 }.map { URL(fileURLWithPath: $0) }
+            out = try OutputFolder.prepare(URL(fileURLWithPath: output), inputs: inputs, force: force, command: "edit")
+        }
         let loaded = try PretrainedModel(path: model)
         let m = loaded.model, tok = loaded.tokenizer
         let L = m.config.layers
@@ -99,10 +109,7 @@ struct EditCommand: ParsableCommand {
             print(EditTable.render(before: r.before, after: r.after, answers: false))
             return
         }
-        guard let prompt, let target else { throw ValidationError("give --prompt and --target (or --requests FILE)") }
-        guard let output else { throw ValidationError("give -o OUT for the edited model") }
-        // The output path is checked (and locked) before the edit is computed; see OutputFolder.
-        let out = try OutputFolder.prepare(URL(fileURLWithPath: output), inputs: [URL(fileURLWithPath: model)], force: false, command: "edit")
+        guard let prompt, let target, let output, let out else { throw ValidationError("give --prompt, --target and -o OUT (or --requests FILE)") }
         var loc: [String] = []
         if let f = localityPrompts { loc = try EditRequest.readPrompts(URL(fileURLWithPath: f)) }
         let request = EditRequest(prompt: prompt, subject: subject, target: target, paraphrases: paraphrase, localityPrompts: loc)
@@ -123,7 +130,7 @@ struct EditCommand: ParsableCommand {
         let source = URL(fileURLWithPath: model).hasDirectoryPath || FileManager.default.fileExists(atPath: model + "/config.json")
             ? URL(fileURLWithPath: model) : URL(fileURLWithPath: model).deletingLastPathComponent()
         try out.write { staging in
-            try m.save(to: staging, sideFilesFrom: source, metadata: ["format": "pt", "weightsmith.edit": "\(method.rawValue) \(what)"])
+            try m.writeFolder(into: staging, sideFilesFrom: source, metadata: ["format": "pt", "weightsmith.edit": "\(method.rawValue) \(what)"])
         }
         print("wrote \(output)")
     }

@@ -19,8 +19,11 @@ struct ExtractLoRACommand: ParsableCommand {
     @Option(help: "LoRA rank.")
     var rank: Int
 
-    @Option(name: .shortAndLong, help: "Output adapter folder.")
+    @Option(name: .shortAndLong, help: "Output adapter folder (must not exist or be empty).")
     var output: String
+
+    @Flag(help: "Replace OUT when it is a previous weightsmith output.")
+    var force = false
 
     @Option(help: "Only matrices whose tensor name matches this regular expression (default: every 2-D non-embedding weight).")
     var modules: String?
@@ -31,7 +34,7 @@ struct ExtractLoRACommand: ParsableCommand {
     func run() throws {
         guard rank > 0 else { throw ValidationError("--rank must be positive") }
         let result = try LoRAExtraction.extract(base: try Checkpoint(path: base), tuned: try Checkpoint(path: tuned), rank: rank,
-                                                modules: modules, output: URL(fileURLWithPath: output), baseName: base)
+                                                modules: modules, output: URL(fileURLWithPath: output), baseName: base, force: force)
         if json {
             let enc = JSONEncoder()
             enc.outputFormatting = [.prettyPrinted, .sortedKeys]

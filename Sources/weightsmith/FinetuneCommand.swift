@@ -1,4 +1,5 @@
 import ArgumentParser
+import Checkpoints
 import Foundation
 import Tensors
 import Transformer
@@ -11,7 +12,9 @@ struct FinetuneCommand: ParsableCommand {
         Writes OUT as a Hugging Face folder (full, sparse; sparse also writes sparse_mask.safetensors) or a \
         PEFT adapter folder (lora). Prints a progress line (step, loss, learning rate, tokens/s, ETA) and the \
         held-out loss (from --eval-data, else a --holdout fraction of DATA) periodically and at the end. \
-        Deterministic for a given --seed.
+        Deterministic for a given --seed. OUT is checked before any work (never the model's folder, inside it \
+        or above it; an existing non-empty OUT only with --force, and only a previous weightsmith output) and \
+        appears atomically when training is done.
         """)
 
     enum Mode: String, ExpressibleByArgument, CaseIterable { case full, lora, sparse }
@@ -24,6 +27,8 @@ struct FinetuneCommand: ParsableCommand {
     var mode: Mode = .full
     @Option(name: .shortAndLong, help: "Output folder (must not exist or be empty).")
     var output: String
+    @Flag(name: .long, help: "Replace OUT when it is a previous weightsmith output.")
+    var force = false
 
     @Option(name: .long, help: "Optimizer steps.") var steps = 100
     @Option(name: .long, help: "Examples per micro-batch.") var batchSize = 8
@@ -59,8 +64,14 @@ struct FinetuneCommand: ParsableCommand {
         if model.hasSuffix(".gguf") && mode != .lora {
             throw ValidationError("--mode \(mode.rawValue) writes a Hugging Face folder and needs one as input: convert the GGUF first (weightsmith convert-gguf)")
         }
+        // The output path is checked (and locked) before the model is loaded or trained.
+        let inputs = [model, data, evalData, mask].compactMap { $0 }.map { URL(fileURLWithPath: $0) }
+        let out = try OutputFolder.prepare(URL(fileURLWithPath: output), inputs: inputs, force: force, command: "finetune --mode \(mode.rawValue)")
         let loaded = try PretrainedModel(path: model)
         let m = loaded.model
+        guard maxLength <= m.config.maxPositions else {
+            throw ValidationError("--max-length \(maxLength) exceeds the model's context length of \(m.config.maxPositions) positions")
+        }
         let examples = try TrainingData.load(URL(fileURLWithPath: data), tokenizer: loaded.tokenizer, maxLength: maxLength)
         var train = examples, heldOut: [TrainingExample] = []
         if let evalData {
@@ -102,17 +113,18 @@ struct FinetuneCommand: ParsableCommand {
             FileHandle.standardOutput.write(Data((line + "\n").utf8))
         }
 
-        let out = URL(fileURLWithPath: output)
         let baseDir = URL(fileURLWithPath: model).hasDirectoryPath || FileManager.default.fileExists(atPath: model + "/config.json")
             ? URL(fileURLWithPath: model) : URL(fileURLWithPath: model).deletingLastPathComponent()
-        switch trainerMode {
-        case .lora:
-            try trainer.lora!.save(to: out, baseModelNameOrPath: model)
-        case let .sparse(mk):
-            try m.save(to: out, dtype: saveType, sideFilesFrom: baseDir)
-            try mk.write(to: out.appendingPathComponent("sparse_mask.safetensors"))
-        case .full:
-            try m.save(to: out, dtype: saveType, sideFilesFrom: baseDir)
+        try out.write { staging in
+            switch trainerMode {
+            case .lora:
+                try trainer.lora!.write(into: staging, baseModelNameOrPath: model)
+            case let .sparse(mk):
+                try m.writeFolder(into: staging, dtype: saveType, sideFilesFrom: baseDir)
+                try mk.write(to: staging.appendingPathComponent("sparse_mask.safetensors"))
+            case .full:
+                try m.writeFolder(into: staging, dtype: saveType, sideFilesFrom: baseDir)
+            }
         }
         print("wrote \(output)")
     }

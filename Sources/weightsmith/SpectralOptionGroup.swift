@@ -1,4 +1,5 @@
 import ArgumentParser
+import Checkpoints
 import Foundation
 import Spectral
 import Tensors
@@ -20,8 +21,11 @@ struct SpectralOptionGroup: ParsableArguments {
     @Flag(help: "Print the report as JSON.")
     var json = false
 
-    @Option(help: "Write SVG plots (spectra, intruders per layer, cosine heat maps) into this folder.")
+    @Option(help: "Write SVG plots (spectra, intruders per layer, cosine heat maps) as this folder (must not exist or be empty).")
     var plots: String?
+
+    @Flag(help: "Replace the --plots folder when it is a previous weightsmith output.")
+    var force = false
 
     @Option(help: "Matrices analysed in parallel (default: cores / BLAS threads; BLAS runs on one thread unless OPENBLAS_NUM_THREADS is set).")
     var jobs: Int?
@@ -73,8 +77,14 @@ struct SpectralOptionGroup: ParsableArguments {
         return max(1, cores / BLASThreads.current)
     }
 
-    /// Prints the report (text or JSON) and writes plots.
-    func emit(_ report: SpectralReport) throws {
+    /// Checks (and locks) the --plots folder before the analysis; nil without --plots.
+    func preparePlots(inputs: [String]) throws -> OutputFolder? {
+        guard let plots else { return nil }
+        return try OutputFolder.prepare(URL(fileURLWithPath: plots), inputs: inputs.map { URL(fileURLWithPath: $0) }, force: force, command: "plots")
+    }
+
+    /// Prints the report (text or JSON) and writes the plots into the prepared folder.
+    func emit(_ report: SpectralReport, plotsFolder: OutputFolder?) throws {
         if json {
             let enc = JSONEncoder()
             enc.outputFormatting = [.prettyPrinted, .sortedKeys]
@@ -83,8 +93,8 @@ struct SpectralOptionGroup: ParsableArguments {
         } else {
             print(ReportText.render(report), terminator: "")
         }
-        if let plots {
-            let files = try SpectralPlots.write(report, to: URL(fileURLWithPath: plots))
+        if let plots, let plotsFolder {
+            let files = try SpectralPlots.write(report, with: plotsFolder)
             if !json { print("plots: " + files.map { URL(fileURLWithPath: $0).lastPathComponent }.joined(separator: ", ") + " in \(plots)") }
         }
     }

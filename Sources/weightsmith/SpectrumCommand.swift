@@ -26,10 +26,11 @@ struct SpectrumCommand: ParsableCommand {
     }
 
     func run() throws {
+        let plots = try options.preparePlots(inputs: [base, tuned, lora].compactMap { $0 })
         let baseCkpt = try Checkpoint(path: base)
         let ft = lora != nil ? try FineTune.open(path: lora!, lora: true) : try FineTune.open(path: tuned!, lora: false)
         let report = try SpectralAnalysis.run(base: baseCkpt, fineTunes: [ft], modules: options.modules,
                                               options: try options.spectralOptions(), jobs: options.workerCount())
-        try options.emit(report)
+        try options.emit(report, plotsFolder: plots)
     }
 }

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Checkpoints
 import Editing
 import Foundation
 import Transformer
@@ -31,8 +32,12 @@ struct TrainEditorCommand: ParsableCommand {
     @Option(name: .long, help: "Weight of the locality loss.") var cLoc: Float = 1.0
     @Option(name: .long, help: "Print every N steps.") var logEvery = 10
     @Option(name: .long, help: "Seed (V init).") var seed: UInt64 = 0
+    @Flag(name: .long, help: "Replace an existing OUT file.") var force = false
 
     func run() throws {
+        // The output path is checked (and locked) before the model is loaded or trained.
+        let out = try OutputFolder.prepare(URL(fileURLWithPath: output), inputs: [model, data].map { URL(fileURLWithPath: $0) },
+                                           force: force, command: "train-editor", kind: .file)
         let loaded = try PretrainedModel(path: model)
         let requests = try EditRequest.readJSONL(URL(fileURLWithPath: data))
         let editor = try MendEditor(model: loaded.model, weights: MendEditor.defaultWeights(loaded.model, layers: layers),
@@ -46,8 +51,7 @@ struct TrainEditorCommand: ParsableCommand {
                 print(String(format: "step %4d  loss %.4f  edit NLL %.4f  locality KL %.4f  (%.1f s)", log.step, log.loss, log.editLoss, log.localityLoss, Date().timeIntervalSince(t0)))
             }
         }
-        let url = URL(fileURLWithPath: output)
-        try editor.save(to: url)
+        try out.write { staging in try editor.writeFile(to: staging) }
         print("edit lrs: " + editor.editLRs.map { String(format: "%.3g", $0) }.joined(separator: " "))
         print("wrote \(output)")
     }

@@ -174,7 +174,7 @@ final class InspectAndConvertTests: XCTestCase {
         try FileManager.default.copyItem(at: Fixtures.url("numpy_writer.safetensors"), to: copy)
         let before = try Data(contentsOf: copy)
         XCTAssertThrowsError(try CheckpointConverter.convert(input: copy.path, output: copy.path, options: .init(dtype: .f16))) {
-            XCTAssertTrue("\($0)".contains("refusing to overwrite"), "\($0)")
+            XCTAssertTrue("\($0)".contains("refusing to write the output onto the input"), "\($0)")
         }
         // Through another spelling of the same path.
         let alias = dir.appendingPathComponent("./sub/../in.safetensors").path
@@ -182,7 +182,7 @@ final class InspectAndConvertTests: XCTestCase {
         XCTAssertEqual(try Data(contentsOf: copy), before)
         // Into the input's own folder.
         XCTAssertThrowsError(try CheckpointConverter.convert(input: Fixtures.url("sharded").path, output: Fixtures.url("sharded").path)) {
-            XCTAssertTrue("\($0)".contains("refusing to write into the folder"), "\($0)")
+            XCTAssertTrue("\($0)".contains("refusing to write the output onto the input"), "\($0)")
         }
         // FP8 cannot change dtype; nothing is left behind.
         let out = dir.appendingPathComponent("out")
@@ -192,7 +192,7 @@ final class InspectAndConvertTests: XCTestCase {
         }
         XCTAssertThrowsError(try CheckpointConverter.convert(input: copy.path, output: dir.appendingPathComponent("x.safetensors").path,
                                                              options: .init(maxShardBytes: 100)))
-        XCTAssertThrowsError(try CheckpointConverter.convert(input: copy.path, output: dir.appendingPathComponent("no/such/dir").path))
+        // Nothing is left behind by the refused or failed runs (no staging entry, no lock file).
         XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: dir.path), ["in.safetensors"])
         // An existing non-empty output folder is refused, an empty one is replaced.
         try FileManager.default.createDirectory(at: out, withIntermediateDirectories: false)
@@ -201,5 +201,16 @@ final class InspectAndConvertTests: XCTestCase {
         XCTAssertThrowsError(try CheckpointConverter.convert(input: copy.path, output: out.path)) {
             XCTAssertTrue("\($0)".contains("not empty"), "\($0)")
         }
+        // --force replaces a previous output, never an unrelated folder.
+        _ = try CheckpointConverter.convert(input: copy.path, output: out.path, options: .init(dtype: .f16), force: true)
+        XCTAssertEqual(try Checkpoint(path: out.path).info("weight")?.dtype, .f16)
+        let mine = dir.appendingPathComponent("mine")
+        try FileManager.default.createDirectory(at: mine, withIntermediateDirectories: false)
+        try Data("notes".utf8).write(to: mine.appendingPathComponent("notes.txt"))
+        XCTAssertThrowsError(try CheckpointConverter.convert(input: copy.path, output: mine.path, force: true)) {
+            XCTAssertEqual($0 as? OutputError, .notWeightsmithOutput(path: mine.path))
+        }
+        XCTAssertEqual(try Data(contentsOf: mine.appendingPathComponent("notes.txt")), Data("notes".utf8))
+        XCTAssertEqual(try Data(contentsOf: copy), before)
     }
 }
