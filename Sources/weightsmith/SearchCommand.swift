@@ -122,7 +122,7 @@ struct SearchCommand: ParsableCommand {
         let workers = max(1, BLASThreads.budget / BLASThreads.current)
         var logHandle: FileHandle? = nil
         if let log {
-            FileManager.default.createFile(atPath: log, contents: nil)
+            _ = FileManager.default.createFile(atPath: log, contents: nil)
             logHandle = FileHandle(forWritingAtPath: log)
             guard logHandle != nil else { throw ValidationError("cannot write --log \(log)") }
         }

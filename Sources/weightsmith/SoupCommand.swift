@@ -150,8 +150,9 @@ struct SoupCommand: ParsableCommand {
             table += "\n" + Self.summary(rows: (baseScore.map { [("base", $0)] } ?? [])
                 + [("best single (\(labels[bestSingle]))", individual[bestSingle]), ("uniform soup (\(n))", uniform),
                    ("greedy soup (\(r.kept.count) of \(n): \(keptNames))", r.score)], sets: sets, labels: labels, individual: individual)
-            jsonExtra["greedy"] = ["order": r.order.map { labels[$0] }, "kept": r.kept.map { labels[$0] },
-                                   "steps": r.steps.map { ["ingredient": labels[$0.ingredient], "kept": $0.kept, "score": Self.json($0.soup)] as [String: Any] }]
+            let stepsJSON: [[String: Any]] = r.steps.map { ["ingredient": labels[$0.ingredient], "kept": $0.kept, "score": Self.json($0.soup)] }
+            let greedyJSON: [String: Any] = ["order": r.order.map { labels[$0] }, "kept": r.kept.map { labels[$0] }, "steps": stepsJSON]
+            jsonExtra["greedy"] = greedyJSON
         case .learned:
             var options = Soups.LearnedOptions()
             options.steps = steps
