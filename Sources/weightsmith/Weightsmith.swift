@@ -18,6 +18,7 @@ struct Weightsmith: AsyncParsableCommand {
             ConvertGGUFCommand.self,
             MergeCommand.self, TaskVectorCommand.self, ComposeCommand.self,
             EditCommand.self, TrainEditorCommand.self,
+            GraftCommand.self,
         ]
     )
 
