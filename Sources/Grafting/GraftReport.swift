@@ -3,7 +3,7 @@ import Transformer
 
 /// One row of the graft table: the base, the fine-tune, or a graft at one sparsity.
 public struct GraftRow: Codable, Sendable, Equatable {
-    public enum Kind: String, Codable, Sendable { case base, tuned, graft }
+    public enum Kind: String, Codable, Sendable { case base, tuned, graft, trained }
     public var kind: Kind
     public var sparsity: Double?
     /// Kept entries (nil for base and tuned).
@@ -44,7 +44,10 @@ public struct GraftReport: Codable, Sendable {
         case chosenReason = "chosen_reason", training
     }
 
-    public var chosenRow: GraftRow? { rows.first { $0.kind == .graft && $0.sparsity == chosenSparsity } }
+    /// The row written to the output: the trained mask when there is one.
+    public var chosenRow: GraftRow? {
+        rows.first { $0.kind == .trained } ?? rows.first { $0.kind == .graft && $0.sparsity == chosenSparsity }
+    }
 
     /// Share of the gain in `row` that counts for the choice: exact match when the fine-tune
     /// gains exact match on the held-out data, else NLL.
@@ -65,7 +68,8 @@ public struct GraftReport: Codable, Sendable {
             switch r.kind {
             case .base: name = "base"
             case .tuned: name = "fine-tune"
-            case .graft: name = r.sparsity == chosenSparsity ? "graft *" : "graft"
+            case .graft: name = r.sparsity == chosenSparsity && training == nil ? "graft *" : "graft"
+            case .trained: name = "trained *"
             }
             lines.append([name, r.sparsity.map { String(format: "%g", $0) } ?? "-", r.kept.map(String.init) ?? "-",
                           pct(r.energyKept), r.score?.exactMatch.map { String(format: "%.3f", $0) } ?? "-",
@@ -87,7 +91,7 @@ public struct GraftReport: Codable, Sendable {
         s += "- base: `\(basePath)`\n- fine-tune: `\(tunedPath)`\n"
         s += "- eligible tensors: \(eligibleTensors) (\(eligibleParameters) parameters; \(eligibility))\n"
         if let r = chosenRow {
-            s += "- sparsity: \(String(format: "%g", chosenSparsity)), k = \(r.kept ?? 0) kept entries (\(chosenReason))\n"
+            s += "- sparsity: \(String(format: "%g", r.sparsity ?? chosenSparsity)), k = \(r.kept ?? 0) kept entries (\(chosenReason))\n"
             if let sc = r.score {
                 s += String(format: "- held-out (%@): exact match %.3f, mean NLL %.4f", heldOut ?? "-", sc.exactMatch ?? 0, sc.meanNLL)
                 s += "; share of the fine-tune's gain kept: EM \(r.emRecovered.map { String(format: "%.1f%%", 100 * $0) } ?? "-"), NLL \(r.nllRecovered.map { String(format: "%.1f%%", 100 * $0) } ?? "-")\n"

@@ -86,3 +86,26 @@ public enum GraftTable {
         return Result(report: report, masks: masks)
     }
 }
+
+extension GraftTable {
+    /// Adds the trained mask's row (scored like the others) and marks it as the one written.
+    public static func appendTrained(report: GraftReport, pair: GraftPair, base: TransformerModel, tuned: TransformerModel,
+                                     mask: GraftMask, heldOut: [([Int], [Int])]?, summary: GraftTrainingSummary) throws -> GraftReport {
+        var r = report
+        let baseRow = r.rows.first { $0.kind == .base }, tunedRow = r.rows.first { $0.kind == .tuned }
+        let sc = try heldOut.map { h in try mask.withApplied(to: base.parameters, pair: pair) { try Evaluator.evaluate(model: base, tokenized: h) } }
+        let total = pair.totalEnergy()
+        let density = Double(mask.count) / Double(pair.eligibleCount)
+        var row = GraftRow(kind: .trained, sparsity: density, kept: mask.count, energyKept: total > 0 ? mask.energy(pair) / total : 0, score: sc)
+        if let sc, let b = baseRow?.score, let t = tunedRow?.score {
+            let emGain = (t.exactMatch ?? 0) - (b.exactMatch ?? 0), nllGain = b.meanNLL - t.meanNLL
+            if abs(emGain) > 1e-12 { row.emRecovered = ((sc.exactMatch ?? 0) - (b.exactMatch ?? 0)) / emGain }
+            if abs(nllGain) > 1e-12 { row.nllRecovered = (b.meanNLL - sc.meanNLL) / nllGain }
+        }
+        r.rows.append(row)
+        r.method = "trained"
+        r.chosenReason = "the trained mask, from the magnitude graft at sparsity \(String(format: "%g", report.chosenSparsity)) (\(report.chosenReason))"
+        r.training = summary
+        return r
+    }
+}

@@ -16,7 +16,10 @@ struct GraftCommand: ParsableCommand {
         fine-tune's gain it keeps. OUT (written atomically) holds the graft of one sparsity: the smallest \
         keeping at least 95% of the gain (with --held-out; else the first listed; --pick to choose) as a \
         Hugging Face folder (config.json, tokenizer files, model.safetensors), graft.safetensors (the mask \
-        as a sparse delta: tuned − base at the kept entries), graft_report.json and README.md.
+        as a sparse delta: tuned − base at the kept entries), graft_report.json and README.md. \
+        With --train DATA, that graft is the base patch of the trained mask of the paper (sigmoid relaxation \
+        γ(S) = b + (1 − 2b) σ(S − c), gradient steps on S through the model at θ(γ)); the rounded mask is \
+        kept when train + validation exact match improves, and it is what OUT then holds.
         """)
 
     @Option(name: .long, help: "The base model (Hugging Face folder).") var base: String
@@ -28,6 +31,14 @@ struct GraftCommand: ParsableCommand {
     @Option(name: .shortAndLong, help: "Output folder (must not exist or be empty; never an input or inside one).") var output: String
     @Flag(name: .long, help: "Replace OUT if it is a previous weightsmith output.") var force = false
     @Flag(name: .long, help: "Print the report as JSON.") var json = false
+
+    @Option(name: .long, help: "Train the mask on these JSONL pairs (Panigrahi et al. 2023, §3), starting from the magnitude graft of the chosen sparsity.") var train: String?
+    @Option(name: .long, help: "Trained mask: gradient steps.") var steps = 10
+    @Option(name: .long, help: "Trained mask: learning rate on the mask logits S (the paper's 1e7).") var lr = 1e7
+    @Option(name: .long, help: "Trained mask: sigmoid bias c in γ = b + (1 − 2b) σ(S − c).") var sigmoidBias = 10.0
+    @Option(name: .long, help: "Trained mask: validation JSONL (default: a seeded 20% of --train).") var validation: String?
+    @Option(name: .long, help: "Trained mask: examples per gradient micro-batch (at most 128 micro-batches per step).") var batchSize = 8
+    @Option(name: .long, help: "Trained mask: seed (S initialisation, validation split).") var seed: UInt64 = 0
 
     func run() throws {
         try reportingErrors { try graft() }
@@ -45,7 +56,7 @@ struct GraftCommand: ParsableCommand {
             throw ValidationError("graft writes a Hugging Face folder and reads Hugging Face folders: convert a GGUF first (weightsmith convert-gguf)")
         }
         let eligibility = try GraftEligibility(include: include)
-        let inputs = [base, tuned, heldOut].compactMap { $0 }.map { URL(fileURLWithPath: $0) }
+        let inputs = [base, tuned, heldOut, train, validation].compactMap { $0 }.map { URL(fileURLWithPath: $0) }
         let out = try OutputFolder.prepare(URL(fileURLWithPath: output), inputs: inputs, force: force, command: "graft")
 
         let baseModel = try PretrainedModel(path: base)
@@ -59,8 +70,26 @@ struct GraftCommand: ParsableCommand {
         let quietLog: (String) -> Void = isatty(2) != 0 ? log : { _ in }
         let result = try GraftTable.run(pair: pair, base: baseModel.model, tuned: tunedModel, sparsities: sparsities,
                                         heldOut: heldOutPairs, heldOutName: heldOut, pick: pick, progress: quietLog)
-        let report = result.report
-        let mask = result.chosenMask
+        var report = result.report
+        var mask = result.chosenMask
+
+        if let train {
+            let maxLength = baseModel.model.config.maxPositions
+            let trainData = try TrainingData.load(URL(fileURLWithPath: train), tokenizer: tok, maxLength: maxLength)
+            var trainSet = trainData, validationSet: [TrainingExample]
+            if let validation {
+                validationSet = try TrainingData.load(URL(fileURLWithPath: validation), tokenizer: tok, maxLength: maxLength)
+            } else {
+                (trainSet, validationSet) = TrainingData.split(trainData, heldOutFraction: 0.2, seed: seed)
+            }
+            var settings = TrainedGraft.Settings(steps: steps)
+            settings.learningRate = lr; settings.sigmoidBias = sigmoidBias; settings.batchSize = batchSize; settings.seed = seed
+            let trained = try TrainedGraft.train(pair: pair, baseModel: baseModel.model, basePatch: mask, train: trainSet,
+                                                 validation: validationSet, settings: settings, progress: quietLog)
+            mask = trained.mask
+            report = try GraftTable.appendTrained(report: report, pair: pair, base: baseModel.model, tuned: tunedModel, mask: mask,
+                                                  heldOut: heldOutPairs, summary: trained.summary)
+        }
 
         if json {
             print(try report.json())
@@ -68,7 +97,7 @@ struct GraftCommand: ParsableCommand {
             print("\(report.method) graft of \(tuned) onto \(base): \(report.eligibleParameters) eligible parameters in \(report.eligibleTensors) tensors (\(report.eligibility))")
             print(report.table())
             let zeros = mask.zeroDifferences(pair)
-            print("writing sparsity \(String(format: "%g", report.chosenSparsity)) (k = \(mask.count)\(zeros > 0 ? ", \(zeros) of them with τ = 0" : "")): \(report.chosenReason)")
+            print("writing \(report.training == nil ? "sparsity \(String(format: "%g", report.chosenSparsity))" : "the trained mask") (k = \(mask.count)\(zeros > 0 ? ", \(zeros) of them with τ = 0" : "")): \(report.chosenReason)")
         }
 
         let source = URL(fileURLWithPath: base).hasDirectoryPath || FileManager.default.fileExists(atPath: base + "/config.json")
