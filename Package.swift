@@ -5,7 +5,7 @@ let package = Package(
     name: "weightsmith",
     platforms: [.macOS(.v14)],
     products: [
-        .library(name: "WeightsmithKit", targets: ["Tensors", "Checkpoints", "Merging", "Spectral", "Transformer", "Editing"]),
+        .library(name: "WeightsmithKit", targets: ["Tensors", "Checkpoints", "Merging", "Spectral", "Transformer", "Editing", "Grafting"]),
         .executable(name: "weightsmith", targets: ["weightsmith"]),
     ],
     dependencies: [
@@ -29,10 +29,12 @@ let package = Package(
         .target(name: "CTransformerKernels"),
         .target(name: "Transformer", dependencies: ["Tensors", "Checkpoints", "CLinearAlgebra", "CTransformerKernels"], exclude: ["README.md", "Training.md"]),
         .target(name: "Editing", dependencies: ["Tensors", "Checkpoints", "Transformer", "CLinearAlgebra"]),
+        // Skill localization: magnitude and trained grafts of a fine-tune onto its base (Panigrahi et al. 2023).
+        .target(name: "Grafting", dependencies: ["Tensors", "Checkpoints", "Transformer"], exclude: ["README.md"]),
         .executableTarget(
             name: "weightsmith",
             dependencies: [
-                "Tensors", "Checkpoints", "Merging", "Spectral", "Transformer", "Editing",
+                "Tensors", "Checkpoints", "Merging", "Spectral", "Transformer", "Editing", "Grafting",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -43,5 +45,6 @@ let package = Package(
         .testTarget(name: "SpectralTests", dependencies: ["Spectral", "Checkpoints", "Tensors"], resources: [.copy("Fixtures")]),
         .testTarget(name: "EditingTests", dependencies: ["Editing", "Transformer", "Tensors"], resources: [.copy("Fixtures")]),
         .testTarget(name: "TransformerTests", dependencies: ["Transformer", "Merging", "Checkpoints", "Tensors"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "GraftingTests", dependencies: ["Grafting", "Transformer", "Checkpoints", "Tensors"]),
     ]
 )

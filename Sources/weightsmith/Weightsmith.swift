@@ -19,6 +19,7 @@ struct Weightsmith: AsyncParsableCommand {
             MergeCommand.self, TaskVectorCommand.self, ComposeCommand.self,
             EditCommand.self, TrainEditorCommand.self,
             SoupCommand.self, SearchCommand.self,
+            GraftCommand.self,
         ]
     )
 

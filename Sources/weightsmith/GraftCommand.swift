@@ -1,0 +1,120 @@
+import ArgumentParser
+import Checkpoints
+import Foundation
+import Grafting
+import Transformer
+
+struct GraftCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "graft",
+        abstract: "Graft the few entries of a fine-tune that carry its skill onto the base (Panigrahi et al. 2023), at one or more sparsities.",
+        discussion: """
+        The magnitude graft keeps the global top-k entries of |TUNED − BASE| over the eligible tensors \
+        (every tensor but embeddings, lm_head and norms; --include REGEX to choose), k = round(sparsity × \
+        eligible parameters); ties go to earlier tensors and lower indices. With --held-out, each graft is \
+        scored like `weightsmith eval` (mean NLL, greedy exact match) and the table shows the share of the \
+        fine-tune's gain it keeps. OUT (written atomically) holds the graft of one sparsity: the smallest \
+        keeping at least 95% of the gain (with --held-out; else the first listed; --pick to choose) as a \
+        Hugging Face folder (config.json, tokenizer files, model.safetensors), graft.safetensors (the mask \
+        as a sparse delta: tuned − base at the kept entries), graft_report.json and README.md. \
+        With --train DATA, that graft is the base patch of the trained mask of the paper (sigmoid relaxation \
+        γ(S) = b + (1 − 2b) σ(S − c), gradient steps on S through the model at θ(γ)); the rounded mask is \
+        kept when train + validation exact match improves, and it is what OUT then holds.
+        """)
+
+    @Option(name: .long, help: "The base model (Hugging Face folder).") var base: String
+    @Option(name: .long, help: "The fine-tune of the base (same architecture).") var tuned: String
+    @Option(name: .long, help: "Comma-separated fractions of the eligible parameters to graft, e.g. 0.0001,0.001,0.01.") var sparsity = "0.0001"
+    @Option(name: .long, help: "Held-out JSONL {\"prompt\", \"completion\"} pairs to score the grafts on.") var heldOut: String?
+    @Option(name: .long, help: "Regular expression: only tensors whose name matches are eligible (replaces the default rule).") var include: String?
+    @Option(name: .long, help: "Write this sparsity (one of --sparsity) instead of the automatic choice.") var pick: Double?
+    @Option(name: .shortAndLong, help: "Output folder (must not exist or be empty; never an input or inside one).") var output: String
+    @Flag(name: .long, help: "Replace OUT if it is a previous weightsmith output.") var force = false
+    @Flag(name: .long, help: "Print the report as JSON.") var json = false
+
+    @Option(name: .long, help: "Train the mask on these JSONL pairs (Panigrahi et al. 2023, §3), starting from the magnitude graft of the chosen sparsity.") var train: String?
+    @Option(name: .long, help: "Trained mask: gradient steps.") var steps = 10
+    @Option(name: .long, help: "Trained mask: learning rate on the mask logits S (the paper's 1e7).") var lr = 1e7
+    @Option(name: .long, help: "Trained mask: sigmoid bias c in γ = b + (1 − 2b) σ(S − c).") var sigmoidBias = 10.0
+    @Option(name: .long, help: "Trained mask: validation JSONL (default: a seeded 20% of --train).") var validation: String?
+    @Option(name: .long, help: "Trained mask: examples per gradient micro-batch (at most 128 micro-batches per step).") var batchSize = 8
+    @Option(name: .long, help: "Trained mask: seed (S initialisation, validation split).") var seed: UInt64 = 0
+
+    func run() throws {
+        try reportingErrors { try graft() }
+    }
+
+    func graft() throws {
+        let sparsities = try sparsity.split(separator: ",").map { part -> Double in
+            guard let v = Double(part.trimmingCharacters(in: .whitespaces)) else { throw ValidationError("--sparsity: \"\(part)\" is not a number") }
+            return v
+        }
+        guard !sparsities.isEmpty else { throw ValidationError("--sparsity: give at least one value") }
+        guard Set(sparsities).count == sparsities.count else { throw ValidationError("--sparsity: a value is repeated") }
+        for s in sparsities where !(s > 0 && s <= 1) { throw GraftError.invalidSparsity(value: s) }
+        if base.hasSuffix(".gguf") || tuned.hasSuffix(".gguf") {
+            throw ValidationError("graft writes a Hugging Face folder and reads Hugging Face folders: convert a GGUF first (weightsmith convert-gguf)")
+        }
+        let eligibility = try GraftEligibility(include: include)
+        let inputs = [base, tuned, heldOut, train, validation].compactMap { $0 }.map { URL(fileURLWithPath: $0) }
+        let out = try OutputFolder.prepare(URL(fileURLWithPath: output), inputs: inputs, force: force, command: "graft")
+
+        let baseModel = try PretrainedModel(path: base)
+        let tunedModel = try TransformerModel.load(path: tuned)
+        let pair = try GraftPair(base: baseModel.model, tuned: tunedModel, basePath: base, tunedPath: tuned, eligibility: eligibility)
+        let tok = baseModel.tokenizer
+        let heldOutPairs = try heldOut.map { path in
+            try PromptCompletion.readJSONL(URL(fileURLWithPath: path)).map { (tok.encode($0.prompt), tok.encode($0.completion, addSpecialTokens: false)) }
+        }
+        let log: (String) -> Void = { msg in FileHandle.standardError.write(Data("graft: \(msg)\n".utf8)) }
+        let quietLog: (String) -> Void = isatty(2) != 0 ? log : { _ in }
+        let result = try GraftTable.run(pair: pair, base: baseModel.model, tuned: tunedModel, sparsities: sparsities,
+                                        heldOut: heldOutPairs, heldOutName: heldOut, pick: pick, progress: quietLog)
+        var report = result.report
+        var mask = result.chosenMask
+
+        if let train {
+            let maxLength = baseModel.model.config.maxPositions
+            let trainData = try TrainingData.load(URL(fileURLWithPath: train), tokenizer: tok, maxLength: maxLength)
+            var trainSet = trainData, validationSet: [TrainingExample]
+            if let validation {
+                validationSet = try TrainingData.load(URL(fileURLWithPath: validation), tokenizer: tok, maxLength: maxLength)
+            } else {
+                (trainSet, validationSet) = TrainingData.split(trainData, heldOutFraction: 0.2, seed: seed)
+            }
+            var settings = TrainedGraft.Settings(steps: steps)
+            settings.learningRate = lr; settings.sigmoidBias = sigmoidBias; settings.batchSize = batchSize; settings.seed = seed
+            let trained = try TrainedGraft.train(pair: pair, baseModel: baseModel.model, basePatch: mask, train: trainSet,
+                                                 validation: validationSet, settings: settings, progress: quietLog)
+            mask = trained.mask
+            report = try GraftTable.appendTrained(report: report, pair: pair, base: baseModel.model, tuned: tunedModel, mask: mask,
+                                                  heldOut: heldOutPairs, summary: trained.summary)
+        }
+
+        if json {
+            print(try report.json())
+        } else {
+            print("\(report.method) graft of \(tuned) onto \(base): \(report.eligibleParameters) eligible parameters in \(report.eligibleTensors) tensors (\(report.eligibility))")
+            print(report.table())
+            let zeros = mask.zeroDifferences(pair)
+            print("writing \(report.training == nil ? "sparsity \(String(format: "%g", report.chosenSparsity))" : "the trained mask") (k = \(mask.count)\(zeros > 0 ? ", \(zeros) of them with τ = 0" : "")): \(report.chosenReason)")
+        }
+
+        let source = URL(fileURLWithPath: base).hasDirectoryPath || FileManager.default.fileExists(atPath: base + "/config.json")
+            ? URL(fileURLWithPath: base) : URL(fileURLWithPath: base).deletingLastPathComponent()
+        let meta = ["format": "pt", "weightsmith.graft": "\(report.method) sparsity \(report.chosenSparsity) k \(mask.count)"]
+        let deltaMeta = ["weightsmith.graft.method": report.method, "weightsmith.graft.sparsity": "\(report.chosenSparsity)",
+                         "weightsmith.graft.k": "\(mask.count)", "weightsmith.graft.eligible": "\(pair.eligibleCount)",
+                         "weightsmith.graft.base": base, "weightsmith.graft.tuned": tuned]
+        try out.write { staging in
+            try mask.withApplied(to: baseModel.model.parameters, pair: pair) {
+                try baseModel.model.save(to: staging, sideFilesFrom: source, metadata: meta)
+            }
+            try mask.writeSparseDelta(pair, to: staging.appendingPathComponent("graft.safetensors"), metadata: deltaMeta)
+            try Data((try report.json() + "\n").utf8).write(to: staging.appendingPathComponent("graft_report.json"))
+            let files = (try FileManager.default.contentsOfDirectory(atPath: staging.path)).filter { !$0.hasPrefix(".") }.sorted() + ["README.md"]
+            try Data(report.modelCard(files: files).utf8).write(to: staging.appendingPathComponent("README.md"))
+        }
+        if !json { print("wrote \(output)") }
+    }
+}
