@@ -54,6 +54,10 @@ struct DemoCommand: ParsableCommand {
             .command("A greedy soup (Wortsman et al. 2022): ingredients ranked by their own held-out exact match, each kept only if the soup does not get worse",
                      ["soup"] + fineTunes + tasks.flatMap { ["--held-out", "\(family)/data/\($0)-heldout.jsonl"] }
                         + ["--greedy", "--metric", "em", "--base", "\(family)/base", "--no-cache", "--quiet", "-o", "\(out)/greedy-soup"]),
+            .command("Graft the fine-tune's skill onto the base (Panigrahi et al. 2023): the top-k changed weights by magnitude, then a trained mask",
+                     ["graft", "--base", "\(family)/base", "--tuned", "\(family)/continent-full", "--sparsity", "0.01,0.1",
+                      "--held-out", "\(family)/data/continent-heldout.jsonl", "--train", "\(family)/data/continent-train.jsonl",
+                      "--steps", "10", "-o", "\(out)/graft"]),
             .command("Diagnose a LoRA against a full fine-tune of the same task",
                      ["compare", "--base", "\(family)/base", "--lora", "\(family)/capital-lora", "--full", "\(family)/capital-full", "--no-cache"]),
         ]
