@@ -97,16 +97,7 @@ struct ComposeCommand: ParsableCommand {
         }
         let base0 = try Checkpoint(path: base)
         guard let dir = base0.directory else { throw ValidationError("\(base): no folder with tokenizer.json") }
-        let tokenizerURL = dir.appendingPathComponent("tokenizer.json")
-        let tokenizer = try BPETokenizer(tokenizerJSON: tokenizerURL)
-        let tokDigest = (try? SHA256.hexDigest(ofFile: tokenizerURL.path)) ?? "unreadable"
-        let sets = try heldOut.map { path -> HeldOutSet in
-            let ex = try PromptCompletion.readJSONL(URL(fileURLWithPath: path))
-            guard !ex.isEmpty else { throw ValidationError("\(path): no examples") }
-            return HeldOutSet(name: URL(fileURLWithPath: path).deletingPathExtension().lastPathComponent,
-                              digest: ((try? SHA256.hexDigest(ofFile: path)) ?? "unreadable") + "+" + tokDigest,
-                              tokenized: ex.map { (tokenizer.encode($0.prompt), tokenizer.encode($0.completion, addSpecialTokens: false)) })
-        }
+        let sets = try SoupCommand.heldOutSets(heldOut, tokenizerJSON: dir.appendingPathComponent("tokenizer.json"))
         let digests = noCache ? nil : try paths.map { try SoupCommand.digest(of: $0) }
         let scorer = try CandidateScorer(ingredients: paths, sets: sets, cache: noCache ? nil : ScoreCache(), digests: digests)
         let sumC = terms.reduce(0) { $0 + $1.coefficient }

@@ -107,16 +107,7 @@ struct SearchCommand: ParsableCommand {
             throw ValidationError("\(recipe): the inputs have no folder with config.json and tokenizer.json")
         }
         let model = TransformerModel(config: try ModelConfig(configJSON: configDir.appendingPathComponent("config.json")))
-        let tokURL = tokDir.appendingPathComponent("tokenizer.json")
-        let tokenizer = try BPETokenizer(tokenizerJSON: tokURL)
-        let tokDigest = (try? SHA256.hexDigest(ofFile: tokURL.path)) ?? "unreadable"
-        let sets = try heldOut.map { path -> HeldOutSet in
-            let ex = try PromptCompletion.readJSONL(URL(fileURLWithPath: path))
-            guard !ex.isEmpty else { throw ValidationError("\(path): no examples") }
-            return HeldOutSet(name: URL(fileURLWithPath: path).deletingPathExtension().lastPathComponent,
-                              digest: ((try? SHA256.hexDigest(ofFile: path)) ?? "unreadable") + "+" + tokDigest,
-                              tokenized: ex.map { (tokenizer.encode($0.prompt), tokenizer.encode($0.completion, addSpecialTokens: false)) })
-        }
+        let sets = try SoupCommand.heldOutSets(heldOut, tokenizerJSON: tokDir.appendingPathComponent("tokenizer.json"))
         let digests = noCache ? "" : try inputPaths.map { try SoupCommand.digest(of: $0) }.joined(separator: ",")
         let cache = noCache ? nil : ScoreCache()
         let workers = max(1, BLASThreads.budget / BLASThreads.current)

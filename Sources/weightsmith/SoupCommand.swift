@@ -86,25 +86,8 @@ struct SoupCommand: ParsableCommand {
         }
         let first = try Checkpoint(path: ingredients[0])
         guard let dir = first.directory else { throw ValidationError("\(ingredients[0]): no folder with config.json and tokenizer.json") }
-        let tokenizerURL = dir.appendingPathComponent("tokenizer.json")
-        let tokenizer = try BPETokenizer(tokenizerJSON: tokenizerURL)
-
-        // Content digests: each ingredient's tensor files and config; each set's file and the tokenizer.
-        let tokenizerDigest = (try? SHA256.hexDigest(ofFile: tokenizerURL.path)) ?? "unreadable"
-        let sets = try heldOut.map { path -> HeldOutSet in
-            let examples = try PromptCompletion.readJSONL(URL(fileURLWithPath: path))
-            guard !examples.isEmpty else { throw ValidationError("\(path): no examples") }
-            let digest = ((try? SHA256.hexDigest(ofFile: path)) ?? "unreadable") + "+" + tokenizerDigest
-            let tokenized = examples.map { (tokenizer.encode($0.prompt), tokenizer.encode($0.completion, addSpecialTokens: false)) }
-            return HeldOutSet(name: URL(fileURLWithPath: path).deletingPathExtension().lastPathComponent, digest: digest, tokenized: tokenized)
-        }
-        let digests = noCache ? nil : try ingredients.map { p -> String in
-            let ck = try Checkpoint(path: p)
-            var files = (ck.indexURL.map { [$0.path] } ?? []) + ck.shards.map(\.url.path)
-            if let d = ck.directory { files.append(d.appendingPathComponent("config.json").path) }
-            let h = InputFingerprints.digests(files)
-            return files.map { h[$0] ?? "unreadable" }.joined(separator: "+")
-        }
+        let sets = try Self.heldOutSets(heldOut, tokenizerJSON: dir.appendingPathComponent("tokenizer.json"))
+        let digests = noCache ? nil : try ingredients.map(Self.digest(of:))
         let cache = noCache ? nil : ScoreCache()
         let scorer = try CandidateScorer(ingredients: ingredients, sets: sets, cache: cache, digests: digests)
         let labels = Self.labels(ingredients)
@@ -238,6 +221,21 @@ struct SoupCommand: ParsableCommand {
         return recipe
     }
 
+    /// The held-out sets, tokenized, each keyed for the score cache by the SHA-256 of its file
+    /// and of the tokenizer (shared by soup, compose --search and search).
+    static func heldOutSets(_ paths: [String], tokenizerJSON: URL) throws -> [HeldOutSet] {
+        let tokenizer = try BPETokenizer(tokenizerJSON: tokenizerJSON)
+        let tokenizerDigest = (try? SHA256.hexDigest(ofFile: tokenizerJSON.path)) ?? "unreadable"
+        return try paths.map { path in
+            let examples = try PromptCompletion.readJSONL(URL(fileURLWithPath: path))
+            guard !examples.isEmpty else { throw ValidationError("\(path): no examples") }
+            return HeldOutSet(name: URL(fileURLWithPath: path).deletingPathExtension().lastPathComponent,
+                              digest: ((try? SHA256.hexDigest(ofFile: path)) ?? "unreadable") + "+" + tokenizerDigest,
+                              tokenized: examples.map { (tokenizer.encode($0.prompt), tokenizer.encode($0.completion, addSpecialTokens: false)) })
+        }
+    }
+
+    /// A checkpoint's content digest for the score cache: its tensor files and config.json.
     static func digest(of path: String) throws -> String {
         let ck = try Checkpoint(path: path)
         var files = (ck.indexURL.map { [$0.path] } ?? []) + ck.shards.map(\.url.path)
