@@ -67,59 +67,103 @@ public struct Evaluator {
         return try Self.evaluate(model: model, tokenized: tokenized, progress: progress)
     }
 
-    /// The same on token ids: (prompt ids, completion ids) pairs. `workers` > 1 runs examples
-    /// side by side (each its own forward pass); the sums are taken in example order afterwards,
-    /// so the result is bit-identical for any number of workers.
+    /// Tokens per packed forward pass in `evaluate(model:tokenized:)`: short examples are laid
+    /// end to end up to this many tokens (an example longer than this runs alone).
+    public static let packTokens = 512
+
+    /// The same on token ids: (prompt ids, completion ids) pairs. Examples are packed, in order,
+    /// into passes of about `packTokens` tokens (`TransformerModel.forwardPacked`: each example
+    /// attends only to itself, logits only where a completion token is scored); `workers` > 1
+    /// runs passes side by side. Packing depends only on the data and the sums are taken in
+    /// example order afterwards, so the result is bit-identical for any number of workers.
     public static func evaluate(model: TransformerModel, tokenized: [([Int], [Int])], workers: Int = 1,
+                                packTokens: Int = Evaluator.packTokens,
                                 progress: ((Int, Int) -> Void)? = nil) throws -> EvaluationResult {
         let V = model.config.vocabSize
-        for (i, (p, c)) in tokenized.enumerated() where p.isEmpty || c.isEmpty {
-            throw ModelError.invalidInput("example \(i + 1): the prompt and the completion must each encode to at least one token")
-        }
-        // Per example: log-probabilities of the completion tokens, and whether all were the argmax.
-        func one(_ i: Int) throws -> ([Double], Bool) {
-            let (p, c) = tokenized[i]
-            let logits = try model.forward([p + c])
-            var lp: [Double] = []
-            lp.reserveCapacity(c.count)
-            var allMatch = true
-            for (j, target) in c.enumerated() {
-                let pos = p.count - 1 + j       // logits at pos predict token pos + 1
-                let row = logits.scalars[pos * V..<(pos + 1) * V]
-                lp.append(logProb(row, target))
-                if Sampler.argmax(row) != target { allMatch = false }
+        for (i, (p, c)) in tokenized.enumerated() {
+            if p.isEmpty || c.isEmpty {
+                throw ModelError.invalidInput("example \(i + 1): the prompt and the completion must each encode to at least one token")
             }
-            return (lp, allMatch)
+            if p.count + c.count > model.config.maxPositions {
+                throw ModelError.invalidInput("example \(i + 1): \(p.count + c.count) tokens exceed the model's context length of \(model.config.maxPositions) (max_position_embeddings); shorten the prompt")
+            }
         }
-        let w = min(max(1, workers), tokenized.count)
-        let state = EvaluationState(count: tokenized.count)
+        // Passes: consecutive runs of examples up to packTokens tokens.
+        var packs: [Range<Int>] = []
+        var first = 0, tokens = 0
+        for (i, (p, c)) in tokenized.enumerated() {
+            let n = p.count + c.count
+            if i > first, tokens + n > packTokens { packs.append(first..<i); first = i; tokens = 0 }
+            tokens += n
+        }
+        if first < tokenized.count { packs.append(first..<tokenized.count) }
+
+        // Per pass: for each example, log-probabilities of its completion tokens and whether all were the argmax.
+        func pass(_ k: Int) throws -> [([Double], Bool)] {
+            let range = packs[k]
+            var seqs: [[Int]] = [], rows: [Int] = []
+            var offset = 0
+            for i in range {
+                let (p, c) = tokenized[i]
+                seqs.append(p + c)
+                // logits at position pos predict token pos + 1
+                for j in 0..<c.count { rows.append(offset + p.count - 1 + j) }
+                offset += p.count + c.count
+            }
+            let logits = try model.forwardPacked(seqs, logitRows: rows)
+            var out: [([Double], Bool)] = []
+            var r = 0
+            for i in range {
+                let c = tokenized[i].1
+                var lp: [Double] = []
+                lp.reserveCapacity(c.count)
+                var allMatch = true
+                for target in c {
+                    let row = logits.scalars[r * V..<(r + 1) * V]
+                    lp.append(logProb(row, target))
+                    if Sampler.argmax(row) != target { allMatch = false }
+                    r += 1
+                }
+                out.append((lp, allMatch))
+            }
+            return out
+        }
+        let w = min(max(1, workers), packs.count)
+        let state = EvaluationState(count: packs.count)
         if w <= 1 {
-            for i in tokenized.indices { state.results[i] = try one(i); progress?(i + 1, tokenized.count) }
+            var done = 0
+            for k in packs.indices {
+                state.results[k] = try pass(k)
+                done += packs[k].count
+                progress?(done, tokenized.count)
+            }
         } else {
-            nonisolated(unsafe) let one = one, progress = progress
+            nonisolated(unsafe) let pass = pass, progress = progress
+            let packs = packs
             DispatchQueue.concurrentPerform(iterations: w) { worker in
-                var i = worker
-                while i < tokenized.count, !state.failed {
+                var k = worker
+                while k < packs.count, !state.failed {
                     do {
-                        let r = try one(i)
-                        let d = state.store(i, r)
+                        let r = try pass(k)
+                        let d = state.store(k, r)
                         if worker == 0 { progress?(d, tokenized.count) }
                     } catch {
                         state.fail(error)
                         return
                     }
-                    i += w
+                    k += w
                 }
             }
             if let e = state.error { throw e }
             progress?(tokenized.count, tokenized.count)
         }
-        let per = state.results
         var nll = 0.0, scored = 0, exact = 0
-        for case let (lp, match)? in per {
-            for v in lp { nll -= v }
-            scored += lp.count
-            if match { exact += 1 }
+        for case let results? in state.results {
+            for (lp, match) in results {
+                for v in lp { nll -= v }
+                scored += lp.count
+                if match { exact += 1 }
+            }
         }
         let mean = scored > 0 ? nll / Double(scored) : 0
         return EvaluationResult(examples: tokenized.count, scoredTokens: scored, meanNLL: mean, perplexity: Foundation.exp(mean),
@@ -152,18 +196,18 @@ public struct Evaluator {
     }
 }
 
-/// Results of examples evaluated side by side, and the first error.
+/// Results of passes evaluated side by side (per pass, per example), and the first error.
 private final class EvaluationState: @unchecked Sendable {
     let lock = NSLock()
-    var results: [([Double], Bool)?]
+    var results: [[([Double], Bool)]?]
     var error: Error?
     var done = 0
     init(count: Int) { results = Array(repeating: nil, count: count) }
     var failed: Bool { lock.lock(); defer { lock.unlock() }; return error != nil }
-    func store(_ i: Int, _ r: ([Double], Bool)) -> Int {
+    func store(_ i: Int, _ r: [([Double], Bool)]) -> Int {
         lock.lock(); defer { lock.unlock() }
         results[i] = r
-        done += 1
+        done += r.count
         return done
     }
     func fail(_ e: Error) { lock.lock(); if error == nil { error = e }; lock.unlock() }

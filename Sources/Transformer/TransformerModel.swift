@@ -61,10 +61,65 @@ public final class TransformerModel: @unchecked Sendable {
         if start + T > c.maxPositions {
             throw ModelError.invalidInput("\(start + T) positions exceed the model's context length of \(c.maxPositions) (max_position_embeddings); shorten the input")
         }
-        let N = B * T, C = c.hiddenSize, I = c.intermediateSize
-        let P = parameters
         let flatTokens = tokens.flatMap { $0.map { Int32($0) } }
-        let positions = (0..<N).map { Int32(start + $0 % T) }
+        let positions = (0..<B * T).map { Int32(start + $0 % T) }
+        let rows: [Int]? = lastOnly ? (0..<B).map { $0 * T + T - 1 } : nil
+        let logits = run(flatTokens: flatTokens, positions: positions, layout: .batch(B: B, T: T, cache: kv, start: start), logitRows: rows)
+        kv.length = start + T
+        return Tensor(shape: [B, lastOnly ? 1 : T, c.vocabSize], scalars: logits)
+    }
+
+    /// Several independent sequences laid end to end in one pass ("packing"): each starts at
+    /// position 0 and attends only to itself (block-diagonal causal attention), while every
+    /// linear layer sees all rows at once, so the GEMMs are as large as a padded batch's without
+    /// computing padding. Logits are computed only for `logitRows` (indices into the
+    /// concatenation, in order), the rows an evaluation scores.
+    /// - Returns: logits of shape (logitRows.count, V).
+    public func forwardPacked(_ sequences: [[Int]], logitRows: [Int]) throws -> Tensor {
+        let c = config
+        guard !sequences.isEmpty, sequences.allSatisfy({ !$0.isEmpty }) else {
+            throw ModelError.invalidInput("forwardPacked needs a non-empty list of non-empty sequences")
+        }
+        var segments: [(offset: Int, length: Int)] = []
+        var total = 0
+        for seq in sequences {
+            if seq.count > c.maxPositions {
+                throw ModelError.invalidInput("\(seq.count) positions exceed the model's context length of \(c.maxPositions) (max_position_embeddings); shorten the input")
+            }
+            if let w = c.slidingWindow, seq.count > w {
+                throw ModelError.invalidInput("\(seq.count) positions exceed the sliding window \(w), which is not implemented")
+            }
+            for t in seq where t < 0 || t >= c.vocabSize {
+                throw ModelError.invalidInput("token id \(t) outside the vocabulary (0..<\(c.vocabSize))")
+            }
+            segments.append((total, seq.count))
+            total += seq.count
+        }
+        for r in logitRows where r < 0 || r >= total {
+            throw ModelError.invalidInput("logit row \(r) outside the packed sequence of \(total) tokens")
+        }
+        let flatTokens = sequences.flatMap { $0.map { Int32($0) } }
+        var positions: [Int32] = []
+        positions.reserveCapacity(total)
+        for seq in sequences { for i in 0..<seq.count { positions.append(Int32(i)) } }
+        let logits = run(flatTokens: flatTokens, positions: positions, layout: .packed(segments), logitRows: logitRows)
+        return Tensor(shape: [logitRows.count, c.vocabSize], scalars: logits)
+    }
+
+    /// How the rows of one pass are grouped into sequences for attention.
+    enum RowLayout {
+        /// B sequences of T rows each, continuing from `start` positions held in `cache`.
+        case batch(B: Int, T: Int, cache: KVCache, start: Int)
+        /// Independent sequences from position 0, keys and values taken from this pass only.
+        case packed([(offset: Int, length: Int)])
+    }
+
+    /// The layer walk shared by `forward` and `forwardPacked`. Returns logits for `logitRows`
+    /// (all rows when nil), row-major (rows, V).
+    func run(flatTokens: [Int32], positions: [Int32], layout: RowLayout, logitRows: [Int]?) -> [Float] {
+        let c = config
+        let N = flatTokens.count, C = c.hiddenSize, I = c.intermediateSize
+        let P = parameters
 
         let x = Scratch(N * C), xn = Scratch(N * C)
         let q = Scratch(N * c.qDim), k = Scratch(N * c.kvDim), v = Scratch(N * c.kvDim)
@@ -97,12 +152,20 @@ public final class TransformerModel: @unchecked Sendable {
                     (v.p + n * C).update(from: qkv.p + n * 3 * C + 2 * C, count: C)
                 }
             }
-            for b in 0..<B {
-                let kc = kv.keys(layer: l, sequence: b), vc = kv.values(layer: l, sequence: b)
-                (kc + start * c.kvDim).update(from: k.p + b * T * c.kvDim, count: T * c.kvDim)
-                (vc + start * c.kvDim).update(from: v.p + b * T * c.kvDim, count: T * c.kvDim)
-                attentionForward(out: att.p + b * T * c.qDim, probs: nil, q: q.p + b * T * c.qDim, keys: kc, values: vc,
-                                 T: T, start: start, H: c.heads, KV: c.kvHeads, D: c.headDim)
+            switch layout {
+            case let .batch(B, T, kv, start):
+                for b in 0..<B {
+                    let kc = kv.keys(layer: l, sequence: b), vc = kv.values(layer: l, sequence: b)
+                    (kc + start * c.kvDim).update(from: k.p + b * T * c.kvDim, count: T * c.kvDim)
+                    (vc + start * c.kvDim).update(from: v.p + b * T * c.kvDim, count: T * c.kvDim)
+                    attentionForward(out: att.p + b * T * c.qDim, probs: nil, q: q.p + b * T * c.qDim, keys: kc, values: vc,
+                                     T: T, start: start, H: c.heads, KV: c.kvHeads, D: c.headDim)
+                }
+            case let .packed(segments):
+                for (o, n) in segments {
+                    attentionForward(out: att.p + o * c.qDim, probs: nil, q: q.p + o * c.qDim, keys: k.p + o * c.kvDim,
+                                     values: v.p + o * c.kvDim, T: n, start: 0, H: c.heads, KV: c.kvHeads, D: c.headDim)
+                }
             }
             switch c.family {
             case .llama:
@@ -126,23 +189,26 @@ public final class TransformerModel: @unchecked Sendable {
                 addInPlace(x.p, proj.p, N * C)
             }
         }
-        kv.length = start + T
-
-        // Final norm and output projection, on the last position of each sequence if asked.
-        let rows = lastOnly ? B : N
-        if lastOnly {
-            for b in 0..<B { (xn.p + b * C).update(from: x.p + (b * T + T - 1) * C, count: C) }
-            x.p.update(from: xn.p, count: B * C)
+        // Final norm and output projection, on the requested rows only.
+        let rows: Int
+        if let wanted = logitRows {
+            rows = wanted.count
+            for (i, r) in wanted.enumerated() { (xn.p + i * C).update(from: x.p + r * C, count: C) }
+            if rows > 0 { x.p.update(from: xn.p, count: rows * C) }
+        } else {
+            rows = N
         }
         switch c.family {
         case .llama: rmsNormForward(out: xn.p, rstd: nil, x: x.p, weight: P.pointer("model.norm.weight"), N: rows, C: C, eps: c.normEps)
         case .gpt2: layerNormForward(out: xn.p, mean: nil, rstd: nil, x: x.p, weight: P.pointer("transformer.ln_f.weight"), bias: P.pointer("transformer.ln_f.bias"), N: rows, C: C, eps: c.normEps)
         }
         var logits = [Float](repeating: 0, count: rows * c.vocabSize)
-        logits.withUnsafeMutableBufferPointer { out in
-            linear(out: out.baseAddress!, x: xn.p, weight: outputName, bias: nil, N: rows, I: C, O: c.vocabSize)
+        if rows > 0 {
+            logits.withUnsafeMutableBufferPointer { out in
+                linear(out: out.baseAddress!, x: xn.p, weight: outputName, bias: nil, N: rows, I: C, O: c.vocabSize)
+            }
         }
-        return Tensor(shape: [B, lastOnly ? 1 : T, c.vocabSize], scalars: logits)
+        return logits
     }
 
     /// A (out, in)-layout linear layer by parameter name: the quantised kernel for few rows when

@@ -220,3 +220,84 @@ final class LambdaSearchTests: XCTestCase {
         XCTAssertEqual(fromScorer[0], try Evaluator.evaluate(model: base.model, tokenized: set.tokenized).meanNLL, accuracy: 1e-12)
     }
 }
+
+/// Packed evaluation (several examples in one pass, block-diagonal attention) against one
+/// forward pass per example.
+final class PackedEvaluationTests: XCTestCase {
+    static let family = SoupTests.family
+
+    func load() throws -> (PretrainedModel, [([Int], [Int])]) {
+        guard FileManager.default.fileExists(atPath: Self.family.appendingPathComponent("base/model.safetensors").path) else {
+            throw XCTSkip("fixtures/family is missing")
+        }
+        let loaded = try PretrainedModel(path: Self.family.appendingPathComponent("continent-full").path)
+        let tok = loaded.tokenizer
+        var all: [([Int], [Int])] = []
+        for t in SoupTests.tasks {
+            let ex = try PromptCompletion.readJSONL(Self.family.appendingPathComponent("data/\(t)-heldout.jsonl"))
+            all += ex.map { (tok.encode($0.prompt), tok.encode($0.completion, addSpecialTokens: false)) }
+        }
+        return (loaded, all)
+    }
+
+    /// Every requested row of a packed pass equals the same position of the sequence run alone.
+    func testPackedLogitsEqualOneSequenceAtATime() throws {
+        let (loaded, all) = try load()
+        let model = loaded.model, V = model.config.vocabSize
+        let seqs = all.prefix(7).map { $0.0 + $0.1 }
+        // Rows: every position of every sequence, except that the third is asked for its last row only.
+        var rows: [Int] = [], expected: [[Float]] = []
+        var offset = 0
+        for (k, s) in seqs.enumerated() {
+            let alone = try model.forward([s])
+            for t in (k == 2 ? [s.count - 1] : Array(0..<s.count)) {
+                rows.append(offset + t)
+                expected.append(Array(alone.scalars[t * V..<(t + 1) * V]))
+            }
+            offset += s.count
+        }
+        let packed = try model.forwardPacked(seqs, logitRows: rows)
+        XCTAssertEqual(packed.shape, [rows.count, V])
+        var worst: Float = 0
+        for (i, e) in expected.enumerated() {
+            for j in 0..<V { worst = max(worst, abs(packed.scalars[i * V + j] - e[j])) }
+        }
+        XCTAssertLessThan(worst, 1e-4, "largest logit difference")
+        // A leak across sequences would be far larger: the same rows with the sequences' order
+        // swapped must still match (the second sequence no longer follows the first).
+        let swapped = try model.forwardPacked([seqs[1], seqs[0]], logitRows: [seqs[1].count - 1])
+        let alone1 = try model.forward([seqs[1]])
+        let last = seqs[1].count - 1
+        for j in 0..<V { XCTAssertEqual(swapped.scalars[j], alone1.scalars[last * V + j], accuracy: 1e-4) }
+    }
+
+    /// Evaluation with packs of any size gives the same numbers (to rounding) as one example per pass,
+    /// and with a fixed pack size the bits do not depend on the number of workers.
+    func testPackSizeChangesOnlyRounding() throws {
+        let (loaded, all) = try load()
+        let one = try Evaluator.evaluate(model: loaded.model, tokenized: all, packTokens: 1)
+        for size in [40, 128, 100_000] {
+            let r = try Evaluator.evaluate(model: loaded.model, tokenized: all, packTokens: size)
+            XCTAssertEqual(r.meanNLL, one.meanNLL, accuracy: 1e-6 * one.meanNLL, "pack \(size)")
+            XCTAssertEqual(r.exactMatch, one.exactMatch, "pack \(size)")
+            XCTAssertEqual(r.scoredTokens, one.scoredTokens)
+            let serial = try Evaluator.evaluate(model: loaded.model, tokenized: all, workers: 1, packTokens: size)
+            for w in [2, 5] {
+                let p = try Evaluator.evaluate(model: loaded.model, tokenized: all, workers: w, packTokens: size)
+                XCTAssertEqual(p.meanNLL.bitPattern, serial.meanNLL.bitPattern, "pack \(size), workers \(w)")
+            }
+        }
+    }
+
+    func testBadPackedInputsAreTypedErrors() throws {
+        let (loaded, all) = try load()
+        let s = all[0].0 + all[0].1
+        XCTAssertThrowsError(try loaded.model.forwardPacked([s], logitRows: [s.count])) { e in XCTAssertTrue(e is ModelError) }
+        XCTAssertThrowsError(try loaded.model.forwardPacked([s, []], logitRows: [0])) { e in XCTAssertTrue(e is ModelError) }
+        let long = Array(repeating: s[1], count: loaded.model.config.maxPositions + 1)
+        XCTAssertThrowsError(try loaded.model.forwardPacked([long], logitRows: [0])) { e in XCTAssertTrue(e is ModelError) }
+        XCTAssertThrowsError(try Evaluator.evaluate(model: loaded.model, tokenized: [(long, [1])])) { e in
+            XCTAssertTrue("\(e)".contains("context length"), "\(e)")
+        }
+    }
+}
