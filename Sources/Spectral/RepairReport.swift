@@ -25,6 +25,12 @@ public struct RepairSweepRow: Sendable, Codable, Equatable {
         self.forgettingChangePercent = forgettingChangePercent; self.changeNorm = changeNorm
     }
 
+    /// (x − ref) / |ref| × 100, nil when either is missing or ref is 0.
+    public static func percentChange(_ x: Double?, _ ref: Double?) -> Double? {
+        guard let x, let ref, ref != 0 else { return nil }
+        return (x - ref) / abs(ref) * 100
+    }
+
     enum CodingKeys: String, CodingKey {
         case label, lambda, forgetting
         case exactMatch = "exact_match"
@@ -130,7 +136,7 @@ public struct RepairReport: Sendable, Codable {
 }
 
 /// The sweep as an SVG: task exact match (x) against forgetting (y), one point per λ joined in λ
-/// order, the fine-tune (λ = 1) and the base marked, labels beside the points.
+/// order, the fine-tune (λ = 1) marked; the base (forgetting 0) is written beside the legend.
 public enum RepairPlot {
     public static func svg(rows: [RepairSweepRow], title: String) -> String {
         let pts = rows.compactMap { r -> (String, Double, Double, Double?)? in
@@ -138,8 +144,11 @@ public enum RepairPlot {
             return (r.label, x, y, r.lambda)
         }
         let xLabel = rows.first?.exactMatch != nil ? "task exact match (held-out)" : "− task NLL (held-out)"
-        let (w, h) = (640.0, 440.0), (l, r, t, b) = (80.0, 150.0, 50.0, 60.0)
-        var xs = pts.map(\.1), ys = pts.map(\.2)
+        let (w, h) = (680.0, 440.0), (l, r, t, b) = (80.0, 190.0, 50.0, 60.0)
+        // The axes span the fine-tune and the repaired points; the base (forgetting 0 by definition,
+        // usually far away) is written in the legend instead of squeezing the λ path into a corner.
+        let basePoint = pts.first { $0.3 == nil }
+        var xs = pts.filter { $0.3 != nil }.map(\.1), ys = pts.filter { $0.3 != nil }.map(\.2)
         if xs.isEmpty { xs = [0, 1] }; if ys.isEmpty { ys = [0, 1] }
         var (x0, x1) = (xs.min()!, xs.max()!), (y0, y1) = (ys.min()!, ys.max()!)
         if x1 - x0 < 1e-9 { x0 -= 0.05; x1 += 0.05 }
@@ -166,16 +175,22 @@ public enum RepairPlot {
         if path.count > 1 {
             s += "<polyline fill=\"none\" stroke=\"#1f77b4\" stroke-width=\"1.5\" points=\"" + path.map { "\(X($0.1)),\(Y($0.2))" }.joined(separator: " ") + "\"/>\n"
         }
-        for p in pts {
-            let color = p.3 == nil ? "#2ca02c" : (p.3 == 1 ? "#d62728" : "#1f77b4")
+        for p in pts where p.3 != nil {
+            let color = p.3 == 1 ? "#d62728" : "#1f77b4"
+            // Labels point into the plot: to the left of points in its right half.
+            let right = X(p.1) > (l + w - r) / 2
             s += "<circle cx=\"\(X(p.1))\" cy=\"\(Y(p.2))\" r=\"5\" fill=\"\(color)\"/>"
-            s += "<text x=\"\(X(p.1) + 8)\" y=\"\(Y(p.2) - 6)\" fill=\"\(color)\">\(escape(p.3 == nil ? "base" : (p.3 == 1 ? "fine-tune" : String(format: "λ=%g", p.3!))))</text>\n"
+            s += "<text x=\"\(X(p.1) + (right ? -9 : 9))\" y=\"\(Y(p.2) + 4)\" text-anchor=\"\(right ? "end" : "start")\" fill=\"\(color)\">\(String(format: "λ = %g", p.3!))</text>\n"
         }
         // Legend outside the data, to the right.
         let lx = w - r + 14
-        for (i, (c, name)) in [("#2ca02c", "base"), ("#d62728", "fine-tune (λ = 1)"), ("#1f77b4", "repaired (λ)")].enumerated() {
+        for (i, (c, name)) in [("#d62728", "fine-tune (λ = 1)"), ("#1f77b4", "repaired (λ < 1)")].enumerated() {
             let ly = t + 10 + Double(i) * 20
-            s += "<circle cx=\"\(lx)\" cy=\"\(ly)\" r=\"5\" fill=\"\(c)\"/><text x=\"\(lx + 10)\" y=\"\(ly + 4)\">\(name)</text>\n"
+            s += "<circle cx=\"\(lx)\" cy=\"\(ly)\" r=\"5\" fill=\"\(c)\"/><text x=\"\(lx + 10)\" y=\"\(ly + 4)\">\(escape(name))</text>\n"
+        }
+        if let b = basePoint {
+            s += "<text x=\"\(lx - 5)\" y=\"\(t + 62)\">base: forgetting 0,</text>\n"
+            s += "<text x=\"\(lx - 5)\" y=\"\(t + 78)\">\(escape(xLabel.components(separatedBy: " (").first ?? "")) \(String(format: "%.3g", b.1))</text>\n"
         }
         s += "</svg>\n"
         return s

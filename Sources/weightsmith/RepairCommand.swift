@@ -243,16 +243,12 @@ struct RepairCommand: ParsableCommand {
             let f = zip2(s.forget, b.forget).map { $0 - $1 }
             let norm = mats.map { m -> Double in let c = m.decomposition!.changeNorm(lambda: l, ranks: m.decomposition!.selected(target)); return c * c }.reduce(0, +).squareRoot()
             rows.append(RepairSweepRow(label: "λ = \(l)", lambda: l, exactMatch: s.em, taskNLL: s.nll, forgettingLoss: s.forget, forgetting: f,
-                                       taskChangePercent: percent(s.em, ref.em), forgettingChangePercent: percent(f, fRef), changeNorm: norm))
+                                       taskChangePercent: RepairSweepRow.percentChange(s.em, ref.em), forgettingChangePercent: RepairSweepRow.percentChange(f, fRef), changeNorm: norm))
         }
         return rows
     }
 
     func zip2(_ a: Double?, _ b: Double?) -> (Double, Double)? { if let a, let b { return (a, b) } else { return nil } }
-    func percent(_ x: Double?, _ ref: Double?) -> Double? {
-        guard let x, let ref, ref != 0 else { return nil }
-        return (x - ref) / abs(ref) * 100
-    }
 }
 
 /// One matrix of the repair: W0 and W in the normalised (out, in) orientation.

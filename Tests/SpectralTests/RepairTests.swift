@@ -1,4 +1,7 @@
 import Foundation
+#if canImport(FoundationXML)
+import FoundationXML
+#endif
 import Tensors
 import XCTest
 @testable import Spectral
@@ -171,5 +174,41 @@ final class RepairTests: XCTestCase {
         let nd = matmul(f.b, f.a)
         let best = full.u.scalars.indices.isEmpty ? [] : outer(column(full.u, 0), (0..<n).map { full.vt.scalars[$0] }, full.s[0])
         XCTAssertLessThan(relative(nd.scalars, best), 1e-4)
+    }
+}
+
+/// The sweep's report pieces: the paper's percentages and the SVG.
+final class RepairSweepTests: XCTestCase {
+    func testPercentChangeIsRelativeToTheFineTune() {
+        XCTAssertEqual(RepairSweepRow.percentChange(0.2, 0.25)!, -20, accuracy: 1e-12)
+        // Forgetting 4.0 → 3.0: forgetting reduced by 25 %.
+        XCTAssertEqual(RepairSweepRow.percentChange(3.0, 4.0)!, -25, accuracy: 1e-12)
+        // A negative reference (the fine-tune lowered the loss) keeps the sign meaning "less".
+        XCTAssertEqual(RepairSweepRow.percentChange(-0.3, -0.2)!, -50, accuracy: 1e-12)
+        XCTAssertNil(RepairSweepRow.percentChange(0.1, 0))
+        XCTAssertNil(RepairSweepRow.percentChange(nil, 1))
+    }
+
+    func testPlotIsWellFormedWithOnePointPerLambda() throws {
+        let rows = [RepairSweepRow(label: "base", lambda: nil, exactMatch: 0, taskNLL: 5, forgettingLoss: 2, forgetting: 0, taskChangePercent: nil, forgettingChangePercent: nil, changeNorm: 0),
+                    RepairSweepRow(label: "fine-tune", lambda: 1, exactMatch: 0.5, taskNLL: 1, forgettingLoss: 4, forgetting: 2, taskChangePercent: nil, forgettingChangePercent: nil, changeNorm: 0)]
+            + [0.1, 0.5, 0.9].map { l in RepairSweepRow(label: "λ = \(l)", lambda: l, exactMatch: 0.4 + 0.1 * l, taskNLL: 1, forgettingLoss: 3 + l, forgetting: 1 + l,
+                                                         taskChangePercent: nil, forgettingChangePercent: nil, changeNorm: 1) }
+        let svg = RepairPlot.svg(rows: rows, title: "t <&>")
+        final class Counter: NSObject, XMLParserDelegate {
+            var circles = 0, polylines = 0
+            func parser(_ p: XMLParser, didStartElement e: String, namespaceURI: String?, qualifiedName: String?, attributes: [String: String] = [:]) {
+                if e == "circle" { circles += 1 }
+                if e == "polyline" { polylines += 1 }
+            }
+        }
+        let parser = XMLParser(data: Data(svg.utf8))
+        let c = Counter()
+        parser.delegate = c
+        let ok = parser.parse()
+        XCTAssertTrue(ok, "the SVG parses as XML: \(String(describing: parser.parserError)) line \(parser.lineNumber)")
+        XCTAssertEqual(c.circles, 4 + 2, "four λ points (1, 0.1, 0.5, 0.9) and two legend markers")
+        XCTAssertEqual(c.polylines, 1)
+        XCTAssertTrue(svg.contains("base: forgetting 0"))
     }
 }
