@@ -20,6 +20,7 @@ struct Weightsmith: AsyncParsableCommand {
             EditCommand.self, TrainEditorCommand.self,
             SoupCommand.self, SearchCommand.self,
             GraftCommand.self,
+            RepairCommand.self, InterferenceCommand.self,
         ]
     )
 
