@@ -52,13 +52,13 @@ public enum CheckpointConverter {
     /// with `force`, and for a folder only a previous weightsmith output) before any tensor is read,
     /// and the result appears atomically.
     public static func convert(input: String, output: String, options: Options = Options(), force: Bool = false) throws -> Summary {
-        let checkpoint = try Checkpoint(path: input)
+        let checkpoint = try ModelReference.open(input, fileFolder: false)
         let fm = FileManager.default
         let singleFile = output.hasSuffix(".safetensors")
         if singleFile, options.maxShardBytes != nil {
             throw CheckpointError.invalidWriterEntry(path: output, reason: "--shard-size needs a folder as output, not a .safetensors file")
         }
-        let inputs = checkpoint.shards.map(\.url) + [checkpoint.indexURL, checkpoint.directory].compactMap { $0 }
+        let inputs = checkpoint.sourceURLs
         let out = try OutputFolder.prepare(URL(fileURLWithPath: output), inputs: inputs, force: force, command: "convert",
                                            kind: singleFile ? .file : .directory)
 
