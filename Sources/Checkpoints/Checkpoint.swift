@@ -21,9 +21,33 @@ public final class Checkpoint: @unchecked Sendable {
     /// The index file, when the checkpoint is sharded through one.
     public let indexURL: URL?
     private let location: [String: Int]
+    /// Tensors computed on request (a dequantised GGUF, an adapter merged onto its base, a
+    /// delta added to its base), when the checkpoint is not a set of safetensors shards.
+    let virtualSource: VirtualTensorSource?
+    /// What the reference resolved to (see `ModelReference`).
+    public internal(set) var referenceKind: ModelReference.Kind = .safetensors
+    /// One line saying how the tensors are produced, for reports ("GGUF file x.gguf, dequantised").
+    public internal(set) var referenceDescription: String?
 
-    public init(path: String) throws {
+    /// A checkpoint whose tensors come from `source` (computed on request, Float32).
+    init(virtualPath: String, directory: URL?, source: VirtualTensorSource, metadata: [String: String]) {
+        self.path = virtualPath
+        self.directory = directory
+        self.shards = []
+        self.indexURL = nil
+        self.location = [:]
+        self.virtualSource = source
+        self.tensorNames = source.infos.keys.sorted()
+        self.metadata = metadata
+    }
+
+    public convenience init(path: String) throws { try self.init(path: path, adoptFolder: false) }
+
+    /// With `adoptFolder`, a single `.safetensors` file whose folder holds config.json gets that
+    /// folder as `directory` (config and tokenizer beside the weights).
+    init(path: String, adoptFolder: Bool) throws {
         self.path = path
+        self.virtualSource = nil
         let url = URL(fileURLWithPath: path)
         var isDir: ObjCBool = false
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isDir) else {
@@ -60,7 +84,8 @@ public final class Checkpoint: @unchecked Sendable {
         } else if path.hasSuffix(".bin") || path.hasSuffix(".pt") || path.hasSuffix(".pth") {
             throw CheckpointError.unsupportedFormat(path: path, reason: "PyTorch pickle files can execute code on load and are not read; use safetensors")
         } else {
-            directory = nil
+            let parent = url.deletingLastPathComponent()
+            directory = adoptFolder && FileManager.default.fileExists(atPath: parent.appendingPathComponent("config.json").path) ? parent : nil
             files = [url]
         }
         indexURL = index
@@ -154,11 +179,42 @@ public final class Checkpoint: @unchecked Sendable {
         return out
     }
 
-    public func has(_ name: String) -> Bool { location[name] != nil }
+    public func has(_ name: String) -> Bool {
+        if let v = virtualSource { return v.infos[name] != nil }
+        return location[name] != nil
+    }
 
     public func info(_ name: String) -> TensorInfo? {
+        if let v = virtualSource { return v.infos[name] }
         guard let s = location[name] else { return nil }
         return shards[s].info(name)
+    }
+
+    /// True when the tensors are computed (GGUF, adapter on base, delta on base), not mapped shards.
+    public var isVirtual: Bool { virtualSource != nil }
+
+    /// Every file and folder the tensors and side files are read from (for `OutputFolder`'s
+    /// never-write-into-an-input check and for fingerprints).
+    public var sourceURLs: [URL] {
+        if let v = virtualSource { return v.sourceURLs + (directory.map { [$0] } ?? []) }
+        return shards.map(\.url) + [indexURL, directory].compactMap { $0 }
+    }
+
+    /// The data files (shards and index, or the virtual source's files), for fingerprints.
+    public var dataFiles: [String] {
+        if let v = virtualSource { return v.sourceURLs.filter { !$0.hasDirectoryPath && !isDirectory($0) }.map(\.path) }
+        return (indexURL.map { [$0.path] } ?? []) + shards.map(\.url.path)
+    }
+
+    private func isDirectory(_ url: URL) -> Bool {
+        var d: ObjCBool = false
+        return FileManager.default.fileExists(atPath: url.path, isDirectory: &d) && d.boolValue
+    }
+
+    /// The file a tensor is read from, as a short label (shard name, or the virtual source's label).
+    public func fileLabel(of name: String) -> String? {
+        if let v = virtualSource { return v.infos[name] != nil ? v.label(of: name) : nil }
+        return shard(of: name)?.url.lastPathComponent
     }
 
     /// The shard holding `name`.
@@ -167,17 +223,26 @@ public final class Checkpoint: @unchecked Sendable {
     }
 
     public func withRawBytes<R>(_ name: String, _ body: (UnsafeRawBufferPointer) throws -> R) throws -> R {
+        if let v = virtualSource {
+            guard v.infos[name] != nil else { throw CheckpointError.tensorNotFound(path: path, name: name) }
+            return try v.withRawBytes(name, body)
+        }
         guard let s = location[name] else { throw CheckpointError.tensorNotFound(path: path, name: name) }
         return try shards[s].withRawBytes(name, body)
     }
 
     /// Releases the mapped pages of `name` once it has been streamed (keeps memory near one tensor).
     public func releasePages(_ name: String) {
+        if let v = virtualSource { v.release(name); return }
         location[name].map { shards[$0].releasePages(name) }
     }
 
     /// The tensor decoded to Float32.
     public func tensor(_ name: String) throws -> Tensor {
+        if let v = virtualSource {
+            guard v.infos[name] != nil else { throw CheckpointError.tensorNotFound(path: path, name: name) }
+            return try v.tensor(name)
+        }
         guard let s = location[name] else { throw CheckpointError.tensorNotFound(path: path, name: name) }
         return try shards[s].tensor(name)
     }

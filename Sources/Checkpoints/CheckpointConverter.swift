@@ -22,6 +22,8 @@ public enum CheckpointConverter {
     public struct Options: Sendable {
         public var dtype: DType?
         public var maxShardBytes: Int?
+        /// Per-tensor storage dtypes, used where `dtype` is nil (merge-adapter keeps the base's dtypes).
+        public var tensorDTypes: [String: DType] = [:]
         public init(dtype: DType? = nil, maxShardBytes: Int? = nil) {
             self.dtype = dtype
             self.maxShardBytes = maxShardBytes
@@ -52,13 +54,33 @@ public enum CheckpointConverter {
     /// with `force`, and for a folder only a previous weightsmith output) before any tensor is read,
     /// and the result appears atomically.
     public static func convert(input: String, output: String, options: Options = Options(), force: Bool = false) throws -> Summary {
-        let checkpoint = try Checkpoint(path: input)
+        try convert(checkpoint: ModelReference.open(input, fileFolder: false), output: output, options: options, force: force)
+    }
+
+    /// Bakes a PEFT LoRA adapter into its base, as PEFT's `merge_and_unload` does
+    /// (`W + scale · B A` per adapted module, `modules_to_save` replaced), through `OutputFolder`;
+    /// every tensor keeps the base's dtype unless `dtype` is given. `base` and `adapter` are model
+    /// references (the base may be a GGUF file or a hub id; the adapter must be a PEFT adapter).
+    public static func mergeAdapter(base: String, adapter: String, output: String, dtype: DType? = nil, force: Bool = false) throws -> Summary {
+        let local = try ModelReference.localPath(adapter)
+        guard try ModelReference.format(of: local) == .adapter else {
+            throw CheckpointError.notACheckpoint(path: adapter, reason: "not a PEFT adapter (no adapter_config.json); merge-adapter takes BASE ADAPTER")
+        }
+        let merged = try ModelReference.open(local, base: base)
+        let baseCkpt = try ModelReference.open(base)
+        var options = Options(dtype: dtype)
+        for n in baseCkpt.tensorNames { options.tensorDTypes[n] = baseCkpt.info(n)!.dtype }
+        return try convert(checkpoint: merged, output: output, options: options, force: force)
+    }
+
+    static func convert(checkpoint: Checkpoint, output: String, options: Options, force: Bool) throws -> Summary {
+        let input = checkpoint.path
         let fm = FileManager.default
         let singleFile = output.hasSuffix(".safetensors")
         if singleFile, options.maxShardBytes != nil {
             throw CheckpointError.invalidWriterEntry(path: output, reason: "--shard-size needs a folder as output, not a .safetensors file")
         }
-        let inputs = checkpoint.shards.map(\.url) + [checkpoint.indexURL, checkpoint.directory].compactMap { $0 }
+        let inputs = checkpoint.sourceURLs
         let out = try OutputFolder.prepare(URL(fileURLWithPath: output), inputs: inputs, force: force, command: "convert",
                                            kind: singleFile ? .file : .directory)
 
@@ -68,7 +90,7 @@ public enum CheckpointConverter {
         for name in checkpoint.tensorNames.sorted(by: naturalOrder) {
             guard let info = checkpoint.info(name) else { continue }
             var dtype = info.dtype
-            if let target = options.dtype, target != info.dtype {
+            if let target = options.dtype ?? options.tensorDTypes[name], target != info.dtype {
                 if [.f16, .bf16, .f32, .f64].contains(info.dtype) {
                     dtype = target
                     summary.converted += 1

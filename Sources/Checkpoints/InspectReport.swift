@@ -21,6 +21,9 @@ public struct InspectReport: Sendable {
     public let indexFile: String?
     public let metadata: [String: String]
     public let withStats: Bool
+    /// How a model reference was resolved (GGUF, adapter on base, hub cache...), when not plain safetensors.
+    public let reference: String?
+    public let referenceKind: String
 
     public var totalParameters: Int { rows.reduce(0) { $0 + $1.parameters } }
     public var totalBytes: Int { rows.reduce(0) { $0 + $1.bytes } }
@@ -30,24 +33,26 @@ public struct InspectReport: Sendable {
         path = c.path
         withStats = stats
         shards = c.shards.map { $0.url.lastPathComponent }
+        reference = c.referenceDescription
+        referenceKind = c.referenceKind.rawValue
         indexFile = c.indexURL?.lastPathComponent
         metadata = c.metadata
         var rows: [Row] = []
         for name in c.tensorNames.sorted(by: naturalOrder) {
-            guard let info = c.info(name), let shard = c.shard(of: name) else { continue }
+            guard let info = c.info(name), let file = c.fileLabel(of: name) else { continue }
             var s: TensorStatistics?
             if stats && info.dtype.isConvertibleToFloat32 {
                 s = try c.withRawBytes(name) { raw in
                     do {
                         return try TensorStatistics.compute(raw, dtype: info.dtype, count: info.elementCount, context: name)
                     } catch let e as TensorError {
-                        throw CheckpointError.conversion(path: shard.url.relativePath, tensor: name, underlying: e)
+                        throw CheckpointError.conversion(path: c.shard(of: name)?.url.relativePath ?? c.path, tensor: name, underlying: e)
                     }
                 }
                 c.releasePages(name)
             }
             rows.append(Row(name: name, dtype: info.dtype, shape: info.shape, parameters: info.elementCount,
-                            bytes: info.byteCount, file: shard.url.lastPathComponent, stats: s))
+                            bytes: info.byteCount, file: file, stats: s))
         }
         self.rows = rows
     }
@@ -104,6 +109,7 @@ public struct InspectReport: Sendable {
         } else if shards.count > 1 {
             out += "files: \(shards.joined(separator: ", "))\n"
         }
+        if let reference { out += "reference: \(referenceKind): \(reference)\n" }
         if withStats {
             let nan = rows.reduce(0) { $0 + ($1.stats?.nanCount ?? 0) }, inf = rows.reduce(0) { $0 + ($1.stats?.infCount ?? 0) }
             out += "non-finite values: \(nan) NaN, \(inf) Inf\n"
@@ -129,6 +135,7 @@ public struct InspectReport: Sendable {
         var out = "{\n  \"path\": \(str(path)),\n"
         out += "  \"shards\": [\(shards.map(str).joined(separator: ", "))],\n"
         out += "  \"index\": \(indexFile.map(str) ?? "null"),\n"
+        out += "  \"reference_kind\": \(str(referenceKind)),\n  \"reference\": \(reference.map(str) ?? "null"),\n"
         out += "  \"metadata\": {" + metadata.keys.sorted().map { "\(str($0)): \(str(metadata[$0]!))" }.joined(separator: ", ") + "},\n"
         out += "  \"total_tensors\": \(rows.count),\n  \"total_parameters\": \(totalParameters),\n  \"total_bytes\": \(totalBytes),\n"
         out += "  \"dtypes\": {" + dtypeTotals.map {

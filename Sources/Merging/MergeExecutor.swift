@@ -62,7 +62,7 @@ public enum MergeExecutor {
             throw MergeError.other("the largest job needs about \(formatBytes(plan.estimatedPeakBytes)) but --memory-budget is \(formatBytes(budget)) (largest tensor: \(plan.jobs.max { $0.elementCount < $1.elementCount }?.output ?? "?"))")
         }
         let inputURLs = plan.inputs.flatMap { inp -> [URL] in
-            [URL(fileURLWithPath: inp.checkpoint.path)] + (inp.checkpoint.directory.map { [$0] } ?? [])
+            inp.checkpoint.sourceURLs
         }
         let output: OutputFolder
         do {
@@ -117,7 +117,7 @@ public enum MergeExecutor {
 
     /// The files of a checkpoint (its shards and index).
     static func files(of c: Checkpoint) -> [String] {
-        (c.indexURL.map { [$0.path] } ?? []) + c.shards.map(\.url.path)
+        c.dataFiles
     }
 
     /// Elements per chunk of an element-wise job (4 MB of Float32 per input).
@@ -179,7 +179,7 @@ public enum MergeExecutor {
             guard let info = c.info(inp.tensor) else { throw MergeError.other("tensor \(inp.tensor) vanished from \(plan.inputs[inp.model].label)") }
             let own = min(job.elementCount, info.elementCount)
             let inPlace: UnsafeBufferPointer<Float>? = try c.withRawBytes(inp.tensor) { raw in
-                guard info.dtype == .f32, inp.kind == .weights, range.upperBound <= own, let p = raw.baseAddress,
+                guard info.dtype == .f32, inp.kind == .weights, !c.isVirtual, range.upperBound <= own, let p = raw.baseAddress,
                       Int(bitPattern: p) % MemoryLayout<Float>.alignment == 0 else { return nil }
                 // The mapping lives as long as the checkpoint (for the whole merge).
                 return UnsafeBufferPointer(start: p.assumingMemoryBound(to: Float.self) + range.lowerBound, count: count)

@@ -16,6 +16,8 @@ public struct PlanOptions: Sendable {
     public var seed: UInt64 = 0
     /// Extra folder to try relative model paths in (the recipe's folder).
     public var searchDirectory: String?
+    /// Accept task vectors and sparse deltas given alone (compose); otherwise they are refused.
+    public var allowDeltas = false
     public init(vocabulary: VocabularyChoice? = nil, seed: UInt64 = 0, searchDirectory: String? = nil) {
         self.vocabulary = vocabulary
         self.seed = seed
@@ -44,7 +46,7 @@ public enum MergePlanner {
         for path in recipe.modelPaths {
             let resolved = resolve(path, options.searchDirectory)
             do {
-                let c = try Checkpoint(path: resolved)
+                let c = try ModelReference.open(path, allowDeltas: options.allowDeltas, searchDirectory: options.searchDirectory)
                 indexOf[path] = inputs.count
                 inputs.append(PlannedInput(label: path, path: resolved, checkpoint: c))
             } catch {

@@ -140,9 +140,6 @@ public enum RecipeParser {
         func modelReference(_ n: Node, _ key: String) throws -> String {
             if let m = n.mapping, let inner = m["model"] { return try modelReference(inner, key + ".model") }
             let s = try string(n, key)
-            if s.contains("+") && !FileManager.default.fileExists(atPath: s) {
-                throw error(n, key, "\"\(s)\": model+LoRA references are not supported; merge the adapter into a checkpoint first")
-            }
             return s
         }
 

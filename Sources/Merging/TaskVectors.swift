@@ -6,8 +6,8 @@ import Tensors
 /// `τ = tuned − base` as a checkpoint whose metadata says `weightsmith.kind = task_vector`;
 /// `compose` builds `base + Σ c_i τ_i` from tuned checkpoints and stored task vectors.
 public enum TaskVectors {
-    public static let kindKey = "weightsmith.kind"
-    public static let kindValue = "task_vector"
+    public static let kindKey = ModelReference.kindKey
+    public static let kindValue = ModelReference.taskVectorKind
 
     /// True when the checkpoint was written by `extract`.
     public static func isTaskVector(_ c: Checkpoint) -> Bool { c.metadata[kindKey] == kindValue }
@@ -42,7 +42,9 @@ public enum TaskVectors {
         }
         let recipe = Recipe(mergeMethod: "task_arithmetic", baseModel: base, models: sources, parameters: params, outDType: outDType,
                             file: "<compose \(expression)>")
-        var plan = try MergePlanner.plan(recipe)
+        var options = PlanOptions()
+        options.allowDeltas = true
+        var plan = try MergePlanner.plan(recipe, options: options)
         let deltaInputs = Set(plan.inputs.indices.filter { isTaskVector(plan.inputs[$0].checkpoint) })
         for j in plan.jobs.indices {
             for m in plan.jobs[j].models.indices where deltaInputs.contains(plan.jobs[j].models[m].model) {

@@ -33,7 +33,7 @@ public enum LoRAExtraction {
     /// above one; an existing adapter is replaced only with `force`, and only a weightsmith output.
     public static func extract(base: Checkpoint, tuned: Checkpoint, rank: Int, modules: String?, output: URL,
                                baseName: String? = nil, force: Bool = false) throws -> Result {
-        let inputs = [base, tuned].flatMap { c in c.shards.map(\.url) + [c.indexURL, c.directory].compactMap { $0 } }
+        let inputs = [base, tuned].flatMap(\.sourceURLs)
         let out = try OutputFolder.prepare(output, inputs: inputs, force: force, command: "extract-lora")
         let ft = FineTune(label: "tuned", path: tuned.path, source: .dense(tuned))
         let names = try SpectralAnalysis.selectMatrices(base: base, fineTunes: [ft], modules: modules)

@@ -11,10 +11,12 @@ public struct FineTune: @unchecked Sendable {
     public init(label: String, path: String, source: Source) { self.label = label; self.path = path; self.source = source }
 
     /// Opens `path` as a PEFT adapter (a folder with adapter_config.json) or a checkpoint.
-    public static func open(path: String, label: String? = nil, lora: Bool? = nil) throws -> FineTune {
+    /// A dense fine-tune is any model reference (`ModelReference`): a folder, file, GGUF, hub id,
+    /// or `BASE+ADAPTER`; a task vector or sparse delta is added to `base` when given.
+    public static func open(path: String, label: String? = nil, lora: Bool? = nil, base: String? = nil) throws -> FineTune {
         let isAdapter = lora ?? FileManager.default.fileExists(atPath: URL(fileURLWithPath: path).appendingPathComponent("adapter_config.json").path)
         let name = label ?? URL(fileURLWithPath: path).standardizedFileURL.lastPathComponent
-        return FineTune(label: name, path: path, source: isAdapter ? .lora(try LoRAAdapter(path: path)) : .dense(try Checkpoint(path: path)))
+        return FineTune(label: name, path: path, source: isAdapter ? .lora(try LoRAAdapter(path: path)) : .dense(try ModelReference.open(path, base: base)))
     }
 }
 

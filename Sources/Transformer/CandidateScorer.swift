@@ -72,7 +72,7 @@ public final class CandidateScorer {
             throw ModelError.invalidInput("\(digests.count) digests for \(paths.count) ingredients")
         }
         self.paths = paths
-        ingredients = try paths.map { try Checkpoint(path: $0) }
+        ingredients = try paths.map { try ModelReference.open($0) }
         guard let dir = ingredients[0].directory else { throw ModelError.cannotRead(path: first, reason: "no folder with config.json") }
         model = TransformerModel(config: try ModelConfig(configJSON: dir.appendingPathComponent("config.json")))
         for (k, ck) in ingredients.enumerated() {

@@ -8,18 +8,25 @@ public struct PretrainedModel: @unchecked Sendable {
     public let model: TransformerModel
     public let tokenizer: BPETokenizer
     public let loadSeconds: Double
+    /// The folder config.json and the tokenizer files come from (the GGUF side folder, an
+    /// adapter's base folder); nil for a GGUF file read natively.
+    public let directory: URL?
 
-    public init(path: String) throws {
+    /// `path` is any model reference (`ModelReference`); `base` is the base of an adapter or delta.
+    /// A plain GGUF file is read natively (its quantised matrices stay packed for decoding).
+    public init(path: String, base: String? = nil) throws {
         let t0 = Date()
-        if path.hasSuffix(".gguf") {
+        if path.hasSuffix(".gguf"), base == nil, FileManager.default.fileExists(atPath: path) {
             let gguf = try GGUFFile(path: path)
             model = try TransformerModel(gguf: gguf)
             tokenizer = try BPETokenizer(gguf: gguf)
+            directory = nil
         } else {
-            let checkpoint = try Checkpoint(path: path)
+            let checkpoint = try ModelReference.open(path, base: base)
             model = try TransformerModel(checkpoint: checkpoint)
             guard let dir = checkpoint.directory else { throw ModelError.cannotRead(path: path, reason: "no folder with tokenizer.json") }
             tokenizer = try BPETokenizer(tokenizerJSON: dir.appendingPathComponent("tokenizer.json"))
+            directory = dir
         }
         guard tokenizer.vocabularySize <= model.config.vocabSize else {
             throw ModelError.invalidConfig(path: path, key: "vocab_size",

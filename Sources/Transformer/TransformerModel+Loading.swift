@@ -39,9 +39,10 @@ extension ModelConfig {
 extension TransformerModel {
     /// Opens a model from a path: a `.gguf` file, or a Hugging Face folder / safetensors file
     /// with config.json beside it.
-    public static func load(path: String) throws -> TransformerModel {
-        if path.hasSuffix(".gguf") { return try TransformerModel(gguf: GGUFFile(path: path)) }
-        return try TransformerModel(checkpoint: Checkpoint(path: path))
+    /// Anything else is resolved by `ModelReference` (adapters merged, deltas on their base, hub ids).
+    public static func load(path: String, base: String? = nil) throws -> TransformerModel {
+        if path.hasSuffix(".gguf"), base == nil, FileManager.default.fileExists(atPath: path) { return try TransformerModel(gguf: GGUFFile(path: path)) }
+        return try TransformerModel(checkpoint: ModelReference.open(path, base: base))
     }
 
     /// Loads every parameter from a safetensors checkpoint whose folder holds config.json.

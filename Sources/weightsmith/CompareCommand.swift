@@ -26,8 +26,8 @@ struct CompareCommand: ParsableCommand {
 
     func run() throws {
         let plots = try options.preparePlots(inputs: [base] + lora + full)
-        let baseCkpt = try Checkpoint(path: base)
-        var fts = try lora.map { try FineTune.open(path: $0, lora: true) } + full.map { try FineTune.open(path: $0, lora: false) }
+        let baseCkpt = try ModelReference.open(base)
+        var fts = try lora.map { try FineTune.open(path: $0, lora: true) } + full.map { try FineTune.open(path: $0, lora: false, base: base) }
         // Labels must be distinct: fall back to the full path when two folders share a name.
         if Set(fts.map(\.label)).count != fts.count { for i in fts.indices { fts[i].label = fts[i].path } }
         let report = try SpectralAnalysis.run(base: baseCkpt, fineTunes: fts, modules: options.modules,

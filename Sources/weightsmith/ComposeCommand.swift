@@ -88,14 +88,14 @@ struct ComposeCommand: ParsableCommand {
             throw MergeError.invalidExpression(expression: expression, position: t.position, reason: "\"\(t.name)\" is not defined; add --model \(t.name)=PATH")
         }
         let paths = [base] + terms.map { table[$0.name]! }
-        for p in paths where TaskVectors.isTaskVector(try Checkpoint(path: p)) {
+        for p in paths where TaskVectors.isTaskVector(try ModelReference.open(p, allowDeltas: true)) {
             throw ValidationError("\(p) is a task vector; --search needs the fine-tuned checkpoints (and a model as --base)")
         }
         let prepared = try output.map { out -> OutputFolder in
             try OutputFolder.prepare(URL(fileURLWithPath: out), inputs: (paths + heldOut).map { URL(fileURLWithPath: $0) }
-                + paths.compactMap { (try? Checkpoint(path: $0))?.directory }, force: force, command: "compose")
+                + paths.flatMap { (try? ModelReference.open($0, allowDeltas: true))?.sourceURLs ?? [] }, force: force, command: "compose")
         }
-        let base0 = try Checkpoint(path: base)
+        let base0 = try ModelReference.open(base)
         guard let dir = base0.directory else { throw ValidationError("\(base): no folder with tokenizer.json") }
         let sets = try SoupCommand.heldOutSets(heldOut, tokenizerJSON: dir.appendingPathComponent("tokenizer.json"))
         let digests = noCache ? nil : try paths.map { try SoupCommand.digest(of: $0) }

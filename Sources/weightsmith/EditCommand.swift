@@ -22,7 +22,8 @@ struct EditCommand: ParsableCommand {
 
     enum Method: String, ExpressibleByArgument, CaseIterable { case rome, ft, mend }
 
-    @Argument(help: "A Hugging Face folder (config.json, model.safetensors, tokenizer.json).") var model: String
+    @Argument(help: "A model reference: a Hugging Face folder, a .safetensors file, a .gguf file, a PEFT adapter (merged onto its base), BASE+ADAPTER, BASE+DELTA, or org/name[@revision] from the local Hugging Face cache.") var model: String
+    @Option(help: "The base of an adapter, task vector or sparse delta given as MODEL.") var base: String?
     @Option(name: .long, help: "The prompt (or a template with {} for the subject).") var prompt: String?
     @Option(name: .long, help: "The new continuation, with its leading space.") var target: String?
     @Option(name: .long, help: "Score the method on these JSONL edit records instead (nothing is written).") var requests: String?
@@ -57,7 +58,7 @@ struct EditCommand: ParsableCommand {
             let inputs = [model, editor, statsCorpus, localityPrompts].compactMap { $0 }.map { URL(fileURLWithPath: $0) }
             out = try OutputFolder.prepare(URL(fileURLWithPath: output), inputs: inputs, force: force, command: "edit")
         }
-        let loaded = try PretrainedModel(path: model)
+        let loaded = try PretrainedModel(path: model, base: base)
         let m = loaded.model, tok = loaded.tokenizer
         let L = m.config.layers
         let chosenLayer = layer ?? min(L - 1, L * 5 / 32)
@@ -127,8 +128,8 @@ struct EditCommand: ParsableCommand {
         print("\(method.rawValue) edit of \(what) in \(String(format: "%.2f", seconds)) s: |dW|_F = \(String(format: "%.4g", norm)), max |dW| = \(String(format: "%.3g", edits.map(\.maxAbs).max() ?? 0))")
         print(detail + lastLoss, terminator: "")
         print(EditTable.render(before: before, after: after))
-        let source = URL(fileURLWithPath: model).hasDirectoryPath || FileManager.default.fileExists(atPath: model + "/config.json")
-            ? URL(fileURLWithPath: model) : URL(fileURLWithPath: model).deletingLastPathComponent()
+        let source = loaded.directory ?? (URL(fileURLWithPath: model).hasDirectoryPath || FileManager.default.fileExists(atPath: model + "/config.json")
+            ? URL(fileURLWithPath: model) : URL(fileURLWithPath: model).deletingLastPathComponent())
         try out.write { staging in
             try m.writeFolder(into: staging, sideFilesFrom: source, metadata: ["format": "pt", "weightsmith.edit": "\(method.rawValue) \(what)"])
         }

@@ -7,8 +7,11 @@ struct EvalCommand: ParsableCommand {
         commandName: "eval",
         abstract: "Evaluate a model: JSONL prompt/completion pairs (NLL, perplexity, greedy exact match) or plain text (perplexity).")
 
-    @Argument(help: "A GGUF file, a Hugging Face folder, or a safetensors file with config.json and tokenizer.json beside it.")
+    @Argument(help: "A model reference: a Hugging Face folder, a .safetensors file, a .gguf file, a PEFT adapter (merged onto its base), BASE+ADAPTER, BASE+DELTA, or org/name[@revision] from the local Hugging Face cache.")
     var model: String
+
+    @Option(help: "The base of an adapter, task vector or sparse delta given as MODEL.")
+    var base: String?
 
     @Argument(help: "A .jsonl file of {\"prompt\", \"completion\"} objects, or any other file as plain text.")
     var data: String
@@ -20,7 +23,7 @@ struct EvalCommand: ParsableCommand {
     var json = false
 
     func run() throws {
-        let loaded = try PretrainedModel(path: model)
+        let loaded = try PretrainedModel(path: model, base: base)
         let evaluator = Evaluator(model: loaded.model, tokenizer: loaded.tokenizer)
         let url = URL(fileURLWithPath: data)
         let tty = isatty(2) != 0

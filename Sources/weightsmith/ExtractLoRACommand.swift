@@ -33,7 +33,7 @@ struct ExtractLoRACommand: ParsableCommand {
 
     func run() throws {
         guard rank > 0 else { throw ValidationError("--rank must be positive") }
-        let result = try LoRAExtraction.extract(base: try Checkpoint(path: base), tuned: try Checkpoint(path: tuned), rank: rank,
+        let result = try LoRAExtraction.extract(base: try ModelReference.open(base), tuned: try ModelReference.open(tuned, base: base), rank: rank,
                                                 modules: modules, output: URL(fileURLWithPath: output), baseName: base, force: force)
         if json {
             let enc = JSONEncoder()

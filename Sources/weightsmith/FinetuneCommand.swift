@@ -19,8 +19,9 @@ struct FinetuneCommand: ParsableCommand {
 
     enum Mode: String, ExpressibleByArgument, CaseIterable { case full, lora, sparse }
 
-    @Argument(help: "A Hugging Face folder (config.json, model.safetensors, tokenizer.json).")
+    @Argument(help: "A model reference: a Hugging Face folder, a .safetensors file, a .gguf file, a PEFT adapter (merged onto its base), BASE+ADAPTER, BASE+DELTA, or org/name[@revision] from the local Hugging Face cache.")
     var model: String
+    @Option(help: "The base of an adapter, task vector or sparse delta given as MODEL.") var base: String?
     @Argument(help: "Training data: a .jsonl file of {\"prompt\", \"completion\"} objects (loss on completions), or plain text.")
     var data: String
     @Option(name: .long, help: "full, lora or sparse.")
@@ -67,7 +68,7 @@ struct FinetuneCommand: ParsableCommand {
         // The output path is checked (and locked) before the model is loaded or trained.
         let inputs = [model, data, evalData, mask].compactMap { $0 }.map { URL(fileURLWithPath: $0) }
         let out = try OutputFolder.prepare(URL(fileURLWithPath: output), inputs: inputs, force: force, command: "finetune --mode \(mode.rawValue)")
-        let loaded = try PretrainedModel(path: model)
+        let loaded = try PretrainedModel(path: model, base: base)
         let m = loaded.model
         guard maxLength <= m.config.maxPositions else {
             throw ValidationError("--max-length \(maxLength) exceeds the model's context length of \(m.config.maxPositions) positions")
@@ -113,8 +114,8 @@ struct FinetuneCommand: ParsableCommand {
             FileHandle.standardOutput.write(Data((line + "\n").utf8))
         }
 
-        let baseDir = URL(fileURLWithPath: model).hasDirectoryPath || FileManager.default.fileExists(atPath: model + "/config.json")
-            ? URL(fileURLWithPath: model) : URL(fileURLWithPath: model).deletingLastPathComponent()
+        let baseDir = loaded.directory ?? (URL(fileURLWithPath: model).hasDirectoryPath || FileManager.default.fileExists(atPath: model + "/config.json")
+            ? URL(fileURLWithPath: model) : URL(fileURLWithPath: model).deletingLastPathComponent())
         try out.write { staging in
             switch trainerMode {
             case .lora:

@@ -7,8 +7,11 @@ struct GenerateCommand: ParsableCommand {
         commandName: "generate",
         abstract: "Generate text from a prompt (greedy, or seeded temperature/top-p sampling), streaming tokens.")
 
-    @Argument(help: "A GGUF file, a Hugging Face folder, or a safetensors file with config.json and tokenizer.json beside it.")
+    @Argument(help: "A model reference: a Hugging Face folder, a .safetensors file, a .gguf file, a PEFT adapter (merged onto its base), BASE+ADAPTER, BASE+DELTA, or org/name[@revision] from the local Hugging Face cache.")
     var model: String
+
+    @Option(help: "The base of an adapter, task vector or sparse delta given as MODEL.")
+    var base: String?
 
     @Argument(help: "The prompt.")
     var prompt: String
@@ -32,7 +35,7 @@ struct GenerateCommand: ParsableCommand {
         guard temperature >= 0, topP > 0, topP <= 1 else {
             throw ValidationError("--temperature must be >= 0 and --top-p in (0, 1]")
         }
-        let loaded = try PretrainedModel(path: model)
+        let loaded = try PretrainedModel(path: model, base: base)
         let generator = TextGenerator(model: loaded.model, tokenizer: loaded.tokenizer)
         FileHandle.standardOutput.write(Data(prompt.utf8))
         let result = try generator.generate(

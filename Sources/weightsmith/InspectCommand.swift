@@ -6,11 +6,14 @@ struct InspectCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "inspect",
         abstract: "List the tensors of a checkpoint: name, dtype, shape, parameters, bytes, totals and metadata.",
-        discussion: "PATH is a .safetensors file, a *.safetensors.index.json, or a Hugging Face folder."
+        discussion: "PATH is any model reference: a Hugging Face folder (single or sharded), a .safetensors file or index, a .gguf file (dequantised), a PEFT adapter (merged onto its base), BASE+ADAPTER, BASE+DELTA, a task vector or sparse delta (shown as stored), or org/name[@revision] from the local Hugging Face cache."
     )
 
-    @Argument(help: "A .safetensors file, an index file, or a Hugging Face folder.")
+    @Argument(help: "A model reference (folder, .safetensors, index, .gguf, adapter, BASE+ADAPTER, org/name[@rev]).")
     var path: String
+
+    @Option(help: "The base of an adapter, task vector or sparse delta given as PATH.")
+    var base: String?
 
     @Flag(help: "Print JSON for scripts instead of a table.")
     var json = false
@@ -20,7 +23,7 @@ struct InspectCommand: ParsableCommand {
 
     func run() throws {
         try reportingErrors {
-            let report = try InspectReport(checkpoint: Checkpoint(path: path), stats: stats)
+            let report = try InspectReport(checkpoint: ModelReference.open(path, base: base, allowDeltas: true), stats: stats)
             print(json ? report.json() : report.text(), terminator: "")
         }
     }

@@ -11,7 +11,8 @@ struct MergeCommand: ParsableCommand {
         discussion: """
         Recipe:      weightsmith merge RECIPE.yml OUT_DIR [--dry-run]
         Short form:  weightsmith merge --method ties --base BASE A B C --weight 1 --density 0.5 -o OUT_DIR
-                     (--weight/--density: one value for all models or one per model; --set NAME=VALUE for any other parameter)
+                     (--weight/--density: one value for all models or one per model; --set NAME=VALUE for any other parameter;
+                     --method linear without --weight is the uniform soup, every model 1/n)
         Methods: \(MergeMethodRegistry.names.joined(separator: ", "))
         """
     )
@@ -116,6 +117,8 @@ struct MergeCommand: ParsableCommand {
             let models = arguments.enumerated().map { i, path -> RecipeSource in
                 var t = ParameterTable()
                 if !weight.isEmpty { t.settings["weight"] = .value(.number(weight.count == 1 ? weight[0] : weight[i])) }
+                // `linear` without --weight is the uniform soup: every model 1/n (normalised or not).
+                else if method == "linear" { t.settings["weight"] = .value(.number(1 / Double(n))) }
                 if !density.isEmpty { t.settings["density"] = .value(.number(density.count == 1 ? density[0] : density[i])) }
                 return RecipeSource(model: path, parameters: t)
             }

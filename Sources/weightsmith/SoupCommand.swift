@@ -81,10 +81,10 @@ struct SoupCommand: ParsableCommand {
         // The output is checked (and locked) before any work.
         let prepared = try output.map { out -> OutputFolder in
             let inputs = (ingredients + (base.map { [$0] } ?? []) + heldOut).map { URL(fileURLWithPath: $0) }
-                + ingredients.compactMap { (try? Checkpoint(path: $0))?.directory }
+                + ingredients.flatMap { (try? ModelReference.open($0))?.sourceURLs ?? [] }
             return try OutputFolder.prepare(URL(fileURLWithPath: out), inputs: inputs, force: force, command: "soup")
         }
-        let first = try Checkpoint(path: ingredients[0])
+        let first = try ModelReference.open(ingredients[0])
         guard let dir = first.directory else { throw ValidationError("\(ingredients[0]): no folder with config.json and tokenizer.json") }
         let sets = try Self.heldOutSets(heldOut, tokenizerJSON: dir.appendingPathComponent("tokenizer.json"))
         let digests = noCache ? nil : try ingredients.map(Self.digest(of:))
@@ -237,8 +237,8 @@ struct SoupCommand: ParsableCommand {
 
     /// A checkpoint's content digest for the score cache: its tensor files and config.json.
     static func digest(of path: String) throws -> String {
-        let ck = try Checkpoint(path: path)
-        var files = (ck.indexURL.map { [$0.path] } ?? []) + ck.shards.map(\.url.path)
+        let ck = try ModelReference.open(path)
+        var files = ck.dataFiles
         if let d = ck.directory { files.append(d.appendingPathComponent("config.json").path) }
         let h = InputFingerprints.digests(files)
         return files.map { h[$0] ?? "unreadable" }.joined(separator: "+")

@@ -10,10 +10,10 @@ struct SpectrumCommand: ParsableCommand {
         discussion: "Give the fine-tune as --tuned (a checkpoint) or --lora (a PEFT adapter folder)."
     )
 
-    @Option(help: "The base checkpoint (.safetensors, index json, or Hugging Face folder).")
+    @Option(help: "The base model: any model reference (folder, .safetensors, .gguf, org/name from the HF cache, BASE+ADAPTER).")
     var base: String
 
-    @Option(help: "A fully fine-tuned checkpoint of the same base.")
+    @Option(help: "A fine-tune of the same base: any model reference (a task vector or sparse delta is added to --base).")
     var tuned: String?
 
     @Option(help: "A PEFT LoRA adapter folder (adapter_config.json + adapter_model.safetensors).")
@@ -27,8 +27,8 @@ struct SpectrumCommand: ParsableCommand {
 
     func run() throws {
         let plots = try options.preparePlots(inputs: [base, tuned, lora].compactMap { $0 })
-        let baseCkpt = try Checkpoint(path: base)
-        let ft = lora != nil ? try FineTune.open(path: lora!, lora: true) : try FineTune.open(path: tuned!, lora: false)
+        let baseCkpt = try ModelReference.open(base)
+        let ft = lora != nil ? try FineTune.open(path: lora!, lora: true) : try FineTune.open(path: tuned!, lora: false, base: base)
         let report = try SpectralAnalysis.run(base: baseCkpt, fineTunes: [ft], modules: options.modules,
                                               options: try options.spectralOptions(), jobs: options.workerCount())
         try options.emit(report, plotsFolder: plots)

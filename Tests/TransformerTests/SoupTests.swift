@@ -178,10 +178,12 @@ final class SoupTests: XCTestCase {
         let scorer = try CandidateScorer(ingredients: fineTunes, sets: try heldOut())
         XCTAssertThrowsError(try scorer.build(weights: [1, 1]))
         XCTAssertThrowsError(try scorer.build(weights: [1, -1, 0]))
-        // An adapter folder is not an ingredient: the missing tensor is named.
-        XCTAssertThrowsError(try CandidateScorer(ingredients: [fineTunes[0], Self.family.appendingPathComponent("capital-lora").path],
+        // An adapter folder is an ingredient merged onto its base (ModelReference); a missing one is named.
+        XCTAssertNoThrow(try CandidateScorer(ingredients: [fineTunes[0], Self.family.appendingPathComponent("base").path + "+"
+                                                           + Self.family.appendingPathComponent("capital-lora").path], sets: try heldOut()))
+        XCTAssertThrowsError(try CandidateScorer(ingredients: [fineTunes[0], Self.family.appendingPathComponent("capital-nothing").path],
                                                  sets: try heldOut())) { e in
-            XCTAssertTrue("\(e)".contains("capital-lora"), "\(e)")
+            XCTAssertTrue("\(e)".contains("capital-nothing"), "\(e)")
         }
     }
 }
