@@ -3,8 +3,9 @@ import Foundation
 extension FactTable {
     /// The built-in relations (real-world facts, hand-written): `capital`, `language` (official or main
     /// language), `currency`, `continent` (of ~120 countries) and `city` (the country of ~100 cities).
-    /// The first template of each relation is the edit prompt; the fixture family's pre-training
-    /// phrasings ("The capital of {} is", "{} is in") come first where they exist.
+    /// The first template of each relation is the edit prompt (phrasings that SmolLM2-135M completes
+    /// with the object rather than with " the"); the fixture family's pre-training phrasings
+    /// ("The capital of {} is", "{} is in") are among the templates.
     public static let builtin = FactTable(relations: [
         FactRelation(name: "capital",
                      templates: ["The capital of {} is", "The capital city of {} is", "{} has its capital in", "In {}, the capital is"],
@@ -16,10 +17,10 @@ extension FactTable {
                      templates: ["The currency of {} is the", "The official currency of {} is the", "In {}, people pay with the", "The money used in {} is the"],
                      generation: ["The money used in {} is"], pairs: parse(currencies)),
         FactRelation(name: "continent",
-                     templates: ["{} is in", "{} lies in", "{} is a country in", "{} is located in"],
+                     templates: ["{} is a country in the continent of", "{} is in", "{} lies in", "{} is a country in"],
                      generation: ["The geography of {} is"], pairs: parse(continents)),
         FactRelation(name: "city",
-                     templates: ["{} is a city in", "The city of {} is located in", "{} is a large city in", "{} is in the country of"],
+                     templates: ["{} is a city in the country of", "{} is a city in", "The city of {} is located in", "{} is a large city in"],
                      generation: ["The city of {} is famous for"], pairs: parse(cityCountries)),
     ])
 
