@@ -152,6 +152,9 @@ struct EditCommand: ParsableCommand {
             return
         }
         guard let prompt, let target, let output, let out else { throw ValidationError("give --prompt, --target and -o OUT (or --requests FILE)") }
+        if !target.hasPrefix(" ") && !prompt.hasSuffix(" ") {
+            FileHandle.standardError.write(Data("warning: the target \"\(target)\" has no leading space; it is appended to the prompt verbatim (\"\(prompt)\(target)\"). Did you mean \" \(target)\"?\n".utf8))
+        }
         var loc: [String] = []
         if let f = localityPrompts { loc = try EditRequest.readPrompts(URL(fileURLWithPath: f)) }
         let request = EditRequest(prompt: prompt, subject: subject, target: target, paraphrases: paraphrase, localityPrompts: loc)
