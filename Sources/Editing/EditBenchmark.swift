@@ -36,7 +36,7 @@ public enum EditBenchmark {
                                    secondsPerEdit: seconds / Double(requests.count))
     }
 
-    static func mean(_ xs: [EditScores]) -> EditScores {
+    public static func mean(_ xs: [EditScores]) -> EditScores {
         func avg(_ v: [Double]) -> Double? { v.isEmpty ? nil : v.reduce(0, +) / Double(v.count) }
         return EditScores(efficacy: avg(xs.map(\.efficacy))!, efficacyProbability: avg(xs.map(\.efficacyProbability))!,
                           paraphrase: avg(xs.compactMap(\.paraphrase)), locality: avg(xs.compactMap(\.locality)), answer: "")

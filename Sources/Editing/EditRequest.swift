@@ -9,6 +9,10 @@ import Foundation
 /// - `target` is appended to the prompt verbatim: give its leading space (" Rome").
 /// - `paraphrases`: other prompts that should now also yield `target` (generalisation).
 /// - `localityPrompts`: unrelated prompts whose predictions should not change.
+/// - `localityAnswers`: when given (one per locality prompt), each prompt's true answer: the
+///   CounterFact neighbourhood score asks that it stay more likely than `target`.
+/// - `generationPrompts`: prompts for the fluency (n-gram entropy) measurement.
+/// - `relation`, `split`: where the record came from (`weightsmith facts make`).
 public struct EditRequest: Sendable, Equatable, Codable {
     public var prompt: String
     public var subject: String?
@@ -16,11 +20,18 @@ public struct EditRequest: Sendable, Equatable, Codable {
     public var groundTruth: String?
     public var paraphrases: [String]
     public var localityPrompts: [String]
+    public var localityAnswers: [String] = []
+    public var generationPrompts: [String] = []
+    public var relation: String? = nil
+    public var split: String? = nil
 
     public init(prompt: String, subject: String? = nil, target: String, groundTruth: String? = nil,
-                paraphrases: [String] = [], localityPrompts: [String] = []) {
+                paraphrases: [String] = [], localityPrompts: [String] = [], localityAnswers: [String] = [],
+                generationPrompts: [String] = [], relation: String? = nil, split: String? = nil) {
         self.prompt = prompt; self.subject = subject; self.target = target; self.groundTruth = groundTruth
         self.paraphrases = paraphrases; self.localityPrompts = localityPrompts
+        self.localityAnswers = localityAnswers; self.generationPrompts = generationPrompts
+        self.relation = relation; self.split = split
     }
 
     /// The prompt with `{}` replaced by the subject.
@@ -53,6 +64,9 @@ public struct EditRequest: Sendable, Equatable, Codable {
         guard !target.isEmpty else { throw EditError.invalidRequest("the target is empty") }
         if prompt.contains("{}") && (subject ?? "").isEmpty {
             throw EditError.invalidRequest("the prompt \"\(prompt)\" is a template but no subject is given")
+        }
+        if !localityAnswers.isEmpty && localityAnswers.count != localityPrompts.count {
+            throw EditError.invalidRequest("\(localityAnswers.count) neighbourhood answers for \(localityPrompts.count) neighbourhood prompts")
         }
         guard text.range(of: resolvedSubject, options: .backwards) != nil else {
             throw EditError.invalidRequest("the subject \"\(resolvedSubject)\" does not occur in the prompt \"\(text)\"")

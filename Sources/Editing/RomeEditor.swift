@@ -36,6 +36,8 @@ public struct RomeResult: Sendable {
     public var key: [Float]
     public var direction: [Float]
     public var value: [Float]
+    /// δ = v* − W k: the change of the matrix's output (and of the residual stream) at the key.
+    public var offset: [Float]
     public var losses: [Double]
     public var contexts: [String]
     public var subjectToken: Int
@@ -73,15 +75,7 @@ public enum RomeEditor {
         }
         let (_, target) = try scorer.encode(prompt: text, target: request.target)
         let contexts = [""] + (try sampleContexts(model: model, tokenizer: tokenizer, settings: settings))
-        // Prompts and subject positions per context.
-        var prompts: [[Int]] = [], positions: [Int] = []
-        for ctx in contexts {
-            let ids = tokenizer.encode(ctx + text)
-            let head = tokenizer.encode(ctx + String(text[..<subjectRange.upperBound]))
-            var pos = min(head.count, ids.count) - 1
-            while pos > 0 && (pos >= ids.count || ids[pos] != head[pos]) { pos -= 1 }
-            prompts.append(ids); positions.append(max(pos, 0))
-        }
+        let (prompts, positions) = subjectPrompts(tokenizer: tokenizer, text: text, subjectEnd: subjectRange.upperBound, contexts: contexts)
 
         // Keys at the subject's last token, on the layers up to the edited one.
         let prefix = try model.prefix(layers: settings.layer + 1)
@@ -159,8 +153,21 @@ public enum RomeEditor {
         for o in 0..<O { for j in 0..<I { dw[inOut ? j * O + o : o * I + j] = delta[o] * u[j] } }
         let shape = model.layout[name]!.shape
         return RomeResult(edit: WeightEdit(weight: name, delta: Tensor(shape: shape, scalars: dw)), key: key, direction: u,
-                          value: zip(v0, delta).map { $0 + $1 }, losses: losses, contexts: contexts, subjectToken: positions[0],
+                          value: zip(v0, delta).map { $0 + $1 }, offset: delta, losses: losses, contexts: contexts, subjectToken: positions[0],
                           essencePrompt: essence.prompt, essenceKL: essenceKL)
+    }
+
+    /// Token ids of "<context><text>" per context and the position of the subject's last token.
+    static func subjectPrompts(tokenizer: BPETokenizer, text: String, subjectEnd: String.Index, contexts: [String]) -> ([[Int]], [Int]) {
+        var prompts: [[Int]] = [], positions: [Int] = []
+        for ctx in contexts {
+            let ids = tokenizer.encode(ctx + text)
+            let head = tokenizer.encode(ctx + String(text[..<subjectEnd]))
+            var pos = min(head.count, ids.count) - 1
+            while pos > 0 && (pos >= ids.count || ids[pos] != head[pos]) { pos -= 1 }
+            prompts.append(ids); positions.append(max(pos, 0))
+        }
+        return (prompts, positions)
     }
 
     /// Short seeded samples from the model ("<sample>. "), braces and newlines removed.

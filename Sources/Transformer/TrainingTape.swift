@@ -155,6 +155,7 @@ extension TransformerModel {
                 linearForward(out: proj.p, x: L.h.p, weight: P.pointer(p + "mlp.c_proj.weight"), bias: P.pointer(p + "mlp.c_proj.bias"), N: N, I: I, O: C, layout: .inOut)
                 addInPlace(x.p, proj.p, N * C)
             }
+            residualEdit?(l, x.p, N)
         }
         tape.xFinal.p.update(from: x.p, count: N * C)
         switch c.family {

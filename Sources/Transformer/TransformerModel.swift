@@ -16,6 +16,13 @@ public final class TransformerModel: @unchecked Sendable {
     public internal(set) var quantized: [String: QuantizedMatrix] = [:]
     /// At most this many rows go through the quantised kernels; more use sgemm.
     public var quantizedRowLimit = 2
+    /// Called by `forward` after every block with the block index and the residual stream
+    /// (B·T rows of hiddenSize floats); MEMIT reads the hidden state at its last edited layer.
+    public var residualTap: ((_ layer: Int, _ residual: UnsafePointer<Float>, _ rows: Int) -> Void)? = nil
+    /// Called by `forward` and the training forward after every block, before `residualTap`, to
+    /// change the residual stream in place (an additive change leaves the backward unchanged: the
+    /// gradient at a block's output is the gradient of what was added to it). MEMIT's value step.
+    public var residualEdit: ((_ layer: Int, _ residual: UnsafeMutablePointer<Float>, _ rows: Int) -> Void)? = nil
 
     public init(config: ModelConfig) {
         self.config = config
@@ -188,6 +195,8 @@ public final class TransformerModel: @unchecked Sendable {
                 linearForward(out: proj.p, x: h1.p, weight: P.pointer(p + "mlp.c_proj.weight"), bias: P.pointer(p + "mlp.c_proj.bias"), N: N, I: I, O: C, layout: .inOut)
                 addInPlace(x.p, proj.p, N * C)
             }
+            residualEdit?(l, x.p, N)
+            residualTap?(l, UnsafePointer(x.p), N)
         }
         // Final norm and output projection, on the requested rows only.
         let rows: Int

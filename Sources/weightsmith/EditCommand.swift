@@ -7,7 +7,7 @@ import Transformer
 struct EditCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "edit",
-        abstract: "Apply a single-fact edit (ROME, FT-L or MEND) and write the edited model, or score a method on many edits.",
+        abstract: "Apply a single-fact edit (ROME, FT-L or MEND) and write the edited model, or score a method (or MEMIT, all at once) on many edits.",
         discussion: """
         Makes MODEL continue --prompt with --target (give the target its leading space, " Rome"). \
         Prints efficacy (teacher-forced target-token accuracy and the target's per-token probability), \
@@ -20,7 +20,7 @@ struct EditCommand: ParsableCommand {
         protocol on every record (edit, score, restore) and prints the mean scores; nothing is written.
         """)
 
-    enum Method: String, ExpressibleByArgument, CaseIterable { case rome, ft, mend }
+    enum Method: String, ExpressibleByArgument, CaseIterable { case rome, ft, mend, memit }
 
     @Argument(help: "A model reference: a Hugging Face folder, a .safetensors file, a .gguf file, a PEFT adapter (merged onto its base), BASE+ADAPTER, BASE+DELTA, or org/name[@revision] from the local Hugging Face cache.") var model: String
     @Option(help: "The base of an adapter, task vector or sparse delta given as MODEL.") var base: String?
@@ -28,7 +28,7 @@ struct EditCommand: ParsableCommand {
     @Option(name: .long, help: "The new continuation, with its leading space.") var target: String?
     @Option(name: .long, help: "Score the method on these JSONL edit records instead (nothing is written).") var requests: String?
     @Option(name: .long, help: "The subject (default: the last capitalised words of the prompt).") var subject: String?
-    @Option(name: .long, help: "rome or ft (FT-L).") var method: Method = .rome
+    @Option(name: .long, help: "rome, ft (FT-L), mend or memit (with --requests: all records in one edit; needs --stats-corpus).") var method: Method = .rome
     @Option(name: .long, help: "Layer whose MLP output matrix is edited (default: 5/32 of the layers, rounded down).") var layer: Int?
     @Option(name: .long, parsing: .singleValue, help: "A paraphrase prompt (repeatable).") var paraphrase: [String] = []
     @Option(name: .long, help: "Locality prompts: one per line, or JSONL with \"prompt\".") var localityPrompts: String?
@@ -46,6 +46,9 @@ struct EditCommand: ParsableCommand {
     @Option(name: .long, help: "FT-L: Adam learning rate.") var lr: Float = 5e-4
     @Option(name: .long, help: "FT-L: L-infinity bound on the change of each weight (0: none).") var normBound: Float = 5e-4
     @Option(name: .long, help: "Seed (ROME context samples).") var seed: UInt64 = 0
+    @Option(name: .long, help: "MEMIT: comma-separated layers (default: the ROME layer and the two below it).") var layers: String?
+    @Option(name: .long, help: "MEMIT: λ, weight of the preserved keys (mom2_update_weight).") var updateWeight: Double = 15_000
+    @Option(name: .long, help: "Keep only the records of this split (train, validation, test).") var split: String?
 
     @Flag(name: .long, help: "Replace OUT when it is a previous weightsmith output.") var force = false
 
@@ -99,11 +102,50 @@ struct EditCommand: ParsableCommand {
                 return [r.edit]
             case .mend:
                 return try mend!.edits(for: request, model: m, tokenizer: tok)
+            case .memit:
+                throw ValidationError("--method memit needs --requests FILE")
             }
         }
 
+        if method == .memit {
+            guard let file = requests else { throw ValidationError("--method memit needs --requests FILE (many facts in one edit)") }
+            guard let corpus = statsCorpus else { throw ValidationError("--method memit needs --stats-corpus TEXT (the key covariance)") }
+            var rs = try EditRequest.readJSONL(URL(fileURLWithPath: file))
+            if let split { rs = rs.filter { $0.split == split } }
+            guard !rs.isEmpty else { throw ValidationError("no records in \(file)\(split.map { " with split \($0)" } ?? "")") }
+            let ls = try layers.map { try $0.split(separator: ",").map { guard let v = Int($0.trimmingCharacters(in: .whitespaces)) else { throw ValidationError("bad --layers \(layers!)") }; return v } }
+                ?? Array(max(0, chosenLayer - 2)...chosenLayer)
+            var ms = MemitSettings(layers: ls)
+            ms.updateWeight = updateWeight; ms.seed = seed; ms.contextTemplates = contexts; ms.klFactor = klFactor
+            if let st = steps { ms.steps = st }
+            let text = try String(contentsOfFile: corpus, encoding: .utf8).split(separator: "\n").map(String.init)
+            let dir = statsCache.map { URL(fileURLWithPath: $0) } ?? FileManager.default.homeDirectoryForCurrentUser.appendingPathComponent(".cache/weightsmith")
+            for l in ls { ms.statistics[l] = try KeyStatistics.cached(in: dir, model: m, tokenizer: tok, texts: text, layer: l, maxTokens: statsTokens).0 }
+            let scorer = EditScorer(model: m, tokenizer: tok)
+            let refs = try rs.map { $0.localityPrompts.isEmpty ? nil : try scorer.localityReference($0.localityPrompts) }
+            let before = try zip(rs, refs).map { try scorer.score($0.0, locality: $0.1) }
+            let t0 = Date()
+            let progress = ProgressLine(label: "memit")
+            let r = try MemitEditor.edit(model: m, tokenizer: tok, requests: rs, settings: ms) { progress.update($0, $1) }
+            progress.finish()
+            let seconds = Date().timeIntervalSince(t0)
+            for e in r.edits { try e.apply(to: m) }
+            let after = try zip(rs, refs).map { try scorer.score($0.0, locality: $0.1) }
+            var es = 0
+            for q in rs {
+                if let gt = q.groundTruth {
+                    let (p, t) = try scorer.encode(prompt: q.text, target: q.target)
+                    let (_, o) = try scorer.encode(prompt: q.text, target: gt)
+                    if try scorer.targetScore(prompt: p, target: t).meanLogProb > scorer.targetScore(prompt: p, target: o).meanLogProb { es += 1 }
+                }
+            }
+            print("memit: \(rs.count) facts in one edit of layers \(ls.map(String.init).joined(separator: ",")) in \(String(format: "%.1f", seconds)) s; efficacy score P(new) > P(true) \(es)/\(rs.count); greedy answer = target in \(zip(rs, after).filter { $0.1.answer == $0.0.target }.count)/\(rs.count)")
+            print(EditTable.render(before: EditBenchmark.mean(before), after: EditBenchmark.mean(after), answers: false))
+            return
+        }
         if let file = requests {
-            let rs = try EditRequest.readJSONL(URL(fileURLWithPath: file))
+            var rs = try EditRequest.readJSONL(URL(fileURLWithPath: file))
+            if let split { rs = rs.filter { $0.split == split } }
             let r = try EditBenchmark.run(model: m, tokenizer: tok, requests: rs, method: compute)
             print(detail, terminator: "")
             print("\(method.rawValue) on \(r.requests) edits (single-edit protocol), \(String(format: "%.2f", r.secondsPerEdit)) s per edit; greedy answer = target in \(r.answerChanged)/\(r.requests)")
@@ -111,6 +153,9 @@ struct EditCommand: ParsableCommand {
             return
         }
         guard let prompt, let target, let output, let out else { throw ValidationError("give --prompt, --target and -o OUT (or --requests FILE)") }
+        if !target.hasPrefix(" ") && !prompt.hasSuffix(" ") {
+            FileHandle.standardError.write(Data("warning: the target \"\(target)\" has no leading space; it is appended to the prompt verbatim (\"\(prompt)\(target)\"). Did you mean \" \(target)\"?\n".utf8))
+        }
         var loc: [String] = []
         if let f = localityPrompts { loc = try EditRequest.readPrompts(URL(fileURLWithPath: f)) }
         let request = EditRequest(prompt: prompt, subject: subject, target: target, paraphrases: paraphrase, localityPrompts: loc)

@@ -17,7 +17,7 @@ struct Weightsmith: AsyncParsableCommand {
             FinetuneCommand.self,
             ConvertGGUFCommand.self, MergeAdapterCommand.self,
             MergeCommand.self, TaskVectorCommand.self, ComposeCommand.self,
-            EditCommand.self, TrainEditorCommand.self,
+            EditCommand.self, TrainEditorCommand.self, FactsCommand.self,
             SoupCommand.self, SearchCommand.self,
             GraftCommand.self,
             RepairCommand.self, InterferenceCommand.self,
