@@ -123,7 +123,7 @@ extension EditRequest {
 
 extension EditRequest {
     /// The record as one JSONL line (sorted keys), the flat shape `readJSONL` reads back.
-    public func jsonLine(caseID: Int? = nil) -> String {
+    public func jsonLine(caseID: Int? = nil) throws -> String {
         var o: [String: Any] = ["prompt": prompt, "target_new": target, "paraphrase_prompts": paraphrases,
                                 "neighborhood_prompts": localityPrompts]
         if let caseID { o["case_id"] = caseID }
@@ -133,7 +133,10 @@ extension EditRequest {
         if !generationPrompts.isEmpty { o["generation_prompts"] = generationPrompts }
         if let relation { o["relation"] = relation }
         if let split { o["split"] = split }
-        let d = try! JSONSerialization.data(withJSONObject: o, options: [.sortedKeys, .withoutEscapingSlashes])
+        let d: Data
+        do { d = try JSONSerialization.data(withJSONObject: o, options: [.sortedKeys, .withoutEscapingSlashes]) } catch {
+            throw EditError.invalidRequest("record \(caseID.map(String.init) ?? "\"\(prompt)\"") cannot be written as JSON: \(error.localizedDescription)")
+        }
         return String(decoding: d, as: UTF8.self)
     }
 }

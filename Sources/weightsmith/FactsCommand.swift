@@ -59,7 +59,7 @@ struct FactsMakeCommand: ParsableCommand {
         }
         let counts = ["train", "validation", "test"].map { sp in "\(sp) \(records.filter { $0.split == sp }.count)" }
         print("\(records.count) records: " + counts.joined(separator: ", "))
-        let text = records.enumerated().map { $0.element.jsonLine(caseID: $0.offset) }.joined(separator: "\n") + (records.isEmpty ? "" : "\n")
+        let text = try records.enumerated().map { try $0.element.jsonLine(caseID: $0.offset) }.joined(separator: "\n") + (records.isEmpty ? "" : "\n")
         try out.write { staging in try Data(text.utf8).write(to: staging) }
         print("wrote \(output)")
     }

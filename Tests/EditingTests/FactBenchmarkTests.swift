@@ -63,7 +63,7 @@ final class FactBenchmarkTests: XCTestCase {
         XCTAssertGreaterThan(recs.filter { $0.split == "validation" }.count, 0)
         let url = FileManager.default.temporaryDirectory.appendingPathComponent("facts-\(UUID().uuidString).jsonl")
         defer { try? FileManager.default.removeItem(at: url) }
-        try (recs.map { $0.jsonLine() }.joined(separator: "\n") + "\n").write(to: url, atomically: true, encoding: .utf8)
+        try (recs.map { try $0.jsonLine() }.joined(separator: "\n") + "\n").write(to: url, atomically: true, encoding: .utf8)
         XCTAssertEqual(try EditRequest.readJSONL(url), recs)
     }
 
