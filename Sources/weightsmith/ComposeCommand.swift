@@ -17,7 +17,13 @@ struct ComposeCommand: ParsableCommand {
         Search (Ilharco et al. 2023, §2): --search lambda=0:1:0.05 --held-out DATA.jsonl scores \
         BASE + λ Σ c·(model − BASE) for every λ of the grid in memory (completion NLL and greedy exact \
         match, as `eval`; scores cached like `soup`), prints the table and writes the best λ's model \
-        with -o (the names must then refer to fine-tuned checkpoints, not task vectors).
+        with -o. Names may refer to fine-tuned checkpoints or to task vectors (searched as BASE+VECTOR).
+        Forgetting by negation (Ilharco et al. 2023, §3): with --keep CONTROL.jsonl=0.95 (repeatable) the \
+        search instead picks the λ that scores worst on the --held-out (target) sets among those whose \
+        score on every control set stays at least 95% of the base's (exact match for --metric em, the \
+        per-token likelihood exp(−NLL) for --metric nll), e.g.
+          weightsmith compose --base M " -1*toxic" --model toxic=tv-toxic --search lambda=0:1:0.1 \
+            --held-out toxic.jsonl --keep control.jsonl=0.95 -o M-forgot
         """
     )
 
@@ -34,6 +40,7 @@ struct ComposeCommand: ParsableCommand {
     @Option(name: .long, help: "Held-out JSONL for --search (repeatable; the score is the mean over the sets).") var heldOut: [String] = []
     @Option(help: "What --search minimises: nll or em (ties in em broken by nll, then the smaller λ).") var metric: String = "nll"
     @Flag(help: "--search: do not read or write the score cache.") var noCache = false
+    @Option(help: "--search for forgetting: CONTROL.jsonl=FRACTION keeps the control score at least FRACTION of the base's while the --held-out score is made worst (repeatable).") var keep: [String] = []
 
     func run() throws {
         var table: [String: String] = [:]
@@ -48,8 +55,8 @@ struct ComposeCommand: ParsableCommand {
             guard !dryRun else { throw ValidationError("--search and --dry-run do not go together") }
             guard let best = try runSearch(search, table: table), output != nil else { return }
             lambda = best
-        } else if !heldOut.isEmpty {
-            throw ValidationError("--held-out is used with --search")
+        } else if !heldOut.isEmpty || !keep.isEmpty {
+            throw ValidationError("\(heldOut.isEmpty ? "--keep" : "--held-out") is used with --search")
         }
         let plan = try TaskVectors.composePlan(base: base, expression: expression, models: table, outDType: try outDtype.map(parseOutDType),
                                                lambda: lambda)
@@ -87,20 +94,32 @@ struct ComposeCommand: ParsableCommand {
         for t in terms where table[t.name] == nil {
             throw MergeError.invalidExpression(expression: expression, position: t.position, reason: "\"\(t.name)\" is not defined; add --model \(t.name)=PATH")
         }
-        let paths = [base] + terms.map { table[$0.name]! }
-        for p in paths where TaskVectors.isTaskVector(try ModelReference.open(p, allowDeltas: true)) {
-            throw ValidationError("\(p) is a task vector; --search needs the fine-tuned checkpoints (and a model as --base)")
+        let keeps = try keep.map { try ForgettingObjective.parseKeep($0) }
+        let given = [base] + terms.map { table[$0.name]! }
+        if [.taskVector, .sparseDelta].contains(try ModelReference.open(base, allowDeltas: true).referenceKind) {
+            throw ValidationError("--base \(base) is a task vector or sparse delta; the base must be a model")
         }
+        // θ = base + λ Σ c_i τ_i is the same combination of the base and the models base + τ_i
+        // whether τ_i is given as a fine-tune (τ_i = x_i − base) or as a vector (x_i = BASE+VECTOR).
+        let paths = try given.enumerated().map { k, p -> String in
+            guard k > 0 else { return p }
+            let kind = try ModelReference.open(p, allowDeltas: true).referenceKind
+            return [.taskVector, .sparseDelta].contains(kind) ? "\(base)+\(p)" : p
+        }
+        // The plan that will be written must be valid before anything is measured.
+        let check = try TaskVectors.composePlan(base: base, expression: expression, models: table, outDType: try outDtype.map(parseOutDType), lambda: 1)
+        if !check.problems.isEmpty { throw MergeError.preflight(check.problems) }
         let prepared = try output.map { out -> OutputFolder in
-            try OutputFolder.prepare(URL(fileURLWithPath: out), inputs: (paths + heldOut).map { URL(fileURLWithPath: $0) }
+            try OutputFolder.prepare(URL(fileURLWithPath: out), inputs: (given + heldOut + keeps.map(\.path)).map { URL(fileURLWithPath: $0) }
                 + paths.flatMap { (try? ModelReference.open($0, allowDeltas: true))?.sourceURLs ?? [] }, force: force, command: "compose")
         }
         let base0 = try ModelReference.open(base)
         guard let dir = base0.directory else { throw ValidationError("\(base): no folder with tokenizer.json") }
-        let sets = try SoupCommand.heldOutSets(heldOut, tokenizerJSON: dir.appendingPathComponent("tokenizer.json"))
+        let sets = try SoupCommand.heldOutSets(heldOut + keeps.map(\.path), tokenizerJSON: dir.appendingPathComponent("tokenizer.json"))
         let digests = noCache ? nil : try paths.map { try SoupCommand.digest(of: $0) }
         let scorer = try CandidateScorer(ingredients: paths, sets: sets, cache: noCache ? nil : ScoreCache(), digests: digests)
         let sumC = terms.reduce(0) { $0 + $1.coefficient }
+        guard keeps.isEmpty || heldOut.count + keeps.count == sets.count else { throw ValidationError("--keep: internal set count") }
         let t0 = Date()
         var scores: [SoupScore] = []
         for (k, l) in lambdas.enumerated() {
@@ -113,12 +132,30 @@ struct ComposeCommand: ParsableCommand {
             }
         }
         var best = 0
-        for k in scores.indices.dropFirst() where scores[k].isBetter(than: scores[best], metric) { best = k }
-        var out = "task arithmetic λ search: \(base) + λ·(\(expression)), metric \(metric.rawValue)\n"
-        out += SoupCommand.summary(rows: lambdas.enumerated().map { k, l in
-            (String(format: "λ = %.4g", l) + (k == best ? "  <- best" : ""), scores[k]) }, sets: sets, labels: [], individual: [])
+        var out: String
+        if keeps.isEmpty {
+            for k in scores.indices.dropFirst() where scores[k].isBetter(than: scores[best], metric) { best = k }
+            out = "task arithmetic λ search: \(base) + λ·(\(expression)), metric \(metric.rawValue)\n"
+            out += SoupCommand.summary(rows: lambdas.enumerated().map { k, l in
+                (String(format: "λ = %.4g", l) + (k == best ? "  <- best" : ""), scores[k]) }, sets: sets, labels: [], individual: [])
+        } else {
+            // The reference is the base itself (λ = 0).
+            let reference = try scorer.score(weights: [1] + terms.map { _ in 0 })
+            let objective = try ForgettingObjective(metric: metric, targetSets: Array(heldOut.indices),
+                                                    controlSets: keeps.enumerated().map { i, k in (sets[heldOut.count + i].name, heldOut.count + i, k.fraction) },
+                                                    reference: reference)
+            guard let b = objective.best(scores) else {
+                throw ValidationError("no λ of \(spec) keeps every control set (--keep); the grid should include λ = 0 (the base)")
+            }
+            best = b
+            out = "forgetting by negation: \(base) + λ·(\(expression)), metric \(metric.rawValue); the λ that scores worst on "
+                + heldOut.map { URL(fileURLWithPath: $0).deletingPathExtension().lastPathComponent }.joined(separator: ", ")
+                + " while every control set keeps its share of the base's score\n"
+            out += Self.forgettingTable(lambdas: lambdas, scores: scores, reference: reference, objective: objective, sets: sets, best: best)
+        }
         print(out, terminator: "")
-        print("\(scorer.evaluations) evaluations run, \(lambdas.count * sets.count - scorer.evaluations) from the cache, "
+        let measured = (lambdas.count + (keeps.isEmpty ? 0 : 1)) * sets.count
+        print("\(scorer.evaluations) evaluations run, \(max(0, measured - scorer.evaluations)) from the cache, "
               + String(format: "%.2fs", Date().timeIntervalSince(t0)))
         if let prepared {
             let plan = try TaskVectors.composePlan(base: base, expression: expression, models: table, outDType: try outDtype.map(parseOutDType),
@@ -126,11 +163,46 @@ struct ComposeCommand: ParsableCommand {
             var o = ExecutionOptions(hashInputs: !noHash, progress: !quiet, overwrite: force)
             o.command = "compose"
             o.preparedOutput = prepared
+            let chosen = "Chosen on: \(heldOut.joined(separator: ", "))" + (keeps.isEmpty ? "" : "; control sets kept: "
+                + keeps.map { "\($0.path) ≥ \(String(format: "%.3g", 100 * $0.fraction))% of the base's" }.joined(separator: ", "))
             let report = try MergeExecutor.run(plan, to: URL(fileURLWithPath: output!), options: o,
-                                               cardAppendix: "## λ search (weightsmith compose --search)\n\nChosen on: \(heldOut.joined(separator: ", ")); metric: \(metric.rawValue).\n\n```\n\(out)```\n")
+                                               cardAppendix: "## λ search (weightsmith compose --search)\n\n\(chosen); metric: \(metric.rawValue).\n\n```\n\(out)```\n")
             print("wrote \(report.outputDirectory.path) with λ = \(lambdas[best]): \(report.files.joined(separator: ", "))")
             return nil
         }
         return lambdas[best]
+    }
+
+    /// One row per λ: the target sets' mean NLL and EM, then per control set its NLL, EM and the
+    /// share of the base's score it keeps; "<- best" on the chosen row, "below X%" where a
+    /// constraint fails.
+    static func forgettingTable(lambdas: [Double], scores: [SoupScore], reference: SoupScore, objective: ForgettingObjective,
+                                sets: [HeldOutSet], best: Int) -> String {
+        // The base's row is the λ = 0 row when the grid has one.
+        let showBase = lambdas.first != 0
+        let labels = (showBase ? ["base"] : []) + lambdas.enumerated().map { k, l in
+            String(format: "λ = %.4g", l) + (l == 0 ? " (base)" : "") + (k == best ? "  <- best" : "") }
+        let w = max(12, labels.map(\.count).max() ?? 0)
+        var s = SoupCommand.pad("", w) + "  " + SoupCommand.lpad("target NLL", 10) + "  " + SoupCommand.lpad("target EM", 9)
+        for c in objective.constraints { s += "  " + SoupCommand.pad("\(c.name) (keep \(String(format: "%.3g", 100 * c.fraction))%)", 36) }
+        s += "\n"
+        for (k, score) in ((showBase ? [reference] : []) + scores).enumerated() {
+            let v = objective.verdict(score)
+            let t = objective.targetSets.map { score.sets[$0] }
+            let em = t.map { $0.exactMatch ?? 0 }.reduce(0, +) / Double(max(1, t.count))
+            s += SoupCommand.pad(labels[k], w) + "  " + SoupCommand.lpad(String(format: "%.4f", v.targetNLL), 10)
+                + "  " + SoupCommand.lpad(String(format: "%.1f%%", 100 * em), 9)
+            for (i, c) in objective.constraints.enumerated() {
+                let r = score.sets[c.set]
+                let cell = String(format: "NLL %.3f EM %5.1f%% kept %5.1f%%", r.meanNLL, 100 * (r.exactMatch ?? 0), 100 * v.retained[i])
+                s += "  " + SoupCommand.pad(cell + (v.retained[i] >= c.fraction ? "" : " ✗"), 36)
+            }
+            s += "\n"
+        }
+        return s.split(separator: "\n", omittingEmptySubsequences: false).map { line in
+            var l = Substring(line)
+            while l.last == " " { l = l.dropLast() }
+            return String(l)
+        }.joined(separator: "\n")
     }
 }

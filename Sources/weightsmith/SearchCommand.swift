@@ -18,6 +18,10 @@ struct SearchCommand: ParsableCommand {
         --held-out set (completion NLL and greedy exact match, as `eval`); the objective is the mean \
         over the sets of --metric. Every trial is logged as JSONL (--log, and search.jsonl in OUT); \
         scores are cached like `soup`'s. OUT gets the best recipe's merge, its recipe, and the log.
+        Forgetting (Ilharco et al. 2023, §3): with --keep CONTROL.jsonl=0.95 (repeatable) the search \
+        makes the --held-out score worst instead, among recipes whose score on every control set stays \
+        at least 95% of the recipe's base_model's (exact match for --metric em, exp(−NLL) for nll); \
+        recipes that miss a control rank after every one that keeps it.
         """)
 
     @Argument(help: "A mergekit-style recipe (models form).") var recipe: String
@@ -31,6 +35,7 @@ struct SearchCommand: ParsableCommand {
     @Flag(help: "Replace OUT if it is a previous weightsmith output.") var force = false
     @Flag(help: "Do not read or write the score cache.") var noCache = false
     @Flag(help: "No progress output.") var quiet = false
+    @Option(help: "Forgetting: CONTROL.jsonl=FRACTION keeps the control score at least FRACTION of base_model's while the --held-out score is made worst (repeatable).") var keep: [String] = []
 
     struct Variable {
         let dimension: ParameterSearch.Dimension
@@ -107,7 +112,28 @@ struct SearchCommand: ParsableCommand {
             throw ValidationError("\(recipe): the inputs have no folder with config.json and tokenizer.json")
         }
         let model = TransformerModel(config: try ModelConfig(configJSON: configDir.appendingPathComponent("config.json")))
-        let sets = try SoupCommand.heldOutSets(heldOut, tokenizerJSON: tokDir.appendingPathComponent("tokenizer.json"))
+        let keeps = try keep.map { try ForgettingObjective.parseKeep($0) }
+        let sets = try SoupCommand.heldOutSets(heldOut + keeps.map(\.path), tokenizerJSON: tokDir.appendingPathComponent("tokenizer.json"))
+        let targets = Array(heldOut.indices)
+        /// The target sets' part of a score (all of it without --keep).
+        func target(_ s: SoupScore) -> SoupScore { SoupScore(sets: targets.map { s.sets[$0] }) }
+        var objective: ForgettingObjective? = nil
+        if !keeps.isEmpty {
+            guard let b = firstPlan.jobs.lazy.compactMap(\.base).first?.model else {
+                throw ValidationError("\(recipe): --keep compares with the recipe's base_model, and it has none")
+            }
+            let reference = try CandidateScorer(ingredients: [firstPlan.inputs[b].path], sets: sets).score(weights: [1])
+            objective = try ForgettingObjective(metric: metric, targetSets: targets,
+                                                controlSets: keeps.indices.map { (sets[heldOut.count + $0].name, heldOut.count + $0, keeps[$0].fraction) },
+                                                reference: reference)
+            say("base_model \(firstPlan.inputs[b].label): " + objective!.constraints.map {
+                "\($0.name) \(metric == .em ? String(format: "EM %.3f", $0.reference) : String(format: "NLL %.4f", -Foundation.log($0.reference)))" }.joined(separator: ", "))
+        }
+        /// Whether trial a ranks before trial b.
+        func ranksBefore(_ a: SoupScore, _ b: SoupScore) -> Bool {
+            if let objective { return objective.isPreferred(objective.verdict(a), over: objective.verdict(b)) }
+            return a.isBetter(than: b, metric)
+        }
         let digests = noCache ? "" : try inputPaths.map { try SoupCommand.digest(of: $0) }.joined(separator: ",")
         let cache = noCache ? nil : ScoreCache()
         let workers = max(1, BLASThreads.budget / BLASThreads.current)
@@ -150,32 +176,65 @@ struct SearchCommand: ParsableCommand {
             }
             let score = SoupScore(sets: results.map { $0! })
             scores.append(score)
-            let f = score.loss(metric)
+            let verdict = objective?.verdict(score)
+            let f = verdict?.objective ?? score.loss(metric)
             best = min(best, f)
-            var obj: [String: Any] = ["trial": scores.count - 1, "mean_nll": score.meanNLL, "exact_match": score.exactMatch,
+            let shown = target(score)
+            var obj: [String: Any] = ["trial": scores.count - 1, "mean_nll": shown.meanNLL, "exact_match": shown.exactMatch,
                                       "objective": f, "seconds": Date().timeIntervalSince(t0),
                                       "sets": Dictionary(uniqueKeysWithValues: zip(sets.map(\.name), score.sets.map { ["mean_nll": $0.meanNLL, "exact_match": $0.exactMatch ?? 0] }))]
             obj["parameters"] = Dictionary(uniqueKeysWithValues: zip(variables.map(\.dimension.name), values))
+            if let verdict, let objective {
+                obj["feasible"] = verdict.feasible
+                obj["retained"] = Dictionary(uniqueKeysWithValues: zip(objective.constraints.map(\.name), verdict.retained))
+            }
             let line = String(decoding: try JSONSerialization.data(withJSONObject: obj, options: [.sortedKeys]), as: UTF8.self)
             lines.append(line)
             logHandle?.write(Data((line + "\n").utf8))
-            say(String(format: "trial %d/%d: %@ -> NLL %.4f, EM %.3f (best %@ %.4f, %.1fs)", scores.count, budget,
-                       zip(variables, values).map { "\($0.dimension.name)=\(String(format: "%.4g", $1))" }.joined(separator: " "),
-                       score.meanNLL, score.exactMatch, metric.rawValue, metric == .em ? 1 - best : best, Date().timeIntervalSince(t0)))
+            let point = zip(variables, values).map { "\($0.dimension.name)=\(String(format: "%.4g", $1))" }.joined(separator: " ")
+            if let verdict {
+                let bestText = best < 0 ? String(format: "best target %@ %.4f", metric.rawValue, metric == .em ? 1 + best : -best) : "none keeps the control yet"
+                say(String(format: "trial %d/%d: %@ -> target NLL %.4f, EM %.3f, control kept %@%@ (%@, %.1fs)", scores.count, budget, point,
+                           shown.meanNLL, shown.exactMatch, verdict.retained.map { String(format: "%.1f%%", 100 * $0) }.joined(separator: "/"),
+                           verdict.feasible ? "" : " ✗", bestText, Date().timeIntervalSince(t0)))
+            } else {
+                say(String(format: "trial %d/%d: %@ -> NLL %.4f, EM %.3f (best %@ %.4f, %.1fs)", scores.count, budget, point,
+                           score.meanNLL, score.exactMatch, metric.rawValue, metric == .em ? 1 - best : best, Date().timeIntervalSince(t0)))
+            }
             return f
         }
         guard let bestTrial = trials.indices.min(by: { a, b in
-            scores[a].isBetter(than: scores[b], metric) || (!scores[b].isBetter(than: scores[a], metric) && a < b) }) else { return }
+            ranksBefore(scores[a], scores[b]) || (!ranksBefore(scores[b], scores[a]) && a < b) }) else { return }
+        if let objective, !objective.verdict(scores[bestTrial]).feasible {
+            throw ValidationError("no tried recipe keeps every control set (--keep); widen the ranges toward the base or raise --budget")
+        }
         let method = variables.count == 1 ? "grid of \(budget) points" : "CMA-ES (population \(4 + Int(3 * Foundation.log(Double(variables.count)))))"
-        var table = "search over \(variables.count) parameter\(variables.count == 1 ? "" : "s") by \(method), metric \(metric.rawValue): \(trials.count) trials\n"
-        let ranked = trials.indices.sorted { a, b in scores[a].isBetter(than: scores[b], metric) || (!scores[b].isBetter(than: scores[a], metric) && a < b) }
+        var table = "search over \(variables.count) parameter\(variables.count == 1 ? "" : "s") by \(method), metric \(metric.rawValue): \(trials.count) trials"
+            + (objective == nil ? "\n" : "; forgetting: the worst score on the --held-out sets among recipes that keep every control set\n")
+        let ranked = trials.indices.sorted { a, b in ranksBefore(scores[a], scores[b]) || (!ranksBefore(scores[b], scores[a]) && a < b) }
         table += "rank  trial  " + variables.map { SoupCommand.lpad($0.dimension.name, max(8, $0.dimension.name.count)) }.joined(separator: "  ")
-            + "  " + SoupCommand.lpad("mean NLL", 8) + "  " + SoupCommand.lpad("mean EM", 7) + "\n"
+            + "  " + SoupCommand.lpad(objective == nil ? "mean NLL" : "target NLL", 8) + "  " + SoupCommand.lpad(objective == nil ? "mean EM" : "target EM", 7)
+            + (objective?.constraints.map { "  " + SoupCommand.lpad("\($0.name) kept (≥ \(String(format: "%.3g", 100 * $0.fraction))%)", 10) }.joined() ?? "") + "\n"
         for (r, k) in ranked.prefix(10).enumerated() {
             table += SoupCommand.lpad("\(r + 1)", 4) + "  " + SoupCommand.lpad("\(k)", 5) + "  "
             table += zip(variables, trials[k].values).map { SoupCommand.lpad(String(format: "%.4f", $1), max(8, $0.dimension.name.count)) }.joined(separator: "  ")
-            table += "  " + SoupCommand.lpad(String(format: "%.4f", scores[k].meanNLL), 8) + "  " + SoupCommand.lpad(String(format: "%.1f%%", 100 * scores[k].exactMatch), 7) + "\n"
+            let shown = target(scores[k])
+            table += "  " + SoupCommand.lpad(String(format: "%.4f", shown.meanNLL), objective == nil ? 8 : 10)
+                + "  " + SoupCommand.lpad(String(format: "%.1f%%", 100 * shown.exactMatch), objective == nil ? 7 : 9)
+            if let objective {
+                let v = objective.verdict(scores[k])
+                for (i, c) in objective.constraints.enumerated() {
+                    let head = "\(c.name) kept (≥ \(String(format: "%.3g", 100 * c.fraction))%)"
+                    table += "  " + SoupCommand.lpad(String(format: "%.1f%%", 100 * v.retained[i]) + (v.retained[i] >= c.fraction ? "  " : " ✗"), head.count)
+                }
+            }
+            table += "\n"
         }
+        table = table.split(separator: "\n", omittingEmptySubsequences: false).map { line in
+            var l = Substring(line)
+            while l.last == " " { l = l.dropLast() }
+            return String(l)
+        }.joined(separator: "\n")
         print(table, terminator: "")
         print("\(evaluations) evaluations run, \(trials.count * sets.count - evaluations) from the cache, " + String(format: "%.2fs", Date().timeIntervalSince(t0)))
         if let output, let prepared {

@@ -303,3 +303,96 @@ final class PackedEvaluationTests: XCTestCase {
         }
     }
 }
+
+/// Forgetting by negation under a control constraint (Ilharco et al. 2023, §3), as
+/// `compose --search --keep` uses it.
+final class ForgettingSearchTests: XCTestCase {
+    static func result(nll: Double, em: Double) -> EvaluationResult {
+        EvaluationResult(examples: 10, scoredTokens: 40, meanNLL: nll, perplexity: Foundation.exp(nll), exactMatch: em)
+    }
+    /// Scores with set 0 = target, set 1 = control.
+    static func score(target: Double, control: Double, targetEM: Double = 0, controlEM: Double = 0.5) -> SoupScore {
+        SoupScore(sets: [result(nll: target, em: targetEM), result(nll: control, em: controlEM)])
+    }
+
+    func testPicksTheWorstTargetAmongFeasibleCandidates() throws {
+        let reference = Self.score(target: 1.0, control: 1.0)
+        let o = try ForgettingObjective(metric: .nll, targetSets: [0], controlSets: [("control", 1, 0.95)], reference: reference)
+        // exp(−(1 + 0.05)) / exp(−1) = 0.9512 ≥ 0.95 (kept); 1.06 gives 0.9418 (not kept).
+        let candidates = [reference, Self.score(target: 2, control: 1.02), Self.score(target: 3, control: 1.05),
+                          Self.score(target: 9, control: 1.06), Self.score(target: 2.5, control: 0.7)]
+        XCTAssertEqual(o.best(candidates), 2)
+        XCTAssertEqual(o.verdict(candidates[2]).retained[0], Foundation.exp(-0.05), accuracy: 1e-12)
+        XCTAssertFalse(o.verdict(candidates[3]).feasible)
+        XCTAssertEqual(o.verdict(candidates[3]).objective, 1e6 * (1 + 0.95 - Foundation.exp(-0.06)), accuracy: 1e-3)
+        XCTAssertEqual(o.verdict(candidates[2]).objective, -3)
+        // A lower control loss than the reference's keeps more than 100%.
+        XCTAssertGreaterThan(o.verdict(candidates[4]).retained[0], 1)
+        // NaN never passes, whatever its target score.
+        XCTAssertFalse(o.verdict(Self.score(target: 50, control: .nan)).feasible)
+        XCTAssertFalse(o.verdict(Self.score(target: .nan, control: 1)).feasible)
+        // Nothing feasible: nil.
+        XCTAssertNil(o.best([Self.score(target: 5, control: 2)]))
+    }
+
+    func testExactMatchConstraintAndTies() throws {
+        let reference = Self.score(target: 1, control: 1, targetEM: 0.8, controlEM: 0.6)
+        let o = try ForgettingObjective(metric: .em, targetSets: [0], controlSets: [("control", 1, 0.95)], reference: reference)
+        let c = [Self.score(target: 2, control: 1, targetEM: 0.2, controlEM: 0.6),
+                 Self.score(target: 3, control: 1, targetEM: 0.2, controlEM: 0.6),  // same EM, larger NLL: preferred
+                 Self.score(target: 4, control: 1, targetEM: 0.2, controlEM: 0.6),  // preferred again
+                 Self.score(target: 4, control: 1, targetEM: 0.2, controlEM: 0.6),  // equal: the first stays
+                 Self.score(target: 9, control: 1, targetEM: 0.0, controlEM: 0.5)]  // 0.5/0.6 = 83% < 95%
+        XCTAssertEqual(o.best(c), 2)
+        // A control set the reference scores 0 on by exact match has nothing to keep.
+        XCTAssertThrowsError(try ForgettingObjective(metric: .em, targetSets: [0], controlSets: [("c", 1, 0.95)],
+                                                     reference: Self.score(target: 1, control: 1, controlEM: 0)))
+    }
+
+    func testKeepSpecificationsAreParsedAndChecked() throws {
+        let k = try ForgettingObjective.parseKeep("dir=x/control.jsonl=0.9")
+        XCTAssertEqual(k.path, "dir=x/control.jsonl")
+        XCTAssertEqual(k.fraction, 0.9)
+        for bad in ["control.jsonl", "control.jsonl=", "=0.9", "c.jsonl=0", "c.jsonl=1.5", "c.jsonl=nan", "c.jsonl=-0.1"] {
+            XCTAssertThrowsError(try ForgettingObjective.parseKeep(bad), bad)
+        }
+    }
+
+    /// Negating the capital task vector from the capital fine-tune on the fixture family: the
+    /// chosen λ keeps the continent control and every λ that forgets more does not; a task vector
+    /// searched as BASE+VECTOR scores what the same combination of checkpoints scores.
+    func testNegationOnTheFixtureFamily() throws {
+        let fam = SoupTests.family
+        guard FileManager.default.fileExists(atPath: fam.appendingPathComponent("base/model.safetensors").path) else { throw XCTSkip("no fixtures") }
+        let tok = try BPETokenizer(tokenizerJSON: fam.appendingPathComponent("base/tokenizer.json"))
+        let sets = try ["capital", "continent"].map { t in
+            let ex = try PromptCompletion.readJSONL(fam.appendingPathComponent("data/\(t)-heldout.jsonl"))
+            return HeldOutSet(name: t, digest: t, tokenized: ex.map { (tok.encode($0.prompt), tok.encode($0.completion, addSpecialTokens: false)) })
+        }
+        let cap = fam.appendingPathComponent("capital-full").path, base = fam.appendingPathComponent("base").path
+        let tmp = FileManager.default.temporaryDirectory.appendingPathComponent("ws-forget-\(getpid())")
+        defer { try? FileManager.default.removeItem(at: tmp) }
+        let tv = tmp.appendingPathComponent("tv-cap")
+        var options = ExecutionOptions(hashInputs: false, progress: false)
+        options.metadata = [TaskVectors.kindKey: TaskVectors.kindValue]
+        _ = try MergeExecutor.run(try TaskVectors.extractPlan(base: base, tuned: cap), to: tv, options: options)
+        // θ = cap − λ(cap − base), once from the checkpoints and once from cap and cap + τ.
+        let fromModels = try CandidateScorer(ingredients: [cap, base], sets: sets)
+        let fromVector = try CandidateScorer(ingredients: [cap, "\(cap)+\(tv.path)"], sets: sets)
+        let lambdas = stride(from: 0.0, through: 1.0, by: 0.125).map { $0 }
+        var scores: [SoupScore] = []
+        for l in lambdas {
+            let a = try fromModels.score(weights: [1 - l, l])
+            let b = try fromVector.score(weights: [1 + l, -l])
+            for (x, y) in zip(a.sets, b.sets) { XCTAssertEqual(x.meanNLL, y.meanNLL, accuracy: 1e-4, "λ \(l)") }
+            scores.append(a)
+        }
+        let o = try ForgettingObjective(metric: .nll, targetSets: [0], controlSets: [("continent", 1, 0.95)], reference: scores[0])
+        let best = try XCTUnwrap(o.best(scores))
+        let v = scores.map(o.verdict)
+        XCTAssertEqual(v[0].retained[0], 1, accuracy: 1e-12)
+        XCTAssertTrue(v[best].feasible)
+        XCTAssertGreaterThan(v[best].targetNLL, v[0].targetNLL + 0.5, "the chosen λ forgets capitals")
+        for k in v.indices where v[k].targetNLL > v[best].targetNLL { XCTAssertFalse(v[k].feasible, "λ \(lambdas[k]) forgets more and keeps the control") }
+    }
+}
