@@ -81,7 +81,11 @@ struct ComposeCommand: ParsableCommand {
         }
         let n = Int(((hi - lo) / step + 1e-9).rounded(.down)) + 1
         guard n <= 1000 else { throw ValidationError("--search \(spec) has \(n) points; at most 1000") }
-        return (0..<n).map { lo + Double($0) * step }
+        // Rounded to 12 significant digits, so that 0.1 steps give 0.7 and not 0.7000000000000001.
+        return (0..<n).map { k in
+            let v = lo + Double(k) * step
+            return Double(String(format: "%.12g", v)) ?? v
+        }
     }
 
     /// Scores every λ of the grid in memory and returns the best one.
