@@ -18,6 +18,9 @@ public struct PlanOptions: Sendable {
     public var searchDirectory: String?
     /// Accept task vectors and sparse deltas given alone (compose); otherwise they are refused.
     public var allowDeltas = false
+    /// Accept values outside a parameter's usual range where extrapolating is meaningful
+    /// (SLERP's t outside [0, 1]).
+    public var allowExtrapolation = false
     public init(vocabulary: VocabularyChoice? = nil, seed: UInt64 = 0, searchDirectory: String? = nil) {
         self.vocabulary = vocabulary
         self.seed = seed
@@ -213,6 +216,10 @@ public enum MergePlanner {
                     let v = slice.params[spec.name]?.evaluate(tensor: target.output, t: target.t)
                         ?? recipe.parameters[spec.name]?.evaluate(tensor: target.output, t: target.t)
                         ?? spec.defaultValue
+                    if let v, let why = spec.problem(with: v, allowExtrapolation: options.allowExtrapolation) {
+                        let p = "parameter \"\(spec.name)\" of \(method.name) \(why)"
+                        if !problems.contains(p) { problems.append(p) }
+                    }
                     if let v { params.global[spec.name] = v } else {
                         let p = "missing required parameter \"\(spec.name)\" of \(method.name) (set it under parameters:)"
                         if !problems.contains(p) { problems.append(p) }
@@ -229,6 +236,10 @@ public enum MergePlanner {
                         ?? slice.params[spec.name]?.evaluate(tensor: inputName, t: target.t)
                         ?? recipe.parameters[spec.name]?.evaluate(tensor: inputName, t: target.t)
                         ?? spec.defaultValue
+                    if let v, let why = spec.problem(with: v, allowExtrapolation: options.allowExtrapolation) {
+                        let p = "parameter \"\(spec.name)\" for model \(inputs[slice.sources[source].input].label) \(why)"
+                        if !problems.contains(p) { problems.append(p) }
+                    }
                     if let v { dict[spec.name] = v } else {
                         let label = inputs[slice.sources[source].input].label
                         let hint = slice.sources[source].input == slice.base && recipe.models != nil

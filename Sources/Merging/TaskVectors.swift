@@ -69,7 +69,7 @@ public struct TaskVectorExtraction: MergeMethod {
     public let baseRole = BaseRole.required
     public let modelCount = 1...1
     public var scratchPerElement: Double { 2 }
-    public var parameters: [ParameterSpec] { [.number("top_k", .global, default: 1, "fraction of entries kept, largest magnitudes")] }
+    public var parameters: [ParameterSpec] { [.number("top_k", .global, default: 1, "fraction of entries kept, largest magnitudes", range: .leftOpen(0, 1))] }
 
     public func merge(_ inputs: MergeInputs, _ p: ResolvedParameters, seed: UInt64, into out: UnsafeMutableBufferPointer<Float>) throws {
         guard let base = inputs.base else { throw MergeError.baseRequired(method: name) }

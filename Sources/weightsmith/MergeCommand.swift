@@ -71,10 +71,14 @@ struct MergeCommand: ParsableCommand {
     @Flag(help: "No progress output.")
     var quiet = false
 
+    @Flag(help: "Accept SLERP's t outside [0, 1] (extrapolation beyond the models).")
+    var allowExtrapolation = false
+
     func run() throws {
         if let threads { ParallelLoops.threadCount = max(1, threads) }
         let (recipe, outPath, searchDir) = try makeRecipe()
         var options = PlanOptions(seed: seed, searchDirectory: searchDir)
+        options.allowExtrapolation = allowExtrapolation
         if let vocab {
             guard let v = VocabularyChoice(rawValue: vocab) else { throw ValidationError("--vocab must be truncate or base, got \(vocab)") }
             options.vocabulary = v

@@ -84,6 +84,20 @@ struct SearchCommand: ParsableCommand {
         }
         let variables = try vary.flatMap { try Self.parseVary($0, modelCount: models.count) }
         guard Set(variables.map(\.dimension.name)).count == variables.count else { throw ValidationError("a parameter is varied twice") }
+        // Both ends of a range are tried (a grid includes them; CMA-ES clamps to them), so both
+        // must be values the method accepts.
+        let mergeMethod = try MergeMethodRegistry.method(named: template.mergeMethod)
+        for v in variables {
+            guard let spec = mergeMethod.parameters.first(where: { $0.name == v.parameter }) else {
+                throw ValidationError("--vary \(v.dimension.name): \(mergeMethod.name) has no parameter \(v.parameter) (it has \(mergeMethod.parameters.map(\.name).joined(separator: ", ")))")
+            }
+            guard spec.kind == .number else { throw ValidationError("--vary \(v.dimension.name): \(v.parameter) is true/false, not a number") }
+            for end in [v.dimension.lo, v.dimension.hi] {
+                if let why = spec.problem(with: .number(end), allowExtrapolation: false) {
+                    throw ValidationError("--vary \(v.dimension.name)=\(v.dimension.lo):\(v.dimension.hi): \(v.parameter) \(why)")
+                }
+            }
+        }
         template.text = nil
         let searchDir = URL(fileURLWithPath: recipe).deletingLastPathComponent().path
         func candidate(_ values: [Double]) -> Recipe {

@@ -30,7 +30,7 @@ public struct IsotropicMerge: MergeMethod {
     public var parameters: [ParameterSpec] {
         var p: [ParameterSpec] = [.number("alpha", .global, default: 1, "scale of the merged task vector (the paper searches 0.1 to 3.0)")]
         if variant == .commonAndTaskSpecific {
-            p.append(.number("common_space_fraction", .global, default: 0.8, "fraction of the rank given to the common subspace"))
+            p.append(.number("common_space_fraction", .global, default: 0.8, "fraction of the rank given to the common subspace", range: .closed(0, 1)))
         }
         return p
     }

@@ -19,8 +19,8 @@ public struct KarcherMerge: MergeMethod {
     public let modelCount = 1...Int.max
     public var parameters: [ParameterSpec] {
         [.number("weight", .perModel, default: 1, "weight of the model (mergekit ignores weights; default equal)"),
-         .number("max_iter", .global, default: 10, "iterations"),
-         .number("tol", .global, default: 1e-5, "convergence tolerance")]
+         .number("max_iter", .global, default: 10, "iterations", range: .count(1, 100_000)),
+         .number("tol", .global, default: 1e-5, "convergence tolerance", range: .positive)]
     }
 
     public func merge(_ inputs: MergeInputs, _ p: ResolvedParameters, seed: UInt64, into out: UnsafeMutableBufferPointer<Float>) throws {

@@ -25,6 +25,9 @@ public struct LinearMerge: MergeMethod {
         let models = try p.numbers("weight").map { PerModel(weight: $0) }
         let total = models.reduce(0) { $0 + $1.weight }
         var scale = 1.0
+        guard total.isFinite else {
+            throw MergeError.numerical(tensor: inputs.tensorName, reason: "linear: the weights sum to \(total) (each is finite, their sum overflows); use smaller weights")
+        }
         if g.normalize {
             guard abs(total) >= 1e-8 else {
                 throw MergeError.numerical(tensor: inputs.tensorName,

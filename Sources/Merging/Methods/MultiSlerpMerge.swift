@@ -21,7 +21,7 @@ public struct MultiSlerpMerge: MergeMethod {
     public var parameters: [ParameterSpec] {
         [.number("weight", .perModel, default: nil, "weight of the model"),
          .bool("normalize_weights", .global, default: true, "divide the weights by their sum"),
-         .number("eps", .global, default: 1e-8, "numerical guard")]
+         .number("eps", .global, default: 1e-8, "numerical guard", range: .positive)]
     }
 
     public func merge(_ inputs: MergeInputs, _ p: ResolvedParameters, seed: UInt64, into out: UnsafeMutableBufferPointer<Float>) throws {

@@ -15,7 +15,7 @@ public struct SlerpMerge: MergeMethod {
     public let summary = "spherical interpolation between the base (t = 0) and one model (t = 1)"
     public let baseRole = BaseRole.required
     public let modelCount = 1...1
-    public var parameters: [ParameterSpec] { [.number("t", .global, default: nil, "interpolation factor, 0 = base, 1 = the other model")] }
+    public var parameters: [ParameterSpec] { [.number("t", .global, default: nil, "interpolation factor, 0 = base, 1 = the other model", range: ValueRange.closed(0, 1).allowingExtrapolation)] }
 
     public func merge(_ inputs: MergeInputs, _ p: ResolvedParameters, seed: UInt64, into out: UnsafeMutableBufferPointer<Float>) throws {
         guard let v0 = inputs.base else { throw MergeError.baseRequired(method: name) }

@@ -61,17 +61,17 @@ public struct TaskArithmeticFamily: MergeMethod {
     public var parameters: [ParameterSpec] {
         var specs: [ParameterSpec] = [
             .number("weight", .perModel, default: nil, "weight of the model's task vector"),
-            .number("density", .perModel, default: 1, "fraction of the task vector kept (1 = all)"),
+            .number("density", .perModel, default: 1, "fraction of the task vector kept (1 = all)", range: .leftOpen(0, 1)),
             .bool("normalize", .global, default: defaultNormalize, "divide by the sum of (agreeing) weights"),
             .bool("rescale", .global, default: defaultRescale, "restore the L1 norm of a pruned task vector"),
             .number("lambda", .global, default: 1, "scale of the merged task vector"),
             .bool("int8_mask", .global, default: false, "accepted for mergekit compatibility; masks here are never materialised"),
         ]
         if sparsification == .magnitudeOutliers {
-            specs.append(.number("gamma", .perModel, default: 0.01, "fraction of largest-magnitude entries dropped"))
+            specs.append(.number("gamma", .perModel, default: 0.01, "fraction of largest-magnitude entries dropped", range: .rightOpen(0, 1)))
         }
         if sparsification == .della {
-            specs.append(.number("epsilon", .perModel, default: 0.15, "half-width of the keep-probability range"))
+            specs.append(.number("epsilon", .perModel, default: 0.15, "half-width of the keep-probability range", range: .rightOpen(0, 1)))
         }
         return specs
     }
