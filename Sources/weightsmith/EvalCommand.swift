@@ -22,8 +22,11 @@ struct EvalCommand: ParsableCommand {
     @Flag(name: .long, help: "Print the result as JSON.")
     var json = false
 
+    @OptionGroup var nonFinite: NonFiniteOption
+
     func run() throws {
         let loaded = try PretrainedModel(path: model, base: base)
+        if !nonFinite.allowNonFinite { try loaded.model.requireFiniteWeights() }
         let evaluator = Evaluator(model: loaded.model, tokenizer: loaded.tokenizer)
         let url = URL(fileURLWithPath: data)
         let tty = isatty(2) != 0
@@ -38,6 +41,9 @@ struct EvalCommand: ParsableCommand {
             let text: String
             do { text = try String(contentsOf: url, encoding: .utf8) } catch { throw ValidationError("\(data): \(error)") }
             result = try evaluator.perplexity(text: text, window: min(window, loaded.model.config.maxPositions), progress: progress)
+        }
+        guard result.meanNLL.isFinite else {
+            throw ModelError.nonFiniteScore(source: model, what: "mean NLL", value: result.meanNLL)
         }
         if json {
             let enc = JSONEncoder()
