@@ -42,9 +42,7 @@ struct EvalCommand: ParsableCommand {
             do { text = try String(contentsOf: url, encoding: .utf8) } catch { throw ValidationError("\(data): \(error)") }
             result = try evaluator.perplexity(text: text, window: min(window, loaded.model.config.maxPositions), progress: progress)
         }
-        guard result.meanNLL.isFinite else {
-            throw ModelError.nonFiniteScore(source: model, what: "mean NLL", value: result.meanNLL)
-        }
+        _ = try result.checkedFinite(source: model)
         if json {
             let enc = JSONEncoder()
             enc.outputFormatting = [.sortedKeys]
