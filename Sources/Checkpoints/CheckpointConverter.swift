@@ -74,7 +74,16 @@ public enum CheckpointConverter {
         let baseCkpt = try ModelReference.open(base)
         var options = Options(dtype: dtype, allowNonFinite: allowNonFinite)
         for n in baseCkpt.tensorNames { options.tensorDTypes[n] = baseCkpt.info(n)!.dtype }
-        return try convert(checkpoint: merged, output: output, options: options, force: force)
+        do {
+            return try convert(checkpoint: merged, output: output, options: options, force: force)
+        } catch let CheckpointError.nonFinite(p, t, c, n, _) {
+            // Only on failure: say whether the base already held the values or the adapter brought them.
+            let inBase = baseCkpt.info(t).map { info in
+                (try? baseCkpt.withRawBytes(t) { NonFinite.count(raw: $0, dtype: info.dtype) }) ?? 0
+            } ?? 0
+            throw CheckpointError.nonFinite(path: p, tensor: t, count: c, elements: n,
+                                            input: inBase > 0 ? "the base \(base) (\(inBase) in its tensor)" : "the adapter \(adapter) merged onto \(base)")
+        }
     }
 
     static func convert(checkpoint: Checkpoint, output: String, options: Options, force: Bool) throws -> Summary {

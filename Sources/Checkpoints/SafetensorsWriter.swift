@@ -191,7 +191,6 @@ public final class SafetensorsWriter {
         while start < src.count {
             let n = min(chunk, src.count - start)
             let part = UnsafeBufferPointer(rebasing: src[start..<(start + n)])
-            nonFiniteInTensor += NonFinite.count(part)
             try buffer.withUnsafeMutableBytes { dst in
                 let out = UnsafeMutableRawBufferPointer(rebasing: dst[0..<(n * dtype.byteSize)])
                 do {
@@ -199,6 +198,9 @@ public final class SafetensorsWriter {
                 } catch let err as TensorError {
                     throw CheckpointError.conversion(path: url.path, tensor: name, underlying: err)
                 }
+                // Counted on the encoded chunk (still in cache): catches NaN/Inf values and finite
+                // values that overflow the narrower dtype (above 65504 in F16).
+                nonFiniteInTensor += NonFinite.count(raw: UnsafeRawBufferPointer(out), dtype: dtype)
                 try writeAll(UnsafeRawBufferPointer(out))
             }
             start += n
@@ -263,13 +265,14 @@ public final class SafetensorsWriter {
                 try scratch.withUnsafeMutableBufferPointer { buf in
                     let floats = UnsafeMutableBufferPointer(rebasing: buf[0..<n])
                     try DTypeConversion.decode(src, dtype: source, into: floats, context: name)
-                    if e.dtype.isFloatingPoint { nonFiniteInTensor += NonFinite.count(UnsafeBufferPointer(floats)) }
                     if e.dtype == .f32 {
+                        nonFiniteInTensor += NonFinite.count(UnsafeBufferPointer(floats))
                         try writeAll(UnsafeRawBufferPointer(floats))
                     } else {
                         try out.withUnsafeMutableBytes { dst in
                             let part = UnsafeMutableRawBufferPointer(rebasing: dst[0..<(n * e.dtype.byteSize)])
                             try DTypeConversion.encode(UnsafeBufferPointer(floats), as: e.dtype, into: part, context: name)
+                            nonFiniteInTensor += NonFinite.count(raw: UnsafeRawBufferPointer(part), dtype: e.dtype)
                             try writeAll(UnsafeRawBufferPointer(part))
                         }
                     }

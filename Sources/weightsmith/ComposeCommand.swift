@@ -12,8 +12,23 @@ struct ComposeCommand: ParsableCommand {
         Example: weightsmith compose --base base "0.7*math + 0.5*code - 0.3*toxic" \\
                    --model math=ft-math --model code=tv-code --model toxic=ft-toxic -o out
         A name refers to a fine-tuned checkpoint (its task vector is taken against --base) or to a
-        task vector written by `weightsmith task-vector extract`. Put spaces around a minus sign:
-        `ft-a` is a name.
+        task vector written by `weightsmith task-vector extract`.
+
+        Expressions (recursive descent; spaces are ignored):
+          expression := sum
+          sum        := product (("+" | "-") product)*
+          product    := unary (("*" | "/") unary)*
+          unary      := ("+" | "-") unary | primary
+          primary    := NUMBER | NAME | "(" sum ")"
+        e.g. "cap + 0.5 * (prof + cont)", "(a - b)/2", "-0.5*cap + prof". The result must be linear:
+        numbers scale models or parenthesised sums; a number added to a model, a product of two
+        models and a division by a model are errors (reported with their column). A name used
+        twice gets the sum of its coefficients. A hyphen between letters or digits belongs to the
+        name (`ft-a`): write `ft - a` to subtract.
+        An expression that starts with a minus looks like an option to the command line: put it
+        after `--` (`compose --base B --model cap=... -- "-0.5*cap + prof"`), or start it with a
+        space or a parenthesis (" -0.5*cap + prof", "(-0.5*cap) + prof"); weightsmith also
+        accepts it as is when it contains a space or an operator ("-0.5*cap + prof").
         Search (Ilharco et al. 2023, §2): --search lambda=0:1:0.05 --held-out DATA.jsonl scores \
         BASE + λ Σ c·(model − BASE) for every λ of the grid in memory (completion NLL and greedy exact \
         match, as `eval`; scores cached like `soup`), prints the table and writes the best λ's model \
@@ -22,7 +37,8 @@ struct ComposeCommand: ParsableCommand {
     )
 
     @Option(help: "The base model.") var base: String
-    @Argument(help: "Expression such as \"0.7*math + 0.5*code - 0.3*toxic\".") var expression: String
+    @Argument(help: "Expression such as \"0.7*math + 0.5*code - 0.3*toxic\" or \"cap + 0.5 * (prof + cont)\" (grammar below; after -- when it starts with a minus).")
+    var expression: String
     @Option(name: .customLong("model"), help: "NAME=PATH for every name in the expression.") var models: [String] = []
     @Option(name: [.short, .customLong("output")], help: "Output folder.") var output: String?
     @Option(help: "Output dtype: float32, bfloat16, float16 (default: the base's).") var outDtype: String?
@@ -132,5 +148,29 @@ struct ComposeCommand: ParsableCommand {
             return nil
         }
         return lambdas[best]
+    }
+}
+
+extension ComposeCommand {
+    /// The command line with a `compose` expression that starts with a minus protected from
+    /// option parsing (ArgumentParser takes any `-...` word for an option): such a word gets a
+    /// leading space, which the expression parser ignores. A word counts as an expression when it
+    /// starts with a single `-` followed by a digit, `.`, `(` or a space, or contains a space or
+    /// one of `* + ( )` (no option spelling does). Words after `--` are left alone (already
+    /// positional); other commands' arguments are returned unchanged.
+    static func protectingExpression(_ arguments: [String]) -> [String] {
+        guard arguments.first == configuration.commandName else { return arguments }
+        var out = arguments
+        for k in out.indices.dropFirst() {
+            let w = out[k]
+            if w == "--" { break }
+            guard w.hasPrefix("-"), !w.hasPrefix("--"), w.count > 1 else { continue }
+            let second = w[w.index(after: w.startIndex)]
+            if second.isNumber || second == "." || second == "(" || second.isWhitespace
+                || w.contains(where: { $0.isWhitespace || "*+()".contains($0) }) {
+                out[k] = " " + w
+            }
+        }
+        return out
     }
 }

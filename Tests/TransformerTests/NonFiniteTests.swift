@@ -105,12 +105,13 @@ final class NonFiniteTests: XCTestCase {
         try assertRefused(out, input: nan.path) { _ = try MergeExecutor.run(plan, to: out, options: quiet) }
     }
 
-    /// Finite inputs that overflow in the merge: the error says the merge made them.
+    /// Finite inputs whose merge overflows F16 (above 65504): the writer counts the encoded
+    /// values, and the error says the merge made them.
     func testOverflowInTheMergeIsNamedAsSuch() throws {
         let dir = try tmp()
         let out = dir.appendingPathComponent("big")
         let a = Self.merge.appendingPathComponent("ft-a").path, b = Self.merge.appendingPathComponent("ft-b").path
-        let plan = try linearPlan([a, b], weights: [1e38, 1e38], normalize: false)
+        let plan = try linearPlan([a, b], weights: [1e6, 1e6], normalize: false, outDType: .f16)
         XCTAssertThrowsError(try MergeExecutor.run(plan, to: out, options: ExecutionOptions(hashInputs: false, progress: false))) { e in
             guard case let .nonFinite(_, _, c, n, inp)? = e as? CheckpointError else { return XCTFail("\(e)") }
             XCTAssertGreaterThan(c, 0)
