@@ -94,6 +94,10 @@ public enum MergeExecutor {
                 let progress = ProgressReporter(label: "merge", totalBytes: plan.outputBytes, items: plan.jobs.count, enabled: options.progress)
                 // Outputs stream to the writer thread piece by piece while the next pieces compute.
                 let pipe = OutputPipe(writer: writer)
+                // On an error (e.g. a refused non-finite tensor) the queued pieces must finish while
+                // this thread still holds the pipe: otherwise the last release, and `deinit`'s
+                // `queue.sync`, would run on the pipe's own queue and trap.
+                defer { pipe.waitForPending() }
                 var done = 0
                 for (k, job) in plan.jobs.enumerated() {
                     try runJob(job, plan: plan, into: pipe)
@@ -371,6 +375,9 @@ final class OutputPipe: JobOutput, @unchecked Sendable {
             do { try piece.value.0.appendPiece(UnsafeBufferPointer(rebasing: piece.value.1[0..<count])) } catch { errors.set(error) }
         }
     }
+
+    /// Waits for every pending write (no error check).
+    func waitForPending() { queue.sync {} }
 
     /// Waits for every pending write; throws the first write error.
     func drain() throws {

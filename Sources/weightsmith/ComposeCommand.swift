@@ -20,15 +20,15 @@ struct ComposeCommand: ParsableCommand {
           product    := unary (("*" | "/") unary)*
           unary      := ("+" | "-") unary | primary
           primary    := NUMBER | NAME | "(" sum ")"
-        e.g. "cap + 0.5 * (prof + cont)", "(a - b)/2", "-0.5*cap + prof". The result must be linear:
-        numbers scale models or parenthesised sums; a number added to a model, a product of two
-        models and a division by a model are errors (reported with their column). A name used
-        twice gets the sum of its coefficients. A hyphen between letters or digits belongs to the
-        name (`ft-a`): write `ft - a` to subtract.
-        An expression that starts with a minus looks like an option to the command line: put it
-        after `--` (`compose --base B --model cap=... -- "-0.5*cap + prof"`), or start it with a
-        space or a parenthesis (" -0.5*cap + prof", "(-0.5*cap) + prof"); weightsmith also
-        accepts it as is when it contains a space or an operator ("-0.5*cap + prof").
+        e.g. "cap + 0.5 * (prof + cont)", "(a - b)/2", "-0.5*cap + prof". The result must be \
+        linear: numbers scale models or parenthesised sums; a number added to a model, a product \
+        of two models and a division by a model are errors, reported with their column. A name \
+        used twice gets the sum of its coefficients. A hyphen between letters or digits belongs to \
+        the name (`ft-a`): write `ft - a` to subtract.
+        A leading minus: "-0.5*cap + prof" is taken as the expression (not as an option) as it is \
+        written; a lone one-letter term such as "-a" needs `--` before it, after the options \
+        (`compose --base B --model a=A -- "-a"`), or a space: " -a".
+
         Search (Ilharco et al. 2023, §2): --search lambda=0:1:0.05 --held-out DATA.jsonl scores \
         BASE + λ Σ c·(model − BASE) for every λ of the grid in memory (completion NLL and greedy exact \
         match, as `eval`; scores cached like `soup`), prints the table and writes the best λ's model \
@@ -37,8 +37,9 @@ struct ComposeCommand: ParsableCommand {
     )
 
     @Option(help: "The base model.") var base: String
-    @Argument(help: "Expression such as \"0.7*math + 0.5*code - 0.3*toxic\" or \"cap + 0.5 * (prof + cont)\" (grammar below; after -- when it starts with a minus).")
+    @Argument(help: "Expression such as \"0.7*math + 0.5*code - 0.3*toxic\" or \"cap + 0.5 * (prof + cont)\" (grammar below; a leading minus works as written).")
     var expression: String
+    @OptionGroup var nonFinite: NonFiniteOption
     @Option(name: .customLong("model"), help: "NAME=PATH for every name in the expression.") var models: [String] = []
     @Option(name: [.short, .customLong("output")], help: "Output folder.") var output: String?
     @Option(help: "Output dtype: float32, bfloat16, float16 (default: the base's).") var outDtype: String?
@@ -76,7 +77,8 @@ struct ComposeCommand: ParsableCommand {
         }
         guard let output else { throw ValidationError("missing -o OUT_DIR") }
         let report = try MergeExecutor.run(plan, to: URL(fileURLWithPath: output),
-                                           options: { var o = ExecutionOptions(hashInputs: !noHash, progress: !quiet, overwrite: force); o.command = "compose"; return o }())
+                                           options: { var o = ExecutionOptions(hashInputs: !noHash, progress: !quiet, overwrite: force); o.command = "compose"
+                                               o.allowNonFinite = nonFinite.allowNonFinite; return o }())
         print("wrote \(report.outputDirectory.path): \(report.files.joined(separator: ", "))")
     }
 
@@ -141,6 +143,7 @@ struct ComposeCommand: ParsableCommand {
                                                    lambda: lambdas[best])
             var o = ExecutionOptions(hashInputs: !noHash, progress: !quiet, overwrite: force)
             o.command = "compose"
+            o.allowNonFinite = nonFinite.allowNonFinite
             o.preparedOutput = prepared
             let report = try MergeExecutor.run(plan, to: URL(fileURLWithPath: output!), options: o,
                                                cardAppendix: "## λ search (weightsmith compose --search)\n\nChosen on: \(heldOut.joined(separator: ", ")); metric: \(metric.rawValue).\n\n```\n\(out)```\n")
@@ -155,9 +158,9 @@ extension ComposeCommand {
     /// The command line with a `compose` expression that starts with a minus protected from
     /// option parsing (ArgumentParser takes any `-...` word for an option): such a word gets a
     /// leading space, which the expression parser ignores. A word counts as an expression when it
-    /// starts with a single `-` followed by a digit, `.`, `(` or a space, or contains a space or
-    /// one of `* + ( )` (no option spelling does). Words after `--` are left alone (already
-    /// positional); other commands' arguments are returned unchanged.
+    /// starts with a single `-` and is longer than a short option (`-o`), or is `-` and one
+    /// non-letter (`-2`). Words after `--` are left alone (already positional); other commands'
+    /// arguments are returned unchanged.
     static func protectingExpression(_ arguments: [String]) -> [String] {
         guard arguments.first == configuration.commandName else { return arguments }
         var out = arguments
@@ -165,11 +168,7 @@ extension ComposeCommand {
             let w = out[k]
             if w == "--" { break }
             guard w.hasPrefix("-"), !w.hasPrefix("--"), w.count > 1 else { continue }
-            let second = w[w.index(after: w.startIndex)]
-            if second.isNumber || second == "." || second == "(" || second.isWhitespace
-                || w.contains(where: { $0.isWhitespace || "*+()".contains($0) }) {
-                out[k] = " " + w
-            }
+            if w.count > 2 || !w[w.index(after: w.startIndex)].isLetter { out[k] = " " + w }
         }
         return out
     }
