@@ -27,7 +27,7 @@ public enum ModelError: Error, Equatable, CustomStringConvertible, Sendable {
         case let .nonFinite(s, "logits", c, n):
             return "\(s): the model's logits are not finite (\(c) of \(n) values NaN or infinite); its weights or inputs overflow"
         case let .nonFiniteScore(s, w, v):
-            return "\(s): the \(w) is \(v): the model's logits are not finite (NaN/infinite weights or an overflow)"
+            return "\(s): the \(w) is \(v.isNaN ? "NaN" : "\(v)"): the model's logits are not finite (NaN/infinite weights or an overflow)"
         case let .nonFinite(s, t, c, n):
             return "\(s): tensor \"\(t)\" has \(c) NaN/infinite values of \(n); refusing to run this model (--allow-nonfinite runs it anyway)"
         }

@@ -84,7 +84,7 @@ final class CommandLineNonFiniteTests: XCTestCase {
         XCTAssertTrue(e.err.contains("tensor \"\(t)\" has 2 NaN/infinite values of 8192; refusing to run this model"), e.err)
         let e2 = try run(["eval", n, data, "--allow-nonfinite"])
         XCTAssertEqual(e2.status, 1)
-        XCTAssertTrue(e2.err.contains("the mean NLL is nan"), e2.err)
+        XCTAssertTrue(e2.err.contains("the mean NLL is NaN"), e2.err)
         XCTAssertFalse(e2.out.contains("mean NLL nan"), e2.out)
         let g = try run(["generate", n, "a b", "--allow-nonfinite"])
         XCTAssertEqual(g.status, 1)
