@@ -161,3 +161,86 @@ void ws_f32_to_bf16(const float *src, void *dst, size_t n) {
 #endif
     for (size_t i = 0; i < n; i++) store_u16(d + 2 * i, scalar_f32_to_bf16(src[i]));
 }
+
+// ---- non-finite counts (NaN or infinity: all exponent bits set) ----
+
+static inline int scalar_nonfinite_f32(uint32_t b) { return (b & 0x7F800000u) == 0x7F800000u; }
+static inline int scalar_nonfinite_16(uint16_t h, uint16_t exp) { return (h & exp) == exp; }
+
+static size_t scalar_count_16(const unsigned char *s, size_t n, uint16_t exp) {
+    size_t c = 0;
+    for (size_t i = 0; i < n; i++) c += scalar_nonfinite_16(load_u16(s + 2 * i), exp);
+    return c;
+}
+
+#if defined(__x86_64__) || defined(__i386__)
+__attribute__((target("avx2,popcnt")))
+static size_t count_f32_avx2(const float *s, size_t n) {
+    const __m256i exp = _mm256_set1_epi32(0x7F800000);
+    size_t c = 0, i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256i v = _mm256_and_si256(_mm256_loadu_si256((const __m256i *)(s + i)), exp);
+        c += (size_t)__builtin_popcount((unsigned)_mm256_movemask_ps(_mm256_castsi256_ps(_mm256_cmpeq_epi32(v, exp))));
+    }
+    for (; i < n; i++) c += scalar_nonfinite_f32(f32_bits(s[i]));
+    return c;
+}
+
+__attribute__((target("avx2,popcnt")))
+static size_t copy_count_f32_avx2(float *d, const float *s, size_t n) {
+    const __m256i exp = _mm256_set1_epi32(0x7F800000);
+    size_t c = 0, i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256i x = _mm256_loadu_si256((const __m256i *)(s + i));
+        _mm256_storeu_si256((__m256i *)(d + i), x);
+        __m256i v = _mm256_and_si256(x, exp);
+        c += (size_t)__builtin_popcount((unsigned)_mm256_movemask_ps(_mm256_castsi256_ps(_mm256_cmpeq_epi32(v, exp))));
+    }
+    for (; i < n; i++) { d[i] = s[i]; c += scalar_nonfinite_f32(f32_bits(s[i])); }
+    return c;
+}
+
+__attribute__((target("avx2,popcnt")))
+static size_t count_16_avx2(const unsigned char *s, size_t n, uint16_t e) {
+    const __m256i exp = _mm256_set1_epi16((short)e);
+    size_t c = 0, i = 0;
+    for (; i + 16 <= n; i += 16) {
+        __m256i v = _mm256_and_si256(_mm256_loadu_si256((const __m256i *)(s + 2 * i)), exp);
+        // Two mask bits per 16-bit lane.
+        c += (size_t)__builtin_popcount((unsigned)_mm256_movemask_epi8(_mm256_cmpeq_epi16(v, exp))) / 2;
+    }
+    return c + scalar_count_16(s + 2 * i, n - i, e);
+}
+#endif
+
+size_t ws_count_nonfinite_f32(const float *src, size_t n) {
+#if defined(__x86_64__) || defined(__i386__)
+    if (ws_avx2_available()) return count_f32_avx2(src, n);
+#endif
+    size_t c = 0;
+    for (size_t i = 0; i < n; i++) c += scalar_nonfinite_f32(f32_bits(src[i]));
+    return c;
+}
+
+size_t ws_copy_f32_count_nonfinite(float *dst, const float *src, size_t n) {
+#if defined(__x86_64__) || defined(__i386__)
+    if (ws_avx2_available()) return copy_count_f32_avx2(dst, src, n);
+#endif
+    size_t c = 0;
+    for (size_t i = 0; i < n; i++) { dst[i] = src[i]; c += scalar_nonfinite_f32(f32_bits(src[i])); }
+    return c;
+}
+
+size_t ws_count_nonfinite_f16(const void *src, size_t n) {
+#if defined(__x86_64__) || defined(__i386__)
+    if (ws_avx2_available()) return count_16_avx2((const unsigned char *)src, n, 0x7C00);
+#endif
+    return scalar_count_16((const unsigned char *)src, n, 0x7C00);
+}
+
+size_t ws_count_nonfinite_bf16(const void *src, size_t n) {
+#if defined(__x86_64__) || defined(__i386__)
+    if (ws_avx2_available()) return count_16_avx2((const unsigned char *)src, n, 0x7F80);
+#endif
+    return scalar_count_16((const unsigned char *)src, n, 0x7F80);
+}

@@ -24,9 +24,12 @@ public enum CheckpointConverter {
         public var maxShardBytes: Int?
         /// Per-tensor storage dtypes, used where `dtype` is nil (merge-adapter keeps the base's dtypes).
         public var tensorDTypes: [String: DType] = [:]
-        public init(dtype: DType? = nil, maxShardBytes: Int? = nil) {
+        /// Write NaN/±Inf values instead of failing with `CheckpointError.nonFinite` (`--allow-nonfinite`).
+        public var allowNonFinite = false
+        public init(dtype: DType? = nil, maxShardBytes: Int? = nil, allowNonFinite: Bool = false) {
             self.dtype = dtype
             self.maxShardBytes = maxShardBytes
+            self.allowNonFinite = allowNonFinite
         }
     }
 
@@ -61,16 +64,26 @@ public enum CheckpointConverter {
     /// (`W + scale · B A` per adapted module, `modules_to_save` replaced), through `OutputFolder`;
     /// every tensor keeps the base's dtype unless `dtype` is given. `base` and `adapter` are model
     /// references (the base may be a GGUF file or a hub id; the adapter must be a PEFT adapter).
-    public static func mergeAdapter(base: String, adapter: String, output: String, dtype: DType? = nil, force: Bool = false) throws -> Summary {
+    public static func mergeAdapter(base: String, adapter: String, output: String, dtype: DType? = nil, force: Bool = false,
+                                    allowNonFinite: Bool = false) throws -> Summary {
         let local = try ModelReference.localPath(adapter)
         guard try ModelReference.format(of: local) == .adapter else {
             throw CheckpointError.notACheckpoint(path: adapter, reason: "not a PEFT adapter (no adapter_config.json); merge-adapter takes BASE ADAPTER")
         }
         let merged = try ModelReference.open(local, base: base)
         let baseCkpt = try ModelReference.open(base)
-        var options = Options(dtype: dtype)
+        var options = Options(dtype: dtype, allowNonFinite: allowNonFinite)
         for n in baseCkpt.tensorNames { options.tensorDTypes[n] = baseCkpt.info(n)!.dtype }
-        return try convert(checkpoint: merged, output: output, options: options, force: force)
+        do {
+            return try convert(checkpoint: merged, output: output, options: options, force: force)
+        } catch let CheckpointError.nonFinite(p, t, c, n, _) {
+            // Only on failure: say whether the base already held the values or the adapter brought them.
+            let inBase = baseCkpt.info(t).map { info in
+                (try? baseCkpt.withRawBytes(t) { NonFinite.count(raw: $0, dtype: info.dtype) }) ?? 0
+            } ?? 0
+            throw CheckpointError.nonFinite(path: p, tensor: t, count: c, elements: n,
+                                            input: inBase > 0 ? "the base \(base) (\(inBase) in its tensor)" : "the adapter \(adapter) merged onto \(base)")
+        }
     }
 
     static func convert(checkpoint: Checkpoint, output: String, options: Options, force: Bool) throws -> Summary {
@@ -119,14 +132,17 @@ public enum CheckpointConverter {
         func stream(_ write: (String, UnsafeRawBufferPointer, DType) throws -> Void) throws {
             for e in entries {
                 guard let info = checkpoint.info(e.name) else { continue }
-                try checkpoint.withRawBytes(e.name) { raw in try write(e.name, raw, info.dtype) }
+                // NaN/±Inf are counted by the writer in its copy/convert loop; the error names the input.
+                try namingNonFiniteInput(checkpoint.fileLabel(of: e.name).map { "\(input) (\($0))" } ?? input) {
+                    try checkpoint.withRawBytes(e.name) { raw in try write(e.name, raw, info.dtype) }
+                }
                 checkpoint.releasePages(e.name)
             }
         }
 
         if singleFile {
             try out.write { staging in
-                let writer = try SafetensorsWriter(url: staging, entries: entries, metadata: metadata)
+                let writer = try SafetensorsWriter(url: staging, entries: entries, metadata: metadata, allowNonFinite: options.allowNonFinite)
                 try stream { try writer.write($0, converting: $1, from: $2) }
                 try writer.finish()
             }
@@ -135,7 +151,8 @@ public enum CheckpointConverter {
         }
 
         try out.write { staging in
-            let writer = try CheckpointWriter(directory: staging, entries: entries, maxShardBytes: options.maxShardBytes, metadata: metadata)
+            let writer = try CheckpointWriter(directory: staging, entries: entries, maxShardBytes: options.maxShardBytes, metadata: metadata,
+                                              allowNonFinite: options.allowNonFinite)
             try stream { try writer.write($0, converting: $1, from: $2) }
             try writer.finish()
             summary.files = writer.shardFileNames + (writer.shardFileNames.count > 1 ? ["model.safetensors.index.json"] : [])

@@ -34,6 +34,9 @@ public enum CheckpointError: Error, Equatable, CustomStringConvertible, Sendable
     case writeShapeMismatch(path: String, tensor: String, expected: Shape, actual: Shape)
     case writeIncomplete(path: String, missing: String)
     case invalidWriterEntry(path: String, reason: String)
+    /// A tensor to be written holds NaN or ±infinity (`count` of `elements`); `input` names where
+    /// it came from when the caller knows. Nothing is committed (`--allow-nonfinite` writes it anyway).
+    case nonFinite(path: String, tensor: String, count: Int, elements: Int, input: String? = nil)
 
     public var description: String {
         switch self {
@@ -76,6 +79,22 @@ public enum CheckpointError: Error, Equatable, CustomStringConvertible, Sendable
         case let .writeShapeMismatch(p, t, e, a): return "\(p): tensor \"\(t)\": declared shape \(e), written \(a)"
         case let .writeIncomplete(p, m): return "\(p): finished before tensor \"\(m)\" was written"
         case let .invalidWriterEntry(p, r): return "\(p): \(r)"
+        case let .nonFinite(_, t, c, n, input):
+            return "tensor \"\(t)\"\(input.map { " from \($0)" } ?? ""): \(c) of \(n) values are NaN or infinite; "
+                + "nothing was written (--allow-nonfinite writes them anyway)"
         }
     }
+}
+
+extension CheckpointError {
+    /// A `.nonFinite` error with `input` filled in when it was unknown; any other error unchanged.
+    public func namingInput(_ input: String) -> CheckpointError {
+        if case let .nonFinite(p, t, c, n, nil) = self { return .nonFinite(path: p, tensor: t, count: c, elements: n, input: input) }
+        return self
+    }
+}
+
+/// Runs `body`, naming `input` in a `CheckpointError.nonFinite` it throws.
+public func namingNonFiniteInput<R>(_ input: @autoclosure () -> String, _ body: () throws -> R) throws -> R {
+    do { return try body() } catch let e as CheckpointError { throw e.namingInput(input()) }
 }

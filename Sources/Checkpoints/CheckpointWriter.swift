@@ -18,10 +18,13 @@ public final class CheckpointWriter {
     private var current: SafetensorsWriter?
     private var currentShard = -1
     private var written = 0
+    /// Passed to every shard's `SafetensorsWriter`: NaN/±Inf refused unless true.
+    public let allowNonFinite: Bool
 
     public init(directory: URL, entries: [TensorEntry], maxShardBytes: Int? = nil, metadata: [String: String]? = nil,
-                baseName: String = "model") throws {
+                baseName: String = "model", allowNonFinite: Bool = false) throws {
         self.directory = directory
+        self.allowNonFinite = allowNonFinite
         self.entries = entries
         self.metadata = metadata
         var groups: [[TensorEntry]] = [[]]
@@ -54,7 +57,8 @@ public final class CheckpointWriter {
         if s != currentShard {
             if let current { try current.finish() }
             currentShard = s
-            current = try SafetensorsWriter(url: directory.appendingPathComponent(file), entries: shardEntries[s], metadata: metadata)
+            current = try SafetensorsWriter(url: directory.appendingPathComponent(file), entries: shardEntries[s], metadata: metadata,
+                                            allowNonFinite: allowNonFinite)
         }
         return current!
     }

@@ -18,8 +18,10 @@ public enum GGUFConverter {
         public var files: [String]
     }
 
+    /// NaN/±Inf in a dequantised tensor make the conversion fail with `CheckpointError.nonFinite`
+    /// (naming the GGUF file and tensor) before anything is committed, unless `allowNonFinite`.
     public static func convert(gguf: GGUFFile, to outputDirectory: URL, dtype: DType = .f32, force: Bool = false,
-                               progress: ((Int, Int, String) -> Void)? = nil) throws -> Summary {
+                               allowNonFinite: Bool = false, progress: ((Int, Int, String) -> Void)? = nil) throws -> Summary {
         let path = gguf.url.path
         let m = gguf.metadata
         let arch = try m.string("general.architecture")
@@ -56,14 +58,14 @@ public enum GGUFConverter {
         var parameters = 0
         try out.write { temp in
             let entries = plan.map { p in TensorEntry(name: p.hf, dtype: dtype, shape: gguf.info(p.gguf)!.shape) }
-            let writer = try CheckpointWriter(directory: temp, entries: entries, metadata: ["format": "pt"])
+            let writer = try CheckpointWriter(directory: temp, entries: entries, metadata: ["format": "pt"], allowNonFinite: allowNonFinite)
             for (i, p) in plan.enumerated() {
                 var t = try gguf.tensor(p.gguf)
                 if permuted, let kind = GGUFNaming.permutation(of: p.gguf) {
                     t = try GGUFNaming.unpermuteRows(t, heads: kind == .query ? heads : kvHeads)
                 }
                 parameters += t.count
-                try writer.write(p.hf, t)
+                try namingNonFiniteInput("\(path) (GGUF tensor \(p.gguf))") { try writer.write(p.hf, t) }
                 progress?(i + 1, plan.count, p.hf)
             }
             try writer.finish()

@@ -12,6 +12,11 @@ import Glibc
 /// Bytes go to a temporary file beside the destination; `finish()` checks that every tensor was
 /// written, fsyncs and renames it into place. A writer dropped before `finish()` (an error, a
 /// thrown conversion) deletes its temporary file: the destination path never holds a partial file.
+///
+/// Floating tensors are checked for NaN and ±infinity in the loop that encodes (or copies) each
+/// chunk, so the check costs no extra pass over the data: unless `allowNonFinite`, a tensor with
+/// any non-finite value throws `CheckpointError.nonFinite` once it is written, before `finish()`,
+/// so the file is never committed.
 public final class SafetensorsWriter {
     public let url: URL
     public let entries: [TensorEntry]
@@ -27,12 +32,17 @@ public final class SafetensorsWriter {
     static let writebackChunk = 64 << 20
     /// The tensor being written in pieces and its elements so far.
     private var openTensor: (entry: TensorEntry, written: Int)?
+    /// Whether NaN/±Inf values may be written (`--allow-nonfinite`); refused by default.
+    public let allowNonFinite: Bool
+    /// Non-finite values seen in the tensor being written.
+    private var nonFiniteInTensor = 0
 
     /// Creates the temporary file and writes the header.
     /// - Throws: `CheckpointError.invalidWriterEntry` for duplicate or reserved names, I/O errors.
-    public init(url: URL, entries: [TensorEntry], metadata: [String: String]? = nil) throws {
+    public init(url: URL, entries: [TensorEntry], metadata: [String: String]? = nil, allowNonFinite: Bool = false) throws {
         self.url = url
         self.entries = entries
+        self.allowNonFinite = allowNonFinite
         let header = try SafetensorsWriter.headerBytes(entries: entries, metadata: metadata, path: url.path)
         let dir = url.deletingLastPathComponent().path
         tempPath = dir + "/." + url.lastPathComponent + ".tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
@@ -116,7 +126,36 @@ public final class SafetensorsWriter {
         }
         let e = entries[next]
         guard e.name == name else { throw CheckpointError.writeOutOfOrder(path: url.path, expected: e.name, got: name) }
+        nonFiniteInTensor = 0
         return e
+    }
+
+    /// Ends the current tensor: throws when it held non-finite values and they are not allowed.
+    private func completeTensor(_ e: TensorEntry) throws {
+        if nonFiniteInTensor > 0 && !allowNonFinite {
+            throw CheckpointError.nonFinite(path: url.path, tensor: e.name, count: nonFiniteInTensor, elements: e.shape.elementCount)
+        }
+        next += 1
+    }
+
+    /// Elements per chunk of the encode/copy loops (1 MB of Float32: the chunk counted for
+    /// non-finite values is still in cache when it is encoded or written).
+    static let chunkElements = 1 << 18
+
+    /// Writes stored bytes of `dtype` in chunks, counting non-finite values in each chunk just before it is written.
+    private func writeCounting(_ raw: UnsafeRawBufferPointer, dtype: DType) throws {
+        guard dtype.isFloatingPoint else {
+            if raw.count > 0 { try writeAll(raw) }
+            return
+        }
+        let step = Self.chunkElements * dtype.byteSize
+        var start = 0
+        while start < raw.count {
+            let part = UnsafeRawBufferPointer(rebasing: raw[start..<min(raw.count, start + step)])
+            nonFiniteInTensor += NonFinite.count(raw: part, dtype: dtype)
+            try writeAll(part)
+            start += step
+        }
     }
 
     /// Writes the next tensor, encoded to its declared dtype in chunks (bounded extra memory).
@@ -128,7 +167,7 @@ public final class SafetensorsWriter {
         try tensor.scalars.withUnsafeBufferPointer { src in
             try writeEncoded(src, dtype: e.dtype, name: name)
         }
-        next += 1
+        try completeTensor(e)
     }
 
     /// Writes the next tensor from Float32 values already in memory (shape taken from the entry).
@@ -138,15 +177,15 @@ public final class SafetensorsWriter {
             throw CheckpointError.writeShapeMismatch(path: url.path, tensor: name, expected: e.shape, actual: Shape([src.count]))
         }
         try writeEncoded(src, dtype: e.dtype, name: name)
-        next += 1
+        try completeTensor(e)
     }
 
     private func writeEncoded(_ src: UnsafeBufferPointer<Float>, dtype: DType, name: String) throws {
         if dtype == .f32 {
-            try writeAll(UnsafeRawBufferPointer(src))
+            try writeCounting(UnsafeRawBufferPointer(src), dtype: .f32)
             return
         }
-        let chunk = 1 << 18
+        let chunk = Self.chunkElements
         var buffer = [UInt8](repeating: 0, count: min(chunk, max(src.count, 1)) * dtype.byteSize)
         var start = 0
         while start < src.count {
@@ -159,6 +198,9 @@ public final class SafetensorsWriter {
                 } catch let err as TensorError {
                     throw CheckpointError.conversion(path: url.path, tensor: name, underlying: err)
                 }
+                // Counted on the encoded chunk (still in cache): catches NaN/Inf values and finite
+                // values that overflow the narrower dtype (above 65504 in F16).
+                nonFiniteInTensor += NonFinite.count(raw: UnsafeRawBufferPointer(out), dtype: dtype)
                 try writeAll(UnsafeRawBufferPointer(out))
             }
             start += n
@@ -195,7 +237,7 @@ public final class SafetensorsWriter {
             throw CheckpointError.writeShapeMismatch(path: url.path, tensor: o.entry.name, expected: o.entry.shape, actual: Shape([o.written]))
         }
         openTensor = nil
-        next += 1
+        try completeTensor(o.entry)
     }
 
     /// Writes the next tensor from stored bytes of another dtype (`raw`: little-endian `source`
@@ -208,11 +250,11 @@ public final class SafetensorsWriter {
             throw CheckpointError.byteSizeMismatch(path: url.path, tensor: name, expected: count * source.byteSize, actual: raw.count)
         }
         if source == e.dtype {
-            if raw.count > 0 { try writeAll(raw) }
-            next += 1
+            try writeCounting(raw, dtype: source)
+            try completeTensor(e)
             return
         }
-        let chunk = 1 << 18
+        let chunk = Self.chunkElements
         var scratch = [Float](repeating: 0, count: min(chunk, max(count, 1)))
         var out = [UInt8](repeating: 0, count: e.dtype == .f32 ? 0 : scratch.count * e.dtype.byteSize)
         var start = 0
@@ -224,11 +266,13 @@ public final class SafetensorsWriter {
                     let floats = UnsafeMutableBufferPointer(rebasing: buf[0..<n])
                     try DTypeConversion.decode(src, dtype: source, into: floats, context: name)
                     if e.dtype == .f32 {
+                        nonFiniteInTensor += NonFinite.count(UnsafeBufferPointer(floats))
                         try writeAll(UnsafeRawBufferPointer(floats))
                     } else {
                         try out.withUnsafeMutableBytes { dst in
                             let part = UnsafeMutableRawBufferPointer(rebasing: dst[0..<(n * e.dtype.byteSize)])
                             try DTypeConversion.encode(UnsafeBufferPointer(floats), as: e.dtype, into: part, context: name)
+                            nonFiniteInTensor += NonFinite.count(raw: UnsafeRawBufferPointer(part), dtype: e.dtype)
                             try writeAll(UnsafeRawBufferPointer(part))
                         }
                     }
@@ -238,7 +282,7 @@ public final class SafetensorsWriter {
         } catch let err as TensorError {
             throw CheckpointError.conversion(path: url.path, tensor: name, underlying: err)
         }
-        next += 1
+        try completeTensor(e)
     }
 
     /// Writes the next tensor's stored bytes unchanged (they must already be in the entry's dtype).
@@ -247,8 +291,8 @@ public final class SafetensorsWriter {
         guard rawBytes.count == e.byteCount else {
             throw CheckpointError.byteSizeMismatch(path: url.path, tensor: name, expected: e.byteCount, actual: rawBytes.count)
         }
-        if rawBytes.count > 0 { try writeAll(rawBytes) }
-        next += 1
+        try writeCounting(rawBytes, dtype: e.dtype)
+        try completeTensor(e)
     }
 
     /// Checks completeness, fsyncs and atomically renames the file into place.

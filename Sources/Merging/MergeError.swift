@@ -26,7 +26,7 @@ public enum MergeError: Error, Equatable, CustomStringConvertible, Sendable {
         case let .numerical(t, r): return "tensor \"\(t)\": \(r)"
         case let .invalidExpression(e, p, r):
             let pad = String(repeating: " ", count: max(0, p))
-            return "\(r) at position \(p + 1):\n  \(e)\n  \(pad)^"
+            return "\(r) at column \(p + 1):\n  \(e)\n  \(pad)^"
         case let .preflight(problems):
             return "pre-flight check found \(problems.count) problem\(problems.count == 1 ? "" : "s"):\n" + problems.map { "  - " + $0 }.joined(separator: "\n")
         case let .io(p, m): return "\(p): \(m)"

@@ -22,6 +22,8 @@ public struct ExecutionOptions: Sendable {
     /// An output already checked and locked by the caller (e.g. before a long search), used
     /// instead of preparing `outDir` again.
     public var preparedOutput: OutputFolder?
+    /// Write NaN/±Inf output values instead of failing (`--allow-nonfinite`).
+    public var allowNonFinite = false
     public init(memoryBudget: Int? = nil, maxShardBytes: Int? = 5_000_000_000, hashInputs: Bool = true, progress: Bool = true,
                 overwrite: Bool = false) {
         self.memoryBudget = memoryBudget
@@ -72,42 +74,57 @@ public enum MergeExecutor {
             throw MergeError.other(e.description)
         }
         let start = Date()
-        let progress = try output.write { partial -> ProgressReporter in
-            // Input fingerprints in the background while the merge runs.
-            let hashes = HashBox()
-            let group = DispatchGroup()
-            if options.hashInputs {
-                DispatchQueue.global(qos: .utility).async(group: group) {
-                    let all = plan.inputs.flatMap { files(of: $0.checkpoint) }
-                    for (f, h) in InputFingerprints.digests(all) { hashes.set(f, h) }
+        let progress: ProgressReporter
+        do {
+            progress = try output.write { partial -> ProgressReporter in
+                // Input fingerprints in the background while the merge runs.
+                let hashes = HashBox()
+                let group = DispatchGroup()
+                if options.hashInputs {
+                    DispatchQueue.global(qos: .utility).async(group: group) {
+                        let all = plan.inputs.flatMap { files(of: $0.checkpoint) }
+                        for (f, h) in InputFingerprints.digests(all) { hashes.set(f, h) }
+                    }
                 }
-            }
 
-            let entries = plan.jobs.map { TensorEntry(name: $0.output, dtype: $0.outDType, shape: $0.shape) }
-            let writer = try CheckpointWriter(directory: partial, entries: entries, maxShardBytes: options.maxShardBytes,
-                                              metadata: options.metadata.merging(["format": "pt"]) { a, _ in a })
-            let progress = ProgressReporter(label: "merge", totalBytes: plan.outputBytes, items: plan.jobs.count, enabled: options.progress)
-            // Outputs stream to the writer thread piece by piece while the next pieces compute.
-            let pipe = OutputPipe(writer: writer)
-            var done = 0
-            for (k, job) in plan.jobs.enumerated() {
-                try runJob(job, plan: plan, into: pipe)
-                for inp in [job.base].compactMap({ $0 }) + job.models { plan.inputs[inp.model].checkpoint.releasePages(inp.tensor) }
-                done += job.elementCount * job.outDType.byteSize
-                progress.update(doneBytes: done, doneItems: k + 1)
+                let entries = plan.jobs.map { TensorEntry(name: $0.output, dtype: $0.outDType, shape: $0.shape) }
+                let writer = try CheckpointWriter(directory: partial, entries: entries, maxShardBytes: options.maxShardBytes,
+                                                  metadata: options.metadata.merging(["format": "pt"]) { a, _ in a },
+                                                  allowNonFinite: options.allowNonFinite)
+                let progress = ProgressReporter(label: "merge", totalBytes: plan.outputBytes, items: plan.jobs.count, enabled: options.progress)
+                // Outputs stream to the writer thread piece by piece while the next pieces compute.
+                let pipe = OutputPipe(writer: writer)
+                // On an error (e.g. a refused non-finite tensor) the queued pieces must finish while
+                // this thread still holds the pipe: otherwise the last release, and `deinit`'s
+                // `queue.sync`, would run on the pipe's own queue and trap.
+                defer { pipe.waitForPending() }
+                var done = 0
+                for (k, job) in plan.jobs.enumerated() {
+                    try runJob(job, plan: plan, into: pipe)
+                    for inp in [job.base].compactMap({ $0 }) + job.models { plan.inputs[inp.model].checkpoint.releasePages(inp.tensor) }
+                    done += job.elementCount * job.outDType.byteSize
+                    progress.update(doneBytes: done, doneItems: k + 1)
+                }
+                try pipe.drain()
+                try writer.finish()
+                try writeSideFiles(plan, to: partial)
+                for (name, bytes) in extraFiles.sorted(by: { $0.key < $1.key }) {
+                    try writeFileAtomically(bytes, to: partial.appendingPathComponent(name))
+                }
+                group.wait()
+                let card = ModelCard.render(plan, hashes: hashes.all, outputName: cardTitle ?? outDir.lastPathComponent)
+                    + (cardAppendix.map { "\n" + $0 } ?? "")
+                try writeFileAtomically(Array(card.utf8),
+                                        to: partial.appendingPathComponent("README.md"))
+                return progress
             }
-            try pipe.drain()
-            try writer.finish()
-            try writeSideFiles(plan, to: partial)
-            for (name, bytes) in extraFiles.sorted(by: { $0.key < $1.key }) {
-                try writeFileAtomically(bytes, to: partial.appendingPathComponent(name))
-            }
-            group.wait()
-            let card = ModelCard.render(plan, hashes: hashes.all, outputName: cardTitle ?? outDir.lastPathComponent)
-                + (cardAppendix.map { "\n" + $0 } ?? "")
-            try writeFileAtomically(Array(card.utf8),
-                                    to: partial.appendingPathComponent("README.md"))
-            return progress
+        } catch let e as CheckpointError {
+            // The writer refused a non-finite output tensor (the staging folder is already gone):
+            // name the input it came from by scanning only that job's inputs.
+            guard case let .nonFinite(_, tensor, _, _, nil) = e, let job = plan.jobs.first(where: { $0.output == tensor }) else { throw e }
+            let findings = (try? ValueScan.scan(job, plan: plan)) ?? []
+            throw e.namingInput(findings.isEmpty ? "the merge (every input of this tensor is finite)"
+                : findings.map { "\($0.model) (tensor \"\($0.tensor)\", \($0.nonFinite) NaN/Inf)" }.joined(separator: ", "))
         }
         let seconds = Date().timeIntervalSince(start)
         progress.finish("merge: wrote \(plan.jobs.count) tensors (\(formatBytes(plan.outputBytes))) to \(outDir.path) in \(String(format: "%.2f", seconds))s")
@@ -358,6 +375,9 @@ final class OutputPipe: JobOutput, @unchecked Sendable {
             do { try piece.value.0.appendPiece(UnsafeBufferPointer(rebasing: piece.value.1[0..<count])) } catch { errors.set(error) }
         }
     }
+
+    /// Waits for every pending write (no error check).
+    func waitForPending() { queue.sync {} }
 
     /// Waits for every pending write; throws the first write error.
     func drain() throws {

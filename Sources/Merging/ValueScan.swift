@@ -2,41 +2,40 @@ import Checkpoints
 import Foundation
 import Tensors
 
-/// `--stats`: counts NaN and ±Inf in every input tensor a plan reads, reported as pre-flight problems.
+/// NaN and ±Inf in the inputs a plan reads, counted on the stored bytes with the same kernel the
+/// writers use (`NonFinite`). Two clients: `merge --stats` lists them as pre-flight problems,
+/// and `MergeExecutor`, when the writer refuses a non-finite output tensor, scans only that
+/// job's inputs to say which input it came from (the normal path never makes this extra pass:
+/// the writer counts while it encodes).
 public enum ValueScan {
-    public struct Finding: Sendable {
+    public struct Finding: Sendable, Equatable {
         public let model: String
         public let tensor: String
         public let nonFinite: Int
         public let elements: Int
     }
 
+    /// Every input tensor of every job, each counted once.
     public static func scan(_ plan: MergePlan) throws -> [Finding] {
         var seen = Set<String>()
+        return try plan.jobs.flatMap { try scan($0, plan: plan, seen: &seen) }
+    }
+
+    /// The inputs of one job.
+    public static func scan(_ job: MergeJob, plan: MergePlan) throws -> [Finding] {
+        var seen = Set<String>()
+        return try scan(job, plan: plan, seen: &seen)
+    }
+
+    static func scan(_ job: MergeJob, plan: MergePlan, seen: inout Set<String>) throws -> [Finding] {
         var findings: [Finding] = []
-        for job in plan.jobs {
-            for inp in [job.base].compactMap({ $0 }) + job.models {
-                guard seen.insert("\(inp.model)\u{0}\(inp.tensor)").inserted else { continue }
-                let c = plan.inputs[inp.model].checkpoint
-                guard let info = c.info(inp.tensor) else { continue }
-                let n = info.elementCount
-                let bad: Int = try c.withRawBytes(inp.tensor) { raw in
-                    var count = 0
-                    let chunk = 1 << 16
-                    var tmp = [Float](repeating: 0, count: min(chunk, max(n, 1)))
-                    var start = 0
-                    while start < n {
-                        let len = min(chunk, n - start)
-                        let src = UnsafeRawBufferPointer(rebasing: raw[(start * info.dtype.byteSize)..<((start + len) * info.dtype.byteSize)])
-                        try tmp.withUnsafeMutableBufferPointer { try DTypeConversion.decode(src, dtype: info.dtype, into: UnsafeMutableBufferPointer(rebasing: $0[0..<len]), context: inp.tensor) }
-                        for i in 0..<len where !tmp[i].isFinite { count += 1 }
-                        start += len
-                    }
-                    return count
-                }
-                c.releasePages(inp.tensor)
-                if bad > 0 { findings.append(Finding(model: plan.inputs[inp.model].label, tensor: inp.tensor, nonFinite: bad, elements: n)) }
-            }
+        for inp in [job.base].compactMap({ $0 }) + job.models {
+            guard seen.insert("\(inp.model)\u{0}\(inp.tensor)").inserted else { continue }
+            let c = plan.inputs[inp.model].checkpoint
+            guard let info = c.info(inp.tensor) else { continue }
+            let bad = try c.withRawBytes(inp.tensor) { NonFinite.count(raw: $0, dtype: info.dtype) }
+            c.releasePages(inp.tensor)
+            if bad > 0 { findings.append(Finding(model: plan.inputs[inp.model].label, tensor: inp.tensor, nonFinite: bad, elements: info.elementCount)) }
         }
         return findings
     }

@@ -21,6 +21,13 @@ public struct EvaluationResult: Codable, Sendable, Equatable {
     enum CodingKeys: String, CodingKey {
         case examples, scoredTokens = "scored_tokens", meanNLL = "mean_nll", perplexity, exactMatch = "exact_match"
     }
+
+    /// The result, or `ModelError.nonFiniteScore` when the mean NLL is NaN or infinite (what
+    /// non-finite logits give), so `eval` fails instead of printing "mean NLL nan".
+    public func checkedFinite(source: String) throws -> EvaluationResult {
+        guard meanNLL.isFinite else { throw ModelError.nonFiniteScore(source: source, what: "mean NLL", value: meanNLL) }
+        return self
+    }
 }
 
 public struct PromptCompletion: Sendable, Equatable {

@@ -1,4 +1,5 @@
 import Foundation
+import Tensors
 
 /// Autoregressive generation with a KV cache: one prefill over the prompt, then one position
 /// per new token, sampling by `SamplingOptions`. Stops at `maxTokens`, an end-of-sequence token
@@ -53,6 +54,9 @@ public final class TextGenerator {
         let prefill = Date().timeIntervalSince(t0)
         let t1 = Date()
         while out.count < maxTokens {
+            // NaN logits would sample an arbitrary token (often nothing printable): refuse instead.
+            let bad = logits.scalars.withUnsafeBufferPointer { NonFinite.count($0) }
+            if bad > 0 { throw ModelError.nonFinite(source: model.source, tensor: "logits", count: bad, elements: logits.count) }
             let next = Sampler.sample(logits.scalars[...], options: options, using: &rng)
             if stopTokenIds.contains(next) { stopped = true; break }
             out.append(next)

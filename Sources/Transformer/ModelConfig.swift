@@ -9,6 +9,11 @@ public enum ModelError: Error, Equatable, CustomStringConvertible, Sendable {
     case shapeMismatch(source: String, tensor: String, expected: [Int], actual: [Int])
     case unexpectedTensor(source: String, name: String)
     case invalidInput(String)
+    /// Weights with NaN/±Inf (`count` of `elements` in `tensor`), found while loading; or, with
+    /// `tensor` "logits", a forward pass whose output is not finite.
+    case nonFinite(source: String, tensor: String, count: Int, elements: Int)
+    /// A score computed from the model (`what`, e.g. "mean NLL") is NaN or infinite.
+    case nonFiniteScore(source: String, what: String, value: Double)
 
     public var description: String {
         switch self {
@@ -19,6 +24,12 @@ public enum ModelError: Error, Equatable, CustomStringConvertible, Sendable {
         case let .shapeMismatch(s, t, e, a): return "\(s): tensor \"\(t)\" has shape \(a), expected \(e)"
         case let .unexpectedTensor(s, n): return "\(s): tensor \"\(n)\" is not a parameter of this model"
         case let .invalidInput(m): return m
+        case let .nonFinite(s, "logits", c, n):
+            return "\(s): the model's logits are not finite (\(c) of \(n) values NaN or infinite); its weights or inputs overflow"
+        case let .nonFiniteScore(s, w, v):
+            return "\(s): the \(w) is \(v.isNaN ? "NaN" : "\(v)"): the model's logits are not finite (NaN/infinite weights or an overflow)"
+        case let .nonFinite(s, t, c, n):
+            return "\(s): tensor \"\(t)\" has \(c) NaN/infinite values of \(n); refusing to run this model (--allow-nonfinite runs it anyway)"
         }
     }
 }

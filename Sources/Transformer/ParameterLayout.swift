@@ -103,12 +103,14 @@ public final class ParameterBuffer: @unchecked Sendable {
         return Tensor(shape: e.shape, scalars: Array(UnsafeBufferPointer(start: base + e.offset, count: e.count)))
     }
 
-    /// Copies `t` into the named view after checking its shape.
-    public func set(_ name: String, _ t: Tensor, source: String) throws {
+    /// Copies `t` into the named view after checking its shape; returns how many of the copied
+    /// values are NaN or ±Inf (counted in the copy loop, no extra pass).
+    @discardableResult
+    public func set(_ name: String, _ t: Tensor, source: String) throws -> Int {
         guard let e = layout[name] else { throw ModelError.unexpectedTensor(source: source, name: name) }
         guard t.shape == e.shape else {
             throw ModelError.shapeMismatch(source: source, tensor: name, expected: e.shape.dims, actual: t.shape.dims)
         }
-        t.scalars.withUnsafeBufferPointer { (base + e.offset).update(from: $0.baseAddress!, count: e.count) }
+        return t.scalars.withUnsafeBufferPointer { NonFinite.copyCounting($0, into: base + e.offset) }
     }
 }

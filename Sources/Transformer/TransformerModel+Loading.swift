@@ -55,6 +55,7 @@ extension TransformerModel {
         }
         try self.init(config: ModelConfig(configJSON: dir.appendingPathComponent("config.json")))
         let source = checkpoint.path
+        self.source = source
         var used = Set<String>()
         for e in layout.entries {
             // Hub GPT-2 checkpoints store the transformer's tensors without the "transformer." prefix.
@@ -62,7 +63,8 @@ extension TransformerModel {
             guard let name = candidates.first(where: { checkpoint.has($0) }) else {
                 throw ModelError.missingTensor(source: source, name: e.name)
             }
-            try parameters.set(e.name, checkpoint.tensor(name), source: source)
+            let bad = try parameters.set(e.name, checkpoint.tensor(name), source: source)
+            if bad > 0 { nonFiniteWeights.append((name, bad, e.count)) }
             used.insert(name)
         }
         for name in checkpoint.tensorNames where !used.contains(name) {
@@ -77,10 +79,12 @@ extension TransformerModel {
     public convenience init(gguf: GGUFFile) throws {
         try self.init(config: ModelConfig(gguf: gguf))
         let source = gguf.url.path
+        self.source = source
         var loaded = Set<String>()
         for g in gguf.tensorNames {
             guard let hf = GGUFNaming.huggingFaceName(g) else { throw ModelError.unexpectedTensor(source: source, name: g) }
-            try parameters.set(hf, try ggufTensorAsHuggingFace(gguf, g, config: config), source: source)
+            let bad = try parameters.set(hf, try ggufTensorAsHuggingFace(gguf, g, config: config), source: source)
+            if bad > 0 { nonFiniteWeights.append((hf, bad, layout[hf]?.count ?? 0)) }
             loaded.insert(hf)
         }
         for e in layout.entries where !loaded.contains(e.name) { throw ModelError.missingTensor(source: source, name: e.name) }

@@ -12,17 +12,20 @@ extension TransformerModel {
     /// previous weightsmith output. A command that does long work first should call
     /// `OutputFolder.prepare` before the work and `writeFolder(into:)` inside its `write`.
     public func save(to directory: URL, dtype: DType = .f32, sideFilesFrom source: URL?, metadata: [String: String]? = nil,
-                     force: Bool = false, inputs: [URL] = [], command: String = "save") throws {
+                     force: Bool = false, inputs: [URL] = [], command: String = "save", allowNonFinite: Bool = false) throws {
         let out = try OutputFolder.prepare(directory, inputs: inputs + [source].compactMap { $0 }, force: force, command: command)
         try out.write { staging in
-            try writeFolder(into: staging, dtype: dtype, sideFilesFrom: source, metadata: metadata)
+            try writeFolder(into: staging, dtype: dtype, sideFilesFrom: source, metadata: metadata, allowNonFinite: allowNonFinite)
         }
     }
 
     /// Writes `model.safetensors` (checkpoint names, tied head omitted as transformers does) in
     /// `dtype`, plus config.json and tokenizer files copied from `sideFilesFrom` (the base model's
     /// folder), into `directory`: an existing empty folder, normally an `OutputFolder` staging folder.
-    public func writeFolder(into directory: URL, dtype: DType = .f32, sideFilesFrom source: URL?, metadata: [String: String]? = nil) throws {
+    /// A parameter with NaN/±Inf throws `CheckpointError.nonFinite` (naming the loaded model when
+    /// the value was already there, else the computation) unless `allowNonFinite`.
+    public func writeFolder(into directory: URL, dtype: DType = .f32, sideFilesFrom source: URL?, metadata: [String: String]? = nil,
+                            allowNonFinite: Bool = false) throws {
         let fm = FileManager.default
         if let items = try? fm.contentsOfDirectory(atPath: directory.path), !items.isEmpty {
             throw ModelError.invalidInput("\(directory.path) exists and is not empty")
@@ -37,9 +40,13 @@ extension TransformerModel {
             }
         }
         let entries = layout.entries.map { TensorEntry(name: $0.name, dtype: dtype, shape: $0.shape) }
-        let writer = try CheckpointWriter(directory: directory, entries: entries, metadata: metadata ?? ["format": "pt"])
+        let writer = try CheckpointWriter(directory: directory, entries: entries, metadata: metadata ?? ["format": "pt"],
+                                          allowNonFinite: allowNonFinite)
         for e in layout.entries {
-            try writer.write(e.name, parameters.tensor(e.name)!)
+            let loaded = nonFiniteWeights.contains { $0.tensor == e.name || "transformer." + $0.tensor == e.name }
+            try namingNonFiniteInput(loaded ? self.source : "the computed weights (finite in \(self.source))") {
+                try writer.write(e.name, parameters.tensor(e.name)!)
+            }
         }
         try writer.finish()
     }

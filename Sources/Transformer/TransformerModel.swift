@@ -16,6 +16,11 @@ public final class TransformerModel: @unchecked Sendable {
     public internal(set) var quantized: [String: QuantizedMatrix] = [:]
     /// At most this many rows go through the quantised kernels; more use sgemm.
     public var quantizedRowLimit = 2
+    /// Parameters that held NaN/±Inf when loaded (name, count), counted while the weights were
+    /// copied into the buffer; `requireFiniteWeights` turns them into an error.
+    public internal(set) var nonFiniteWeights: [(tensor: String, count: Int, elements: Int)] = []
+    /// Where the weights were loaded from (for error messages).
+    public internal(set) var source: String = "model"
     /// Called by `forward` after every block with the block index and the residual stream
     /// (B·T rows of hiddenSize floats); MEMIT reads the hidden state at its last edited layer.
     public var residualTap: ((_ layer: Int, _ residual: UnsafePointer<Float>, _ rows: Int) -> Void)? = nil
@@ -31,6 +36,13 @@ public final class TransformerModel: @unchecked Sendable {
     }
 
     public var layout: ParameterLayout { parameters.layout }
+
+    /// Throws `ModelError.nonFinite` naming the first parameter that held NaN/±Inf when loaded.
+    /// `eval`, `generate` and `edit` call it unless `--allow-nonfinite` is given.
+    public func requireFiniteWeights() throws {
+        guard let (t, c, n) = nonFiniteWeights.first else { return }
+        throw ModelError.nonFinite(source: source, tensor: t, count: c, elements: n)
+    }
 
     /// The embedding table and the output projection (the same tensor when tied).
     var embeddingName: String { config.family == .llama ? "model.embed_tokens.weight" : "transformer.wte.weight" }

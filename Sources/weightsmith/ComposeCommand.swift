@@ -12,8 +12,23 @@ struct ComposeCommand: ParsableCommand {
         Example: weightsmith compose --base base "0.7*math + 0.5*code - 0.3*toxic" \\
                    --model math=ft-math --model code=tv-code --model toxic=ft-toxic -o out
         A name refers to a fine-tuned checkpoint (its task vector is taken against --base) or to a
-        task vector written by `weightsmith task-vector extract`. Put spaces around a minus sign:
-        `ft-a` is a name.
+        task vector written by `weightsmith task-vector extract`.
+
+        Expressions (recursive descent; spaces are ignored):
+          expression := sum
+          sum        := product (("+" | "-") product)*
+          product    := unary (("*" | "/") unary)*
+          unary      := ("+" | "-") unary | primary
+          primary    := NUMBER | NAME | "(" sum ")"
+        e.g. "cap + 0.5 * (prof + cont)", "(a - b)/2", "-0.5*cap + prof". The result must be \
+        linear: numbers scale models or parenthesised sums; a number added to a model, a product \
+        of two models and a division by a model are errors, reported with their column. A name \
+        used twice gets the sum of its coefficients. A hyphen between letters or digits belongs to \
+        the name (`ft-a`): write `ft - a` to subtract.
+        A leading minus: "-0.5*cap + prof" is taken as the expression (not as an option) as it is \
+        written; a lone one-letter term such as "-a" needs `--` before it, after the options \
+        (`compose --base B --model a=A -- "-a"`), or a space: " -a".
+
         Search (Ilharco et al. 2023, §2): --search lambda=0:1:0.05 --held-out DATA.jsonl scores \
         BASE + λ Σ c·(model − BASE) for every λ of the grid in memory (completion NLL and greedy exact \
         match, as `eval`; scores cached like `soup`), prints the table and writes the best λ's model \
@@ -28,7 +43,9 @@ struct ComposeCommand: ParsableCommand {
     )
 
     @Option(help: "The base model.") var base: String
-    @Argument(help: "Expression such as \"0.7*math + 0.5*code - 0.3*toxic\".") var expression: String
+    @Argument(help: "Expression such as \"0.7*math + 0.5*code - 0.3*toxic\" or \"cap + 0.5 * (prof + cont)\" (grammar below; a leading minus works as written).")
+    var expression: String
+    @OptionGroup var nonFinite: NonFiniteOption
     @Option(name: .customLong("model"), help: "NAME=PATH for every name in the expression.") var models: [String] = []
     @Option(name: [.short, .customLong("output")], help: "Output folder.") var output: String?
     @Option(help: "Output dtype: float32, bfloat16, float16 (default: the base's).") var outDtype: String?
@@ -67,7 +84,8 @@ struct ComposeCommand: ParsableCommand {
         }
         guard let output else { throw ValidationError("missing -o OUT_DIR") }
         let report = try MergeExecutor.run(plan, to: URL(fileURLWithPath: output),
-                                           options: { var o = ExecutionOptions(hashInputs: !noHash, progress: !quiet, overwrite: force); o.command = "compose"; return o }())
+                                           options: { var o = ExecutionOptions(hashInputs: !noHash, progress: !quiet, overwrite: force); o.command = "compose"
+                                               o.allowNonFinite = nonFinite.allowNonFinite; return o }())
         print("wrote \(report.outputDirectory.path): \(report.files.joined(separator: ", "))")
     }
 
@@ -139,7 +157,7 @@ struct ComposeCommand: ParsableCommand {
         var out: String
         if keeps.isEmpty {
             for k in scores.indices.dropFirst() where scores[k].isBetter(than: scores[best], metric) { best = k }
-            out = "task arithmetic λ search: \(base) + λ·(\(expression)), metric \(metric.rawValue)\n"
+            out = "task arithmetic λ search: \(base) + λ·(\(expression.trimmingCharacters(in: .whitespaces))), metric \(metric.rawValue)\n"
             out += SoupCommand.summary(rows: lambdas.enumerated().map { k, l in
                 (String(format: "λ = %.4g", l) + (k == best ? "  <- best" : ""), scores[k]) }, sets: sets, labels: [], individual: [])
         } else {
@@ -152,7 +170,7 @@ struct ComposeCommand: ParsableCommand {
                 throw ValidationError("no λ of \(spec) keeps every control set (--keep); the grid should include λ = 0 (the base)")
             }
             best = b
-            out = "forgetting by negation: \(base) + λ·(\(expression)), metric \(metric.rawValue); the λ that scores worst on "
+            out = "forgetting by negation: \(base) + λ·(\(expression.trimmingCharacters(in: .whitespaces))), metric \(metric.rawValue); the λ that scores worst on "
                 + heldOut.map { URL(fileURLWithPath: $0).deletingPathExtension().lastPathComponent }.joined(separator: ", ")
                 + " while every control set keeps its share of the base's score\n"
             out += Self.forgettingTable(lambdas: lambdas, scores: scores, reference: reference, objective: objective, sets: sets, best: best)
@@ -166,6 +184,7 @@ struct ComposeCommand: ParsableCommand {
                                                    lambda: lambdas[best])
             var o = ExecutionOptions(hashInputs: !noHash, progress: !quiet, overwrite: force)
             o.command = "compose"
+            o.allowNonFinite = nonFinite.allowNonFinite
             o.preparedOutput = prepared
             let chosen = "Chosen on: \(heldOut.joined(separator: ", "))" + (keeps.isEmpty ? "" : "; control sets kept: "
                 + keeps.map { "\($0.path) ≥ \(String(format: "%.3g", 100 * $0.fraction))% of the base's" }.joined(separator: ", "))
@@ -208,5 +227,25 @@ struct ComposeCommand: ParsableCommand {
             while l.last == " " { l = l.dropLast() }
             return String(l)
         }.joined(separator: "\n")
+    }
+}
+
+extension ComposeCommand {
+    /// The command line with a `compose` expression that starts with a minus protected from
+    /// option parsing (ArgumentParser takes any `-...` word for an option): such a word gets a
+    /// leading space, which the expression parser ignores. A word counts as an expression when it
+    /// starts with a single `-` and is longer than a short option (`-o`), or is `-` and one
+    /// non-letter (`-2`). Words after `--` are left alone (already positional); other commands'
+    /// arguments are returned unchanged.
+    static func protectingExpression(_ arguments: [String]) -> [String] {
+        guard arguments.first == configuration.commandName else { return arguments }
+        var out = arguments
+        for k in out.indices.dropFirst() {
+            let w = out[k]
+            if w == "--" { break }
+            guard w.hasPrefix("-"), !w.hasPrefix("--"), w.count > 1 else { continue }
+            if w.count > 2 || !w[w.index(after: w.startIndex)].isLetter { out[k] = " " + w }
+        }
+        return out
     }
 }

@@ -33,16 +33,19 @@ struct ConvertCommand: ParsableCommand {
     @Flag(help: "Replace an existing OUT (a folder only when it is a previous weightsmith output).")
     var force = false
 
+    @OptionGroup var nonFinite: NonFiniteOption
+
     func run() throws {
         if input.hasSuffix(".gguf") {
             // A GGUF file converts to a Hugging Face folder (config, safetensors, tokenizer.json).
             guard shardSize == nil else { throw ValidationError("--shard-size is not supported for a GGUF input") }
-            let gguf = try ConvertGGUFCommand.parse([input, output] + (dtype.map { ["--dtype", $0] } ?? []) + (force ? ["--force"] : []))
+            let gguf = try ConvertGGUFCommand.parse([input, output] + (dtype.map { ["--dtype", $0] } ?? []) + (force ? ["--force"] : [])
+                + (nonFinite.allowNonFinite ? ["--allow-nonfinite"] : []))
             try gguf.run()
             return
         }
         try reportingErrors {
-            var options = CheckpointConverter.Options()
+            var options = CheckpointConverter.Options(allowNonFinite: nonFinite.allowNonFinite)
             if let dtype {
                 guard let d = DType(userSpelling: dtype), [.f32, .f16, .bf16].contains(d) else {
                     throw ValidationError("--dtype must be f32, f16 or bf16, not \"\(dtype)\"")

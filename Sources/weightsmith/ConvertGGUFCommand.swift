@@ -17,6 +17,8 @@ struct ConvertGGUFCommand: ParsableCommand {
     @Flag(help: "Replace OUT when it is a previous weightsmith output.")
     var force = false
 
+    @OptionGroup var nonFinite: NonFiniteOption
+
     @Option(name: .long, help: "Stored dtype of the weights: f32 (exact dequantised values), bf16 or f16.")
     var dtype = "f32"
 
@@ -28,7 +30,8 @@ struct ConvertGGUFCommand: ParsableCommand {
         let types = Dictionary(grouping: gguf.tensors, by: { $0.type.description }).map { "\($0.key) x\($0.value.count)" }.sorted()
         print("\(model): GGUF v\(gguf.version), \(gguf.tensors.count) tensors (\(types.joined(separator: ", ")))")
         let tty = isatty(2) != 0
-        let summary = try GGUFConverter.convert(gguf: gguf, to: URL(fileURLWithPath: output), dtype: d, force: force) { done, total, _ in
+        let summary = try GGUFConverter.convert(gguf: gguf, to: URL(fileURLWithPath: output), dtype: d, force: force,
+                                                allowNonFinite: nonFinite.allowNonFinite) { done, total, _ in
             guard tty else { return }
             FileHandle.standardError.write(Data("\r\(done)/\(total) tensors\(done == total ? "\n" : "")".utf8))
         }

@@ -51,6 +51,7 @@ struct EditCommand: ParsableCommand {
     @Option(name: .long, help: "Keep only the records of this split (train, validation, test).") var split: String?
 
     @Flag(name: .long, help: "Replace OUT when it is a previous weightsmith output.") var force = false
+    @OptionGroup var nonFinite: NonFiniteOption
 
     func run() throws {
         // The output path is checked (and locked) before anything is loaded or computed; see OutputFolder.
@@ -62,6 +63,7 @@ struct EditCommand: ParsableCommand {
             out = try OutputFolder.prepare(URL(fileURLWithPath: output), inputs: inputs, force: force, command: "edit")
         }
         let loaded = try PretrainedModel(path: model, base: base)
+        if !nonFinite.allowNonFinite { try loaded.model.requireFiniteWeights() }
         let m = loaded.model, tok = loaded.tokenizer
         let L = m.config.layers
         let chosenLayer = layer ?? min(L - 1, L * 5 / 32)
@@ -176,7 +178,8 @@ struct EditCommand: ParsableCommand {
         let source = loaded.directory ?? (URL(fileURLWithPath: model).hasDirectoryPath || FileManager.default.fileExists(atPath: model + "/config.json")
             ? URL(fileURLWithPath: model) : URL(fileURLWithPath: model).deletingLastPathComponent())
         try out.write { staging in
-            try m.writeFolder(into: staging, sideFilesFrom: source, metadata: ["format": "pt", "weightsmith.edit": "\(method.rawValue) \(what)"])
+            try m.writeFolder(into: staging, sideFilesFrom: source, metadata: ["format": "pt", "weightsmith.edit": "\(method.rawValue) \(what)"],
+                             allowNonFinite: nonFinite.allowNonFinite)
         }
         print("wrote \(output)")
     }

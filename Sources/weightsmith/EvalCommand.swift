@@ -22,8 +22,11 @@ struct EvalCommand: ParsableCommand {
     @Flag(name: .long, help: "Print the result as JSON.")
     var json = false
 
+    @OptionGroup var nonFinite: NonFiniteOption
+
     func run() throws {
         let loaded = try PretrainedModel(path: model, base: base)
+        if !nonFinite.allowNonFinite { try loaded.model.requireFiniteWeights() }
         let evaluator = Evaluator(model: loaded.model, tokenizer: loaded.tokenizer)
         let url = URL(fileURLWithPath: data)
         let tty = isatty(2) != 0
@@ -39,6 +42,7 @@ struct EvalCommand: ParsableCommand {
             do { text = try String(contentsOf: url, encoding: .utf8) } catch { throw ValidationError("\(data): \(error)") }
             result = try evaluator.perplexity(text: text, window: min(window, loaded.model.config.maxPositions), progress: progress)
         }
+        _ = try result.checkedFinite(source: model)
         if json {
             let enc = JSONEncoder()
             enc.outputFormatting = [.sortedKeys]

@@ -31,6 +31,8 @@ struct FinetuneCommand: ParsableCommand {
     @Flag(name: .long, help: "Replace OUT when it is a previous weightsmith output.")
     var force = false
 
+    @OptionGroup var nonFinite: NonFiniteOption
+
     @Option(name: .long, help: "Optimizer steps.") var steps = 100
     @Option(name: .long, help: "Examples per micro-batch.") var batchSize = 8
     @Option(name: .long, help: "Micro-batches per optimizer step (gradient accumulation).") var accumulation = 1
@@ -69,6 +71,7 @@ struct FinetuneCommand: ParsableCommand {
         let inputs = [model, data, evalData, mask].compactMap { $0 }.map { URL(fileURLWithPath: $0) }
         let out = try OutputFolder.prepare(URL(fileURLWithPath: output), inputs: inputs, force: force, command: "finetune --mode \(mode.rawValue)")
         let loaded = try PretrainedModel(path: model, base: base)
+        if !nonFinite.allowNonFinite { try loaded.model.requireFiniteWeights() }
         let m = loaded.model
         guard maxLength <= m.config.maxPositions else {
             throw ValidationError("--max-length \(maxLength) exceeds the model's context length of \(m.config.maxPositions) positions")
@@ -121,10 +124,10 @@ struct FinetuneCommand: ParsableCommand {
             case .lora:
                 try trainer.lora!.write(into: staging, baseModelNameOrPath: model)
             case let .sparse(mk):
-                try m.writeFolder(into: staging, dtype: saveType, sideFilesFrom: baseDir)
+                try m.writeFolder(into: staging, dtype: saveType, sideFilesFrom: baseDir, allowNonFinite: nonFinite.allowNonFinite)
                 try mk.write(to: staging.appendingPathComponent("sparse_mask.safetensors"))
             case .full:
-                try m.writeFolder(into: staging, dtype: saveType, sideFilesFrom: baseDir)
+                try m.writeFolder(into: staging, dtype: saveType, sideFilesFrom: baseDir, allowNonFinite: nonFinite.allowNonFinite)
             }
         }
         print("wrote \(output)")

@@ -31,11 +31,14 @@ struct GenerateCommand: ParsableCommand {
     @Flag(name: .long, help: "Print timing (load, prefill, generation tokens/s) to stderr.")
     var stats = false
 
+    @OptionGroup var nonFinite: NonFiniteOption
+
     func run() throws {
         guard temperature >= 0, topP > 0, topP <= 1 else {
             throw ValidationError("--temperature must be >= 0 and --top-p in (0, 1]")
         }
         let loaded = try PretrainedModel(path: model, base: base)
+        if !nonFinite.allowNonFinite { try loaded.model.requireFiniteWeights() }
         let generator = TextGenerator(model: loaded.model, tokenizer: loaded.tokenizer)
         FileHandle.standardOutput.write(Data(prompt.utf8))
         let result = try generator.generate(

@@ -39,6 +39,8 @@ struct MergeAdapterCommand: ParsableCommand {
     @Flag(help: "Print the summary as JSON.")
     var json = false
 
+    @OptionGroup var nonFinite: NonFiniteOption
+
     func run() throws {
         try reportingErrors {
             var target: DType?
@@ -54,7 +56,8 @@ struct MergeAdapterCommand: ParsableCommand {
                 print("would write \(output): \(merged.tensorNames.count) tensors, \(a.modules.count) adapted modules, \(a.savedModules.count) modules_to_save")
                 return
             }
-            let s = try CheckpointConverter.mergeAdapter(base: base, adapter: adapter, output: output, dtype: target, force: force)
+            let s = try CheckpointConverter.mergeAdapter(base: base, adapter: adapter, output: output, dtype: target, force: force,
+                                                         allowNonFinite: nonFinite.allowNonFinite)
             if json {
                 func q(_ x: String) -> String { "\"" + x.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"") + "\"" }
                 print("{\"output\": \(q(output)), \"tensors\": \(s.tensors), \"bytes\": \(s.bytesOut), \"files\": [\(s.files.map(q).joined(separator: ", "))], \"copied_files\": [\(s.copiedFiles.map(q).joined(separator: ", "))]}")

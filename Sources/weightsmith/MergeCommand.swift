@@ -74,6 +74,8 @@ struct MergeCommand: ParsableCommand {
     @Flag(help: "Accept SLERP's t outside [0, 1] (extrapolation beyond the models).")
     var allowExtrapolation = false
 
+    @OptionGroup var nonFinite: NonFiniteOption
+
     func run() throws {
         if let threads { ParallelLoops.threadCount = max(1, threads) }
         let (recipe, outPath, searchDir) = try makeRecipe()
@@ -92,8 +94,9 @@ struct MergeCommand: ParsableCommand {
         }
         guard let outPath else { throw ValidationError("missing the output folder (OUT_DIR or -o)") }
         for n in plan.notes where !quiet { FileHandle.standardError.write(Data("note: \(n)\n".utf8)) }
-        let exec = ExecutionOptions(memoryBudget: try memoryBudget.map(parseSize), maxShardBytes: try parseSize(shardSize),
+        var exec = ExecutionOptions(memoryBudget: try memoryBudget.map(parseSize), maxShardBytes: try parseSize(shardSize),
                                     hashInputs: !noHash, progress: !quiet, overwrite: force)
+        exec.allowNonFinite = nonFinite.allowNonFinite
         let report = try MergeExecutor.run(plan, to: URL(fileURLWithPath: outPath), options: exec)
         print("wrote \(report.outputDirectory.path): \(report.files.joined(separator: ", "))")
     }

@@ -36,6 +36,7 @@ struct SearchCommand: ParsableCommand {
     @Flag(help: "Do not read or write the score cache.") var noCache = false
     @Flag(help: "No progress output.") var quiet = false
     @Option(help: "Forgetting: CONTROL.jsonl=FRACTION keeps the control score at least FRACTION of base_model's while the --held-out score is made worst (repeatable).") var keep: [String] = []
+    @OptionGroup var nonFinite: NonFiniteOption
 
     struct Variable {
         let dimension: ParameterSearch.Dimension
@@ -255,6 +256,7 @@ struct SearchCommand: ParsableCommand {
             let plan = try MergePlanner.plan(candidate(trials[bestTrial].values), options: PlanOptions(seed: seed, searchDirectory: searchDir))
             var o = ExecutionOptions(hashInputs: true, progress: !quiet, overwrite: force)
             o.command = "search"
+            o.allowNonFinite = nonFinite.allowNonFinite
             o.preparedOutput = prepared
             let report = try MergeExecutor.run(plan, to: URL(fileURLWithPath: output), options: o,
                                                cardAppendix: "## Parameter search (weightsmith search)\n\nChosen on: \(heldOut.joined(separator: ", ")).\n\n```\n\(table)```\n\nEvery trial: `search.jsonl`.\n",

@@ -65,6 +65,8 @@ struct SoupCommand: ParsableCommand {
     @Flag(help: "No progress output.")
     var quiet = false
 
+    @OptionGroup var nonFinite: NonFiniteOption
+
     func validate() throws {
         guard !ingredients.isEmpty else { throw ValidationError("give at least one ingredient") }
         guard !heldOut.isEmpty else { throw ValidationError("--held-out DATA.jsonl is required (the data the soup is chosen on)") }
@@ -166,6 +168,7 @@ struct SoupCommand: ParsableCommand {
             let plan = try MergePlanner.plan(recipe, options: PlanOptions())
             var exec = ExecutionOptions(hashInputs: true, progress: !quiet, overwrite: force)
             exec.command = "soup"
+            exec.allowNonFinite = nonFinite.allowNonFinite
             exec.preparedOutput = prepared
             let heading = mode == .greedy ? "Greedy soup" : mode == .learned ? "Learned soup" : "Uniform soup"
             let appendix = "## \(heading) (weightsmith soup)\n\nChosen on: \(heldOut.joined(separator: ", ")); metric: \(metric.rawValue).\n\n```\n\(table)```\n"

@@ -25,6 +25,7 @@ struct TaskVectorCommand: ParsableCommand {
         @Flag(help: "Print the plan, then stop.") var dryRun = false
         @Flag(help: "Replace the output folder if it exists.") var force = false
         @Flag(help: "No progress output.") var quiet = false
+        @OptionGroup var nonFinite: NonFiniteOption
 
         func run() throws {
             let dtype = try outDtype.map(parseOutDType)
@@ -37,6 +38,7 @@ struct TaskVectorCommand: ParsableCommand {
             var options = ExecutionOptions(progress: !quiet, overwrite: force)
             options.metadata = [TaskVectors.kindKey: TaskVectors.kindValue]
             options.command = "task-vector extract"
+            options.allowNonFinite = nonFinite.allowNonFinite
             let report = try MergeExecutor.run(plan, to: URL(fileURLWithPath: output), options: options)
             print("wrote task vector \(report.outputDirectory.path): \(report.tensors) tensors, \(formatBytes(report.outputBytes))")
         }

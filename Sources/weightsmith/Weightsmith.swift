@@ -28,6 +28,7 @@ struct Weightsmith: AsyncParsableCommand {
     /// OPENBLAS_NUM_THREADS is set: weightsmith parallelises itself; see `BLASThreads`).
     static func main() async {
         BLASThreads.configureDefault()
-        await main(nil)
+        // `compose "-0.5*a + b"`: a leading minus would be read as an option.
+        await main(ComposeCommand.protectingExpression(Array(CommandLine.arguments.dropFirst())))
     }
 }

@@ -147,8 +147,16 @@ final class InspectAndConvertTests: XCTestCase {
     func testConvertRoundsF32ToF16AndKeepsIntegers() throws {
         let dir = try makeTemporaryDirectory()
         let out = dir.appendingPathComponent("n.safetensors")
+        // 1e30 in "bias" overflows F16: refused (counted on the encoded values), nothing written...
+        XCTAssertThrowsError(try CheckpointConverter.convert(input: Fixtures.url("numpy_writer.safetensors").path, output: out.path,
+                                                             options: .init(dtype: .f16))) { e in
+            guard case let .nonFinite(_, t, c, n, _)? = e as? CheckpointError else { return XCTFail("\(e)") }
+            XCTAssertEqual([t, "\(c)", "\(n)"], ["bias", "1", "3"])
+        }
+        XCTAssertFalse(FileManager.default.fileExists(atPath: out.path))
+        // ...unless allowed.
         let s = try CheckpointConverter.convert(input: Fixtures.url("numpy_writer.safetensors").path, output: out.path,
-                                                options: .init(dtype: .f16))
+                                                options: .init(dtype: .f16, allowNonFinite: true))
         XCTAssertEqual(s.keptDType, ["ids"])
         let src = try Checkpoint(path: Fixtures.url("numpy_writer.safetensors").path), dst = try Checkpoint(path: out.path)
         XCTAssertEqual(dst.info("ids")?.dtype, .i32)
@@ -202,7 +210,7 @@ final class InspectAndConvertTests: XCTestCase {
             XCTAssertTrue("\($0)".contains("not empty"), "\($0)")
         }
         // --force replaces a previous output, never an unrelated folder.
-        _ = try CheckpointConverter.convert(input: copy.path, output: out.path, options: .init(dtype: .f16), force: true)
+        _ = try CheckpointConverter.convert(input: copy.path, output: out.path, options: .init(dtype: .f16, allowNonFinite: true), force: true)
         XCTAssertEqual(try Checkpoint(path: out.path).info("weight")?.dtype, .f16)
         let mine = dir.appendingPathComponent("mine")
         try FileManager.default.createDirectory(at: mine, withIntermediateDirectories: false)

@@ -191,7 +191,9 @@ print("OK", checked, "tensors,", numpy_loaded, "through safetensors.numpy", "(to
             spec[name] = ["dtype": d.rawValue, "shape": [2, 3], "raw_hex": hex(bytes)]
         }
         let metadata = ["format": "pt", "note": "written by weightsmith \"tests\"\n\u{00e9}\u{2713}", "empty": ""]
-        let w = try SafetensorsWriter(url: dir.appendingPathComponent("single.safetensors"), entries: entries, metadata: metadata)
+        // The special values include NaN and ±Inf on purpose (their encodings are what is checked).
+        let w = try SafetensorsWriter(url: dir.appendingPathComponent("single.safetensors"), entries: entries, metadata: metadata,
+                                      allowNonFinite: true)
         for e in entries {
             if let bytes = raws[e.name] {
                 try bytes.withUnsafeBytes { try w.write(e.name, rawBytes: $0) }
@@ -212,7 +214,8 @@ print("OK", checked, "tensors,", numpy_loaded, "through safetensors.numpy", "(to
         let names = ["model.embed_tokens.weight", "model.layers.0.mlp.down_proj.weight", "model.layers.0.mlp.up_proj.weight",
                      "model.layers.0.self_attn.q_proj.weight", "model.norm.weight"]
         let shardEntries = names.map { TensorEntry(name: $0, dtype: .bf16, shape: [8, 8]) }
-        let cw = try CheckpointWriter(directory: shardDir, entries: shardEntries, maxShardBytes: 300, metadata: ["format": "pt"])
+        let cw = try CheckpointWriter(directory: shardDir, entries: shardEntries, maxShardBytes: 300, metadata: ["format": "pt"],
+                                      allowNonFinite: true)
         for (i, e) in shardEntries.enumerated() {
             try cw.write(e.name, Tensor(shape: [8, 8], scalars: values.map { $0 * Float(i + 1) }))
         }

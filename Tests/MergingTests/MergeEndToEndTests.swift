@@ -28,7 +28,8 @@ final class MergeEndToEndTests: XCTestCase {
         tensors.append(("model.norm.weight", Tensor(shape: [4], scalars: [1, 2, 3, 4].map { $0 + offset })))
         if !tied { tensors.append(("lm_head.weight", Tensor(shape: [vocab, 4], scalars: (0..<(vocab * 4)).map { -Float($0) * 0.1 + offset }))) }
         let w = try SafetensorsWriter(url: d.appendingPathComponent("model.safetensors"),
-                                      entries: tensors.map { TensorEntry(name: $0.0, dtype: dtype, shape: $0.1.shape) })
+                                      entries: tensors.map { TensorEntry(name: $0.0, dtype: dtype, shape: $0.1.shape) },
+                                      allowNonFinite: true)  // `offset: .nan` makes a NaN input on purpose
         for (n, t) in tensors { try w.write(n, t) }
         try w.finish()
         try Data("{\"model_type\": \"llama\", \"num_hidden_layers\": \(layers), \"vocab_size\": \(vocab), \"torch_dtype\": \"float32\"}".utf8)
@@ -193,6 +194,7 @@ final class MergeEndToEndTests: XCTestCase {
         let plan = try MergePlanner.plan(recipe("merge_method: linear\nmodels:\n  - model: \(base)\n    parameters: {weight: 1}\n"))
         let findings = try ValueScan.scan(plan)
         XCTAssertEqual(findings.count, 7)
+        XCTAssertEqual(findings.map(\.nonFinite), findings.map(\.elements))  // every value is NaN
     }
 
     func testSHA256KnownVectors() {

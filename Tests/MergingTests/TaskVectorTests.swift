@@ -13,13 +13,65 @@ final class TaskVectorTests: XCTestCase {
         XCTAssertEqual(try CompositionExpression.parse("-ft-a").map(\.name), ["ft-a"])
     }
 
+    /// Unary minus anywhere, parentheses, division by numbers, repeated names combined.
+    func testExpressionGrammar() throws {
+        func parsed(_ e: String) throws -> [String: Double] {
+            Dictionary(uniqueKeysWithValues: try CompositionExpression.parse(e).map { ($0.name, $0.coefficient) })
+        }
+        XCTAssertEqual(try parsed("-0.5*cap + prof"), ["cap": -0.5, "prof": 1])
+        XCTAssertEqual(try parsed("cap + 0.5 * (prof + cont)"), ["cap": 1, "prof": 0.5, "cont": 0.5])
+        XCTAssertEqual(try parsed("cap - 0.5*(prof - cont)"), ["cap": 1, "prof": -0.5, "cont": 0.5])
+        XCTAssertEqual(try parsed("-(a + 3*b)/2"), ["a": -0.5, "b": -1.5])
+        XCTAssertEqual(try parsed("(a - b) * -2"), ["a": -2, "b": 2])
+        XCTAssertEqual(try parsed("2 * (3 * (a))"), ["a": 6])
+        XCTAssertEqual(try parsed("- - a"), ["a": 1])
+        XCTAssertEqual(try parsed("(2 - 0.5) * a"), ["a": 1.5])
+        XCTAssertEqual(try parsed("a + 0.5*(a + b)"), ["a": 1.5, "b": 0.5])
+        XCTAssertEqual(try parsed("ft-a - ft-b"), ["ft-a": 1, "ft-b": -1])
+        XCTAssertEqual(try parsed(".5e1*x"), ["x": 5])
+        // Order of first appearance; position of the first occurrence.
+        let t = try CompositionExpression.parse("(b + a) + 2*b")
+        XCTAssertEqual(t.map(\.name), ["b", "a"])
+        XCTAssertEqual(t.map(\.coefficient), [3, 1])
+        XCTAssertEqual(t.map(\.position), [1, 5])
+    }
+
+    func testExpressionGrammarErrors() {
+        func error(_ e: String) -> (Int, String)? {
+            do { _ = try CompositionExpression.parse(e); return nil } catch let MergeError.invalidExpression(_, p, r) { return (p, r) } catch { return nil }
+        }
+        let cases: [(String, Int, String)] = [
+            ("cap + 0.5 * (prof + cont", 24, "the \"(\" at column 13 is not closed"),
+            ("cap + prof)", 10, "unmatched \")\""),
+            ("cap + ()", 7, "before \")\""),
+            ("cap + 1", 6, "a number cannot be added to a model"),
+            ("2 + cap", 0, "a number cannot be added to a model"),
+            ("a * (b + c)", 4, "a product of two models"),
+            ("a / b", 4, "cannot divide by a model"),
+            ("a / (1 - 1)", 4, "division by zero"),
+            ("2 * 3", 0, "names no model"),
+            ("a $ b", 2, "expected an operator"),
+            ("a + #", 4, "found \"#\""),
+            ("1e308 * 1e308 * a", 16, "not finite"),
+            (String(repeating: "(", count: 70) + "a" + String(repeating: ")", count: 70), 64, "nested too deeply"),
+        ]
+        for (e, p, r) in cases {
+            guard let (gp, gr) = error(e) else { XCTFail("\(e): no error"); continue }
+            XCTAssertEqual(gp, p, "\(e): \(gr)")
+            XCTAssertTrue(gr.contains(r), "\(e): \(gr)")
+        }
+        // The message shows the column (1-based) and a caret under it.
+        let m = MergeError.invalidExpression(expression: "a + 1", position: 4, reason: "r").description
+        XCTAssertEqual(m, "r at column 5:\n  a + 1\n      ^")
+    }
+
     func testExpressionErrorsPointAtTheProblem() {
         func position(_ e: String) -> Int? {
             do { _ = try CompositionExpression.parse(e); return nil } catch let MergeError.invalidExpression(_, p, _) { return p } catch { return nil }
         }
         XCTAssertEqual(position("0.7*math +"), 10)
         XCTAssertEqual(position("0.7*math 0.5*code"), 9)
-        XCTAssertEqual(position("math + math"), 7)
+        XCTAssertEqual(position("math + 2"), 7)
         XCTAssertEqual(position("0.7*"), 4)
         XCTAssertEqual(position(""), 0)
         XCTAssertEqual(position("a * x"), 4)

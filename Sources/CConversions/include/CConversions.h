@@ -23,4 +23,14 @@ void ws_f32_to_f16(const float *src, void *dst, size_t count);
 void ws_bf16_to_f32(const void *src, float *dst, size_t count);
 void ws_f32_to_bf16(const float *src, void *dst, size_t count);
 
+/* Non-finite values (NaN or +-infinity: every exponent bit set) among `count` elements, counted
+ * with AVX2 when the CPU has it (same result as the scalar loop). The 16-bit variants read raw
+ * little-endian F16 or BF16 bits (unaligned allowed), so a stored tensor is checked without
+ * decoding. `ws_copy_f32_count_nonfinite` copies `count` floats (no overlap) and counts in the
+ * same pass: the check is fused into a copy the caller makes anyway. */
+size_t ws_count_nonfinite_f32(const float *src, size_t count);
+size_t ws_count_nonfinite_f16(const void *src, size_t count);
+size_t ws_count_nonfinite_bf16(const void *src, size_t count);
+size_t ws_copy_f32_count_nonfinite(float *dst, const float *src, size_t count);
+
 #endif
