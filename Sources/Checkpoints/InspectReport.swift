@@ -71,12 +71,31 @@ public struct InspectReport: Sendable {
     // MARK: text
 
     /// A fixed-width table, then totals, shards and metadata.
+    /// `s` safe to print on a terminal: control characters (C0, DEL, C1), line and paragraph
+    /// separators and bidirectional overrides are written as escapes (`\n`, `\t`, `\u{1B}`), so a
+    /// hostile tensor name or metadata value cannot move the cursor, recolour or reorder the output.
+    public static func printable(_ s: String) -> String {
+        var out = ""
+        for u in s.unicodeScalars {
+            switch u.value {
+            case 0x0A: out += "\\n"
+            case 0x09: out += "\\t"
+            case 0x0D: out += "\\r"
+            case 0x00...0x1F, 0x7F...0x9F, 0x2028, 0x2029, 0x202A...0x202E, 0x2066...0x2069:
+                out += "\\u{" + String(u.value, radix: 16, uppercase: true) + "}"
+            default: out.unicodeScalars.append(u)
+            }
+        }
+        return out
+    }
+
     public func text() -> String {
+        let printable = Self.printable
         var header = ["name", "dtype", "shape", "params", "bytes"]
         if withStats { header += ["min", "max", "mean", "std", "nan", "inf"] }
         var table: [[String]] = [header]
         for r in rows {
-            var line = [r.name, r.dtype.rawValue, r.shape.description, groupedThousands(r.parameters), groupedThousands(r.bytes)]
+            var line = [printable(r.name), r.dtype.rawValue, r.shape.description, groupedThousands(r.parameters), groupedThousands(r.bytes)]
             if withStats {
                 if let s = r.stats {
                     line += [s.min, s.max, s.mean, s.std].map { $0.map(formatStat) ?? "-" }
@@ -105,11 +124,11 @@ public struct InspectReport: Sendable {
             out += "  \(t.dtype.rawValue): \(t.tensors) tensor\(t.tensors == 1 ? "" : "s"), \(groupedThousands(t.parameters)) parameters, \(ByteSize.format(t.bytes))\n"
         }
         if let indexFile {
-            out += "shards: \(shards.count) (\(indexFile)): \(shards.joined(separator: ", "))\n"
+            out += "shards: \(shards.count) (\(printable(indexFile))): \(printable(shards.joined(separator: ", ")))\n"
         } else if shards.count > 1 {
-            out += "files: \(shards.joined(separator: ", "))\n"
+            out += "files: \(printable(shards.joined(separator: ", ")))\n"
         }
-        if let reference { out += "reference: \(referenceKind): \(reference)\n" }
+        if let reference { out += "reference: \(referenceKind): \(printable(reference))\n" }
         if withStats {
             let nan = rows.reduce(0) { $0 + ($1.stats?.nanCount ?? 0) }, inf = rows.reduce(0) { $0 + ($1.stats?.infCount ?? 0) }
             out += "non-finite values: \(nan) NaN, \(inf) Inf\n"
@@ -118,7 +137,7 @@ public struct InspectReport: Sendable {
             out += "metadata: (none)\n"
         } else {
             out += "metadata:\n"
-            for k in metadata.keys.sorted() { out += "  \(k): \(metadata[k]!)\n" }
+            for k in metadata.keys.sorted() { out += "  \(printable(k)): \(printable(metadata[k]!))\n" }
         }
         return out
     }

@@ -37,9 +37,19 @@ public struct PromptCompletion: Sendable, Equatable {
 
     /// Reads JSONL: one object per non-empty line with string fields `prompt` and `completion`.
     public static func readJSONL(_ url: URL) throws -> [PromptCompletion] {
-        let text: String
-        do { text = try String(contentsOf: url, encoding: .utf8) } catch {
-            throw ModelError.cannotRead(path: url.path, reason: "\(error)")
+        let data: Data
+        do { data = try Data(contentsOf: url) } catch {
+            throw ModelError.cannotRead(path: url.path, reason: FileManager.default.fileExists(atPath: url.path)
+                                        ? "cannot be read (\((error as NSError).localizedDescription))" : "no such file")
+        }
+        guard let text = String(validating: data, as: UTF8.self) else {
+            // Name the first line that is not UTF-8.
+            var line = 1
+            for chunk in data.split(separator: 0x0A, omittingEmptySubsequences: false) {
+                if String(validating: chunk, as: UTF8.self) == nil { break }
+                line += 1
+            }
+            throw ModelError.invalidConfig(path: url.path, key: "line \(line)", reason: "not valid UTF-8 (JSONL files are UTF-8 text)")
         }
         var out: [PromptCompletion] = []
         for (i, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {

@@ -23,6 +23,7 @@ struct EvalCommand: ParsableCommand {
     var json = false
 
     @OptionGroup var nonFinite: NonFiniteOption
+    @Flag(help: "No progress or notes on stderr.") var quiet = false
 
     func run() throws {
         let loaded = try PretrainedModel(path: model, base: base)
@@ -30,17 +31,31 @@ struct EvalCommand: ParsableCommand {
         let evaluator = Evaluator(model: loaded.model, tokenizer: loaded.tokenizer)
         let url = URL(fileURLWithPath: data)
         let tty = isatty(2) != 0
+        let t0 = Date()
         let progress: (Int, Int) -> Void = { done, total in
-            guard tty else { return }
-            FileHandle.standardError.write(Data("\r\(done)/\(total)\(done == total ? "\n" : "")".utf8))
+            guard tty, !quiet, total > 0 else { return }
+            let elapsed = Date().timeIntervalSince(t0)
+            let eta = done > 0 && done < total ? String(format: ", ETA %.0fs", elapsed / Double(done) * Double(total - done)) : ""
+            FileHandle.standardError.write(Data(String(format: "\reval: %d/%d %@, %.1fs%@\u{1B}[K%@", done, total,
+                                                       data.hasSuffix(".jsonl") ? "examples" : "windows", elapsed, eta,
+                                                       done == total ? "\n" : "").utf8))
         }
         let result: EvaluationResult
         if data.hasSuffix(".jsonl") {
-            result = try evaluator.evaluate(try PromptCompletion.readJSONL(url), progress: progress)
+            let examples = try PromptCompletion.readJSONL(url)
+            guard !examples.isEmpty else { throw ValidationError("\(data): no examples (the file has no JSON lines)") }
+            result = try evaluator.evaluate(examples, progress: progress)
         } else {
             let text: String
-            do { text = try String(contentsOf: url, encoding: .utf8) } catch { throw ValidationError("\(data): \(error)") }
-            result = try evaluator.perplexity(text: text, window: min(window, loaded.model.config.maxPositions), progress: progress)
+            do { text = try String(contentsOf: url, encoding: .utf8) } catch {
+                throw ValidationError("\(data): " + (FileManager.default.fileExists(atPath: data) ? "not UTF-8 text" : "no such file"))
+            }
+            guard text.contains(where: { !$0.isWhitespace }) else { throw ValidationError("\(data): no text to score (the file is empty)") }
+            let context = loaded.model.config.maxPositions
+            if window > context, !quiet {
+                FileHandle.standardError.write(Data("note: --window \(window) is longer than the model's context (\(context) positions); windows of \(context) are scored\n".utf8))
+            }
+            result = try evaluator.perplexity(text: text, window: min(window, context), progress: progress)
         }
         _ = try result.checkedFinite(source: model)
         if json {

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 import Tensors
 
 @main
@@ -29,6 +30,23 @@ struct Weightsmith: AsyncParsableCommand {
     static func main() async {
         BLASThreads.configureDefault()
         // `compose "-0.5*a + b"`: a leading minus would be read as an option.
-        await main(ComposeCommand.protectingExpression(Array(CommandLine.arguments.dropFirst())))
+        let arguments = ComposeCommand.protectingExpression(Array(CommandLine.arguments.dropFirst()))
+        var command: any ParsableCommand
+        do {
+            command = try parseAsRoot(arguments)
+        } catch {
+            // A malformed command line: ArgumentParser's message, with the usage line.
+            exit(withError: error)
+        }
+        do {
+            if var c = command as? any AsyncParsableCommand { try await c.run() } else { try command.run() }
+        } catch let e as ValidationError {
+            // Found while running (a file, a value): the message says what to fix, and a usage
+            // line would only hide it.
+            FileHandle.standardError.write(Data("Error: \(e.message)\n".utf8))
+            Foundation.exit(ExitCode.validationFailure.rawValue)
+        } catch {
+            exit(withError: error)
+        }
     }
 }

@@ -89,6 +89,29 @@ final class InspectAndConvertTests: XCTestCase {
         XCTAssertEqual(s["max"] as? Double, ref.max)
     }
 
+    /// Hostile names and metadata print as escapes: no terminal control bytes reach the output.
+    func testReportEscapesControlCharacters() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("ws-escape-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let url = dir.appendingPathComponent("evil.safetensors")
+        let name = "w\u{1B}[2J\nfake.row\u{7}\u{202E}", plain = "model.norm.weight"
+        let w = try SafetensorsWriter(url: url, entries: [TensorEntry(name: name, dtype: .f32, shape: [2]), TensorEntry(name: plain, dtype: .f32, shape: [2])],
+                                      metadata: ["note\u{0}": "line1\nline2\u{9B}31m"])
+        try w.write(name, Tensor(shape: [2], scalars: [1, 2]))
+        try w.write(plain, Tensor(shape: [2], scalars: [1, 2]))
+        try w.finish()
+        let text = try InspectReport(checkpoint: Checkpoint(path: url.path), stats: false).text()
+        for bad: Unicode.Scalar in ["\u{1B}", "\u{7}", "\u{0}", "\u{9B}", "\u{202E}"] {
+            XCTAssertFalse(text.unicodeScalars.contains(bad), "U+\(String(bad.value, radix: 16)) printed raw")
+        }
+        XCTAssertTrue(text.contains("w\\u{1B}[2J\\nfake.row\\u{7}\\u{202E}"), text)
+        XCTAssertTrue(text.contains("note\\u{0}: line1\\nline2\\u{9B}31m"), text)
+        // One line per tensor: the newline in the name did not start a row.
+        XCTAssertFalse(text.split(separator: "\n").contains { $0.hasPrefix("fake.row") }, text)
+        XCTAssertTrue(text.contains(plain))
+    }
+
     func testReportWithNonFiniteStatsIsValidJSON() throws {
         let report = try InspectReport(checkpoint: Checkpoint(path: Fixtures.url("all_dtypes.safetensors").path), stats: true)
         XCTAssertNotNil(try JSONSerialization.jsonObject(with: Data(report.json().utf8)))

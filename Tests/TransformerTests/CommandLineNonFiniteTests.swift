@@ -10,7 +10,9 @@ final class CommandLineNonFiniteTests: XCTestCase {
 
     struct Run { var status: Int32; var out: String; var err: String }
 
-    func run(_ args: [String]) throws -> Run {
+    func run(_ args: [String]) throws -> Run { try Self.run(args) }
+
+    static func run(_ args: [String]) throws -> Run {
         let p = Process()
         p.executableURL = Self.binary
         p.arguments = args
@@ -92,5 +94,61 @@ final class CommandLineNonFiniteTests: XCTestCase {
         let g0 = try run(["generate", n, "a b"])
         XCTAssertEqual(g0.status, 1)
         XCTAssertTrue(g0.err.contains("refusing to run this model"), g0.err)
+    }
+}
+
+/// Bad data files and values given to the binary: typed messages that name the file and line,
+/// exit status 64 without a usage line for problems found while running.
+final class CommandLineInputErrorTests: XCTestCase {
+    static let family = SoupTests.family
+
+    override func setUpWithError() throws {
+        guard FileManager.default.isExecutableFile(atPath: CommandLineNonFiniteTests.binary.path) else { throw XCTSkip("binary not built") }
+    }
+
+    func testDataFileErrorsNameFileAndLine() throws {
+        let cli = CommandLineNonFiniteTests.self
+        let d = FileManager.default.temporaryDirectory.appendingPathComponent("ws-cli-input-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: d, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: d) }
+        let base = Self.family.appendingPathComponent("base").path
+        let empty = d.appendingPathComponent("empty.jsonl"), blank = d.appendingPathComponent("blank.txt")
+        let badUTF8 = d.appendingPathComponent("bad.jsonl")
+        try Data().write(to: empty)
+        try Data("  \n\n".utf8).write(to: blank)
+        try (Data("{\"prompt\": \"a\", \"completion\": \" b\"}\n".utf8) + Data([0xFF, 0xFE]) + Data("{}\n".utf8)).write(to: badUTF8)
+        let cases: [(String, String)] = [(empty.path, "\(empty.path): no examples"), (blank.path, "\(blank.path): no text to score"),
+                                         (badUTF8.path, "\(badUTF8.path): line 2: not valid UTF-8"),
+                                         (d.appendingPathComponent("missing.jsonl").path, "missing.jsonl: no such file")]
+        for (file, message) in cases {
+            let r = try cli.run(["eval", base, file])
+            XCTAssertNotEqual(r.status, 0, file)
+            XCTAssertTrue(r.err.contains(message), "\(file): \(r.err)")
+            XCTAssertFalse(r.err.contains("Usage:"), "\(file): \(r.err)")
+            XCTAssertEqual(r.out, "", file)
+        }
+        // A malformed command line still gets the usage line.
+        let usage = try cli.run(["eval", base])
+        XCTAssertEqual(usage.status, 64)
+        XCTAssertTrue(usage.err.contains("Usage: weightsmith eval"), usage.err)
+        // A window longer than the context is said, not silently shortened.
+        let long = try cli.run(["eval", base, Self.family.appendingPathComponent("data/corpus.txt").path, "--window", "4096"])
+        XCTAssertEqual(long.status, 0, long.err)
+        XCTAssertTrue(long.err.contains("--window 4096 is longer than the model's context (256 positions)"), long.err)
+    }
+
+    func testOutOfRangeParametersAreRefusedBeforeAnyOutput() throws {
+        let cli = CommandLineNonFiniteTests.self
+        let out = FileManager.default.temporaryDirectory.appendingPathComponent("ws-cli-range-\(UUID().uuidString)")
+        let f = Self.family.path
+        let r = try cli.run(["merge", "--method", "ties", "--base", "\(f)/base", "\(f)/capital-full", "\(f)/continent-full",
+                             "--weight", "1", "--density", "1.5", "-o", out.path, "--quiet"])
+        XCTAssertEqual(r.status, 1)
+        XCTAssertTrue(r.err.contains("parameter \"density\" for model \(f)/capital-full is 1.5; it must be in (0, 1]"), r.err)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: out.path))
+        let s = try cli.run(["merge", "--method", "slerp", "--base", "\(f)/base", "\(f)/capital-full", "--set", "t=5", "--dry-run"])
+        XCTAssertTrue(s.err.contains("it must be in [0, 1] (or pass --allow-extrapolation)"), s.err)
+        let ok = try cli.run(["merge", "--method", "slerp", "--base", "\(f)/base", "\(f)/capital-full", "--set", "t=5", "--dry-run", "--allow-extrapolation"])
+        XCTAssertEqual(ok.status, 0, ok.err)
     }
 }
