@@ -16,13 +16,29 @@ public enum InputFingerprints {
         var cache: [String: String] = useCache ? load() : [:]
         var out: [String: String] = [:]
         var changed = false
-        for p in paths {
+        var todo: [(path: String, key: String)] = []
+        for p in paths where out[p] == nil {
             if let h = huggingFaceBlobDigest(p) { out[p] = h; continue }
             guard let key = cacheKey(p) else { out[p] = "unreadable"; continue }
             if let h = cache[key] { out[p] = h; continue }
-            let h = (try? SHA256.hexDigest(ofFile: p)) ?? "unreadable"
-            out[p] = h
-            if h != "unreadable" { cache[key] = h; changed = true }
+            if !todo.contains(where: { $0.path == p }) { todo.append((p, key)) }
+        }
+        // Files not seen before are hashed side by side (hashing is CPU-bound; one file per core).
+        final class Results: @unchecked Sendable {
+            let lock = NSLockLike()
+            var hashes: [String]
+            init(_ n: Int) { hashes = [String](repeating: "unreadable", count: n) }
+        }
+        let results = Results(todo.count)
+        let files = todo.map(\.path)
+        DispatchQueue.concurrentPerform(iterations: files.count) { i in
+            guard let h = try? SHA256.hexDigest(ofFile: files[i]) else { return }
+            results.lock.locked { results.hashes[i] = h }
+        }
+        let hashes = results.hashes
+        for (i, t) in todo.enumerated() {
+            out[t.path] = hashes[i]
+            if hashes[i] != "unreadable" { cache[t.key] = hashes[i]; changed = true }
         }
         if useCache && changed { save(cache) }
         return out

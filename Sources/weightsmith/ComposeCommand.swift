@@ -48,7 +48,7 @@ struct ComposeCommand: ParsableCommand {
     @OptionGroup var nonFinite: NonFiniteOption
     @Option(name: .customLong("model"), help: "NAME=PATH for every name in the expression.") var models: [String] = []
     @Option(name: [.short, .customLong("output")], help: "Output folder.") var output: String?
-    @Option(help: "Output dtype: float32, bfloat16, float16 (default: the base's).") var outDtype: String?
+    @Option(name: [.customLong("dtype"), .customLong("out-dtype")], help: "Output dtype: f32, bf16, f16 (or float32, bfloat16, float16; default: the base's). --out-dtype is the same option.") var outDtype: String?
     @Flag(help: "Print the plan, then stop.") var dryRun = false
     @Flag(help: "Replace the output folder if it exists.") var force = false
     @Flag(help: "Skip the SHA-256 of the inputs in the model card.") var noHash = false

@@ -38,7 +38,7 @@ struct MergeCommand: ParsableCommand {
     @Option(name: .customLong("set"), help: "Parameter NAME=VALUE (number or true/false), e.g. --set lambda=0.8 --set t=0.5.")
     var settings: [String] = []
 
-    @Option(help: "Output dtype: float32, bfloat16, float16 (default: the recipe's, else the base's).")
+    @Option(name: [.customLong("dtype"), .customLong("out-dtype")], help: "Output dtype: f32, bf16, f16 (or float32, bfloat16, float16; default: the recipe's, else the base's). --out-dtype is the same option.")
     var outDtype: String?
 
     @Flag(help: "Print the plan and the estimated peak memory, then stop.")

@@ -53,7 +53,7 @@ struct SoupCommand: ParsableCommand {
     @Flag(help: "Replace OUT if it is a previous weightsmith output.")
     var force = false
 
-    @Option(help: "Output dtype: float32, bfloat16, float16 (default: the first ingredient's).")
+    @Option(name: [.customLong("dtype"), .customLong("out-dtype")], help: "Output dtype: f32, bf16, f16 (default: the first ingredient's). --out-dtype is the same option.")
     var outDtype: String?
 
     @Flag(name: .long, help: "Do not read or write the score cache.")

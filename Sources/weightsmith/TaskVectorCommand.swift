@@ -21,7 +21,7 @@ struct TaskVectorCommand: ParsableCommand {
         @Option(name: [.short, .customLong("output")], help: "Output folder.") var output: String
         @Option(help: "Keep only this fraction of entries per tensor, the largest magnitudes (0 < k ≤ 1); others are stored as 0.")
         var topK: Double = 1
-        @Option(help: "Storage dtype: float32, bfloat16, float16 (default: the base's).") var outDtype: String?
+        @Option(name: [.customLong("dtype"), .customLong("out-dtype")], help: "Storage dtype: f32, bf16, f16 (default: the base's). --out-dtype is the same option.") var outDtype: String?
         @Flag(help: "Print the plan, then stop.") var dryRun = false
         @Flag(help: "Replace the output folder if it exists.") var force = false
         @Flag(help: "No progress output.") var quiet = false
@@ -47,7 +47,7 @@ struct TaskVectorCommand: ParsableCommand {
 
 func parseOutDType(_ s: String) throws -> DType {
     guard let d = DType(userSpelling: s), [.f32, .bf16, .f16, .f64].contains(d) else {
-        throw ValidationError("--out-dtype must be float32, bfloat16, float16 or float64, got \(s)")
+        throw ValidationError("--dtype must be f32, bf16, f16 or f64 (float32, bfloat16, float16, float64), got \(s)")
     }
     return d
 }
