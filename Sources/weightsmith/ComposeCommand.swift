@@ -11,8 +11,9 @@ struct ComposeCommand: ParsableCommand {
         discussion: """
         Example: weightsmith compose --base base "0.7*math + 0.5*code - 0.3*toxic" \\
                    --model math=ft-math --model code=tv-code --model toxic=ft-toxic -o out
-        A name refers to a fine-tuned checkpoint (its task vector is taken against --base) or to a
-        task vector written by `weightsmith task-vector extract`. Put spaces around a minus sign:
+        A name refers to a fine-tuned checkpoint (its task vector is taken against --base), to a
+        task vector written by `weightsmith task-vector extract`, or to a sparse delta (`graft`'s
+        graft.safetensors, an LT-SFT output of `finetune --mode lt-sft`), read as BASE+DELTA. Put spaces around a minus sign:
         `ft-a` is a name.
         Search (Ilharco et al. 2023, §2): --search lambda=0:1:0.05 --held-out DATA.jsonl scores \
         BASE + λ Σ c·(model − BASE) for every λ of the grid in memory (completion NLL and greedy exact \
@@ -87,7 +88,7 @@ struct ComposeCommand: ParsableCommand {
         for t in terms where table[t.name] == nil {
             throw MergeError.invalidExpression(expression: expression, position: t.position, reason: "\"\(t.name)\" is not defined; add --model \(t.name)=PATH")
         }
-        let paths = [base] + terms.map { table[$0.name]! }
+        let paths = [base] + terms.map { TaskVectors.modelReference(table[$0.name]!, base: base) }
         for p in paths where TaskVectors.isTaskVector(try ModelReference.open(p, allowDeltas: true)) {
             throw ValidationError("\(p) is a task vector; --search needs the fine-tuned checkpoints (and a model as --base)")
         }
