@@ -76,7 +76,7 @@ public struct InspectReport: Sendable {
     /// The sparse-delta section of the text report: totals, then one line per tensor.
     func sparseText(_ sparse: [SparseRow]) -> String {
         let kept = sparse.reduce(0) { $0 + $1.kept }, dense = sparse.reduce(0) { $0 + $1.shape.elementCount }
-        func pct(_ x: Double) -> String { String(format: x >= 0.001 ? "%.2f%%" : "%.4f%%", 100 * x) }
+        func pct(_ x: Double) -> String { x == 0 ? "0%" : String(format: x >= 0.001 ? "%.2f%%" : "%.4f%%", 100 * x) }
         var out = "sparse delta: \(sparse.count) tensor\(sparse.count == 1 ? "" : "s"), \(groupedThousands(kept)) kept of "
             + "\(groupedThousands(dense)) dense entries (density \(pct(dense == 0 ? 0 : Double(kept) / Double(dense))))\n"
         let lines = [["tensor", "shape", "kept", "density"]] + sparse.map { [$0.name, $0.shape.description, groupedThousands($0.kept), pct($0.density)] }

@@ -163,7 +163,7 @@ struct FinetuneCommand: ParsableCommand {
         var sparse = s
         if let sparseLr { sparse.learningRate = sparseLr }
         let settings = LotteryTicketSFT.Settings(density: density, eligibility: try GraftEligibility(include: include), fullPhase: full, sparsePhase: sparse)
-        say("lt-sft: phase 1 (full, \(full.steps) steps), then phase 2 (the top \(density) of eligible entries, \(sparse.steps) steps); " +
+        say("lt-sft: phase 1 (full, \(full.steps) steps), then phase 2 (the top \(String(format: "%g", 100 * density))% of eligible entries, \(sparse.steps) steps); " +
             "\(train.count) training examples, \(heldOut.count) held out")
         let r = try LotteryTicketSFT.train(model: m, examples: train, heldOut: heldOut, settings: settings) { phase, p in
             let every = max(1, logEvery ?? p.totalSteps / 5)
