@@ -19,7 +19,7 @@ struct Weightsmith: AsyncParsableCommand {
             MergeCommand.self, TaskVectorCommand.self, ComposeCommand.self,
             EditCommand.self, TrainEditorCommand.self, FactsCommand.self,
             SoupCommand.self, SearchCommand.self,
-            GraftCommand.self,
+            GraftCommand.self, MasksCommand.self,
             RepairCommand.self, InterferenceCommand.self,
         ]
     )
