@@ -64,7 +64,7 @@ struct FinetuneCommand: ParsableCommand {
     @Option(name: .long, help: "Sparse mode without --mask: fraction of entries trained, chosen at random (seeded).") var maskDensity: Double?
     @Option(name: .long, help: "Sparse mode without --mask: regex selecting the masked tensors (default: all matrices).") var maskTensors: String?
 
-    @Option(name: .long, help: "lt-sft: fraction of the eligible entries in the delta (Ansell et al. 2022 use 0.01).") var density = 0.01
+    @Option(name: .long, help: "lt-sft: fraction of the eligible entries in the delta (default 0.01, the value of Ansell et al. 2022).") var density: Double?
     @Option(name: .long, help: "lt-sft: phase 1 (full) steps (default: --steps).") var fullSteps: Int?
     @Option(name: .long, help: "lt-sft: peak learning rate of phase 2 (default: --lr).") var sparseLr: Double?
     @Option(name: .long, help: "lt-sft: regular expression: only tensors whose name matches are eligible (replaces the default rule).") var include: String?
@@ -72,6 +72,11 @@ struct FinetuneCommand: ParsableCommand {
     @Option(name: .long, help: "Saved dtype for full/sparse: f32, bf16 or f16.") var dtype = "f32"
 
     func run() throws {
+        if mode != .ltSft {
+            for (given, flag) in [(density != nil, "--density"), (fullSteps != nil, "--full-steps"), (sparseLr != nil, "--sparse-lr"), (include != nil, "--include")] where given {
+                throw ValidationError("\(flag) is an option of --mode lt-sft")
+            }
+        }
         guard let kind = LearningRateSchedule.Kind(rawValue: schedule) else { throw ValidationError("--schedule must be constant, linear or cosine") }
         guard let saveType = ["f32": DType.f32, "bf16": .bf16, "f16": .f16][dtype] else { throw ValidationError("--dtype must be f32, bf16 or f16") }
         if model.hasSuffix(".gguf") && mode != .lora {
@@ -99,6 +104,9 @@ struct FinetuneCommand: ParsableCommand {
         s.warmupSteps = warmup; s.schedule = kind; s.minLearningRateRatio = minLrRatio
         s.weightDecay = weightDecay; s.clipNorm = clip > 0 ? clip : nil; s.seed = seed; s.evalEvery = evalEvery
         if mode == .ltSft {
+            guard mask == nil, maskDensity == nil, maskTensors == nil else {
+                throw ValidationError("--mode lt-sft chooses its own mask: --mask, --mask-density and --mask-tensors do not apply")
+            }
             try lotteryTicket(loaded: loaded, train: train, heldOut: heldOut, settings: s, out: out)
             return
         }
@@ -152,6 +160,7 @@ struct FinetuneCommand: ParsableCommand {
     func lotteryTicket(loaded: PretrainedModel, train: [TrainingExample], heldOut: [TrainingExample], settings s: Trainer.Settings,
                        out: OutputFolder) throws {
         let m = loaded.model
+        let density = self.density ?? 0.01
         var full = s
         if let fullSteps {
             guard fullSteps > 0 else { throw ValidationError("--full-steps must be positive") }
