@@ -19,7 +19,7 @@ import Transformer
 /// frozen in both phases, so the delta describes the whole change. Not implemented: the optional
 /// L1 pull towards θ0 (`full_l1_reg`/`sparse_l1_reg`, default 0 in the reference), several
 /// iterations (`n_ft_iterations`, default 1) and dense "abs" tensors for a trained head.
-/// Composition (Ansell et al. 2022, §3.3) is θ0 + Σ φ_i: `BASE+DELTA` references and `compose`.
+/// Composition (Ansell et al. 2022) is θ0 + Σ φ_i: `BASE+DELTA` references and `compose`.
 public enum LotteryTicketSFT {
     public struct Settings: Sendable {
         /// Fraction of the eligible entries kept (the reference's `ft_params_proportion`, 0.01).

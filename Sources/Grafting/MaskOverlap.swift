@@ -2,7 +2,7 @@ import Checkpoints
 import Foundation
 import Spectral
 
-/// Overlap of two binary masks as task similarity (Panigrahi et al. 2023, §5: the graft regions
+/// Overlap of two binary masks as task similarity (Panigrahi et al. 2023, abstract: the graft regions
 /// of different tasks are nearly disjoint, and their overlap tracks task similarity). A mask is
 /// read from a sparse delta (a `graft` or LT-SFT output): an entry is in the mask when the delta
 /// lists its index, whatever the value.

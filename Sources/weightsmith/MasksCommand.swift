@@ -14,7 +14,7 @@ struct MasksCommand: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Pairwise overlap of the masks of sparse deltas (graft or LT-SFT outputs), overall, per layer and per module type.",
             discussion: """
-            A mask is the set of entries a sparse delta lists (Panigrahi et al. 2023, §5: graft regions of different \
+            A mask is the set of entries a sparse delta lists (Panigrahi et al. 2023, abstract: graft regions of different \
             tasks are nearly disjoint; their overlap tracks task similarity). Each MASK is a graft output folder \
             (its graft.safetensors), a folder holding one sparse delta (finetune --mode lt-sft), or a sparse-delta \
             .safetensors file; NAME=MASK sets the label (default: the folder or file name). Columns: |A|, |B|, \
