@@ -22,6 +22,7 @@ public struct LTSFTDiff {
 
     public enum Failure: Error, Equatable, CustomStringConvertible, Sendable {
         case invalid(path: String, reason: String)
+        var reason: String { switch self { case let .invalid(_, r): return r } }
         public var description: String {
             switch self {
             case let .invalid(p, r):
@@ -34,6 +35,37 @@ public struct LTSFTDiff {
         self.path = path
         let mapped = try MappedFile(path: path)
         (diffs, absNames) = try withExtendedLifetime(mapped) { try Self.read(mapped.bytes(0..<mapped.size), path: path) }
+    }
+
+    /// The row-major linear indices of LT-SFT's delta-coded, first-dimension-fastest `steps` for a
+    /// tensor of shape `dims`, in the order given: a cumulative sum in Int64 with overflow checks,
+    /// each index in range, strictly ascending (the first step ≥ 0, the others > 0).
+    public static func rowMajorIndices(steps: [Int64], dims: [Int]) throws -> [Int64] {
+        guard let total = Shape(dims).checkedElementCount else { throw Failure.invalid(path: "", reason: "size \(dims) overflows") }
+        var rowStrides = [Int64](repeating: 1, count: dims.count)
+        for d in stride(from: dims.count - 2, through: 0, by: -1) { rowStrides[d] = rowStrides[d + 1] * Int64(dims[d + 1]) }
+        var out: [Int64] = []
+        out.reserveCapacity(steps.count)
+        var idx: Int64 = 0
+        for (p, step) in steps.enumerated() {
+            guard p == 0 ? step >= 0 : step > 0 else {
+                throw Failure.invalid(path: "", reason: "index step \(p) is \(step) (indices must be strictly ascending)")
+            }
+            let (next, overflow) = idx.addingReportingOverflow(step)
+            guard !overflow, next < Int64(total) else {
+                throw Failure.invalid(path: "", reason: "index \(overflow ? "overflows Int64" : "\(next)") at position \(p), outside 0..<\(total)")
+            }
+            idx = next
+            // coord_d = (idx / Π_{e<d} size_e) mod size_d; row-major index = Σ coord_d · Π_{e>d} size_e.
+            var rest = idx, r: Int64 = 0
+            for d in 0..<dims.count {
+                let n = Int64(dims[d])
+                r += (rest % n) * rowStrides[d]
+                rest /= n
+            }
+            out.append(r)
+        }
+        return out
     }
 
     static func read(_ bytes: UnsafeRawBufferPointer, path: String) throws -> ([SparseDeltaTensor], [String]) {
@@ -94,7 +126,7 @@ public struct LTSFTDiff {
             default: throw bad("\"\(name)\": 'size' is a \(sizeV.kind)")
             }
             let shape = Shape(dims)
-            guard let total = shape.checkedElementCount else { throw bad("\"\(name)\": size \(dims) overflows") }
+            guard shape.checkedElementCount != nil else { throw bad("\"\(name)\": size \(dims) overflows") }
             let stepValues: [PickleValue]
             switch stepsV {
             case let .list(l): stepValues = l.items
@@ -103,26 +135,15 @@ public struct LTSFTDiff {
             }
             let (dtype, vals) = try values(valuesV, name: name)
             guard vals.count == stepValues.count else { throw bad("\"\(name)\": \(stepValues.count) index steps but \(vals.count) values") }
-            // Cumulative sum (Int64, checked), first-dimension-fastest -> row-major.
-            var pairs: [(Int64, Float)] = []
-            pairs.reserveCapacity(vals.count)
-            var idx: Int64 = 0
-            var rowStrides = [Int64](repeating: 1, count: dims.count)
-            for d in stride(from: dims.count - 2, through: 0, by: -1) { rowStrides[d] = rowStrides[d + 1] * Int64(dims[d + 1]) }
-            for (p, s) in stepValues.enumerated() {
-                guard case let .int(step) = s else { throw bad("\"\(name)\": index step \(p) is a \(s.kind)") }
-                guard p == 0 ? step >= 0 : step > 0 else { throw bad("\"\(name)\": index step \(p) is \(step) (indices must be strictly ascending)") }
-                let (next, overflow) = idx.addingReportingOverflow(step)
-                guard !overflow, next < Int64(total) else { throw bad("\"\(name)\": index \(overflow ? "overflows" : "\(next)") at position \(p), outside 0..<\(total)") }
-                idx = next
-                var rest = idx, rowMajor: Int64 = 0
-                for d in 0..<dims.count {
-                    let n = Int64(dims[d])
-                    rowMajor += (rest % n) * rowStrides[d]
-                    rest /= n
-                }
-                pairs.append((rowMajor, vals[p]))
+            var steps: [Int64] = []
+            steps.reserveCapacity(stepValues.count)
+            for (p, v) in stepValues.enumerated() {
+                guard case let .int(step) = v else { throw bad("\"\(name)\": index step \(p) is a \(v.kind)") }
+                steps.append(step)
             }
+            let rowMajor: [Int64]
+            do { rowMajor = try rowMajorIndices(steps: steps, dims: dims) } catch let e as Failure { throw bad("\"\(name)\": \(e.reason)") }
+            var pairs = Array(Swift.zip(rowMajor, vals))
             pairs.sort { $0.0 < $1.0 }
             out.append(SparseDeltaTensor(name: name, shape: shape, dtype: dtype, indices: pairs.map(\.0), values: pairs.map(\.1)))
         }

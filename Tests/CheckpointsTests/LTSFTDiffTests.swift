@@ -68,6 +68,26 @@ final class LTSFTDiffTests: XCTestCase {
         XCTAssertTrue(read([0x80, 0x02, 0x7D, 0x2E]).contains("not a valid ZIP archive"))
     }
 
+    /// The index codec: first-dimension-fastest to row-major on a 2×3 tensor, and on a synthetic
+    /// 70000 × 70000 tensor (4.9e9 entries, nothing allocated) indices past 2³¹ stay exact where
+    /// the reference decoder's int32 cumulative sum would wrap.
+    func testIndexCodecIsFortranOrderAndSixtyFourBit() throws {
+        // [R, C] = [2, 3]: first-dimension-fastest index = row + col·2; row-major = row·3 + col.
+        XCTAssertEqual(try LTSFTDiff.rowMajorIndices(steps: [0, 1, 1, 1, 1, 1], dims: [2, 3]), [0, 3, 1, 4, 2, 5])
+        XCTAssertEqual(try LTSFTDiff.rowMajorIndices(steps: [5], dims: [2, 3]), [5])          // (1, 2)
+        XCTAssertEqual(try LTSFTDiff.rowMajorIndices(steps: [1], dims: [2, 3, 4]), [12])      // (1, 0, 0)
+        let big = try LTSFTDiff.rowMajorIndices(steps: [2_000_000_000, 1_000_000_000], dims: [70_000, 70_000])
+        // 3e9 = row 10000 + col 42857·70000 -> 10000·70000 + 42857.
+        XCTAssertEqual(big, [Int64(2_000_000_000 % 70_000) * 70_000 + 2_000_000_000 / 70_000, 10_000 * 70_000 + 42_857])
+        XCTAssertThrowsError(try LTSFTDiff.rowMajorIndices(steps: [1, Int64.max], dims: [70_000, 70_000])) {
+            XCTAssertTrue("\($0)".contains("overflows Int64"), "\($0)")
+        }
+        XCTAssertThrowsError(try LTSFTDiff.rowMajorIndices(steps: [4_899_999_999, 1], dims: [70_000, 70_000])) {
+            XCTAssertTrue("\($0)".contains("outside 0..<4900000000"), "\($0)")
+        }
+        XCTAssertThrowsError(try LTSFTDiff.rowMajorIndices(steps: [-1], dims: [2, 3]))
+    }
+
     func testRestrictedPickleReadsPlainValues() throws {
         // {'a': [1, -2, 300, 2**40], 'b': (True, None, 'é')} as protocol 2 (pickle.dumps).
         let bytes: [UInt8] = [0x80, 0x02, 0x7D, 0x71, 0x00, 0x28, 0x58, 0x01, 0x00, 0x00, 0x00, 0x61, 0x71, 0x01, 0x5D, 0x71, 0x02,
