@@ -36,7 +36,7 @@ struct MasksCommand: ParsableCommand {
                     if let eq = spec.firstIndex(of: "="), !FileManager.default.fileExists(atPath: spec) {
                         label = String(spec[..<eq]); path = String(spec[spec.index(after: eq)...])
                     }
-                    opened.append((label ?? URL(fileURLWithPath: path).deletingPathExtension().lastPathComponent, try Self.open(path)))
+                    opened.append((label ?? URL(fileURLWithPath: path).deletingPathExtension().lastPathComponent, try SparseDeltaFile(locating: path)))
                 }
                 var pairs: [MaskOverlap.Pair] = []
                 for i in opened.indices {
@@ -46,20 +46,6 @@ struct MasksCommand: ParsableCommand {
                 }
                 print(MaskOverlap.text(pairs), terminator: "")
             }
-        }
-
-        /// The sparse delta of a graft folder, a folder holding one sparse delta, or a file.
-        static func open(_ path: String) throws -> SparseDeltaFile {
-            var isDir: ObjCBool = false
-            guard FileManager.default.fileExists(atPath: path, isDirectory: &isDir) else { throw CheckpointError.fileNotFound(path: path) }
-            guard isDir.boolValue else { return try SparseDeltaFile(path: path) }
-            let graft = (path as NSString).appendingPathComponent("graft.safetensors")
-            if FileManager.default.fileExists(atPath: graft) { return try SparseDeltaFile(path: graft) }
-            let names = ((try? FileManager.default.contentsOfDirectory(atPath: path)) ?? []).filter { $0.hasSuffix(".safetensors") && !$0.hasPrefix(".") }
-            guard names.count == 1 else {
-                throw CheckpointError.notACheckpoint(path: path, reason: "expected graft.safetensors or a single sparse-delta .safetensors file, found \(names.count) .safetensors files")
-            }
-            return try SparseDeltaFile(path: (path as NSString).appendingPathComponent(names[0]))
         }
     }
 }
