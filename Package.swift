@@ -29,8 +29,8 @@ let package = Package(
         .target(name: "CTransformerKernels"),
         .target(name: "Transformer", dependencies: ["Tensors", "Checkpoints", "CLinearAlgebra", "CTransformerKernels"], exclude: ["README.md", "Training.md"]),
         .target(name: "Editing", dependencies: ["Tensors", "Checkpoints", "Transformer", "CLinearAlgebra"]),
-        // Skill localization: magnitude and trained grafts of a fine-tune onto its base (Panigrahi et al. 2023).
-        .target(name: "Grafting", dependencies: ["Tensors", "Checkpoints", "Transformer"], exclude: ["README.md"]),
+        // Skill localization and sparse fine-tunes: magnitude and trained grafts (Panigrahi et al. 2023), mask overlap, LT-SFT (Ansell et al. 2022).
+        .target(name: "Grafting", dependencies: ["Tensors", "Checkpoints", "Transformer", "Spectral"], exclude: ["README.md"]),
         .executableTarget(
             name: "weightsmith",
             dependencies: [
@@ -45,6 +45,6 @@ let package = Package(
         .testTarget(name: "SpectralTests", dependencies: ["Spectral", "Checkpoints", "Tensors"], resources: [.copy("Fixtures")]),
         .testTarget(name: "EditingTests", dependencies: ["Editing", "Transformer", "Tensors"], resources: [.copy("Fixtures")]),
         .testTarget(name: "TransformerTests", dependencies: ["Transformer", "Merging", "Checkpoints", "Tensors"], resources: [.copy("Fixtures")]),
-        .testTarget(name: "GraftingTests", dependencies: ["Grafting", "Transformer", "Checkpoints", "Tensors"]),
+        .testTarget(name: "GraftingTests", dependencies: ["Grafting", "Transformer", "Checkpoints", "Tensors", "Spectral"]),
     ]
 )

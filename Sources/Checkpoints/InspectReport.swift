@@ -25,6 +25,16 @@ public struct InspectReport: Sendable {
     public let reference: String?
     public let referenceKind: String
 
+    /// One tensor of a sparse delta: its dense shape and the kept entries.
+    public struct SparseRow: Sendable {
+        public let name: String
+        public let shape: Shape
+        public let kept: Int
+        public var density: Double { shape.elementCount == 0 ? 0 : Double(kept) / Double(shape.elementCount) }
+    }
+    /// Per tensor of a sparse delta (nil for anything else); the delta is validated as `SparseDeltaFile` does.
+    public let sparseRows: [SparseRow]?
+
     public var totalParameters: Int { rows.reduce(0) { $0 + $1.parameters } }
     public var totalBytes: Int { rows.reduce(0) { $0 + $1.bytes } }
 
@@ -55,6 +65,28 @@ public struct InspectReport: Sendable {
                             bytes: info.byteCount, file: file, stats: s))
         }
         self.rows = rows
+        if SparseDelta.isSparseDelta(metadata: c.metadata), c.shards.count == 1 {
+            let d = try SparseDeltaFile(file: c.shards[0])
+            sparseRows = d.tensorNames.sorted(by: naturalOrder).map { SparseRow(name: $0, shape: d.shapes[$0]!, kept: d.count($0)) }
+        } else {
+            sparseRows = nil
+        }
+    }
+
+    /// The sparse-delta section of the text report: totals, then one line per tensor.
+    func sparseText(_ sparse: [SparseRow]) -> String {
+        let kept = sparse.reduce(0) { $0 + $1.kept }, dense = sparse.reduce(0) { $0 + $1.shape.elementCount }
+        func pct(_ x: Double) -> String { x == 0 ? "0%" : String(format: x >= 0.001 ? "%.2f%%" : "%.4f%%", 100 * x) }
+        var out = "sparse delta: \(sparse.count) tensor\(sparse.count == 1 ? "" : "s"), \(groupedThousands(kept)) kept of "
+            + "\(groupedThousands(dense)) dense entries (density \(pct(dense == 0 ? 0 : Double(kept) / Double(dense))))\n"
+        let lines = [["tensor", "shape", "kept", "density"]] + sparse.map { [$0.name, $0.shape.description, groupedThousands($0.kept), pct($0.density)] }
+        let widths = (0..<4).map { i in lines.map { $0[i].count }.max()! }
+        for l in lines {
+            out += "  " + l.enumerated().map { i, c in
+                i >= 2 ? String(repeating: " ", count: widths[i] - c.count) + c : c + String(repeating: " ", count: widths[i] - c.count)
+            }.joined(separator: "  ") + "\n"
+        }
+        return out
     }
 
     /// Parameters and bytes per dtype, largest first.
@@ -129,6 +161,7 @@ public struct InspectReport: Sendable {
             out += "files: \(printable(shards.joined(separator: ", ")))\n"
         }
         if let reference { out += "reference: \(referenceKind): \(printable(reference))\n" }
+        if let sparseRows { out += sparseText(sparseRows) }
         if withStats {
             let nan = rows.reduce(0) { $0 + ($1.stats?.nanCount ?? 0) }, inf = rows.reduce(0) { $0 + ($1.stats?.infCount ?? 0) }
             out += "non-finite values: \(nan) NaN, \(inf) Inf\n"
@@ -174,7 +207,13 @@ public struct InspectReport: Sendable {
             }
             return o + "}"
         }.joined(separator: ",\n")
-        out += "\n  ]\n}\n"
+        out += "\n  ]"
+        if let sparseRows {
+            out += ",\n  \"sparse_delta\": [\n" + sparseRows.map { r in
+                "    {\"name\": \(str(r.name)), \"shape\": [\(r.shape.dims.map(String.init).joined(separator: ", "))], \"kept\": \(r.kept), \"density\": \(r.density)}"
+            }.joined(separator: ",\n") + "\n  ]"
+        }
+        out += "\n}\n"
         return out
     }
 }

@@ -175,6 +175,21 @@ public final class SparseDeltaFile: @unchecked Sendable {
         try self.init(file: SafetensorsFile(path: path))
     }
 
+    /// The sparse delta at `path`: the file itself, a graft output folder's `graft.safetensors`,
+    /// or the one `.safetensors` file of a folder (an LT-SFT output).
+    public convenience init(locating path: String) throws {
+        var isDir: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDir) else { throw CheckpointError.fileNotFound(path: path) }
+        guard isDir.boolValue else { try self.init(path: path); return }
+        let graft = (path as NSString).appendingPathComponent("graft.safetensors")
+        if FileManager.default.fileExists(atPath: graft) { try self.init(path: graft); return }
+        let names = ((try? FileManager.default.contentsOfDirectory(atPath: path)) ?? []).filter { $0.hasSuffix(".safetensors") && !$0.hasPrefix(".") }
+        guard names.count == 1 else {
+            throw CheckpointError.notACheckpoint(path: path, reason: "expected graft.safetensors or a single sparse-delta .safetensors file, found \(names.count) .safetensors files")
+        }
+        try self.init(path: (path as NSString).appendingPathComponent(names[0]))
+    }
+
     public init(file: SafetensorsFile) throws {
         self.file = file
         let path = file.url.relativePath

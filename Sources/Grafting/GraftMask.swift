@@ -31,6 +31,23 @@ public struct GraftMask: Sendable, Equatable {
     /// Every eligible entry of `pair` (the fine-tune on the eligible tensors).
     public init(full pair: GraftPair) { parts = pair.tensors.map { Part(name: $0.name, dims: $0.dims, indices: Array(0..<$0.count)) } }
 
+    /// The mask of a saved sparse delta (a graft's `graft.safetensors`, an LT-SFT delta): the
+    /// entries it lists, whatever their values. Every tensor it lists must be an eligible tensor of
+    /// `pair` with the same shape.
+    public init(pair: GraftPair, delta: SparseDeltaFile, path: String) throws {
+        var parts = pair.tensors.map { Part(name: $0.name, dims: $0.dims, indices: []) }
+        for name in delta.tensorNames {
+            guard let j = pair.tensors.firstIndex(where: { $0.name == name }) else {
+                throw GraftError.deltaMismatch(path: path, tensor: name, reason: "not an eligible tensor under \(pair.eligibility.description) (--include to change)")
+            }
+            guard delta.shapes[name]!.dims == pair.tensors[j].dims else {
+                throw GraftError.deltaMismatch(path: path, tensor: name, reason: "shape \(delta.shapes[name]!.dims) in the mask, \(pair.tensors[j].dims) in the models")
+            }
+            parts[j].indices = try delta.sparse(name).indices.map { Int($0) }
+        }
+        self.init(parts: parts)
+    }
+
     /// Number of kept entries.
     public var count: Int { parts.reduce(0) { $0 + $1.indices.count } }
 

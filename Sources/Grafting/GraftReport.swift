@@ -3,7 +3,8 @@ import Transformer
 
 /// One row of the graft table: the base, the fine-tune, or a graft at one sparsity.
 public struct GraftRow: Codable, Sendable, Equatable {
-    public enum Kind: String, Codable, Sendable { case base, tuned, graft, trained }
+    /// `saved`: a mask read with `graft --mask` (a previous graft's or any sparse delta's entries).
+    public enum Kind: String, Codable, Sendable { case base, tuned, graft, saved, trained }
     public var kind: Kind
     public var sparsity: Double?
     /// Kept entries (nil for base and tuned).
@@ -44,9 +45,10 @@ public struct GraftReport: Codable, Sendable {
         case chosenReason = "chosen_reason", training
     }
 
-    /// The row written to the output: the trained mask when there is one.
+    /// The row written to the output: the trained mask when there is one, else a saved mask.
     public var chosenRow: GraftRow? {
-        rows.first { $0.kind == .trained } ?? rows.first { $0.kind == .graft && $0.sparsity == chosenSparsity }
+        rows.first { $0.kind == .trained } ?? rows.first { $0.kind == .saved }
+            ?? rows.first { $0.kind == .graft && $0.sparsity == chosenSparsity }
     }
 
     /// Share of the gain in `row` that counts for the choice: exact match when the fine-tune
@@ -68,7 +70,8 @@ public struct GraftReport: Codable, Sendable {
             switch r.kind {
             case .base: name = "base"
             case .tuned: name = "fine-tune"
-            case .graft: name = r.sparsity == chosenSparsity && training == nil ? "graft *" : "graft"
+            case .graft: name = r.sparsity == chosenSparsity && chosenRow?.kind == .graft ? "graft *" : "graft"
+            case .saved: name = chosenRow?.kind == .saved ? "saved *" : "saved"
             case .trained: name = "trained *"
             }
             lines.append([name, r.sparsity.map { String(format: "%g", $0) } ?? "-", r.kept.map(String.init) ?? "-",

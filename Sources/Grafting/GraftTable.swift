@@ -88,23 +88,41 @@ public enum GraftTable {
 }
 
 extension GraftTable {
-    /// Adds the trained mask's row (scored like the others) and marks it as the one written.
-    public static func appendTrained(report: GraftReport, pair: GraftPair, base: TransformerModel, tuned: TransformerModel,
-                                     mask: GraftMask, heldOut: [([Int], [Int])]?, summary: GraftTrainingSummary) throws -> GraftReport {
+    /// Adds the row of a saved mask (`graft --mask`), scored like the others, and marks it as the
+    /// one written (a trained mask started from it replaces it as the written row).
+    public static func appendSaved(report: GraftReport, pair: GraftPair, base: TransformerModel, mask: GraftMask,
+                                   heldOut: [([Int], [Int])]?, source: String) throws -> GraftReport {
         var r = report
-        let baseRow = r.rows.first { $0.kind == .base }, tunedRow = r.rows.first { $0.kind == .tuned }
+        r.rows.append(try row(kind: .saved, report: report, pair: pair, base: base, mask: mask, heldOut: heldOut))
+        r.method = "saved-mask"
+        r.chosenReason = "the saved mask \(source)"
+        return r
+    }
+
+    /// A scored row of `mask`; shares of the gain against the report's base and fine-tune rows.
+    static func row(kind: GraftRow.Kind, report: GraftReport, pair: GraftPair, base: TransformerModel, mask: GraftMask,
+                    heldOut: [([Int], [Int])]?) throws -> GraftRow {
+        let baseRow = report.rows.first { $0.kind == .base }, tunedRow = report.rows.first { $0.kind == .tuned }
         let sc = try heldOut.map { h in try mask.withApplied(to: base.parameters, pair: pair) { try Evaluator.evaluate(model: base, tokenized: h) } }
         let total = pair.totalEnergy()
         let density = Double(mask.count) / Double(pair.eligibleCount)
-        var row = GraftRow(kind: .trained, sparsity: density, kept: mask.count, energyKept: total > 0 ? mask.energy(pair) / total : 0, score: sc)
+        var row = GraftRow(kind: kind, sparsity: density, kept: mask.count, energyKept: total > 0 ? mask.energy(pair) / total : 0, score: sc)
         if let sc, let b = baseRow?.score, let t = tunedRow?.score {
             let emGain = (t.exactMatch ?? 0) - (b.exactMatch ?? 0), nllGain = b.meanNLL - t.meanNLL
             if abs(emGain) > 1e-12 { row.emRecovered = ((sc.exactMatch ?? 0) - (b.exactMatch ?? 0)) / emGain }
             if abs(nllGain) > 1e-12 { row.nllRecovered = (b.meanNLL - sc.meanNLL) / nllGain }
         }
-        r.rows.append(row)
+        return row
+    }
+
+    /// Adds the trained mask's row (scored like the others) and marks it as the one written.
+    public static func appendTrained(report: GraftReport, pair: GraftPair, base: TransformerModel, tuned: TransformerModel,
+                                     mask: GraftMask, heldOut: [([Int], [Int])]?, summary: GraftTrainingSummary) throws -> GraftReport {
+        var r = report
+        r.rows.append(try row(kind: .trained, report: report, pair: pair, base: base, mask: mask, heldOut: heldOut))
         r.method = "trained"
-        r.chosenReason = "the trained mask, from the magnitude graft at sparsity \(String(format: "%g", report.chosenSparsity)) (\(report.chosenReason))"
+        r.chosenReason = report.method == "saved-mask" ? "the trained mask, from \(report.chosenReason)"
+            : "the trained mask, from the magnitude graft at sparsity \(String(format: "%g", report.chosenSparsity)) (\(report.chosenReason))"
         r.training = summary
         return r
     }

@@ -23,8 +23,15 @@ public enum TaskVectors {
         return try MergePlanner.plan(recipe, method: TaskVectorExtraction())
     }
 
-    /// The plan of `base + Σ c_i τ_i`; a term's model is a tuned checkpoint (τ = x − base) or a
-    /// stored task vector (used as τ). Errors name the unknown term.
+    /// The reference under which a compose term is read: a sparse delta (a `graft` or LT-SFT
+    /// output) becomes `BASE+DELTA`, whose difference to the base is the delta at its entries and
+    /// exactly 0 elsewhere; anything else is returned as given.
+    public static func modelReference(_ path: String, base: String) -> String {
+        (try? ModelReference.format(of: path)) == .sparseDelta ? base + "+" + path : path
+    }
+
+    /// The plan of `base + Σ c_i τ_i`; a term's model is a tuned checkpoint (τ = x − base), a
+    /// stored task vector (used as τ) or a sparse delta (read as `BASE+DELTA`, see `modelReference`). Errors name the unknown term.
     /// `lambda` scales every coefficient (Ilharco et al. 2023, §2: θ = θ_base + λ Σ c_i τ_i).
     public static func composePlan(base: String, expression: String, models: [String: String], outDType: DType? = nil,
                                    lambda: Double = 1) throws -> MergePlan {
@@ -38,7 +45,7 @@ public enum TaskVectors {
         let sources = terms.map { t in
             var p = ParameterTable()
             p.settings["weight"] = .value(.number(t.coefficient))
-            return RecipeSource(model: models[t.name]!, parameters: p)
+            return RecipeSource(model: modelReference(models[t.name]!, base: base), parameters: p)
         }
         let recipe = Recipe(mergeMethod: "task_arithmetic", baseModel: base, models: sources, parameters: params, outDType: outDType,
                             file: "<compose \(expression)>")

@@ -23,6 +23,28 @@ public final class SparseMask: @unchecked Sendable {
         self.init(values: buf)
     }
 
+    /// The mask that makes exactly `entries` trainable: for each named tensor of `model`, the
+    /// listed row-major linear indices (nil: every entry of the tensor). Tensors not named are
+    /// frozen. Fails on a name that is not a parameter of `model` or an index outside it.
+    public convenience init(model: TransformerModel, entries: [(name: String, indices: [Int]?)]) throws {
+        let names = entries.map(\.name)
+        guard Set(names).count == names.count else { throw ModelError.invalidInput("mask: a tensor is listed twice") }
+        let buf = ParameterBuffer(layout: try model.layout.subset(Set(names)))
+        for (name, indices) in entries {
+            let e = buf.layout[name]!
+            let p = buf.base + e.offset
+            guard let indices else {
+                for i in 0..<e.count { p[i] = 1 }
+                continue
+            }
+            for i in indices {
+                guard i >= 0, i < e.count else { throw ModelError.invalidInput("mask: index \(i) is outside tensor \"\(name)\" of \(e.count) entries") }
+                p[i] = 1
+            }
+        }
+        self.init(values: buf)
+    }
+
     /// A seeded random mask keeping a fraction `density` of the entries of each tensor whose
     /// name matches `pattern` (a regular expression searched in the name; nil: all matrices).
     public static func random(model: TransformerModel, density: Double, pattern: String?, seed: UInt64) throws -> SparseMask {

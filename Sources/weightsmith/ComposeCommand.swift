@@ -11,8 +11,9 @@ struct ComposeCommand: ParsableCommand {
         discussion: """
         Example: weightsmith compose --base base "0.7*math + 0.5*code - 0.3*toxic" \\
                    --model math=ft-math --model code=tv-code --model toxic=ft-toxic -o out
-        A name refers to a fine-tuned checkpoint (its task vector is taken against --base) or to a
-        task vector written by `weightsmith task-vector extract`.
+        A name refers to a fine-tuned checkpoint (its task vector is taken against --base), to a
+        task vector written by `weightsmith task-vector extract`, or to a sparse delta (`graft`'s
+        graft.safetensors, an LT-SFT output of `finetune --mode lt-sft`), read as BASE+DELTA.
 
         Expressions (recursive descent; spaces are ignored):
           expression := sum

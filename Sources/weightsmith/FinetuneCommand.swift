@@ -1,13 +1,14 @@
 import ArgumentParser
 import Checkpoints
 import Foundation
+import Grafting
 import Tensors
 import Transformer
 
 struct FinetuneCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "finetune",
-        abstract: "Fine-tune a model on JSONL prompt/completion pairs or plain text: full, LoRA (PEFT adapter) or sparse (masked).",
+        abstract: "Fine-tune a model on JSONL prompt/completion pairs or plain text: full, LoRA (PEFT adapter), sparse (masked) or LT-SFT (a sparse delta).",
         discussion: """
         Writes OUT as a Hugging Face folder (full, sparse; sparse also writes sparse_mask.safetensors) or a \
         PEFT adapter folder (lora). Prints a progress line (step, loss, learning rate, tokens/s, ETA) and the \
@@ -15,16 +16,22 @@ struct FinetuneCommand: ParsableCommand {
         Deterministic for a given --seed. OUT is checked before any work (never the model's folder, inside it \
         or above it; an existing non-empty OUT only with --force, and only a previous weightsmith output) and \
         appears atomically when training is done.
+        --mode lt-sft (Ansell et al. 2022, §3): phase 1 fine-tunes every eligible entry (--full-steps, default \
+        --steps), the --density fraction of eligible entries that moved most is selected (one global threshold), \
+        the model is reset and phase 2 fine-tunes only those entries with a fresh optimizer (--steps); the \
+        eligible tensors are the graft's (all but embeddings, lm_head and norms; --include REGEX to choose), the \
+        others stay frozen. OUT then holds only sft.safetensors, the sparse delta (phase 2 − base at the selected \
+        entries), and README.md: use it as BASE+OUT (eval, generate, merge, ...) or as a term of `compose`.
         """)
 
-    enum Mode: String, ExpressibleByArgument, CaseIterable { case full, lora, sparse }
+    enum Mode: String, ExpressibleByArgument, CaseIterable { case full, lora, sparse, ltSft = "lt-sft" }
 
     @Argument(help: "A model reference: a Hugging Face folder, a .safetensors file, a .gguf file, a PEFT adapter (merged onto its base), BASE+ADAPTER, BASE+DELTA, or org/name[@revision] from the local Hugging Face cache.")
     var model: String
     @Option(help: "The base of an adapter, task vector or sparse delta given as MODEL.") var base: String?
     @Argument(help: "Training data: a .jsonl file of {\"prompt\", \"completion\"} objects (loss on completions), or plain text.")
     var data: String
-    @Option(name: .long, help: "full, lora or sparse.")
+    @Option(name: .long, help: "full, lora, sparse or lt-sft.")
     var mode: Mode = .full
     @Option(name: .shortAndLong, help: "Output folder (must not exist or be empty).")
     var output: String
@@ -36,7 +43,7 @@ struct FinetuneCommand: ParsableCommand {
     @Option(name: .long, help: "Optimizer steps.") var steps = 100
     @Option(name: .long, help: "Examples per micro-batch.") var batchSize = 8
     @Option(name: .long, help: "Micro-batches per optimizer step (gradient accumulation).") var accumulation = 1
-    @Option(name: .long, help: "Peak learning rate (default: 1e-4 full, 1e-3 lora and sparse).") var lr: Double?
+    @Option(name: .long, help: "Peak learning rate (default: 1e-4 full and lt-sft, 1e-3 lora and sparse; lt-sft: both phases).") var lr: Double?
     @Option(name: .long, help: "Linear warm-up steps.") var warmup = 0
     @Option(name: .long, help: "Schedule after warm-up: constant, linear or cosine.") var schedule = "cosine"
     @Option(name: .long, help: "Final learning rate as a fraction of the peak.") var minLrRatio = 0.0
@@ -59,9 +66,19 @@ struct FinetuneCommand: ParsableCommand {
     @Option(name: .long, help: "Sparse mode without --mask: fraction of entries trained, chosen at random (seeded).") var maskDensity: Double?
     @Option(name: .long, help: "Sparse mode without --mask: regex selecting the masked tensors (default: all matrices).") var maskTensors: String?
 
+    @Option(name: .long, help: "lt-sft: fraction of the eligible entries in the delta (default 0.01, the value of Ansell et al. 2022).") var density: Double?
+    @Option(name: .long, help: "lt-sft: phase 1 (full) steps (default: --steps).") var fullSteps: Int?
+    @Option(name: .long, help: "lt-sft: peak learning rate of phase 2 (default: --lr).") var sparseLr: Double?
+    @Option(name: .long, help: "lt-sft: regular expression: only tensors whose name matches are eligible (replaces the default rule).") var include: String?
+
     @Option(name: .long, help: "Saved dtype for full/sparse: f32, bf16 or f16.") var dtype = "f32"
 
     func run() throws {
+        if mode != .ltSft {
+            for (given, flag) in [(density != nil, "--density"), (fullSteps != nil, "--full-steps"), (sparseLr != nil, "--sparse-lr"), (include != nil, "--include")] where given {
+                throw ValidationError("\(flag) is an option of --mode lt-sft")
+            }
+        }
         guard let kind = LearningRateSchedule.Kind(rawValue: schedule) else { throw ValidationError("--schedule must be constant, linear or cosine") }
         guard let saveType = ["f32": DType.f32, "bf16": .bf16, "f16": .f16][dtype] else { throw ValidationError("--dtype must be f32, bf16 or f16") }
         if model.hasSuffix(".gguf") && mode != .lora {
@@ -84,8 +101,22 @@ struct FinetuneCommand: ParsableCommand {
             (train, heldOut) = TrainingData.split(examples, heldOutFraction: holdout, seed: seed)
         }
 
+        var s = Trainer.Settings(steps: steps)
+        s.batchSize = batchSize; s.accumulation = accumulation
+        s.learningRate = lr ?? (mode == .full || mode == .ltSft ? 1e-4 : 1e-3)
+        s.warmupSteps = warmup; s.schedule = kind; s.minLearningRateRatio = minLrRatio
+        s.weightDecay = weightDecay; s.clipNorm = clip > 0 ? clip : nil; s.seed = seed; s.evalEvery = evalEvery
+        if mode == .ltSft {
+            guard mask == nil, maskDensity == nil, maskTensors == nil else {
+                throw ValidationError("--mode lt-sft chooses its own mask: --mask, --mask-density and --mask-tensors do not apply")
+            }
+            try lotteryTicket(loaded: loaded, train: train, heldOut: heldOut, settings: s, out: out)
+            return
+        }
+
         let trainerMode: Trainer.Mode
         switch mode {
+        case .ltSft: preconditionFailure("handled above")
         case .full: trainerMode = .full
         case .lora:
             trainerMode = .lora(LoRAAdapters.Settings(rank: rank, alpha: alpha, rsLoRA: rslora,
@@ -99,11 +130,6 @@ struct FinetuneCommand: ParsableCommand {
                 throw ValidationError("--mode sparse needs --mask FILE or --mask-density D")
             }
         }
-        var s = Trainer.Settings(steps: steps)
-        s.batchSize = batchSize; s.accumulation = accumulation
-        s.learningRate = lr ?? (mode == .full ? 1e-4 : 1e-3)
-        s.warmupSteps = warmup; s.schedule = kind; s.minLearningRateRatio = minLrRatio
-        s.weightDecay = weightDecay; s.clipNorm = clip > 0 ? clip : nil; s.seed = seed; s.evalEvery = evalEvery
         let trainer = try Trainer(model: m, mode: trainerMode, settings: s)
         say("\(mode.rawValue) fine-tuning: \(trainer.trainableCount) trainable of \(m.layout.totalCount) parameters; " +
               "\(train.count) training examples, \(heldOut.count) held out")
@@ -129,6 +155,56 @@ struct FinetuneCommand: ParsableCommand {
             case .full:
                 try m.writeFolder(into: staging, dtype: saveType, sideFilesFrom: baseDir, allowNonFinite: nonFinite.allowNonFinite)
             }
+        }
+        print("wrote \(output)")
+    }
+
+    /// LT-SFT: two phases on `loaded.model` (in memory), then OUT = sft.safetensors + README.md.
+    func lotteryTicket(loaded: PretrainedModel, train: [TrainingExample], heldOut: [TrainingExample], settings s: Trainer.Settings,
+                       out: OutputFolder) throws {
+        let m = loaded.model
+        let density = self.density ?? 0.01
+        var full = s
+        if let fullSteps {
+            guard fullSteps > 0 else { throw ValidationError("--full-steps must be positive") }
+            full = Trainer.Settings(steps: fullSteps)
+            full.batchSize = s.batchSize; full.accumulation = s.accumulation; full.learningRate = s.learningRate
+            full.warmupSteps = s.warmupSteps; full.schedule = s.schedule; full.minLearningRateRatio = s.minLearningRateRatio
+            full.weightDecay = s.weightDecay; full.clipNorm = s.clipNorm; full.seed = s.seed; full.evalEvery = s.evalEvery
+        }
+        var sparse = s
+        if let sparseLr { sparse.learningRate = sparseLr }
+        let settings = LotteryTicketSFT.Settings(density: density, eligibility: try GraftEligibility(include: include), fullPhase: full, sparsePhase: sparse)
+        say("lt-sft: phase 1 (full, \(full.steps) steps), then phase 2 (the top \(String(format: "%g", 100 * density))% of eligible entries, \(sparse.steps) steps); " +
+            "\(train.count) training examples, \(heldOut.count) held out")
+        let r = try LotteryTicketSFT.train(model: m, examples: train, heldOut: heldOut, settings: settings) { phase, p in
+            let every = max(1, logEvery ?? p.totalSteps / 5)
+            guard p.step % every == 0 || p.step == p.totalSteps || p.heldOutLoss != nil else { return }
+            var line = String(format: "%@ step %d/%d  loss %.4f  lr %.2e", phase == .full ? "phase 1" : "phase 2", p.step, p.totalSteps, p.loss, p.learningRate)
+            if let h = p.heldOutLoss { line += String(format: "  held-out %.4f", h) }
+            say(line)
+        }
+        let kept = r.mask.count
+        say(String(format: "selected %d of %d eligible entries (%.4g%%) in %d of %d tensors, holding %.1f%% of phase 1's squared movement",
+                   kept, r.eligibleCount, 100 * Double(kept) / Double(r.eligibleCount), r.delta.count, r.eligibleTensors, 100 * r.selectedEnergyShare))
+        func f(_ x: Double?) -> String { x.map { String(format: "%.4f", $0) } ?? "-" }
+        if !heldOut.isEmpty {
+            say("held-out loss: base \(f(r.heldOutBase)), phase 1 (full) \(f(r.heldOutFull)), phase 2 (sparse delta) \(f(r.heldOutSparse))")
+        }
+        let meta = ["weightsmith.lt_sft.density": "\(density)", "weightsmith.lt_sft.k": "\(kept)",
+                    "weightsmith.lt_sft.eligible": "\(r.eligibleCount)", "weightsmith.lt_sft.base": model, "weightsmith.lt_sft.data": data,
+                    "weightsmith.lt_sft.steps": "\(full.steps)+\(sparse.steps)"]
+        var card = "# LT-SFT sparse delta\n\nWritten by `weightsmith finetune --mode lt-sft` (Ansell et al. 2022, §3) from `\(model)` on `\(data)`.\n\n"
+        card += "- phase 1: \(full.steps) steps of every eligible entry (\(settings.eligibility.description)), peak lr \(full.learningRate)\n"
+        card += "- selection: the \(kept) of \(r.eligibleCount) eligible entries that moved most (density \(density))\n"
+        card += "- phase 2: \(sparse.steps) steps of those entries only, from the base, fresh AdamW, peak lr \(sparse.learningRate)\n"
+        if !heldOut.isEmpty {
+            card += "- held-out loss: base \(f(r.heldOutBase)), phase 1 \(f(r.heldOutFull)), phase 2 \(f(r.heldOutSparse))\n"
+        }
+        card += "\n`sft.safetensors` is a weightsmith sparse delta (row-major int64 indices and F32 values per tensor). Use it as `BASE+\(URL(fileURLWithPath: output).lastPathComponent)`.\n"
+        try out.write { staging in
+            try SparseDeltaWriter.write(r.delta, to: staging.appendingPathComponent("sft.safetensors"), extraMetadata: meta)
+            try Data(card.utf8).write(to: staging.appendingPathComponent("README.md"))
         }
         print("wrote \(output)")
     }

@@ -19,7 +19,9 @@ struct GraftCommand: ParsableCommand {
         as a sparse delta: tuned − base at the kept entries), graft_report.json and README.md. \
         With --train DATA, that graft is the base patch of the trained mask of the paper (sigmoid relaxation \
         γ(S) = b + (1 − 2b) σ(S − c), gradient steps on S through the model at θ(γ)); the rounded mask is \
-        kept when train + validation exact match improves, and it is what OUT then holds.
+        kept when train + validation exact match improves, and it is what OUT then holds. \
+        --mask MASK (a graft output folder, its graft.safetensors, or any sparse delta: the entries it lists) \
+        grafts those entries instead, as a "saved" row of the table; with --train it is the base patch.
         """)
 
     @Option(name: .long, help: "The base model (Hugging Face folder).") var base: String
@@ -32,6 +34,7 @@ struct GraftCommand: ParsableCommand {
     @Flag(name: .long, help: "Replace OUT if it is a previous weightsmith output.") var force = false
     @Flag(name: .long, help: "Print the report as JSON.") var json = false
 
+    @Option(name: .long, help: "Apply a saved mask instead of choosing one: a graft output folder, its graft.safetensors, or any sparse delta (its entries); with --train, the base patch.") var mask: String?
     @Option(name: .long, help: "Train the mask on these JSONL pairs (Panigrahi et al. 2023, §3), starting from the magnitude graft of the chosen sparsity.") var train: String?
     @Option(name: .long, help: "Trained mask: gradient steps.") var steps = 10
     @Option(name: .long, help: "Trained mask: learning rate on the mask logits S (the paper's 1e7).") var lr = 1e7
@@ -56,7 +59,7 @@ struct GraftCommand: ParsableCommand {
             throw ValidationError("graft writes a Hugging Face folder and reads Hugging Face folders: convert a GGUF first (weightsmith convert-gguf)")
         }
         let eligibility = try GraftEligibility(include: include)
-        let inputs = [base, tuned, heldOut, train, validation].compactMap { $0 }.map { URL(fileURLWithPath: $0) }
+        let inputs = [base, tuned, heldOut, train, validation, mask].compactMap { $0 }.map { URL(fileURLWithPath: $0) }
         let out = try OutputFolder.prepare(URL(fileURLWithPath: output), inputs: inputs, force: force, command: "graft")
 
         let baseModel = try PretrainedModel(path: base)
@@ -72,6 +75,11 @@ struct GraftCommand: ParsableCommand {
                                         heldOut: heldOutPairs, heldOutName: heldOut, pick: pick, progress: quietLog)
         var report = result.report
         var mask = result.chosenMask
+        if let saved = self.mask {
+            let file = try SparseDeltaFile(locating: saved)
+            mask = try GraftMask(pair: pair, delta: file, path: saved)
+            report = try GraftTable.appendSaved(report: report, pair: pair, base: baseModel.model, mask: mask, heldOut: heldOutPairs, source: saved)
+        }
 
         if let train {
             let maxLength = baseModel.model.config.maxPositions
@@ -97,7 +105,7 @@ struct GraftCommand: ParsableCommand {
             print("\(report.method) graft of \(tuned) onto \(base): \(report.eligibleParameters) eligible parameters in \(report.eligibleTensors) tensors (\(report.eligibility))")
             print(report.table())
             let zeros = mask.zeroDifferences(pair)
-            print("writing \(report.training == nil ? "sparsity \(String(format: "%g", report.chosenSparsity))" : "the trained mask") (k = \(mask.count)\(zeros > 0 ? ", \(zeros) of them with τ = 0" : "")): \(report.chosenReason)")
+            print("writing \(report.training != nil ? "the trained mask" : self.mask != nil ? "the saved mask" : "sparsity \(String(format: "%g", report.chosenSparsity))") (k = \(mask.count)\(zeros > 0 ? ", \(zeros) of them with τ = 0" : "")): \(report.chosenReason)")
         }
 
         let source = baseModel.directory ?? (URL(fileURLWithPath: base).hasDirectoryPath || FileManager.default.fileExists(atPath: base + "/config.json")

@@ -16,11 +16,11 @@ struct Weightsmith: AsyncParsableCommand {
             GenerateCommand.self,
             EvalCommand.self,
             FinetuneCommand.self,
-            ConvertGGUFCommand.self, MergeAdapterCommand.self,
+            ConvertGGUFCommand.self, ConvertLTSFTCommand.self, MergeAdapterCommand.self,
             MergeCommand.self, TaskVectorCommand.self, ComposeCommand.self,
             EditCommand.self, TrainEditorCommand.self, FactsCommand.self,
             SoupCommand.self, SearchCommand.self,
-            GraftCommand.self,
+            GraftCommand.self, MasksCommand.self,
             RepairCommand.self, InterferenceCommand.self,
         ]
     )

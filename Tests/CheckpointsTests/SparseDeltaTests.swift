@@ -30,6 +30,30 @@ final class SparseDeltaTests: XCTestCase {
         XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: dir.path), ["d.safetensors"])
     }
 
+    /// `inspect` of a sparse delta (given alone) lists kept entries and density per tensor, in
+    /// text and JSON; a model has no such section.
+    func testInspectShowsDensityPerTensor() throws {
+        let dir = try makeTemporaryDirectory()
+        let url = dir.appendingPathComponent("d.safetensors")
+        try SparseDeltaWriter.write(sample(), to: url)
+        let r = try InspectReport(checkpoint: ModelReference.open(url.path, allowDeltas: true), stats: false)
+        let rows = try XCTUnwrap(r.sparseRows)
+        XCTAssertEqual(rows.map(\.name), ["a.weight", "b.bias", "c.empty"])
+        XCTAssertEqual(rows.map(\.kept), [3, 1, 0])
+        XCTAssertEqual(rows.map(\.density), [0.25, 1.0 / 6.0, 0])
+        let text = r.text()
+        XCTAssertTrue(text.contains("sparse delta: 3 tensors, 4 kept of 22 dense entries (density 18.18%)"), text)
+        XCTAssertTrue(text.contains("  a.weight  [3, 4]     3   25.00%\n  b.bias    [6]        1   16.67%\n  c.empty   [2, 2]     0       0%\n"), text)
+        XCTAssertTrue(r.json().contains("{\"name\": \"a.weight\", \"shape\": [3, 4], \"kept\": 3, \"density\": 0.25}"), r.json())
+        let plain = dir.appendingPathComponent("m.safetensors")
+        let w = try SafetensorsWriter(url: plain, entries: [TensorEntry(name: "w", dtype: .f32, shape: [2])])
+        try w.write("w", Tensor(shape: [2], scalars: [1, 2]))
+        try w.finish()
+        let m = try InspectReport(checkpoint: ModelReference.open(plain.path), stats: false)
+        XCTAssertNil(m.sparseRows)
+        XCTAssertFalse(m.text().contains("sparse delta"))
+    }
+
     func testSizeOnDiskIsProportionalToKeptEntries() throws {
         let dir = try makeTemporaryDirectory()
         func size(_ k: Int) throws -> Int {

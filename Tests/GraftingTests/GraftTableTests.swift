@@ -1,4 +1,5 @@
 import Foundation
+import Checkpoints
 import Transformer
 import XCTest
 @testable import Grafting
@@ -49,5 +50,36 @@ final class GraftTableTests: XCTestCase {
         XCTAssertEqual(r.chosenMask.count, Int((0.01 * Double(pair.eligibleCount)).rounded()))
         XCTAssertNil(r.report.rows[2].score)
         XCTAssertGreaterThan(r.report.rows[2].energyKept!, r.report.rows[3].energyKept!)
+    }
+    /// A mask saved as a sparse delta and read back (`graft --mask`) is the same mask, scores
+    /// exactly as the graft it came from, and becomes the written row; a mask over a tensor that
+    /// is not eligible is refused by name.
+    func testSavedMaskRoundTripsAndScoresAsTheOriginal() throws {
+        let (base, tuned, data) = try load()
+        let pair = try GraftPair(base: base.model, tuned: tuned, basePath: "base", tunedPath: "tuned", eligibility: GraftEligibility())
+        let r = try GraftTable.run(pair: pair, base: base.model, tuned: tuned, sparsities: [0.001, 0.01], heldOut: data, pick: 0.01)
+        let original = r.masks[1]
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("ws-graft-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let url = dir.appendingPathComponent("graft.safetensors")
+        try original.writeSparseDelta(pair, to: url, metadata: [:])
+        let saved = try GraftMask(pair: pair, delta: SparseDeltaFile(locating: dir.path), path: dir.path)
+        XCTAssertEqual(saved, original)
+        let report = try GraftTable.appendSaved(report: r.report, pair: pair, base: base.model, mask: saved, heldOut: data, source: dir.path)
+        let row = try XCTUnwrap(report.rows.last)
+        XCTAssertEqual(row.kind, .saved)
+        XCTAssertEqual(row.kept, original.count)
+        XCTAssertEqual(row.score, r.report.rows[3].score)
+        XCTAssertEqual(row.nllRecovered, r.report.rows[3].nllRecovered)
+        XCTAssertEqual(report.chosenRow?.kind, .saved)
+        XCTAssertTrue(report.table().contains("saved *"), report.table())
+        XCTAssertFalse(report.table().contains("graft *"), report.table())
+        let narrow = try GraftPair(base: base.model, tuned: tuned, basePath: "base", tunedPath: "tuned", eligibility: GraftEligibility(include: "mlp"))
+        XCTAssertThrowsError(try GraftMask(pair: narrow, delta: SparseDeltaFile(path: url.path), path: url.path)) { e in
+            guard case let .deltaMismatch(p, t, why)? = e as? GraftError else { return XCTFail("\(e)") }
+            XCTAssertEqual(p, url.path)
+            XCTAssertTrue(t.contains("self_attn") && why.contains("not an eligible tensor"), "\(t): \(why)")
+        }
     }
 }

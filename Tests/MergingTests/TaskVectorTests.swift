@@ -108,4 +108,41 @@ final class TaskVectorTests: XCTestCase {
         XCTAssertEqual(try Checkpoint(path: out.path).tensor("w").scalars, [1.5, 0, 2, 4])
         XCTAssertThrowsError(try TaskVectors.composePlan(base: base, expression: "x", models: [:]))
     }
+    /// Sparse deltas (graft or LT-SFT outputs) as compose terms: read as BASE+DELTA, so two
+    /// disjoint deltas compose to base + φ1 + φ2, entries outside both stay the base bit for bit,
+    /// and a coefficient scales a delta.
+    func testSparseDeltasComposeToTheirSum() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("ws-tv-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let base = dir.appendingPathComponent("base")
+        try FileManager.default.createDirectory(at: base, withIntermediateDirectories: true)
+        let bw: [Float] = [1, 2.5, -3, 4.25, 0.1, -7], bv: [Float] = [0.3, -0.6]
+        let w = try SafetensorsWriter(url: base.appendingPathComponent("model.safetensors"),
+                                      entries: [TensorEntry(name: "w", dtype: .f32, shape: [2, 3]), TensorEntry(name: "v", dtype: .f32, shape: [2])])
+        try w.write("w", Tensor(shape: [2, 3], scalars: bw))
+        try w.write("v", Tensor(shape: [2], scalars: bv))
+        try w.finish()
+        let a = dir.appendingPathComponent("a.safetensors"), b = dir.appendingPathComponent("b.safetensors")
+        try SparseDeltaWriter.write([SparseDeltaTensor(name: "w", shape: [2, 3], dtype: .f32, indices: [0, 4], values: [0.5, -0.25])], to: a)
+        try SparseDeltaWriter.write([SparseDeltaTensor(name: "v", shape: [2], dtype: .f32, indices: [1], values: [2]),
+                                     SparseDeltaTensor(name: "w", shape: [2, 3], dtype: .f32, indices: [5], values: [1])], to: b)
+        func compose(_ e: String) throws -> Checkpoint {
+            let out = dir.appendingPathComponent("out-\(UUID().uuidString)")
+            let plan = try TaskVectors.composePlan(base: base.path, expression: e, models: ["a": a.path, "b": b.path])
+            XCTAssertEqual(plan.problems, [])
+            _ = try MergeExecutor.run(plan, to: out, options: ExecutionOptions(hashInputs: false, progress: false))
+            return try Checkpoint(path: out.path)
+        }
+        let sum = try compose("a + b")
+        XCTAssertEqual(try sum.tensor("w").scalars.map(\.bitPattern), [1 + 0.5, 2.5, -3, 4.25, 0.1 - 0.25, -7 + 1].map { Float($0).bitPattern })
+        XCTAssertEqual(try sum.tensor("v").scalars.map(\.bitPattern), [Float(0.3), -0.6 + 2].map(\.bitPattern))
+        let half = try compose("0.5*a")
+        // Scaled, (base + φ) − base is rounded once more: equal to base + 0.5 φ up to Float32 rounding.
+        for (got, want) in zip(try half.tensor("w").scalars, [1.25, 2.5, -3, 4.25, Float(0.1) - 0.125, -7]) {
+            XCTAssertEqual(got, want, accuracy: 1e-7 * max(1, abs(want)))
+        }
+        XCTAssertEqual(try half.tensor("w").scalars[1...3], [2.5, -3, 4.25])
+        XCTAssertEqual(try half.tensor("v").scalars, bv)
+    }
 }
