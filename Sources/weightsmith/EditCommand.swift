@@ -41,7 +41,7 @@ struct EditCommand: ParsableCommand {
     @Option(name: .long, help: "ROME: value optimisation steps.") var steps: Int?
     @Option(name: .long, help: "ROME: context templates sampled from the model.") var contexts = 5
     @Option(name: .long, help: "ROME: Adam learning rate of the value offset.") var valueLr: Float = 0.5
-    @Option(name: .long, help: "ROME: clamp of the value offset, in multiples of |W k|.") var clampNorm: Float = 4
+    @Option(name: .long, help: "Clamp of the value offset: ROME in multiples of |W k| (default 4); MEMIT in multiples of the residual stream's norm at the subject (default 0.75, the reference's).") var clampNorm: Float?
     @Option(name: .long, help: "ROME: weight of the essence term, KL at the subject in \"{subject} is a\" (0: off).") var klFactor: Float = 0.0625
     @Option(name: .long, help: "FT-L: Adam learning rate.") var lr: Float = 5e-4
     @Option(name: .long, help: "FT-L: L-infinity bound on the change of each weight (0: none).") var normBound: Float = 5e-4
@@ -91,7 +91,7 @@ struct EditCommand: ParsableCommand {
             case .rome:
                 var s = RomeSettings(layer: chosenLayer)
                 s.contextTemplates = contexts; s.seed = seed; s.statistics = statistics
-                s.learningRate = valueLr; s.clampNorm = clampNorm; s.klFactor = klFactor
+                s.learningRate = valueLr; s.clampNorm = clampNorm ?? 4; s.klFactor = klFactor
                 if let st = steps { s.steps = st }
                 let r = try RomeEditor.edit(model: m, tokenizer: tok, request: request, settings: s)
                 lastLoss = "subject \"\(request.resolvedSubject)\", key at token \(r.subjectToken); value loss \(fmt(r.losses.first)) -> \(fmt(r.losses.last)) in \(r.losses.count) steps\n"
@@ -120,6 +120,8 @@ struct EditCommand: ParsableCommand {
             var ms = MemitSettings(layers: ls)
             ms.updateWeight = updateWeight; ms.seed = seed; ms.contextTemplates = contexts; ms.klFactor = klFactor
             if let st = steps { ms.steps = st }
+            if let c = clampNorm { ms.clampNorm = c }
+            ms.learningRate = valueLr
             let text = try String(contentsOfFile: corpus, encoding: .utf8).split(separator: "\n").map(String.init)
             let dir = statsCache.map { URL(fileURLWithPath: $0) } ?? FileManager.default.homeDirectoryForCurrentUser.appendingPathComponent(".cache/weightsmith")
             for l in ls { ms.statistics[l] = try KeyStatistics.cached(in: dir, model: m, tokenizer: tok, texts: text, layer: l, maxTokens: statsTokens).0 }
