@@ -223,11 +223,7 @@ struct ComposeCommand: ParsableCommand {
             }
             s += "\n"
         }
-        return s.split(separator: "\n", omittingEmptySubsequences: false).map { line in
-            var l = Substring(line)
-            while l.last == " " { l = l.dropLast() }
-            return String(l)
-        }.joined(separator: "\n")
+        return SoupCommand.trimmingTrailingSpaces(s)
     }
 }
 

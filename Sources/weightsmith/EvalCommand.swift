@@ -30,15 +30,12 @@ struct EvalCommand: ParsableCommand {
         if !nonFinite.allowNonFinite { try loaded.model.requireFiniteWeights() }
         let evaluator = Evaluator(model: loaded.model, tokenizer: loaded.tokenizer)
         let url = URL(fileURLWithPath: data)
-        let tty = isatty(2) != 0
-        let t0 = Date()
+        let line = ProgressLine(label: data.hasSuffix(".jsonl") ? "eval: examples" : "eval: windows")
         let progress: (Int, Int) -> Void = { done, total in
-            guard tty, !quiet, total > 0 else { return }
-            let elapsed = Date().timeIntervalSince(t0)
-            let eta = done > 0 && done < total ? String(format: ", ETA %.0fs", elapsed / Double(done) * Double(total - done)) : ""
-            FileHandle.standardError.write(Data(String(format: "\reval: %d/%d %@, %.1fs%@\u{1B}[K%@", done, total,
-                                                       data.hasSuffix(".jsonl") ? "examples" : "windows", elapsed, eta,
-                                                       done == total ? "\n" : "").utf8))
+            // On a terminal only: a script reading stderr gets the result and nothing else.
+            guard !quiet, line.tty, total > 0 else { return }
+            line.update(done, total)
+            if done == total { line.finish() }
         }
         let result: EvaluationResult
         if data.hasSuffix(".jsonl") {

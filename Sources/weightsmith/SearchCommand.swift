@@ -245,11 +245,7 @@ struct SearchCommand: ParsableCommand {
             }
             table += "\n"
         }
-        table = table.split(separator: "\n", omittingEmptySubsequences: false).map { line in
-            var l = Substring(line)
-            while l.last == " " { l = l.dropLast() }
-            return String(l)
-        }.joined(separator: "\n")
+        table = SoupCommand.trimmingTrailingSpaces(table)
         print(table, terminator: "")
         print("\(evaluations) evaluations run, \(trials.count * sets.count - evaluations) from the cache, " + String(format: "%.2fs", Date().timeIntervalSince(t0)))
         if let output, let prepared {

@@ -263,6 +263,14 @@ struct SoupCommand: ParsableCommand {
 
     static func pad(_ s: String, _ w: Int) -> String { s.count >= w ? s : s + String(repeating: " ", count: w - s.count) }
     static func lpad(_ s: String, _ w: Int) -> String { s.count >= w ? s : String(repeating: " ", count: w - s.count) + s }
+    /// Each line of `s` without trailing spaces (tables padded column by column).
+    static func trimmingTrailingSpaces(_ s: String) -> String {
+        s.split(separator: "\n", omittingEmptySubsequences: false).map { line in
+            var l = Substring(line)
+            while l.last == " " { l = l.dropLast() }
+            return String(l)
+        }.joined(separator: "\n")
+    }
 
     /// Every ingredient in rank order with its own score, the soup's score when it was tried,
     /// and whether it was kept.
