@@ -332,6 +332,58 @@ vec_models = [f32(vec_base + 0.1 * rng.standard_normal((7,))) for _ in range(3)]
 case("tsv_vector_is_mean", "tsv", vec_base + 0.5 * sum(m.astype(np.float64) - vec_base for m in vec_models) / 3,
      inputs=vec_models, base_values=vec_base, global_params={"alpha": 0.5})
 
+
+# ---- sce, ram, ramplus_tl, nearswap (mergekit sce.py / ram.py / nearswap.py semantics) ------
+def sce(base, xs, topk=1.0):
+    tv = np.stack([x - base for x in xs])
+    if topk < 1:
+        var = tv.var(axis=0)  # population variance over the models
+        k = int(np.count_nonzero(var) * topk)
+        flat = var.ravel()
+        order = sorted(range(flat.size), key=lambda i: (-abs(flat[i]), i))  # ties: lower index first
+        mask = np.zeros(flat.size, dtype=bool)
+        mask[order[:k]] = True
+        tv = tv * mask.reshape(var.shape)
+    majority = np.where(tv.sum(axis=0) >= 0, 1.0, -1.0)
+    agree = np.sign(tv) == majority
+    ms = (tv ** 2).reshape(len(xs), -1).mean(axis=1)
+    w = np.full(len(xs), 1 / len(xs)) if abs(ms.sum()) < 1e-6 else ms / ms.sum()
+    ew = w.reshape(-1, *([1] * base.ndim)) * agree
+    return base + (tv * ew).sum(axis=0) / np.maximum(ew.sum(axis=0), 1e-6)
+
+
+def ram(base, xs, eps, plus=False, r=0.1, alpha=0.2):
+    tv = np.stack([x - base for x in xs]).reshape(len(xs), -1)
+    nz = np.abs(tv) > eps
+    c = nz.sum(axis=0)
+    unique, overlap = c == 1, c > 1
+    lam = np.ones(len(xs))
+    if plus:
+        rho = (nz & overlap).sum(axis=1) / np.maximum((nz & unique).sum(axis=1), eps)
+        lam = 1 + r * np.clip(rho, 0, alpha)
+    z = tv * nz
+    merged = (z * unique * lam[:, None] + z * overlap / np.maximum(c, 1)).sum(axis=0)
+    return base + merged.reshape(base.shape)
+
+
+def nearswap(base, x, t):
+    w = np.clip(t / np.maximum(np.abs(base - x), 1e-6), 0, 1)
+    return w * x + (1 - w) * base
+
+
+# Sparse task vectors (about half the positions untouched per model), so that RAM sees
+# untouched, unique and shared positions.
+sp_base = f32(rng.standard_normal((6, 8)))
+sp_models = [f32(sp_base + np.where(rng.random((6, 8)) < 0.5, 0.2 * rng.standard_normal((6, 8)), 0)) for _ in range(3)]
+SB = sp_base.astype(np.float64)
+SX = [m.astype(np.float64) for m in sp_models]
+case("sce", "sce", sce(B, X), )
+case("sce_select_topk", "sce", sce(B, X, 0.4), global_params={"select_topk": 0.4})
+case("ram_sparse", "ram", ram(SB, SX, 1e-5), inputs=sp_models, base_values=sp_base)
+case("ramplus_tl_sparse", "ramplus_tl", ram(SB, SX, 1e-5, plus=True, r=0.5, alpha=0.4), inputs=sp_models, base_values=sp_base,
+     global_params={"r": 0.5, "alpha": 0.4})
+case("nearswap", "nearswap", nearswap(B, X[0], 0.2), models_idx=(0,), global_params={"t": 0.2})
+
 out = os.path.join(os.path.dirname(__file__), "..", "Tests", "MergingTests", "Fixtures", "merge_expected.json")
 with open(out, "w") as f:
     json.dump({"generator": "scripts/make_merge_expected.py", "cases": cases}, f, indent=0)

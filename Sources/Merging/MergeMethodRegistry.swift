@@ -34,6 +34,11 @@ public enum MergeMethodRegistry {
         TSVMerge(),
         IsotropicMerge(.common),
         IsotropicMerge(.commonAndTaskSpecific),
+        SCEMerge(),
+        RAMMerge(plus: false),
+        RAMMerge(plus: true),
+        NearSwapMerge(),
+        ArceeFusionMerge(),
     ]
 
     public static var names: [String] { all.map(\.name) }
