@@ -281,6 +281,7 @@ public enum MergeExecutor {
                 }
             }
         }
+        if let template = plan.chatTemplate { try ChatTemplates.install(template, in: dir) }
         try writeFileAtomically(Array(plan.recipe.yaml().utf8), to: dir.appendingPathComponent("merge_recipe.yml"))
     }
 }

@@ -61,10 +61,12 @@ public struct MergePlan: @unchecked Sendable {
     public let outputLayerCount: Int?
     /// Output vocabulary rows when a vocabulary choice changed them.
     public let outputVocabularyRows: Int?
-    public let notes: [String]
+    public var notes: [String]
     /// Everything that would make the merge fail or silently wrong; the merge runs only when empty.
     public var problems: [String]
     public var seed: UInt64 = 0
+    /// The chat template written into the output (`chat_template:` resolved), nil = the copied files' own.
+    public var chatTemplate: String? = nil
     /// A streamed job whose mapped inputs take at most this many bytes keeps them resident through
     /// its passes (each pass re-reads memory); a larger one drops each block's pages after every
     /// pass, which costs page faults on every re-read (on SmolLM2-135M × 4 the embedding job:

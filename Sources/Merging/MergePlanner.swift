@@ -264,7 +264,11 @@ public enum MergePlanner {
 
         let configSource = baseIndex ?? slices[0].sources[0].input
         var tokenizerSource = configSource
-        if let t = recipe.tokenizerSource, t != "base" {
+        if recipe.tokenizerSource == "union" {
+            if let p = TokenizerUnion.problem(inputs: inputs, reference: configSource) { problems.append(p) } else {
+                notes.append("tokenizer_source: union: every input has the same vocabulary, so the union is \(inputs[configSource].label)'s tokenizer")
+            }
+        } else if let t = recipe.tokenizerSource, t != "base" {
             if let i = indexOf[t] { tokenizerSource = i } else {
                 problems.append("tokenizer_source \"\(t)\" is neither \"base\" nor one of the recipe's models")
             }
@@ -274,6 +278,15 @@ public enum MergePlanner {
                              tokenizerSource: tokenizerSource, outputLayerCount: layersOut, outputVocabularyRows: vocabRows,
                              notes: notes, problems: problems)
         plan.seed = options.seed
+        if let value = recipe.chatTemplate {
+            var order = [tokenizerSource]
+            for i in inputs.indices where i != tokenizerSource { order.append(i) }
+            switch ChatTemplates.resolve(value, inputs: order.map { (inputs[$0].label, inputs[$0].checkpoint.directory) }) {
+            case let .template(t, note): plan.chatTemplate = t; plan.notes.append(note)
+            case let .none(note): plan.notes.append(note)
+            case let .problem(p): plan.problems.append(p)
+            }
+        }
         return plan
     }
 

@@ -99,6 +99,8 @@ public struct Recipe: Sendable, Equatable {
     public var outDType: DType?
     /// `base` or a model path; nil = the base model (or the first model).
     public var tokenizerSource: String?
+    /// `chat_template:` as written: `auto`, a built-in name or a Jinja template (see `ChatTemplates`).
+    public var chatTemplate: String?
     /// The YAML text the recipe came from (copied into the output); nil for a command-line recipe.
     public var text: String?
     public var file: String
@@ -156,6 +158,7 @@ public struct Recipe: Sendable, Equatable {
         if let dtype { y += "dtype: \(dtype.recipeName)\n" }
         if let outDType { y += "out_dtype: \(outDType.recipeName)\n" }
         if let tokenizerSource { y += "tokenizer_source: \(tokenizerSource)\n" }
+        if let chatTemplate { y += "chat_template: \(JSONText.quote(chatTemplate))\n" }
         return y
     }
 }

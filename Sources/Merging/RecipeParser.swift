@@ -16,9 +16,9 @@ public struct RecipeError: Error, Equatable, CustomStringConvertible, Sendable {
 /// Parses mergekit YAML recipes into `Recipe` (mergekit's `MergeConfiguration` schema).
 ///
 /// Accepted top-level keys: `merge_method`, `base_model`, `models`, `slices`, `parameters`,
-/// `dtype`, `out_dtype`, `tokenizer_source`. `modules`, `tokenizer` (union vocabularies) and
-/// `chat_template` are refused with an explanation; any other key is an error (mergekit
-/// ignores unknown keys, which hides typos).
+/// `dtype`, `out_dtype`, `tokenizer_source` (or a `tokenizer:` block with only `source:`),
+/// `chat_template`. `modules` and token-level `tokenizer:` settings are refused with an explanation;
+/// any other key is an error (mergekit ignores unknown keys, which hides typos).
 public enum RecipeParser {
     public static func parse(file path: String) throws -> Recipe {
         guard let data = FileManager.default.contents(atPath: path) else {
@@ -63,15 +63,16 @@ public enum RecipeParser {
             case "dtype": recipe.dtype = try p.dtype(v, key)
             case "out_dtype": recipe.outDType = try p.dtype(v, key)
             case "tokenizer_source":
-                let s = try p.string(v, key)
-                guard s != "union" else {
-                    throw p.error(v, key, "\"union\" (merging vocabularies) is not supported; use base or a model path, or --vocab truncate|base for differing sizes")
-                }
-                recipe.tokenizerSource = s
+                guard recipe.tokenizerSource == nil else { throw p.error(k, key, "give either tokenizer_source: or tokenizer:, not both") }
+                recipe.tokenizerSource = try p.string(v, key)
             case "modules": throw p.error(k, key, "multi-module recipes (modules:) are not supported; use models: or slices:")
-            case "tokenizer": throw p.error(k, key, "the tokenizer: block (vocabulary union, token sources) is not supported; use tokenizer_source: base or a model")
-            case "chat_template": throw p.error(k, key, "chat_template is not supported; the tokenizer files are copied from tokenizer_source unchanged")
-            default: throw p.error(k, key, "unknown key (expected merge_method, base_model, models, slices, parameters, dtype, out_dtype, tokenizer_source)")
+            case "tokenizer":
+                guard recipe.tokenizerSource == nil else { throw p.error(k, key, "give either tokenizer_source: or tokenizer:, not both") }
+                recipe.tokenizerSource = try p.tokenizerBlock(v, key)
+            case "chat_template": recipe.chatTemplate = try p.string(v, key)
+            case "name":
+                throw p.error(k, key, "name: belongs to multi-document recipes (documents separated by ---, as mergekit-multi reads them)")
+            default: throw p.error(k, key, "unknown key (expected merge_method, base_model, models, slices, parameters, dtype, out_dtype, tokenizer_source, tokenizer, chat_template)")
             }
         }
         guard seenMethod else { throw RecipeError(file: file, line: root.mark?.line, key: "merge_method", message: "missing (e.g. merge_method: ties)") }
@@ -141,6 +142,23 @@ public enum RecipeParser {
             if let m = n.mapping, let inner = m["model"] { return try modelReference(inner, key + ".model") }
             let s = try string(n, key)
             return s
+        }
+
+        /// mergekit's `tokenizer:` block: `source:` (union by default) is taken as `tokenizer_source`;
+        /// per-token sources and padding, which build new embedding rows, are refused.
+        func tokenizerBlock(_ n: Node, _ key: String) throws -> String {
+            guard let m = n.mapping else { throw error(n, key, "expected {source: union|base|MODEL}") }
+            var source = "union"
+            for (k, v) in m {
+                let name = k.string ?? ""
+                switch name {
+                case "source": source = try string(v, "\(key).source")
+                case "tokens", "pad_to_multiple_of":
+                    throw error(k, "\(key).\(name)", "per-token embedding sources and vocabulary padding are not supported; use tokenizer: {source: ...} or tokenizer_source:")
+                default: throw error(k, "\(key).\(name)", "unknown key (expected source, tokens, pad_to_multiple_of)")
+                }
+            }
+            return source
         }
 
         func dtype(_ n: Node, _ key: String) throws -> DType {

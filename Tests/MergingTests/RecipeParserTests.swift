@@ -76,7 +76,8 @@ final class RecipeParserTests: XCTestCase {
         assertRecipeError("merge_method: linear\nmodels:\n  - model: a\n    parameters: {normalize: true}\n",
                           line: 4, key: "models[0].parameters.normalize", contains: "global parameter")
         assertRecipeError("merge_method: linear\nmodels: [a]\nslices: []\n", line: 1, key: "slices", contains: "not both")
-        assertRecipeError("merge_method: linear\nmodels: [a]\ntokenizer_source: union\n", line: 3, key: "tokenizer_source", contains: "union")
+        assertRecipeError("merge_method: linear\nmodels: [a]\ntokenizer_source: union\ntokenizer: {source: base}\n", line: 4, key: "tokenizer", contains: "not both")
+        assertRecipeError("merge_method: linear\nmodels: [a]\nchat_template: [a]\n", line: 3, key: "chat_template", contains: "non-empty string")
         assertRecipeError("merge_method: linear\nmodel: [a]\n", line: 2, key: "model", contains: "unknown key")
         assertRecipeError("merge_method: linear\nmodels: [a]\ndtype: int8\n", line: 3, key: "dtype", contains: "floating-point")
         assertRecipeError("merge_method: slerp\nslices:\n  - sources:\n      - model: a\n        layer_range: [0, 2]\n      - model: b\n        layer_range: [0, 3]\n",

@@ -1,0 +1,119 @@
+import Checkpoints
+import Foundation
+import XCTest
+@testable import Merging
+
+/// `chat_template:` (auto, built-in names, literal templates) and `tokenizer_source: union` /
+/// `tokenizer:` blocks, on copies of the merge fixtures.
+final class RecipeTokenizerTests: XCTestCase {
+    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    var dir: URL!
+
+    override func setUpWithError() throws {
+        dir = FileManager.default.temporaryDirectory.appendingPathComponent("ws-tok-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        for m in ["base", "ft-a", "ft-b"] {
+            try FileManager.default.copyItem(at: Self.root.appendingPathComponent("fixtures/merge/\(m)"), to: dir.appendingPathComponent(m))
+        }
+    }
+
+    override func tearDownWithError() throws { try? FileManager.default.removeItem(at: dir) }
+
+    /// Sets `chat_template` in a copy's tokenizer_config.json.
+    func setTemplate(_ model: String, _ template: String) throws {
+        let url = dir.appendingPathComponent(model).appendingPathComponent("tokenizer_config.json")
+        var config = try JSONSerialization.jsonObject(with: Data(contentsOf: url)) as! [String: Any]
+        config["chat_template"] = template
+        try JSONSerialization.data(withJSONObject: config).write(to: url)
+    }
+
+    func plan(_ extra: String, models: [String] = ["base", "ft-a", "ft-b"]) throws -> MergePlan {
+        let list = models.map { "  - model: \(dir.appendingPathComponent($0).path)\n" }.joined()
+        return try MergePlanner.plan(RecipeParser.parse("merge_method: linear\nparameters: {weight: 1}\nmodels:\n\(list)\(extra)"))
+    }
+
+    let t1 = "{% for m in messages %}{{ m['content'] }}{% endfor %}"
+    let t2 = "{% for m in messages %}{{ m['role'] + ': ' + m['content'] }}{% endfor %}"
+
+    func testAutoTakesTheMostCommonTemplate() throws {
+        try setTemplate("ft-a", t2)
+        try setTemplate("ft-b", t2)
+        try setTemplate("base", t1)
+        let p = try plan("chat_template: auto\n")
+        XCTAssertEqual(p.problems, [])
+        XCTAssertEqual(p.chatTemplate, t2)
+        XCTAssertTrue(p.notes.contains { $0.contains("auto chose the template of") && $0.contains("ft-a") }, "\(p.notes)")
+        // A tie goes to the tokenizer source (the first model here).
+        try setTemplate("ft-b", t1)
+        XCTAssertEqual(try plan("chat_template: auto\n").chatTemplate, t1)
+        // chat_template.jinja wins over tokenizer_config.json inside one folder.
+        try Data((t2 + "\n").utf8).write(to: dir.appendingPathComponent("base/chat_template.jinja"))
+        XCTAssertEqual(ChatTemplates.template(of: dir.appendingPathComponent("base")), t2)
+    }
+
+    func testAutoWithoutTemplatesSetsNothing() throws {
+        let p = try plan("chat_template: auto\n")
+        XCTAssertEqual(p.problems, [])
+        XCTAssertNil(p.chatTemplate)
+        XCTAssertTrue(p.notes.contains { $0.contains("no input declares a chat template") })
+    }
+
+    func testBuiltInNamesAndLiterals() throws {
+        XCTAssertEqual(try plan("chat_template: chatml\n").chatTemplate, ChatTemplates.builtIn["chatml"])
+        XCTAssertEqual(try plan("chat_template: \"\(t1)\"\n").chatTemplate, t1)
+        let unknown = try plan("chat_template: vicuna\n").problems
+        XCTAssertEqual(unknown.count, 1)
+        XCTAssertTrue(unknown[0].contains("\"vicuna\"") && unknown[0].contains("chatml"), unknown[0])
+        XCTAssertTrue(try plan("chat_template: \"{{ x }}\"\n").problems.first?.contains("too short") ?? false)
+    }
+
+    func testMergedFolderHoldsTheTemplate() throws {
+        try setTemplate("base", t1)
+        try Data("{\"chat_template\": \"old\"}".utf8).write(to: dir.appendingPathComponent("base/chat_template.json"))
+        let out = dir.appendingPathComponent("out")
+        _ = try MergeExecutor.run(plan("chat_template: llama3\n"), to: out, options: ExecutionOptions(progress: false))
+        let jinja = try String(contentsOf: out.appendingPathComponent("chat_template.jinja"), encoding: .utf8)
+        XCTAssertEqual(jinja, ChatTemplates.builtIn["llama3"])
+        let config = try JSONSerialization.jsonObject(with: Data(contentsOf: out.appendingPathComponent("tokenizer_config.json"))) as! [String: Any]
+        XCTAssertNil(config["chat_template"], "the copied tokenizer_config.json must not contradict chat_template.jinja")
+        XCTAssertEqual(config["tokenizer_class"] as? String, "PreTrainedTokenizerFast")
+        XCTAssertFalse(FileManager.default.fileExists(atPath: out.appendingPathComponent("chat_template.json").path))
+        XCTAssertTrue(try String(contentsOf: out.appendingPathComponent("merge_recipe.yml"), encoding: .utf8).contains("chat_template: llama3"))
+        // The input is untouched.
+        let input = try JSONSerialization.jsonObject(with: Data(contentsOf: dir.appendingPathComponent("base/tokenizer_config.json"))) as! [String: Any]
+        XCTAssertEqual(input["chat_template"] as? String, t1)
+    }
+
+    func testUnionOfIdenticalVocabulariesIsTheBase() throws {
+        for extra in ["tokenizer_source: union\n", "tokenizer:\n  source: union\n", "tokenizer: {}\n"] {
+            let p = try plan(extra)
+            XCTAssertEqual(p.problems, [], extra)
+            XCTAssertEqual(p.tokenizerSource, 0, extra)
+            XCTAssertTrue(p.notes.contains { $0.contains("same vocabulary") }, extra)
+        }
+    }
+
+    func testUnionOfDifferentVocabulariesIsAProblem() throws {
+        let url = dir.appendingPathComponent("ft-b/tokenizer.json")
+        var tok = try JSONSerialization.jsonObject(with: Data(contentsOf: url)) as! [String: Any]
+        var model = tok["model"] as! [String: Any]
+        var vocab = model["vocab"] as! [String: Any]
+        vocab["<extra_token>"] = vocab.count
+        model["vocab"] = vocab
+        tok["model"] = model
+        try JSONSerialization.data(withJSONObject: tok).write(to: url)
+        let problems = try plan("tokenizer_source: union\n").problems
+        XCTAssertEqual(problems.count, 1, "\(problems)")
+        XCTAssertTrue(problems[0].contains("ft-b") && problems[0].contains("different vocabularies") && problems[0].contains("tokens"), problems[0])
+    }
+
+    func testTokenizerBlockErrors() {
+        func error(_ extra: String) -> String {
+            do { _ = try plan(extra); return "" } catch { return String(describing: error) }
+        }
+        XCTAssertTrue(error("tokenizer_source: base\ntokenizer: {source: base}\n").contains("not both"))
+        XCTAssertTrue(error("tokenizer:\n  source: union\n  tokens: {\"<x>\": {source: base}}\n").contains("tokenizer.tokens"))
+        XCTAssertTrue(error("tokenizer: {pad_to_multiple_of: 64}\n").contains("not supported"))
+        XCTAssertTrue(error("tokenizer: {sauce: union}\n").contains("unknown key"))
+    }
+}
