@@ -92,6 +92,59 @@ dtype: float32
 }
 
 
+# A multi-document recipe (mergekit-multi): two named intermediates and a final merge using them.
+MULTI_RECIPE = f"""# Multi-document recipe (mergekit-multi): written by scripts/make_mergekit_parity.py; output by mergekit-multi.
+name: first-merge
+merge_method: linear
+models:
+  - model: {A}
+  - model: {B}
+parameters:
+  weight: 0.5
+dtype: float32
+---
+name: second-merge
+merge_method: slerp
+base_model: first-merge
+models:
+  - model: {C}
+parameters:
+  t: 0.5
+dtype: float32
+---
+# the final merge (no name)
+merge_method: ties
+base_model: {BASE}
+models:
+  - model: second-merge
+    parameters:
+      density: 0.6
+      weight: 0.5
+  - model: {A}
+    parameters:
+      density: 0.8
+      weight: 0.5
+dtype: float32
+"""
+
+
+def run_multi(mergekit):
+    dest = os.path.join(OUT, "multi")
+    os.makedirs(dest, exist_ok=True)
+    path = os.path.join(dest, "recipe.yaml")
+    with open(path, "w") as f:
+        f.write(MULTI_RECIPE)
+    multi = os.path.join(os.path.dirname(mergekit), "mergekit-multi")
+    with tempfile.TemporaryDirectory() as tmp:
+        out = os.path.join(tmp, "out")
+        r = subprocess.run([multi, path, "--intermediate-dir", os.path.join(tmp, "inter"), "--out-path", out],
+                           capture_output=True, text=True)
+        if r.returncode != 0:
+            sys.exit(f"mergekit-multi failed:\n{r.stderr[-2000:]}")
+        shutil.copyfile(os.path.join(out, "model.safetensors"), os.path.join(dest, "model.safetensors"))
+    print(f"multi: {path} -> {dest}/model.safetensors")
+
+
 def rewrite_example(text):
     """The example recipe with fixture models, layer ranges scaled to the fixture, float32."""
     doc = yaml.safe_load(text)
@@ -160,6 +213,7 @@ def main():
         sys.exit(f"{args.mergekit} does not run")
     for name, text in METHOD_RECIPES.items():
         run(args.mergekit, name, text, "# Written by scripts/make_mergekit_parity.py; output by mergekit-yaml.\n")
+    run_multi(args.mergekit)
     if args.examples:
         for f in sorted(os.listdir(args.examples)):
             if not f.endswith((".yml", ".yaml")):

@@ -10,6 +10,7 @@ struct MergeCommand: ParsableCommand {
         abstract: "Merge checkpoints with a mergekit-style recipe or a short command line.",
         discussion: """
         Recipe:      weightsmith merge RECIPE.yml OUT_DIR [--dry-run]
+                     (several documents separated by --- with name: as in mergekit-multi: run in order, a name usable as a model)
         Short form:  weightsmith merge --method ties --base BASE A B C --weight 1 --density 0.5 -o OUT_DIR
                      (--weight/--density: one value for all models or one per model; --set NAME=VALUE for any other parameter;
                      --method linear without --weight is the uniform soup, every model 1/n)
@@ -74,10 +75,26 @@ struct MergeCommand: ParsableCommand {
     @Flag(help: "Accept SLERP's t outside [0, 1] (extrapolation beyond the models).")
     var allowExtrapolation = false
 
+    @Option(help: "Multi-document recipes: keep the named intermediate merges in DIR/NAME (reused when rerun with the same recipe); default: a hidden folder beside OUT_DIR, removed at the end.")
+    var intermediateDir: String?
+
     @OptionGroup var nonFinite: NonFiniteOption
 
     func run() throws {
         if let threads { ParallelLoops.threadCount = max(1, threads) }
+        if method == nil, let file = arguments.first, arguments.count <= 2 {
+            let multi = try MultiRecipe.parse(file: file)
+            if multi.isMulti {
+                var options = PlanOptions(seed: seed, searchDirectory: URL(fileURLWithPath: file).deletingLastPathComponent().path)
+                options.allowExtrapolation = allowExtrapolation
+                if let vocab {
+                    guard let v = VocabularyChoice(rawValue: vocab) else { throw ValidationError("--vocab must be truncate or base, got \(vocab)") }
+                    options.vocabulary = v
+                }
+                try runMulti(multi, outPath: arguments.count == 2 ? arguments[1] : output, options: options)
+                return
+            }
+        }
         let (recipe, outPath, searchDir) = try makeRecipe()
         var options = PlanOptions(seed: seed, searchDirectory: searchDir)
         options.allowExtrapolation = allowExtrapolation
