@@ -15,7 +15,7 @@ extension MergeCommand {
         if dryRun {
             for (k, d) in multi.documents.enumerated() {
                 let label = d.name ?? "final merge"
-                print("[\(k + 1)/\(multi.documents.count)] \(label) (line \(d.line)): \(d.recipe.mergeMethod)"
+                print("document \(k + 1) of \(multi.documents.count): \(label) (line \(d.line)): \(d.recipe.mergeMethod)"
                       + (d.dependencies.isEmpty ? "" : ", takes the output of \(d.dependencies.joined(separator: ", "))"))
                 if d.dependencies.isEmpty {
                     var r = d.recipe

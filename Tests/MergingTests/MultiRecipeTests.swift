@@ -118,7 +118,7 @@ final class MultiRecipeTests: XCTestCase {
         // The dry run lists the order.
         r = try run(["merge", recipe, "--dry-run"])
         XCTAssertEqual(r.status, 0, r.err)
-        XCTAssertTrue(r.out.contains("[1/3] first-merge") && r.out.contains("[3/3] final merge") && r.out.contains("takes the output of second-merge"), r.out)
+        XCTAssertTrue(r.out.contains("document 1 of 3: first-merge") && r.out.contains("document 3 of 3: final merge") && r.out.contains("takes the output of second-merge"), r.out)
 
         // Every document named: OUT/NAME for each.
         let text = try String(contentsOf: Self.root.appendingPathComponent(recipe), encoding: .utf8)
