@@ -21,6 +21,8 @@ public struct PlanOptions: Sendable {
     /// Accept values outside a parameter's usual range where extrapolating is meaningful
     /// (SLERP's t outside [0, 1]).
     public var allowExtrapolation = false
+    /// Merge inputs whose config.json architecture settings differ (mergekit's `--allow-crimes`).
+    public var allowConfigMismatch = false
     public init(vocabulary: VocabularyChoice? = nil, seed: UInt64 = 0, searchDirectory: String? = nil) {
         self.vocabulary = vocabulary
         self.seed = seed
@@ -263,6 +265,9 @@ public enum MergePlanner {
         }
 
         let configSource = baseIndex ?? slices[0].sources[0].input
+        let configCheck = ConfigPreflight.check(inputs, reference: configSource, allowMismatch: options.allowConfigMismatch)
+        problems += configCheck.problems
+        notes += configCheck.notes
         var tokenizerSource = configSource
         if recipe.tokenizerSource == "union" {
             if let p = TokenizerUnion.problem(inputs: inputs, reference: configSource) { problems.append(p) } else {

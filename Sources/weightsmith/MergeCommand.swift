@@ -75,6 +75,9 @@ struct MergeCommand: ParsableCommand {
     @Flag(help: "Accept SLERP's t outside [0, 1] (extrapolation beyond the models).")
     var allowExtrapolation = false
 
+    @Flag(name: .customLong("allow-crimes"), help: "Merge inputs whose config.json settings (architecture, hidden size, heads, activation, RoPE, norm epsilon) differ; the output takes the base's config (mergekit's flag).")
+    var allowCrimes = false
+
     @Option(help: "Multi-document recipes: keep the named intermediate merges in DIR/NAME (reused when rerun with the same recipe); default: a hidden folder beside OUT_DIR, removed at the end.")
     var intermediateDir: String?
 
@@ -87,6 +90,7 @@ struct MergeCommand: ParsableCommand {
             if multi.isMulti {
                 var options = PlanOptions(seed: seed, searchDirectory: URL(fileURLWithPath: file).deletingLastPathComponent().path)
                 options.allowExtrapolation = allowExtrapolation
+                options.allowConfigMismatch = allowCrimes
                 if let vocab {
                     guard let v = VocabularyChoice(rawValue: vocab) else { throw ValidationError("--vocab must be truncate or base, got \(vocab)") }
                     options.vocabulary = v
@@ -98,6 +102,7 @@ struct MergeCommand: ParsableCommand {
         let (recipe, outPath, searchDir) = try makeRecipe()
         var options = PlanOptions(seed: seed, searchDirectory: searchDir)
         options.allowExtrapolation = allowExtrapolation
+        options.allowConfigMismatch = allowCrimes
         if let vocab {
             guard let v = VocabularyChoice(rawValue: vocab) else { throw ValidationError("--vocab must be truncate or base, got \(vocab)") }
             options.vocabulary = v

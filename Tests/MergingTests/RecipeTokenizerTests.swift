@@ -3,8 +3,8 @@ import Foundation
 import XCTest
 @testable import Merging
 
-/// `chat_template:` (auto, built-in names, literal templates) and `tokenizer_source: union` /
-/// `tokenizer:` blocks, on copies of the merge fixtures.
+/// `chat_template:` (auto, built-in names, literal templates), `tokenizer_source: union` /
+/// `tokenizer:` blocks and the config.json pre-flight, on copies of the merge fixtures.
 final class RecipeTokenizerTests: XCTestCase {
     static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
     var dir: URL!
@@ -27,9 +27,36 @@ final class RecipeTokenizerTests: XCTestCase {
         try JSONSerialization.data(withJSONObject: config).write(to: url)
     }
 
-    func plan(_ extra: String, models: [String] = ["base", "ft-a", "ft-b"]) throws -> MergePlan {
+    func plan(_ extra: String, models: [String] = ["base", "ft-a", "ft-b"], options: PlanOptions = PlanOptions()) throws -> MergePlan {
         let list = models.map { "  - model: \(dir.appendingPathComponent($0).path)\n" }.joined()
-        return try MergePlanner.plan(RecipeParser.parse("merge_method: linear\nparameters: {weight: 1}\nmodels:\n\(list)\(extra)"))
+        return try MergePlanner.plan(RecipeParser.parse("merge_method: linear\nparameters: {weight: 1}\nmodels:\n\(list)\(extra)"), options: options)
+    }
+
+    /// The reproducer: an input with another activation and RoPE base merged with a
+    /// Llama base. Every difference is reported together, naming both inputs and the key.
+    func testConfigDifferencesAreReportedTogether() throws {
+        let url = dir.appendingPathComponent("ft-b/config.json")
+        var config = try JSONSerialization.jsonObject(with: Data(contentsOf: url)) as! [String: Any]
+        config["hidden_act"] = "gelu"
+        config["rope_parameters"] = ["rope_theta": 500000.0, "rope_type": "default"]
+        config["max_position_embeddings"] = 128
+        try JSONSerialization.data(withJSONObject: config).write(to: url)
+        let p = try plan("")
+        let config_ = p.problems.filter { $0.hasPrefix("config.json") }
+        XCTAssertEqual(config_.count, 2, "\(p.problems)")
+        XCTAssertTrue(config_.contains { $0.contains("hidden_act is \"gelu\"") && $0.contains("ft-b") && $0.contains("\"silu\" in") && $0.contains("base") })
+        XCTAssertTrue(config_.contains { $0.contains("rope_theta is 500000") && $0.contains("10000") })
+        XCTAssertTrue(p.notes.contains { $0.contains("max_position_embeddings is 128") })
+        var allow = PlanOptions()
+        allow.allowConfigMismatch = true
+        let q = try plan("", options: allow)
+        XCTAssertEqual(q.problems, [])
+        XCTAssertEqual(q.notes.filter { $0.hasPrefix("config.json") }.count, 3)
+        // Integer and floating spellings of one number agree.
+        config["hidden_act"] = "silu"
+        config["rope_parameters"] = ["rope_theta": 10000, "rope_type": "default"]
+        try JSONSerialization.data(withJSONObject: config).write(to: url)
+        XCTAssertEqual(try plan("").problems, [])
     }
 
     let t1 = "{% for m in messages %}{{ m['content'] }}{% endfor %}"
