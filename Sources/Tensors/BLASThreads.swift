@@ -25,8 +25,12 @@ public enum BLASThreads {
     /// Sets OpenBLAS's thread count (clamped to at least 1).
     public static func set(_ n: Int) { openblas_set_num_threads(Int32(max(1, n))) }
 
-    /// The total thread budget of this process: the user's setting, else the active cores.
-    public static var budget: Int { userSetting ?? max(1, ProcessInfo.processInfo.activeProcessorCount) }
+    /// A command line's `--threads`: replaces the budget below (set before any work starts).
+    nonisolated(unsafe) public static var budgetOverride: Int? = nil
+
+    /// The total thread budget of this process: `--threads`, else the user's OPENBLAS_NUM_THREADS,
+    /// else the active cores.
+    public static var budget: Int { budgetOverride ?? userSetting ?? max(1, ProcessInfo.processInfo.activeProcessorCount) }
 
     /// BLAS threads each of `workers` parallel workers should use so that together they fill the
     /// budget without oversubscribing it.

@@ -24,7 +24,12 @@ struct CompareCommand: ParsableCommand {
         guard lora.count + full.count >= 2 else { throw ValidationError("compare needs at least two fine-tunes (--lora and/or --full)") }
     }
 
+    @OptionGroup var threading: ThreadsOption
+    @OptionGroup var quietOption: QuietOption
+    var quiet: Bool { quietOption.quiet }
+
     func run() throws {
+        try threading.apply()
         let plots = try options.preparePlots(inputs: [base] + lora + full)
         let baseCkpt = try ModelReference.open(base)
         var fts = try lora.map { try FineTune.open(path: $0, lora: true) } + full.map { try FineTune.open(path: $0, lora: false, base: base) }

@@ -60,7 +60,10 @@ struct ComposeCommand: ParsableCommand {
     @Flag(help: "--search: do not read or write the score cache.") var noCache = false
     @Option(help: "--search for forgetting: CONTROL.jsonl=FRACTION keeps the control score at least FRACTION of the base's while the --held-out score is made worst (repeatable).") var keep: [String] = []
 
+    @OptionGroup var threading: ThreadsOption
+
     func run() throws {
+        try threading.apply()
         var table: [String: String] = [:]
         for m in models {
             let parts = m.split(separator: "=", maxSplits: 1).map(String.init)

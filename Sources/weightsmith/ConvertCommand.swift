@@ -35,7 +35,12 @@ struct ConvertCommand: ParsableCommand {
 
     @OptionGroup var nonFinite: NonFiniteOption
 
+    @OptionGroup var threading: ThreadsOption
+    @OptionGroup var quietOption: QuietOption
+    var quiet: Bool { quietOption.quiet }
+
     func run() throws {
+        try threading.apply()
         if input.hasSuffix(".gguf") {
             // A GGUF file converts to a Hugging Face folder (config, safetensors, tokenizer.json).
             guard shardSize == nil else { throw ValidationError("--shard-size is not supported for a GGUF input") }

@@ -22,14 +22,19 @@ struct ConvertGGUFCommand: ParsableCommand {
     @Option(name: .long, help: "Stored dtype of the weights: f32 (exact dequantised values), bf16 or f16.")
     var dtype = "f32"
 
+    @OptionGroup var threading: ThreadsOption
+    @OptionGroup var quietOption: QuietOption
+    var quiet: Bool { quietOption.quiet }
+
     func run() throws {
+        try threading.apply()
         guard let d = DType(userSpelling: dtype), [.f32, .f16, .bf16].contains(d) else {
             throw ValidationError("--dtype must be f32, bf16 or f16")
         }
         let gguf = try GGUFFile(path: model)
         let types = Dictionary(grouping: gguf.tensors, by: { $0.type.description }).map { "\($0.key) x\($0.value.count)" }.sorted()
-        print("\(model): GGUF v\(gguf.version), \(gguf.tensors.count) tensors (\(types.joined(separator: ", ")))")
-        let tty = isatty(2) != 0
+        if !quiet { print("\(model): GGUF v\(gguf.version), \(gguf.tensors.count) tensors (\(types.joined(separator: ", ")))") }
+        let tty = isatty(2) != 0 && !quiet
         let summary = try GGUFConverter.convert(gguf: gguf, to: URL(fileURLWithPath: output), dtype: d, force: force,
                                                 allowNonFinite: nonFinite.allowNonFinite) { done, total, _ in
             guard tty else { return }

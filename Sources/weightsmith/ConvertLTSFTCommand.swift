@@ -19,6 +19,9 @@ struct ConvertLTSFTCommand: ParsableCommand {
     @Flag(help: "Convert the diffs and leave out the dense 'abs' tensors (listed).") var skipAbs = false
     @Flag(help: "Replace OUT when it is a previous weightsmith output.") var force = false
 
+    @OptionGroup var quietOption: QuietOption
+    var quiet: Bool { quietOption.quiet }
+
     func run() throws {
         try reportingErrors {
             var isDir: ObjCBool = false

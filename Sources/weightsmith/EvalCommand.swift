@@ -25,7 +25,10 @@ struct EvalCommand: ParsableCommand {
     @OptionGroup var nonFinite: NonFiniteOption
     @Flag(help: "No progress or notes on stderr.") var quiet = false
 
+    @OptionGroup var threading: ThreadsOption
+
     func run() throws {
+        try threading.apply()
         let loaded = try PretrainedModel(path: model, base: base)
         if !nonFinite.allowNonFinite { try loaded.model.requireFiniteWeights() }
         let evaluator = Evaluator(model: loaded.model, tokenizer: loaded.tokenizer)

@@ -31,7 +31,12 @@ struct ExtractLoRACommand: ParsableCommand {
     @Flag(help: "Print the per-module table as JSON.")
     var json = false
 
+    @OptionGroup var threading: ThreadsOption
+    @OptionGroup var quietOption: QuietOption
+    var quiet: Bool { quietOption.quiet }
+
     func run() throws {
+        try threading.apply()
         guard rank > 0 else { throw ValidationError("--rank must be positive") }
         let result = try LoRAExtraction.extract(base: try ModelReference.open(base), tuned: try ModelReference.open(tuned, base: base), rank: rank,
                                                 modules: modules, output: URL(fileURLWithPath: output), baseName: base, force: force)

@@ -35,7 +35,12 @@ struct FactsMakeCommand: ParsableCommand {
     @Option(name: .long, help: "Seed of the counterfactual targets and neighbours.") var seed: UInt64 = 0
     @Flag(name: .long, help: "Replace OUT when it is a previous weightsmith output.") var force = false
 
+    @OptionGroup var threading: ThreadsOption
+    @OptionGroup var quietOption: QuietOption
+    var quiet: Bool { quietOption.quiet }
+
     func run() throws {
+        try threading.apply()
         let fr = split.split(separator: ",").map { Double($0.trimmingCharacters(in: .whitespaces)) }
         guard fr.count == 2, let tr = fr[0], let va = fr[1], tr >= 0, va >= 0, tr + va <= 1 else {
             throw ValidationError("--split wants two fractions TRAIN,VALIDATION summing to at most 1, got \"\(split)\"")
@@ -47,8 +52,8 @@ struct FactsMakeCommand: ParsableCommand {
         let chosen = try names.map { try t.relation($0) }
         let loaded = try PretrainedModel(path: model)
         let progress = ProgressLine(label: "facts")
-        let cands = try FactBenchmark.candidates(model: loaded.model, tokenizer: loaded.tokenizer, relations: chosen) { progress.update($0, $1) }
-        progress.finish()
+        let cands = try FactBenchmark.candidates(model: loaded.model, tokenizer: loaded.tokenizer, relations: chosen) { if !quiet { progress.update($0, $1) } }
+        if !quiet { progress.finish() }
         var s = FactSettings()
         s.trainFraction = tr; s.validationFraction = va; s.neighbours = neighbours; s.seed = seed
         let records = FactBenchmark.make(relations: chosen, candidates: cands, settings: s)

@@ -50,7 +50,7 @@ struct FinetuneCommand: ParsableCommand {
     @Option(name: .long, help: "AdamW weight decay (matrices only).") var weightDecay = 0.0
     @Option(name: .long, help: "Clip the global gradient norm (0: no clipping).") var clip = 1.0
     @Option(name: .long, help: "Seed (data order, LoRA init, random masks).") var seed: UInt64 = 0
-    @Option(name: .long, help: "Maximum tokens per example (plain text: window length).") var maxLength = 128
+    @Option(name: .customLong("max-length"), help: "Maximum tokens per example (plain text: window length; default 128, or the context length when shorter).") var maxLengthOption: Int?
 
     @Option(name: .long, help: "Held-out data (same format as DATA).") var evalData: String?
     @Option(name: .long, help: "Fraction of DATA held out when --eval-data is not given.") var holdout = 0.1
@@ -73,7 +73,12 @@ struct FinetuneCommand: ParsableCommand {
 
     @Option(name: .long, help: "Saved dtype for full/sparse: f32, bf16 or f16.") var dtype = "f32"
 
+    @OptionGroup var threading: ThreadsOption
+    @OptionGroup var quietOption: QuietOption
+    var quiet: Bool { quietOption.quiet }
+
     func run() throws {
+        try threading.apply()
         if mode != .ltSft {
             for (given, flag) in [(density != nil, "--density"), (fullSteps != nil, "--full-steps"), (sparseLr != nil, "--sparse-lr"), (include != nil, "--include")] where given {
                 throw ValidationError("\(flag) is an option of --mode lt-sft")
@@ -90,6 +95,7 @@ struct FinetuneCommand: ParsableCommand {
         let loaded = try PretrainedModel(path: model, base: base)
         if !nonFinite.allowNonFinite { try loaded.model.requireFiniteWeights() }
         let m = loaded.model
+        let maxLength = maxLengthOption ?? min(128, m.config.maxPositions)
         guard maxLength <= m.config.maxPositions else {
             throw ValidationError("--max-length \(maxLength) exceeds the model's context length of \(m.config.maxPositions) positions")
         }
@@ -140,7 +146,7 @@ struct FinetuneCommand: ParsableCommand {
             var line = String(format: "step %d/%d  loss %.4f  lr %.2e  %.0f tok/s  ETA %@", p.step, p.totalSteps, p.loss, p.learningRate,
                               p.tokensPerSecond, Self.clock(p.eta))
             if let h = p.heldOutLoss { line += String(format: "  held-out %.4f", h) }
-            FileHandle.standardOutput.write(Data((line + "\n").utf8))
+            say(line)
         }
 
         let baseDir = loaded.directory ?? (URL(fileURLWithPath: model).hasDirectoryPath || FileManager.default.fileExists(atPath: model + "/config.json")
@@ -209,7 +215,7 @@ struct FinetuneCommand: ParsableCommand {
         print("wrote \(output)")
     }
 
-    func say(_ s: String) { FileHandle.standardOutput.write(Data((s + "\n").utf8)) }
+    func say(_ s: String) { if !quiet { FileHandle.standardOutput.write(Data((s + "\n").utf8)) } }
 
     static func clock(_ seconds: Double) -> String {
         let s = Int(seconds.rounded())

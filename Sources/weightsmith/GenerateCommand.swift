@@ -33,7 +33,10 @@ struct GenerateCommand: ParsableCommand {
 
     @OptionGroup var nonFinite: NonFiniteOption
 
+    @OptionGroup var threading: ThreadsOption
+
     func run() throws {
+        try threading.apply()
         guard temperature >= 0, topP > 0, topP <= 1 else {
             throw ValidationError("--temperature must be >= 0 and --top-p in (0, 1]")
         }

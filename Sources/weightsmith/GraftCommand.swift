@@ -43,7 +43,12 @@ struct GraftCommand: ParsableCommand {
     @Option(name: .long, help: "Trained mask: examples per gradient micro-batch (at most 128 micro-batches per step).") var batchSize = 8
     @Option(name: .long, help: "Trained mask: seed (S initialisation, validation split).") var seed: UInt64 = 0
 
+    @OptionGroup var threading: ThreadsOption
+    @OptionGroup var quietOption: QuietOption
+    var quiet: Bool { quietOption.quiet }
+
     func run() throws {
+        try threading.apply()
         try reportingErrors { try graft() }
     }
 
@@ -69,7 +74,8 @@ struct GraftCommand: ParsableCommand {
         let heldOutPairs = try heldOut.map { path in
             try PromptCompletion.readJSONL(URL(fileURLWithPath: path)).map { (tok.encode($0.prompt), tok.encode($0.completion, addSpecialTokens: false)) }
         }
-        let log: (String) -> Void = { msg in FileHandle.standardError.write(Data("graft: \(msg)\n".utf8)) }
+        let quiet = self.quiet
+        let log: (String) -> Void = { msg in if !quiet { FileHandle.standardError.write(Data("graft: \(msg)\n".utf8)) } }
         let quietLog: (String) -> Void = isatty(2) != 0 ? log : { _ in }
         let result = try GraftTable.run(pair: pair, base: baseModel.model, tuned: tunedModel, sparsities: sparsities,
                                         heldOut: heldOutPairs, heldOutName: heldOut, pick: pick, progress: quietLog)

@@ -28,7 +28,12 @@ struct InterferenceCommand: ParsableCommand {
         guard rank > 0 else { throw ValidationError("--rank must be positive") }
     }
 
+    @OptionGroup var threading: ThreadsOption
+    @OptionGroup var quietOption: QuietOption
+    var quiet: Bool { quietOption.quiet }
+
     func run() throws {
+        try threading.apply()
         try reportingErrors {
             let baseCkpt = try Checkpoint(path: base)
             var fts = try tasks.map { try FineTune.open(path: $0) }

@@ -41,7 +41,12 @@ struct MergeAdapterCommand: ParsableCommand {
 
     @OptionGroup var nonFinite: NonFiniteOption
 
+    @OptionGroup var threading: ThreadsOption
+    @OptionGroup var quietOption: QuietOption
+    var quiet: Bool { quietOption.quiet }
+
     func run() throws {
+        try threading.apply()
         try reportingErrors {
             var target: DType?
             if let dtype {

@@ -71,11 +71,16 @@ struct RepairCommand: ParsableCommand {
         return values
     }
 
+    @OptionGroup var threading: ThreadsOption
+    @OptionGroup var quietOption: QuietOption
+    var quiet: Bool { quietOption.quiet }
+
     func run() throws {
+        try threading.apply()
         try reportingErrors { try repair() }
     }
 
-    func log(_ s: String) { FileHandle.standardError.write(Data("repair: \(s)\n".utf8)) }
+    func log(_ s: String) { if !quiet { FileHandle.standardError.write(Data("repair: \(s)\n".utf8)) } }
 
     func repair() throws {
         let lambdas = try lambdas()

@@ -76,7 +76,10 @@ struct SearchCommand: ParsableCommand {
         throw ValidationError("--vary \(parts[0]): expected parameters.NAME, models.K.parameters.NAME or models.*.parameters.NAME")
     }
 
+    @OptionGroup var threading: ThreadsOption
+
     func run() throws {
+        try threading.apply()
         let metric = CandidateScorer.Metric(rawValue: metric)!
         let say: (String) -> Void = { s in if !quiet { FileHandle.standardError.write(Data((s + "\n").utf8)) } }
         var template = try RecipeParser.parse(file: recipe)

@@ -77,7 +77,10 @@ struct SoupCommand: ParsableCommand {
         guard Set(ingredients).count == ingredients.count else { throw ValidationError("an ingredient is listed twice") }
     }
 
+    @OptionGroup var threading: ThreadsOption
+
     func run() throws {
+        try threading.apply()
         let metric = CandidateScorer.Metric(rawValue: metric)!
         let log: (String) -> Void = { s in if !quiet { FileHandle.standardError.write(Data((s + "\n").utf8)) } }
         // The output is checked (and locked) before any work.

@@ -73,7 +73,7 @@ struct SpectralOptionGroup: ParsableArguments {
         if let jobs { return max(1, jobs) }
         // BLASThreads.configureDefault() ran at start-up: one BLAS thread unless the user set
         // OPENBLAS_NUM_THREADS, so by default every core runs a worker.
-        let cores = ProcessInfo.processInfo.activeProcessorCount
+        let cores = BLASThreads.budget
         return max(1, cores / BLASThreads.current)
     }
 

@@ -25,7 +25,12 @@ struct SpectrumCommand: ParsableCommand {
         guard (tuned == nil) != (lora == nil) else { throw ValidationError("give exactly one of --tuned and --lora") }
     }
 
+    @OptionGroup var threading: ThreadsOption
+    @OptionGroup var quietOption: QuietOption
+    var quiet: Bool { quietOption.quiet }
+
     func run() throws {
+        try threading.apply()
         let plots = try options.preparePlots(inputs: [base, tuned, lora].compactMap { $0 })
         let baseCkpt = try ModelReference.open(base)
         let ft = lora != nil ? try FineTune.open(path: lora!, lora: true) : try FineTune.open(path: tuned!, lora: false, base: base)

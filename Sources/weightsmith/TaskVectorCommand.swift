@@ -27,7 +27,10 @@ struct TaskVectorCommand: ParsableCommand {
         @Flag(help: "No progress output.") var quiet = false
         @OptionGroup var nonFinite: NonFiniteOption
 
+        @OptionGroup var threading: ThreadsOption
+
         func run() throws {
+            try threading.apply()
             let dtype = try outDtype.map(parseOutDType)
             let plan = try TaskVectors.extractPlan(base: base, tuned: tuned, topK: topK, outDType: dtype)
             if dryRun {

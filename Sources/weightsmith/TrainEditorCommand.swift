@@ -34,7 +34,12 @@ struct TrainEditorCommand: ParsableCommand {
     @Option(name: .long, help: "Seed (V init).") var seed: UInt64 = 0
     @Flag(name: .long, help: "Replace an existing OUT file.") var force = false
 
+    @OptionGroup var threading: ThreadsOption
+    @OptionGroup var quietOption: QuietOption
+    var quiet: Bool { quietOption.quiet }
+
     func run() throws {
+        try threading.apply()
         // The output path is checked (and locked) before the model is loaded or trained.
         let out = try OutputFolder.prepare(URL(fileURLWithPath: output), inputs: [model, data].map { URL(fileURLWithPath: $0) },
                                            force: force, command: "train-editor", kind: .file)
@@ -44,10 +49,10 @@ struct TrainEditorCommand: ParsableCommand {
                                     rank: rank, editLR: editLr, seed: seed)
         var s = MendTrainingSettings()
         s.steps = steps; s.accumulation = accumulation; s.learningRate = lr; s.editLRLearningRate = lrLr; s.cEdit = cEdit; s.cLoc = cLoc
-        print("MEND editor for \(editor.weights.count) matrices, \(editor.transforms.count) shared transforms; \(requests.count) training edits")
+        if !quiet { print("MEND editor for \(editor.weights.count) matrices, \(editor.transforms.count) shared transforms; \(requests.count) training edits") }
         let t0 = Date()
         try MendTrainer.train(editor: editor, model: loaded.model, tokenizer: loaded.tokenizer, requests: requests, settings: s) { log in
-            if log.step % max(logEvery, 1) == 0 || log.step == 1 || log.step == steps {
+            if !quiet, log.step % max(logEvery, 1) == 0 || log.step == 1 || log.step == steps {
                 print(String(format: "step %4d  loss %.4f  edit NLL %.4f  locality KL %.4f  (%.1f s)", log.step, log.loss, log.editLoss, log.localityLoss, Date().timeIntervalSince(t0)))
             }
         }

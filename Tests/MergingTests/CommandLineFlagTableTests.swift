@@ -1,0 +1,109 @@
+import Foundation
+import XCTest
+
+/// The command line's flag table, read from the built binary (`--experimental-dump-help`): one
+/// idea, one spelling, on every command it applies to. Skipped when the binary is not built.
+final class CommandLineFlagTableTests: XCTestCase {
+    static let binary = MultiRecipeTests.binary
+
+    struct Run { var status: Int32; var out: String; var err: String }
+
+    static func run(_ args: [String]) throws -> Run {
+        let p = Process()
+        p.executableURL = binary
+        p.arguments = args
+        p.currentDirectoryURL = MultiRecipeTests.root
+        p.environment = ProcessInfo.processInfo.environment.merging(["OPENBLAS_NUM_THREADS": "1"]) { _, b in b }
+        let o = Pipe(), e = Pipe()
+        p.standardOutput = o
+        p.standardError = e
+        try p.run()
+        let od = o.fileHandleForReading.readDataToEndOfFile(), ed = e.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        return Run(status: p.terminationStatus, out: String(decoding: od, as: UTF8.self), err: String(decoding: ed, as: UTF8.self))
+    }
+
+    override func setUpWithError() throws {
+        guard FileManager.default.isExecutableFile(atPath: Self.binary.path) else { throw XCTSkip("weightsmith not built") }
+    }
+
+    /// Every leaf command ("merge", "task-vector extract", ...) with its options' long names; the
+    /// names of one option are grouped (e.g. ["dtype", "out-dtype"]).
+    func table() throws -> [String: [[String]]] {
+        let r = try Self.run(["--experimental-dump-help"])
+        XCTAssertEqual(r.status, 0, r.err)
+        let root = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(r.out.utf8)) as? [String: Any])
+        var out: [String: [[String]]] = [:]
+        func walk(_ c: [String: Any], _ path: [String]) {
+            let name = (path + [c["commandName"] as? String ?? ""]).dropFirst().joined(separator: " ")
+            let subs = c["subcommands"] as? [[String: Any]] ?? []
+            if subs.isEmpty || name.isEmpty == false && subs.allSatisfy({ ($0["commandName"] as? String) == "help" }) {
+                var opts: [[String]] = []
+                for a in c["arguments"] as? [[String: Any]] ?? [] {
+                    let names = (a["names"] as? [[String: Any]] ?? []).filter { ($0["kind"] as? String) == "long" }.compactMap { $0["name"] as? String }
+                    if !names.isEmpty { opts.append(names) }
+                }
+                out[name] = opts
+            }
+            for s in subs where (s["commandName"] as? String) != "help" { walk(s, path + [c["commandName"] as? String ?? ""]) }
+        }
+        walk(try XCTUnwrap(root["command"] as? [String: Any]), [])
+        return out
+    }
+
+    /// Commands that write a model, adapter, delta, mask or data file.
+    static let writers = ["convert", "convert-gguf", "convert-lt-sft", "extract-lora", "finetune", "merge-adapter", "merge",
+                          "task-vector extract", "compose", "train-editor", "facts make", "soup", "search", "graft", "repair"]
+    /// Commands that compute enough for the thread count to matter.
+    static let computing = ["convert", "convert-gguf", "extract-lora", "finetune", "merge-adapter", "merge", "task-vector extract",
+                            "compose", "train-editor", "facts make", "soup", "search", "graft", "repair", "spectrum", "compare",
+                            "eval", "generate", "interference"]
+    /// Commands that print a report a script may want to read.
+    static let reporting = ["inspect", "spectrum", "compare", "extract-lora", "eval", "merge-adapter", "soup", "graft", "repair", "interference"]
+
+    func testOneSpellingPerIdea() throws {
+        let t = try table()
+        XCTAssertGreaterThanOrEqual(t.count, 24, "\(t.keys.sorted())")
+        func has(_ command: String, _ flag: String) -> Bool { t[command]?.contains { $0.contains(flag) } ?? false }
+        for c in Self.writers {
+            XCTAssertNotNil(t[c], c)
+            XCTAssertTrue(has(c, "force"), "\(c) lacks --force")
+            XCTAssertTrue(has(c, "quiet"), "\(c) lacks --quiet")
+        }
+        for c in Self.computing { XCTAssertTrue(has(c, "threads"), "\(c) lacks --threads") }
+        for c in Self.reporting { XCTAssertTrue(has(c, "json"), "\(c) lacks --json") }
+        for (c, opts) in t {
+            // The output dtype is --dtype everywhere (--out-dtype only as its alias).
+            for names in opts where names.contains("out-dtype") { XCTAssertTrue(names.contains("dtype"), "\(c): --out-dtype without --dtype") }
+            // Spellings that name one idea differently are not used.
+            for names in opts {
+                for bad in ["workers-threads", "num-threads", "overwrite", "silent", "no-progress", "out-type", "output-dtype"] {
+                    XCTAssertFalse(names.contains(bad), "\(c): --\(bad)")
+                }
+            }
+            // No option is declared twice under one name.
+            let flat = opts.flatMap { $0 }
+            XCTAssertEqual(flat.count, Set(flat).count, "\(c): \(flat)")
+        }
+    }
+
+    func testThreadsAndQuietBehave() throws {
+        let bad = try Self.run(["eval", "fixtures/merge/base", "fixtures/merge/eval/add.jsonl", "--threads", "0"])
+        XCTAssertNotEqual(bad.status, 0)
+        XCTAssertTrue(bad.err.contains("--threads must be between 1 and 4096"), bad.err)
+        let one = try Self.run(["eval", "fixtures/merge/base", "fixtures/merge/eval/add.jsonl", "--threads", "1", "--quiet"])
+        let two = try Self.run(["eval", "fixtures/merge/base", "fixtures/merge/eval/add.jsonl", "--threads", "2", "--quiet"])
+        XCTAssertEqual(one.status, 0, one.err)
+        XCTAssertEqual(one.out, two.out, "the thread count must not change the result")
+        XCTAssertTrue(one.out.contains("mean NLL"), one.out)
+        XCTAssertEqual(one.err, "")
+        // finetune --quiet prints only the result line.
+        let tmp = FileManager.default.temporaryDirectory.appendingPathComponent("ws-flags-\(UUID().uuidString)")
+        addTeardownBlock { try? FileManager.default.removeItem(at: tmp) }
+        let ft = try Self.run(["finetune", "fixtures/merge/base", "fixtures/merge/eval/add.jsonl", "--mode", "lora", "--steps", "2",
+                               "-o", tmp.path, "--quiet", "--threads", "1"])
+        XCTAssertEqual(ft.status, 0, ft.err)
+        XCTAssertEqual(ft.out.split(separator: "\n").count, 1, ft.out)
+        XCTAssertTrue(ft.out.hasPrefix("wrote"), ft.out)
+    }
+}
