@@ -11,6 +11,7 @@ extension MergeParts {
     /// receipts and the partial-output marker, its own files. The folder is then the one-process
     /// merge's output, file for file and byte for byte. An assembly interrupted after writing the
     /// marker only finishes removing its files when run again.
+    @discardableResult
     public static func assemble(_ file: MergePlanFile, output: URL? = nil) throws -> MergeReport {
         let start = Date()
         let plan = try file.replan()
