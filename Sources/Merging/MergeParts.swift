@@ -224,6 +224,12 @@ public enum MergeParts {
         return names
     }
 
+    /// `NAME` for a temporary file `.NAME.tmp-PID-RANDOM` of the atomic writers, else nil.
+    static func temporaryFileTarget(_ entry: String) -> String? {
+        guard entry.hasPrefix("."), let r = entry.range(of: ".tmp-", options: .backwards), r.lowerBound > entry.index(after: entry.startIndex) else { return nil }
+        return String(entry[entry.index(after: entry.startIndex)..<r.lowerBound])
+    }
+
     /// The plan id recorded in a partial output, if any.
     public static func partialPlanID(_ out: URL) -> String? {
         guard let data = FileManager.default.contents(atPath: out.appendingPathComponent(partialMarker).path),
@@ -272,7 +278,8 @@ public enum MergeParts {
         let known = finalNames(file, plan: plan).union([partialMarker])
         for e in entries.sorted() {
             if known.contains(e) || PartNumber.fromReceiptName(e) != nil { continue }
-            if creating, known.union(entries.filter { PartNumber.fromReceiptName($0) != nil }).contains(where: { e.hasPrefix(".\($0).tmp-") }) { continue }
+            // Another part at work: the temporary file of a shard, a receipt or the marker (`.NAME.tmp-PID-RANDOM`).
+            if creating, let name = temporaryFileTarget(e), known.contains(name) || PartNumber.fromReceiptName(name) != nil { continue }
             throw MergePartsError.outputNotUsable(path: given.path, reason: e.contains(".tmp-")
                 ? "holds \(e), a temporary file of a part that is still running or was killed; rerun that part (it removes its own temporary files), then assemble"
                 : "holds \(e), which this plan does not write; refusing to use the folder")

@@ -13,9 +13,13 @@ public struct PlanSettings: Sendable, Equatable {
     public var allowExtrapolation = false
     /// The output dtype given on the command line (`--dtype`), over the recipe's.
     public var outDType: DType?
-    /// Absolute folder where relative model paths are tried: the recipe's folder, or the working
-    /// directory of a command-line recipe, so that parts started elsewhere find the same inputs.
+    /// Absolute folder where relative model paths are tried after the working directory (the
+    /// recipe's folder; nil for a command-line recipe), as `PlanOptions.searchDirectory`.
     public var searchDirectory: String?
+    /// The working directory the plan was made in: model paths of the recipe that are relative
+    /// are tried there first (`weightsmith merge --plan` runs from it when it exists), as in the
+    /// one-process merge.
+    public var workingDirectory: String?
     public var maxShardBytes: Int? = 5_000_000_000
     /// SHA-256 of every input data file (the model card's, and the check of an input whose
     /// modification time changed). Without it, an input with another modification time is stale.
@@ -270,6 +274,7 @@ public struct MergePlanFile: Sendable {
         s.append(("allow_extrapolation", .bool(settings.allowExtrapolation)))
         s.append(("out_dtype", settings.outDType.map { .string($0.recipeName) } ?? .null))
         s.append(("search_directory", settings.searchDirectory.map { .string($0) } ?? .null))
+        s.append(("working_directory", settings.workingDirectory.map { .string($0) } ?? .null))
         s.append(("max_shard_bytes", settings.maxShardBytes.map { .integer($0) } ?? .null))
         s.append(("hash_inputs", .bool(settings.hashInputs)))
         s.append(("allow_nonfinite", .bool(settings.allowNonFinite)))
@@ -327,6 +332,7 @@ public struct MergePlanFile: Sendable {
             st.outDType = d
         }
         if let v = s?["search_directory"], v != .null { st.searchDirectory = try string(v, "settings.search_directory") }
+        if let v = s?["working_directory"], v != .null { st.workingDirectory = try string(v, "settings.working_directory") }
         if s?["max_shard_bytes"] == .null { st.maxShardBytes = nil } else { st.maxShardBytes = try int(s?["max_shard_bytes"], "settings.max_shard_bytes") }
         st.hashInputs = try bool(s?["hash_inputs"], "settings.hash_inputs")
         st.allowNonFinite = try bool(s?["allow_nonfinite"], "settings.allow_nonfinite")

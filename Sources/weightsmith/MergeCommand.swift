@@ -131,7 +131,8 @@ struct MergeCommand: ParsableCommand {
         planSettings.allowExtrapolation = allowExtrapolation
         // A recipe file's text is kept as written: --dtype is recorded beside it (the short form has it in its recipe).
         if method == nil { planSettings.outDType = try outDtype.map(dtype) }
-        planSettings.searchDirectory = searchDir ?? FileManager.default.currentDirectoryPath
+        planSettings.searchDirectory = searchDir
+        planSettings.workingDirectory = FileManager.default.currentDirectoryPath
         planSettings.maxShardBytes = try parseSize(shardSize)
         planSettings.hashInputs = !noHash
         planSettings.allowNonFinite = nonFinite.allowNonFinite
@@ -177,8 +178,14 @@ struct MergeCommand: ParsableCommand {
         guard arguments.count <= 1, output == nil || arguments.isEmpty else {
             throw ValidationError("with --plan, give at most the output folder (by default the plan's)")
         }
-        let out = (arguments.first ?? output).map { URL(fileURLWithPath: $0) }
-        let file = try MergePlanFile.load(URL(fileURLWithPath: path))
+        let cwd = URL(fileURLWithPath: FileManager.default.currentDirectoryPath)
+        let out = (arguments.first ?? output).map { URL(fileURLWithPath: $0, relativeTo: cwd).standardizedFileURL.absoluteURL }
+        let file = try MergePlanFile.load(URL(fileURLWithPath: path, relativeTo: cwd).standardizedFileURL.absoluteURL)
+        // Relative model paths of the recipe resolve as they did where the plan was made (every
+        // input is then checked against the plan's absolute paths and fingerprints).
+        if let wd = file.settings.workingDirectory, FileManager.default.fileExists(atPath: wd) {
+            _ = FileManager.default.changeCurrentDirectoryPath(wd)
+        }
         switch (part, assemble) {
         case let (p?, false):
             let report = try MergeParts.run(file, part: try PartNumber(parsing: p), output: out,
