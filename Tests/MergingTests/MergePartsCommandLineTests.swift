@@ -91,6 +91,38 @@ final class MergePartsCommandLineTests: XCTestCase {
                          parts: 4, in: try tmp())
     }
 
+    /// scripts/slurm-merge.sbatch as three array tasks at once and the dependent assemble task
+    /// (the Slurm variables set by hand), against the one-process merge.
+    func testSlurmScriptRunsThePartsAndTheAssembly() throws {
+        let dir = try tmp()
+        let one = dir.appendingPathComponent("one/out"), split = dir.appendingPathComponent("split/out")
+        let plan = dir.appendingPathComponent("plan.json").path
+        let recipe = ["merge", "fixtures/merge/recipes/stack.yml", "--shard-size", "50KB"]
+        XCTAssertEqual(try run(recipe + [one.path, "--quiet"]).status, 0)
+        XCTAssertEqual(try run(recipe + [split.path, "--plan-only", plan]).status, 0)
+        func task(_ env: [String: String]) throws -> (Process, Pipe, Pipe) {
+            let p = Process()
+            p.executableURL = URL(fileURLWithPath: "/bin/bash")
+            p.arguments = [Self.root.appendingPathComponent("scripts/slurm-merge.sbatch").path]
+            p.environment = ProcessInfo.processInfo.environment.merging(env.merging(["WEIGHTSMITH": Self.binary.path, "PLAN": plan]) { a, _ in a }) { _, b in b }
+            let o = Pipe(), e = Pipe()
+            p.standardOutput = o
+            p.standardError = e
+            try p.run()
+            return (p, o, e)
+        }
+        let tasks = try (1...3).map { try task(["PARTS": "3", "SLURM_ARRAY_TASK_ID": "\($0)", "SLURM_CPUS_PER_TASK": "1"]) }
+        for t in tasks { let r = finish(t); XCTAssertEqual(r.status, 0, r.err) }
+        let zero = finish(try task(["PARTS": "3", "SLURM_ARRAY_TASK_ID": "0"]))
+        XCTAssertNotEqual(zero.status, 0)
+        XCTAssertTrue(zero.err.contains("numbered from 1"), zero.err)
+        let assembled = finish(try task(["ASSEMBLE": "1"]))
+        XCTAssertEqual(assembled.status, 0, assembled.err)
+        let a = try contents(one), b = try contents(split)
+        XCTAssertEqual(a.keys.sorted(), b.keys.sorted())
+        for (name, bytes) in a { XCTAssertEqual(bytes, b[name], name) }
+    }
+
     func testCommandLineErrors() throws {
         let dir = try tmp()
         let plan = dir.appendingPathComponent("plan.json").path
