@@ -157,7 +157,7 @@ struct MergeCommand: ParsableCommand {
         }
         try file.write(to: planURL)
         let bytes = file.shards.reduce(0) { $0 + $1.bytes }
-        print("wrote \(planPath): plan \(file.id.prefix(16)), \(plan.jobs.count) tensors in \(file.shards.count) shard\(file.shards.count == 1 ? "" : "s") (\(formatBytes(bytes))) for \(outPath)")
+        print("wrote \(planPath): plan \(file.id), \(plan.jobs.count) tensors in \(file.shards.count) shard\(file.shards.count == 1 ? "" : "s") (\(formatBytes(bytes))) for \(outPath)")
         print("next: weightsmith merge --plan \(planPath) --part I/N   (each I in 1...N, any N; on machines sharing \(outPath))")
         print("then: weightsmith merge --plan \(planPath) --assemble")
     }
