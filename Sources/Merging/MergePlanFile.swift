@@ -27,7 +27,8 @@ public struct PlanSettings: Sendable, Equatable {
     public var allowNonFinite = false
     public init() {}
 
-    var planOptions: PlanOptions {
+    /// The planner options these settings stand for (plan with them before `MergePlanFile.make`).
+    public var planOptions: PlanOptions {
         var o = PlanOptions(vocabulary: vocabulary, seed: seed, searchDirectory: searchDirectory)
         o.allowExtrapolation = allowExtrapolation
         return o
