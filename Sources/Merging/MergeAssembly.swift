@@ -20,6 +20,12 @@ extension MergeParts {
         let entries = try fm.contentsOfDirectory(atPath: out.path)
         var receipts: [(name: String, index: Int, count: Int)] = []
         for e in entries.sorted() { if let p = PartNumber.fromReceiptName(e) { receipts.append((e, p.index, p.count)) } }
+        // Temporary files of an earlier assembly killed while writing its own files (`openOutput`
+        // accepts no other temporary file here).
+        let own = assemblyNames(file, plan: plan)
+        for e in entries where temporaryFileTarget(e).map(own.contains) ?? false {
+            try fm.removeItem(at: out.appendingPathComponent(e))
+        }
 
         if entries.contains(OutputFolder.markerName) {
             // Verified and written by an earlier run, interrupted while removing its own files.

@@ -230,6 +230,11 @@ public enum MergeParts {
         return String(entry[entry.index(after: entry.startIndex)..<r.lowerBound])
     }
 
+    /// The files the assembly writes (all but the shards).
+    static func assemblyNames(_ file: MergePlanFile, plan: MergePlan) -> Set<String> {
+        finalNames(file, plan: plan).subtracting(file.shards.map(\.file))
+    }
+
     /// The plan id recorded in a partial output, if any.
     public static func partialPlanID(_ out: URL) -> String? {
         guard let data = FileManager.default.contents(atPath: out.appendingPathComponent(partialMarker).path),
@@ -278,8 +283,12 @@ public enum MergeParts {
         let known = finalNames(file, plan: plan).union([partialMarker])
         for e in entries.sorted() {
             if known.contains(e) || PartNumber.fromReceiptName(e) != nil { continue }
-            // Another part at work: the temporary file of a shard, a receipt or the marker (`.NAME.tmp-PID-RANDOM`).
-            if creating, let name = temporaryFileTarget(e), known.contains(name) || PartNumber.fromReceiptName(name) != nil { continue }
+            if let name = temporaryFileTarget(e) {
+                // Another part at work: the temporary file of a shard, a receipt or the marker (`.NAME.tmp-PID-RANDOM`).
+                if creating, known.contains(name) || PartNumber.fromReceiptName(name) != nil { continue }
+                // An assembly killed while writing one of its own files: the assembly removes it.
+                if !creating, assemblyNames(file, plan: plan).contains(name) { continue }
+            }
             throw MergePartsError.outputNotUsable(path: given.path, reason: e.contains(".tmp-")
                 ? "holds \(e), a temporary file of a part that is still running or was killed; rerun that part (it removes its own temporary files), then assemble"
                 : "holds \(e), which this plan does not write; refusing to use the folder")

@@ -415,7 +415,14 @@ final class MergePartsTests: XCTestCase {
             XCTAssertTrue(reason.contains(temp.lastPathComponent) && reason.contains("temporary"), reason)
         }
         try fm.removeItem(at: temp)
+        // An assembly killed while writing its own files leaves their temporary files: the next one removes them.
+        let own = [".config.json.tmp-99999-2", ".README.md.tmp-99999-3", ".model.safetensors.index.json.tmp-99999-4"].map(out.appendingPathComponent)
+        for u in own { try Data("partial".utf8).write(to: u) }
+        try Data("{}".utf8).write(to: out.appendingPathComponent("config.json"))
         try MergeParts.assemble(file)
+        for u in own { XCTAssertFalse(fm.fileExists(atPath: u.path), u.lastPathComponent) }
+        let one = try oneProcess(Self.ties, seed: 0, in: dir)
+        XCTAssertEqual(try contents(one), try contents(out))
         XCTAssertFalse(try fm.contentsOfDirectory(atPath: out.path).contains { $0.hasPrefix(".weightsmith-part") || $0 == MergeParts.partialMarker })
     }
 }
