@@ -8,10 +8,15 @@ import Glibc
 public struct PartNumber: Sendable, Equatable, CustomStringConvertible {
     public let index: Int
     public let count: Int
+    /// The largest N accepted (the assignment costs N × shards steps).
+    public static let maxCount = 100_000
 
     public init(index: Int, count: Int) throws {
         let given = "\(index)/\(count)"
         guard count >= 1 else { throw MergePartsError.badPartNumber(given: given, reason: "the number of parts N must be at least 1") }
+        guard count <= Self.maxCount else {
+            throw MergePartsError.badPartNumber(given: given, reason: "at most \(Self.maxCount) parts (a part writes whole shards; more parts than shards only write receipts)")
+        }
         guard (1...count).contains(index) else {
             throw MergePartsError.badPartNumber(given: given, reason: "parts are numbered from 1: I must be in 1...\(count) (Kubernetes' JOB_COMPLETION_INDEX counts from 0: pass $((JOB_COMPLETION_INDEX + 1))/\(count))")
         }

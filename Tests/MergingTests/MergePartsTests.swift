@@ -182,6 +182,22 @@ final class MergePartsTests: XCTestCase {
         for name in a.tensorNames { XCTAssertEqual(try merged.tensor(name).scalars, try a.tensor(name).scalars, name) }
     }
 
+    /// Without input hashes (`--no-hash`) the model card says "not computed" in both paths.
+    func testWithoutInputHashesTheCardIsTheOneProcessCardToo() throws {
+        let dir = try tmp()
+        var s = settings()
+        s.hashInputs = false
+        let file = try planFile(Self.ties, in: dir, settings: s)
+        for i in 1...2 { try runPart(file, i, of: 2) }
+        try MergeParts.assemble(file)
+        let plan = try MergePlanner.plan(RecipeParser.parse(Self.ties, file: "recipe.yml"), options: s.planOptions)
+        let one = dir.appendingPathComponent("one/out")
+        _ = try MergeExecutor.run(plan, to: one, options: ExecutionOptions(maxShardBytes: Self.shardBytes, hashInputs: false, progress: false))
+        let out = dir.appendingPathComponent("parts/out")
+        XCTAssertEqual(try contents(one), try contents(out))
+        XCTAssertTrue(try String(contentsOf: out.appendingPathComponent("README.md"), encoding: .utf8).contains("not computed"))
+    }
+
     func testAssignmentBalancesBytesAndCoversEveryShardOnce() {
         let bytes = [65, 33, 32, 58, 58, 32, 58, 24, 65, 1]
         let a = MergeParts.assignment(shardBytes: bytes, parts: 3)
@@ -370,7 +386,8 @@ final class MergePartsTests: XCTestCase {
         XCTAssertThrowsError(try MergePlanFile.load(edited)) { e in
             guard case .badPlanFile? = e as? MergePartsError else { return XCTFail("\(e)") }
         }
-        for (given, fragment) in [("0/3", "numbered from 1"), ("4/3", "1...3"), ("1/0", "at least 1"), ("a/b", "I/N"), ("3", "I/N")] {
+        for (given, fragment) in [("0/3", "numbered from 1"), ("4/3", "1...3"), ("1/0", "at least 1"), ("a/b", "I/N"), ("3", "I/N"),
+                                  ("1/999999999999", "at most 100000"), ("-1/2", "numbered from 1"), ("1/2/3", "I/N")] {
             XCTAssertThrowsError(try PartNumber(parsing: given)) { e in
                 guard case let .badPartNumber(g, reason)? = e as? MergePartsError else { return XCTFail("\(e)") }
                 XCTAssertEqual(g, given)
