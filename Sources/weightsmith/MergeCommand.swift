@@ -13,12 +13,12 @@ struct MergeCommand: ParsableCommand {
         Short form:  weightsmith merge --method ties --base BASE A B C --weight 1 --density 0.5 -o OUT_DIR
                      (--weight/--density: one value for all models or one per model; --set NAME=VALUE for any other parameter;
                      --method linear without --weight is the uniform soup, every model 1/n)
-        On many machines (OUT on shared storage; parts are independent processes, numbered from 1):
-                     weightsmith merge RECIPE.yml OUT_DIR --plan-only plan.json   (the plan: shards, jobs, input fingerprints, plan id)
-                     weightsmith merge --plan plan.json --part I/N                (part I of N writes its shards into OUT_DIR)
-                     weightsmith merge --plan plan.json --assemble                (checks every part, writes index, config, tokenizer, card)
-                     The assembled folder is byte for byte the one-process merge's. scripts/slurm-merge.sbatch and
-                     scripts/k8s-merge-job.yaml run the parts as a Slurm job array or a Kubernetes Indexed Job.
+        On many machines (OUT_DIR on shared storage; parts numbered from 1):
+          weightsmith merge RECIPE.yml OUT_DIR --plan-only plan.json
+          weightsmith merge --plan plan.json --part I/N   (each I, any machine)
+          weightsmith merge --plan plan.json --assemble   (once, after the parts)
+          The assembled folder is byte for byte the one-process merge's;
+          scripts/slurm-merge.sbatch, scripts/k8s-merge-job.yaml run the parts.
         Methods: \(MergeMethodRegistry.names.joined(separator: ", "))
         """
     )
@@ -150,7 +150,8 @@ struct MergeCommand: ParsableCommand {
             throw MergeError.other("\(outPath): exists and is not empty (nor a partial output of this plan); the parts need a new or empty folder")
         }
         if FileManager.default.fileExists(atPath: planURL.path) {
-            let isPlan = (try? MergePlanFile.load(planURL)) != nil
+            let existing = FileManager.default.contents(atPath: planURL.path).flatMap { try? StrictJSONParser.parse(Array($0)) }
+            let isPlan = existing?["format"] == .string(MergePlanFile.format)
             guard force, isPlan else {
                 throw MergeError.other("\(planPath): already exists; " + (isPlan ? "use --force to replace this plan file" : "it is not a weightsmith plan, refusing to replace it"))
             }
