@@ -322,6 +322,17 @@ final class MergePartsTests: XCTestCase {
         // Assembled: no more parts, no second assembly.
         XCTAssertThrowsError(try runPart(file, 1, of: 3))
         XCTAssertThrowsError(try MergeParts.assemble(file))
+        // An assembly killed after its marker, before removing the partial marker and a receipt:
+        // parts are refused, and the next assembly only finishes the clean-up.
+        let assembled = try contents(out)
+        try Data("{\"plan_id\": \"\(file.id)\"}\n".utf8).write(to: out.appendingPathComponent(MergeParts.partialMarker))
+        try Data(PartReceipt(planID: file.id, index: 1, count: 3, shards: []).text.utf8).write(to: out.appendingPathComponent(self.receipt(1, 3)))
+        XCTAssertThrowsError(try runPart(file, 2, of: 3)) { e in
+            guard case let .outputNotUsable(_, reason)? = e as? MergePartsError else { return XCTFail("\(e)") }
+            XCTAssertTrue(reason.contains("already assembled"), reason)
+        }
+        try MergeParts.assemble(file)
+        XCTAssertEqual(try contents(out), assembled)
     }
 
     func testStaleInputsAreRefusedAndACopyWithANewTimeIsAccepted() throws {
