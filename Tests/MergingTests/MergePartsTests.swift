@@ -6,7 +6,7 @@ import XCTest
 /// One merge split across processes (`merge --plan-only`, `--part I/N`, `--assemble`), on the
 /// committed fixtures (fixtures/merge: a base and three fine-tunes, 21 tensors, 430 kB each) with
 /// 60 kB shards, so the output has 10 shards: the assembled folder is the one-process merge's,
-/// file for file and byte for byte, for every method family and N = 1, 2, 3 and 25 (more parts
+/// file for file and byte for byte, for every method family (element-wise, TIES/DARE, SLERP, SVD, passthrough) and N = 1, 2, 3 and 25 (more parts
 /// than shards); parts run again are idempotent; the assembly refuses missing, extra, stale and
 /// tampered parts.
 final class MergePartsTests: XCTestCase {
@@ -63,6 +63,16 @@ final class MergePartsTests: XCTestCase {
               - model: fixtures/merge/ft-a
               - model: fixtures/merge/ft-b
               - model: fixtures/merge/ft-c
+
+            """, 0),
+        ("slerp (whole tensors, a filtered gradient)", """
+            merge_method: slerp
+            base_model: fixtures/merge/base
+            models:
+              - model: fixtures/merge/base
+              - model: fixtures/merge/ft-a
+            parameters:
+              t: [{filter: self_attn, value: [0, 0.5, 1]}, {value: 0.3}]
 
             """, 0),
         ("passthrough slices", """
@@ -196,6 +206,22 @@ final class MergePartsTests: XCTestCase {
         let out = dir.appendingPathComponent("parts/out")
         XCTAssertEqual(try contents(one), try contents(out))
         XCTAssertTrue(try String(contentsOf: out.appendingPathComponent("README.md"), encoding: .utf8).contains("not computed"))
+    }
+
+    /// `--memory-budget` on a part: the tightest budget the plan allows gives the same shards; a
+    /// budget below it is refused before any work.
+    func testMemoryBudgetOfAPartKeepsTheBytes() throws {
+        let dir = try tmp()
+        let file = try planFile(Self.ties, in: dir)
+        var plan = try file.replan()
+        let keeping = plan.estimatedPeakBytes
+        plan.keepMappedBytes = 0
+        let tight = min(keeping, plan.estimatedPeakBytes)  // on tiny tensors, dropping pages per block is not smaller
+        XCTAssertThrowsError(try MergeParts.run(file, part: PartNumber(index: 1, count: 2), options: PartOptions(memoryBudget: tight - 1, progress: false)))
+        for i in 1...2 { try MergeParts.run(file, part: PartNumber(index: i, count: 2), options: PartOptions(memoryBudget: tight, progress: false)) }
+        try MergeParts.assemble(file)
+        let one = try oneProcess(Self.ties, seed: 0, in: dir)
+        XCTAssertEqual(try contents(one), try contents(dir.appendingPathComponent("parts/out")))
     }
 
     func testAssignmentBalancesBytesAndCoversEveryShardOnce() {
