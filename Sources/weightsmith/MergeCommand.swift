@@ -143,12 +143,6 @@ struct MergeCommand: ParsableCommand {
             try OutputFolder.checkNotOverlapping(out, inputs: inputs)
             try OutputFolder.checkNotOverlapping(planURL, inputs: inputs)
         } catch let e as OutputError { throw MergeError.other(e.description) }
-        let file = try MergePlanFile.make(plan, recipeText: recipe.yaml(), recipeFile: method == nil ? arguments[0] : "<command line>",
-                                          settings: planSettings, output: out, path: planPath)
-        let contents = (try? FileManager.default.contentsOfDirectory(atPath: out.path)) ?? []
-        if !contents.isEmpty, MergeParts.partialPlanID(out) != file.id {
-            throw MergeError.other("\(outPath): exists and is not empty (nor a partial output of this plan); the parts need a new or empty folder")
-        }
         if FileManager.default.fileExists(atPath: planURL.path) {
             let existing = FileManager.default.contents(atPath: planURL.path).flatMap { try? StrictJSONParser.parse(Array($0)) }
             let isPlan = existing?["format"] == .string(MergePlanFile.format)
@@ -156,6 +150,14 @@ struct MergeCommand: ParsableCommand {
                 throw MergeError.other("\(planPath): already exists; " + (isPlan ? "use --force to replace this plan file" : "it is not a weightsmith plan, refusing to replace it"))
             }
         }
+        // OUT: new, empty, or a partial output of this same plan (checked again once its id is known).
+        let contents = (try? FileManager.default.contentsOfDirectory(atPath: out.path)) ?? []
+        let partialOf = MergeParts.partialPlanID(out)
+        let notUsable = "\(outPath): exists and is not empty (nor a partial output of this plan); the parts need a new or empty folder"
+        if !contents.isEmpty && partialOf == nil { throw MergeError.other(notUsable) }
+        let file = try MergePlanFile.make(plan, recipeText: recipe.yaml(), recipeFile: method == nil ? arguments[0] : "<command line>",
+                                          settings: planSettings, output: out, path: planPath)
+        if !contents.isEmpty && partialOf != file.id { throw MergeError.other(notUsable) }
         try file.write(to: planURL)
         let bytes = file.shards.reduce(0) { $0 + $1.bytes }
         print("wrote \(planPath): plan \(file.id), \(plan.jobs.count) tensors in \(file.shards.count) shard\(file.shards.count == 1 ? "" : "s") (\(formatBytes(bytes))) for \(outPath)")
