@@ -14,6 +14,12 @@ it checks that
   * a rerun (with --force, which replaces only a previous weightsmith output) succeeds, and
     afterwards nothing but the output is left in its folder (no staging entry, no lock file).
 
+A merge split into parts (`merge --plan-only`, `--plan P --part I/N`, `--plan P --assemble`) gets
+the same treatment: a part and the assembly are SIGKILLed after random delays and as soon as a
+shard's temporary file appears; a part must leave only complete shards (each byte-identical to
+the one-process merge's) and a receipt only when complete, its rerun must write the same bytes,
+and the assembled folder must equal the one-process merge file for file, byte for byte.
+
 It also runs the reproducers 1-6 of issue 13 (data loss through `OUT.partial`, `--force` over
 inputs, writes into non-empty folders, two runs to one path, partial outputs, outputs checked
 only after the work) and, when `ulimit -f` can be lowered (always, for an unprivileged process),
@@ -175,6 +181,64 @@ def overlap_trial(checks, w, inputs, digests, name, kind, primary, argv_of):
     checks.ok(not os.path.exists(os.path.join(primary, "sub")), f"{name}: wrote inside an input")
 
 
+def folder_bytes(path):
+    """Every entry of a folder (hidden ones too) -> its bytes."""
+    return {e: open(os.path.join(path, e), "rb").read() for e in sorted(os.listdir(path))}
+
+
+def parts_trials(checks, w, inputs, digests, work, rng, trials):
+    """Kill -9 of merge parts and of the assembly; reruns give the one-process merge's bytes."""
+    d = os.path.join(work, "parts")
+    os.makedirs(d)
+    cap, prof = f"{inputs}/capital-full", f"{inputs}/profession-full"
+    merge = [w, "merge", "--method", "ties", "--base", f"{inputs}/base", cap, prof, "--weight", "1", "--density", "0.5",
+             "--shard-size", "700KB", "--quiet"]
+    ref = os.path.join(d, "one", "out")
+    r = run(merge + ["-o", ref])
+    if not checks.ok(r.returncode == 0, f"parts: the one-process merge failed: {r.stderr.strip()[-300:]}"):
+        return 0, 0
+    expected = folder_bytes(ref)
+    shards = sorted(e for e in expected if e.endswith(".safetensors"))
+    kills = killed = 0
+    for k in range(trials + 1):
+        split = os.path.join(d, f"split{k}")
+        os.makedirs(split)
+        out, plan = os.path.join(split, "out"), os.path.join(split, "plan.json")
+        r = run(merge + ["-o", out, "--plan-only", plan])
+        if not checks.ok(r.returncode == 0, f"parts: --plan-only failed: {r.stderr.strip()[-300:]}"):
+            return kills, killed
+        part = lambda i: [w, "merge", "--plan", plan, "--part", f"{i}/2", "--quiet"]
+        run(part(2))
+        if k == 0:  # a clean run of part 1 sets the range of delays; its receipt removed, it runs again below
+            t0 = time.time()
+            run(part(1))
+            dt = time.time() - t0
+            os.remove(os.path.join(out, ".weightsmith-part-1-of-2.json"))
+        for target, argv in (("part 1/2", part(1)), ("assemble", [w, "merge", "--plan", plan, "--assemble"])):
+            p = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            if k == trials and target.startswith("part"):  # watched: as soon as a shard's temporary file appears
+                while p.poll() is None and not any(".safetensors.tmp-" in e for e in os.listdir(out)):
+                    time.sleep(0.0002)
+            else:
+                time.sleep(rng.uniform(0.0, dt))
+            p.send_signal(signal.SIGKILL)
+            was_killed = p.wait() == -signal.SIGKILL
+            kills += 1
+            killed += was_killed
+            label = f"parts trial {k}: {target} killed ({'killed' if was_killed else 'finished first'})"
+            now = os.listdir(out)
+            for e in now:
+                if e in shards:
+                    checks.ok(open(os.path.join(out, e), "rb").read() == expected[e], f"{label}: {e} is not the one-process shard")
+            rr = run(argv)
+            again = rr.returncode == 0 or "already assembled" in rr.stderr
+            checks.ok(again, f"{label}: the rerun failed: {rr.stderr.strip()[-300:]}")
+        checks.ok(folder_bytes(out) == expected, f"parts trial {k}: the assembled folder differs from the one-process merge")
+        checks.ok(sorted(os.listdir(split)) == ["out", "plan.json"], f"parts trial {k}: left {sorted(os.listdir(split))}")
+    checks.ok(sha_tree(inputs) == digests, "parts: an input changed")
+    return kills, killed
+
+
 def reproducers(checks, w, inputs, work):
     """Issue 13, items 1-6."""
     fam = inputs
@@ -311,6 +375,11 @@ def main():
             print(f"{name:<15} {dt:6.2f} {len(results):5d} {sum(k for _, k in results):6d} {states.count('absent'):6d} "
                   f"{states.count('complete'):8d}",
                   flush=True)
+        if not args.only or "parts" in args.only.split(","):
+            t0 = time.time()
+            n, k = parts_trials(checks, w, inputs, digests, work, rng, trials)
+            total_kills += n
+            print(f"{'merge parts':<15} {time.time() - t0:6.2f} {n:5d} {k:6d}   (parts and assembly killed, rerun, compared)", flush=True)
         res = {} if args.only else reproducers(checks, w, inputs, work)
         if res:
             print("issue 13 reproducers: " + ", ".join(f"{k} {'pass' if v else 'FAIL'}" for k, v in sorted(res.items())))

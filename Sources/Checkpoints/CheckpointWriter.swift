@@ -7,6 +7,10 @@ import Tensors
 ///
 /// Tensors are assigned to shards greedily in declaration order; a tensor larger than the limit
 /// gets a shard of its own. Each shard is written atomically; the index is written last.
+///
+/// With `onlyShards`, the writer writes only those shards (by index into `shardFileNames`) and no
+/// index: one part of a merge split across processes. The shard layout does not depend on the
+/// subset, so every shard a part writes is byte for byte the shard the whole writer writes.
 public final class CheckpointWriter {
     public let directory: URL
     public let entries: [TensorEntry]
@@ -18,11 +22,14 @@ public final class CheckpointWriter {
     private var current: SafetensorsWriter?
     private var currentShard = -1
     private var written = 0
+    /// The shards this writer writes (all unless `onlyShards` was given).
+    public let selectedShards: Set<Int>
+    private let writesAll: Bool
     /// Passed to every shard's `SafetensorsWriter`: NaN/±Inf refused unless true.
     public let allowNonFinite: Bool
 
     public init(directory: URL, entries: [TensorEntry], maxShardBytes: Int? = nil, metadata: [String: String]? = nil,
-                baseName: String = "model", allowNonFinite: Bool = false) throws {
+                baseName: String = "model", allowNonFinite: Bool = false, onlyShards: Set<Int>? = nil) throws {
         self.directory = directory
         self.allowNonFinite = allowNonFinite
         self.entries = entries
@@ -47,6 +54,22 @@ public final class CheckpointWriter {
         var map: [String: String] = [:]
         for (i, g) in groups.enumerated() { for e in g { map[e.name] = shardFileNames[i] } }
         shardOf = map
+        let all = Set(0..<groups.count)
+        if let onlyShards, let bad = onlyShards.subtracting(all).min() {
+            throw CheckpointError.invalidWriterEntry(path: directory.path, reason: "shard \(bad) selected, but the layout has \(groups.count) shards")
+        }
+        selectedShards = onlyShards ?? all
+        writesAll = onlyShards == nil
+    }
+
+    /// The tensors of shard `index`, in write order.
+    public func entries(ofShard index: Int) -> [TensorEntry] { shardEntries[index] }
+
+    /// The exact size in bytes of shard `index` once written (length prefix, header, data).
+    public func fileSize(ofShard index: Int) throws -> Int {
+        let header = try SafetensorsWriter.headerBytes(entries: shardEntries[index], metadata: metadata,
+                                                       path: directory.appendingPathComponent(shardFileNames[index]).path)
+        return 8 + header.count + shardEntries[index].reduce(0) { $0 + $1.byteCount }
     }
 
     private func writer(for name: String) throws -> SafetensorsWriter {
@@ -54,6 +77,9 @@ public final class CheckpointWriter {
             throw CheckpointError.invalidWriterEntry(path: directory.path, reason: "tensor \"\(name)\" was not declared")
         }
         let s = shardFileNames.firstIndex(of: file)!
+        guard selectedShards.contains(s) else {
+            throw CheckpointError.invalidWriterEntry(path: directory.path, reason: "tensor \"\(name)\" belongs to \(file), which this writer does not write")
+        }
         if s != currentShard {
             if let current { try current.finish() }
             currentShard = s
@@ -100,15 +126,23 @@ public final class CheckpointWriter {
         written += 1
     }
 
-    /// Finishes the last shard and writes the index when there are several shards.
+    /// Finishes the last shard and writes the index when there are several shards (a writer of
+    /// some shards only writes no index: see `writeIndex`).
     public func finish() throws {
-        guard written == entries.count else {
-            throw CheckpointError.writeIncomplete(path: directory.path, missing: entries[written].name)
+        let expected = writesAll ? entries : selectedShards.sorted().flatMap { shardEntries[$0] }
+        guard written == expected.count else {
+            throw CheckpointError.writeIncomplete(path: directory.path, missing: expected[written].name)
         }
-        if let current { try current.finish() } else if entries.isEmpty {
+        if let current { try current.finish() } else if entries.isEmpty && selectedShards.contains(0) {
             try SafetensorsWriter(url: directory.appendingPathComponent(shardFileNames[0]), entries: [], metadata: metadata).finish()
         }
         current = nil
+        if writesAll { try writeIndex() }
+    }
+
+    /// Writes `model.safetensors.index.json` when there are several shards (nothing otherwise).
+    /// `finish` calls it; the assembly of a merge split across processes calls it alone.
+    public func writeIndex() throws {
         if shardFileNames.count > 1 {
             let total = entries.reduce(0) { $0 + $1.byteCount }
             var json = "{\n  \"metadata\": {\n    \"total_size\": \(total)\n  },\n  \"weight_map\": {\n"

@@ -68,8 +68,26 @@ public final class OutputFolder: @unchecked Sendable {
     /// Validates `output` against `inputs` and takes its lock. Call before any work.
     public static func prepare(_ output: URL, inputs: [URL], force: Bool, command: String,
                                kind: Kind = .directory) throws -> OutputFolder {
-        let resolved = try resolveOutput(output)
+        let resolved = try checkNotOverlapping(output, inputs: inputs)
         let out = OutputFolder(url: resolved, kind: kind, command: command, force: force)
+        try out.checkExisting(force: force, shownPath: output.path)
+        try out.lock(shownPath: output.path)
+        out.removeStaleStaging()
+        return out
+    }
+
+    /// The contents of the `.weightsmith-output` marker a folder output of `command` holds (no
+    /// PID or time: a re-run writes the same bytes).
+    public static func markerContents(command: String) -> [UInt8] {
+        Array("{\"command\": \(jsonQuoted(command))}\n".utf8)
+    }
+
+    /// The first check of `prepare` alone: `output` (resolved through symlinks; missing parent
+    /// folders are created) is not an input, inside one or a parent of one. Returns the resolved
+    /// path. For writers that manage an output folder shared by several processes themselves.
+    @discardableResult
+    public static func checkNotOverlapping(_ output: URL, inputs: [URL]) throws -> URL {
+        let resolved = try resolveOutput(output)
         let outPath = resolved.path
         let resolvedInputs = inputs.compactMap { i in realPath(i.path).map { (i, $0) } }  // a missing input fails later, in its reader
         if let (input, _) = resolvedInputs.first(where: { $0.1 == outPath }) {
@@ -83,10 +101,7 @@ public final class OutputFolder: @unchecked Sendable {
                 throw OutputError.overlapsInput(output: output.path, input: input.path, relation: "inside")
             }
         }
-        try out.checkExisting(force: force, shownPath: output.path)
-        try out.lock(shownPath: output.path)
-        out.removeStaleStaging()
-        return out
+        return resolved
     }
 
     /// Stages the output, runs `body` with the staging URL, then commits it atomically. For a
@@ -108,8 +123,7 @@ public final class OutputFolder: @unchecked Sendable {
         if let e = Self.injectedFailure(for: url) { throw e }
         if kind == .directory {
             // No PID or time: a re-run writes the same bytes (outputs committed to a repository stay unchanged).
-            let marker = "{\"command\": \(jsonQuoted(command))}\n"
-            try writeAndSync(Array(marker.utf8), to: staging.appendingPathComponent(Self.markerName))
+            try writeAndSync(Self.markerContents(command: command), to: staging.appendingPathComponent(Self.markerName))
             try syncTree(staging)
             try commit(staging)
         } else {

@@ -87,49 +87,73 @@ public enum MergeExecutor {
                     }
                 }
 
-                let entries = plan.jobs.map { TensorEntry(name: $0.output, dtype: $0.outDType, shape: $0.shape) }
-                let writer = try CheckpointWriter(directory: partial, entries: entries, maxShardBytes: options.maxShardBytes,
-                                                  metadata: options.metadata.merging(["format": "pt"]) { a, _ in a },
-                                                  allowNonFinite: options.allowNonFinite)
+                let writer = try CheckpointWriter(directory: partial, entries: outputEntries(plan), maxShardBytes: options.maxShardBytes,
+                                                  metadata: shardMetadata(options), allowNonFinite: options.allowNonFinite)
                 let progress = ProgressReporter(label: "merge", totalBytes: plan.outputBytes, items: plan.jobs.count, enabled: options.progress)
-                // Outputs stream to the writer thread piece by piece while the next pieces compute.
-                let pipe = OutputPipe(writer: writer)
-                // On an error (e.g. a refused non-finite tensor) the queued pieces must finish while
-                // this thread still holds the pipe: otherwise the last release, and `deinit`'s
-                // `queue.sync`, would run on the pipe's own queue and trap.
-                defer { pipe.waitForPending() }
-                var done = 0
-                for (k, job) in plan.jobs.enumerated() {
-                    try runJob(job, plan: plan, into: pipe)
-                    for inp in [job.base].compactMap({ $0 }) + job.models { plan.inputs[inp.model].checkpoint.releasePages(inp.tensor) }
-                    done += job.elementCount * job.outDType.byteSize
-                    progress.update(doneBytes: done, doneItems: k + 1)
-                }
-                try pipe.drain()
-                try writer.finish()
-                try writeSideFiles(plan, to: partial)
-                for (name, bytes) in extraFiles.sorted(by: { $0.key < $1.key }) {
-                    try writeFileAtomically(bytes, to: partial.appendingPathComponent(name))
-                }
+                try writeJobs(plan.jobs, plan: plan, into: writer, progress: progress)
                 group.wait()
-                let card = ModelCard.render(plan, hashes: hashes.all, outputName: cardTitle ?? outDir.lastPathComponent)
-                    + (cardAppendix.map { "\n" + $0 } ?? "")
-                try writeFileAtomically(Array(card.utf8),
-                                        to: partial.appendingPathComponent("README.md"))
+                try writeFinishingFiles(plan, hashes: hashes.all, cardTitle: cardTitle ?? outDir.lastPathComponent,
+                                        cardAppendix: cardAppendix, extraFiles: extraFiles, to: partial)
                 return progress
             }
         } catch let e as CheckpointError {
-            // The writer refused a non-finite output tensor (the staging folder is already gone):
-            // name the input it came from by scanning only that job's inputs.
-            guard case let .nonFinite(_, tensor, _, _, nil) = e, let job = plan.jobs.first(where: { $0.output == tensor }) else { throw e }
-            let findings = (try? ValueScan.scan(job, plan: plan)) ?? []
-            throw e.namingInput(findings.isEmpty ? "the merge (every input of this tensor is finite)"
-                : findings.map { "\($0.model) (tensor \"\($0.tensor)\", \($0.nonFinite) NaN/Inf)" }.joined(separator: ", "))
+            throw namingInput(e, plan: plan)
         }
         let seconds = Date().timeIntervalSince(start)
         progress.finish("merge: wrote \(plan.jobs.count) tensors (\(formatBytes(plan.outputBytes))) to \(outDir.path) in \(String(format: "%.2f", seconds))s")
         let listing = ((try? fm.contentsOfDirectory(atPath: outDir.path)) ?? []).filter { !$0.hasPrefix(".") }.sorted()
         return MergeReport(outputDirectory: outDir, tensors: plan.jobs.count, outputBytes: plan.outputBytes, seconds: seconds, files: listing)
+    }
+
+    /// The output tensors in write order (the writer's declaration, hence the shard layout).
+    static func outputEntries(_ plan: MergePlan) -> [TensorEntry] {
+        plan.jobs.map { TensorEntry(name: $0.output, dtype: $0.outDType, shape: $0.shape) }
+    }
+
+    /// The safetensors metadata of every output shard.
+    static func shardMetadata(_ options: ExecutionOptions) -> [String: String] {
+        options.metadata.merging(["format": "pt"]) { a, _ in a }
+    }
+
+    /// Runs `jobs` (in plan order) into `writer` and finishes it: outputs stream to the writer
+    /// thread piece by piece while the next pieces compute. The one loop of `run` and of a part
+    /// of a merge split across processes (`MergeParts`).
+    static func writeJobs(_ jobs: [MergeJob], plan: MergePlan, into writer: CheckpointWriter, progress: ProgressReporter) throws {
+        let pipe = OutputPipe(writer: writer)
+        // On an error (e.g. a refused non-finite tensor) the queued pieces must finish while
+        // this thread still holds the pipe: otherwise the last release, and `deinit`'s
+        // `queue.sync`, would run on the pipe's own queue and trap.
+        defer { pipe.waitForPending() }
+        var done = 0
+        for (k, job) in jobs.enumerated() {
+            try runJob(job, plan: plan, into: pipe)
+            for inp in [job.base].compactMap({ $0 }) + job.models { plan.inputs[inp.model].checkpoint.releasePages(inp.tensor) }
+            done += job.elementCount * job.outDType.byteSize
+            progress.update(doneBytes: done, doneItems: k + 1)
+        }
+        try pipe.drain()
+        try writer.finish()
+    }
+
+    /// Everything of the output folder but the tensors: config.json, tokenizer files, the
+    /// recipe (`writeSideFiles`), `extraFiles`, and the model card with the inputs' `hashes`.
+    static func writeFinishingFiles(_ plan: MergePlan, hashes: [String: String], cardTitle: String, cardAppendix: String?,
+                                    extraFiles: [String: [UInt8]], to dir: URL) throws {
+        try writeSideFiles(plan, to: dir)
+        for (name, bytes) in extraFiles.sorted(by: { $0.key < $1.key }) {
+            try writeFileAtomically(bytes, to: dir.appendingPathComponent(name))
+        }
+        let card = ModelCard.render(plan, hashes: hashes, outputName: cardTitle) + (cardAppendix.map { "\n" + $0 } ?? "")
+        try writeFileAtomically(Array(card.utf8), to: dir.appendingPathComponent("README.md"))
+    }
+
+    /// A writer's refusal of a non-finite output tensor, naming the input it came from (by
+    /// scanning only that job's inputs); other errors unchanged.
+    static func namingInput(_ e: CheckpointError, plan: MergePlan) -> Error {
+        guard case let .nonFinite(_, tensor, _, _, nil) = e, let job = plan.jobs.first(where: { $0.output == tensor }) else { return e }
+        let findings = (try? ValueScan.scan(job, plan: plan)) ?? []
+        return e.namingInput(findings.isEmpty ? "the merge (every input of this tensor is finite)"
+            : findings.map { "\($0.model) (tensor \"\($0.tensor)\", \($0.nonFinite) NaN/Inf)" }.joined(separator: ", "))
     }
 
     /// The files of a checkpoint (its shards and index).

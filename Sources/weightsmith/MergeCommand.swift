@@ -14,6 +14,12 @@ struct MergeCommand: ParsableCommand {
         Short form:  weightsmith merge --method ties --base BASE A B C --weight 1 --density 0.5 -o OUT_DIR
                      (--weight/--density: one value for all models or one per model; --set NAME=VALUE for any other parameter;
                      --method linear without --weight is the uniform soup, every model 1/n)
+        On many machines (OUT_DIR on shared storage; parts numbered from 1):
+          weightsmith merge RECIPE.yml OUT_DIR --plan-only plan.json
+          weightsmith merge --plan plan.json --part I/N   (each I, any machine)
+          weightsmith merge --plan plan.json --assemble   (once, after the parts)
+          The assembled folder is byte for byte the one-process merge's;
+          scripts/slurm-merge.sbatch, scripts/k8s-merge-job.yaml run the parts.
         Methods: \(MergeMethodRegistry.names.joined(separator: ", "))
         """
     )
@@ -83,11 +89,28 @@ struct MergeCommand: ParsableCommand {
 
     @OptionGroup var nonFinite: NonFiniteOption
 
+    @Option(name: .customLong("plan-only"), help: ArgumentHelp("Write the plan as JSON to this file and stop (for --plan).", valueName: "plan.json"))
+    var planOnly: String?
+
+    @Option(name: .customLong("plan"), help: ArgumentHelp("Run from a plan written by --plan-only: with --part I/N or --assemble (OUT_DIR: the plan's, or the one argument).", valueName: "plan.json"))
+    var planFile: String?
+
+    @Option(help: ArgumentHelp("With --plan: run part I of N (numbered from 1), writing only its shards.", valueName: "I/N"))
+    var part: String?
+
+    @Flag(help: "With --plan: check every part's receipt and shards, then write the index, config, tokenizer and model card.")
+    var assemble = false
+
     func run() throws {
         if let threads { ParallelLoops.threadCount = max(1, threads) }
+        if let planFile { return try runFromPlan(planFile) }
+        if part != nil || assemble { throw ValidationError("--part and --assemble need --plan plan.json") }
         if method == nil, let file = arguments.first, arguments.count <= 2 {
             let multi = try MultiRecipe.parse(file: file)
             if multi.isMulti {
+                guard planOnly == nil else {
+                    throw ValidationError("--plan-only works on a single-document recipe: split \(file) and plan each merge on its own")
+                }
                 var options = PlanOptions(seed: seed, searchDirectory: URL(fileURLWithPath: file).deletingLastPathComponent().path)
                 options.allowExtrapolation = allowExtrapolation
                 options.allowConfigMismatch = allowCrimes
@@ -115,12 +138,96 @@ struct MergeCommand: ParsableCommand {
             return
         }
         guard let outPath else { throw ValidationError("missing the output folder (OUT_DIR or -o)") }
+        if let planOnly { return try writePlan(plan, recipe: recipe, options: options, outPath: outPath, searchDir: searchDir, to: planOnly) }
         for n in plan.notes where !quiet { FileHandle.standardError.write(Data("note: \(n)\n".utf8)) }
         var exec = ExecutionOptions(memoryBudget: try memoryBudget.map(parseSize), maxShardBytes: try parseSize(shardSize),
                                     hashInputs: !noHash, progress: !quiet, overwrite: force)
         exec.allowNonFinite = nonFinite.allowNonFinite
         let report = try MergeExecutor.run(plan, to: URL(fileURLWithPath: outPath), options: exec)
         print("wrote \(report.outputDirectory.path): \(report.files.joined(separator: ", "))")
+    }
+
+    /// `--plan-only`: the plan file of a checked plan (settings that change the output's bytes fixed in it).
+    func writePlan(_ plan: MergePlan, recipe: Recipe, options: PlanOptions, outPath: String, searchDir: String?, to planPath: String) throws {
+        let plan = try plan.checked()
+        var planSettings = PlanSettings()
+        planSettings.seed = seed
+        planSettings.vocabulary = options.vocabulary
+        planSettings.allowExtrapolation = allowExtrapolation
+        // A recipe file's text is kept as written: --dtype is recorded beside it (the short form has it in its recipe).
+        if method == nil { planSettings.outDType = try outDtype.map(dtype) }
+        planSettings.searchDirectory = searchDir
+        planSettings.workingDirectory = FileManager.default.currentDirectoryPath
+        planSettings.maxShardBytes = try parseSize(shardSize)
+        planSettings.hashInputs = !noHash
+        planSettings.allowNonFinite = nonFinite.allowNonFinite
+        let inputs = plan.inputs.flatMap { $0.checkpoint.sourceURLs }
+        let out = URL(fileURLWithPath: outPath)
+        let planURL = URL(fileURLWithPath: planPath)
+        do {
+            try OutputFolder.checkNotOverlapping(out, inputs: inputs)
+            try OutputFolder.checkNotOverlapping(planURL, inputs: inputs)
+        } catch let e as OutputError { throw MergeError.other(e.description) }
+        if FileManager.default.fileExists(atPath: planURL.path) {
+            let existing = FileManager.default.contents(atPath: planURL.path).flatMap { try? StrictJSONParser.parse(Array($0)) }
+            let isPlan = existing?["format"] == .string(MergePlanFile.format)
+            guard force, isPlan else {
+                throw MergeError.other("\(planPath): already exists; " + (isPlan ? "use --force to replace this plan file" : "it is not a weightsmith plan, refusing to replace it"))
+            }
+        }
+        // OUT: new, empty, or a partial output of this same plan (checked again once its id is known).
+        let contents = (try? FileManager.default.contentsOfDirectory(atPath: out.path)) ?? []
+        let partialOf = MergeParts.partialPlanID(out)
+        let notUsable = "\(outPath): exists and is not empty (nor a partial output of this plan); the parts need a new or empty folder"
+        if !contents.isEmpty && partialOf == nil { throw MergeError.other(notUsable) }
+        let file = try MergePlanFile.make(plan, recipeText: recipe.yaml(), recipeFile: method == nil ? arguments[0] : "<command line>",
+                                          settings: planSettings, output: out, path: planPath)
+        if !contents.isEmpty && partialOf != file.id { throw MergeError.other(notUsable) }
+        try file.write(to: planURL)
+        let bytes = file.shards.reduce(0) { $0 + $1.bytes }
+        print("wrote \(planPath): plan \(file.id), \(plan.jobs.count) tensors in \(file.shards.count) shard\(file.shards.count == 1 ? "" : "s") (\(formatBytes(bytes))) for \(outPath)")
+        print("next: weightsmith merge --plan \(planPath) --part I/N   (each I in 1...N, any N; on machines sharing \(outPath))")
+        print("then: weightsmith merge --plan \(planPath) --assemble")
+    }
+
+    /// `--plan plan.json --part I/N` or `--assemble`.
+    func runFromPlan(_ path: String) throws {
+        var fixed: [String] = []
+        if method != nil || base != nil || !weight.isEmpty || !density.isEmpty || !settings.isEmpty { fixed.append("the recipe (--method, --base, --weight, --density, --set)") }
+        if outDtype != nil { fixed.append("--dtype") }
+        if vocab != nil { fixed.append("--vocab") }
+        if seed != 0 { fixed.append("--seed") }
+        if shardSize != "5GB" { fixed.append("--shard-size") }
+        if noHash { fixed.append("--no-hash") }
+        if allowExtrapolation { fixed.append("--allow-extrapolation") }
+        if nonFinite.allowNonFinite { fixed.append("--allow-nonfinite") }
+        if dryRun || stats || force || planOnly != nil { fixed.append("--dry-run, --stats, --force and --plan-only") }
+        if !fixed.isEmpty { throw ValidationError("with --plan, the plan fixes \(fixed.joined(separator: ", ")); give them to --plan-only") }
+        guard arguments.count <= 1, output == nil || arguments.isEmpty else {
+            throw ValidationError("with --plan, give at most the output folder (by default the plan's)")
+        }
+        let cwd = URL(fileURLWithPath: FileManager.default.currentDirectoryPath)
+        let out = (arguments.first ?? output).map { URL(fileURLWithPath: $0, relativeTo: cwd).standardizedFileURL.absoluteURL }
+        let file = try MergePlanFile.load(URL(fileURLWithPath: path, relativeTo: cwd).standardizedFileURL.absoluteURL)
+        // Relative model paths of the recipe resolve as they did where the plan was made (every
+        // input is then checked against the plan's absolute paths and fingerprints).
+        if let wd = file.settings.workingDirectory, FileManager.default.fileExists(atPath: wd) {
+            _ = FileManager.default.changeCurrentDirectoryPath(wd)
+        }
+        switch (part, assemble) {
+        case let (p?, false):
+            let report = try MergeParts.run(file, part: try PartNumber(parsing: p), output: out,
+                                            options: PartOptions(memoryBudget: try memoryBudget.map(parseSize), progress: !quiet))
+            let what = report.shards.isEmpty ? "no shards (more parts than shards)" : report.shards.joined(separator: ", ")
+            print(report.alreadyComplete
+                ? "part \(report.part): already complete in \(report.output.path) (\(what); receipt and shards match)"
+                : "part \(report.part): wrote \(what) (\(formatBytes(report.bytes))) to \(report.output.path)")
+        case (nil, true):
+            let report = try MergeParts.assemble(file, output: out)
+            print("wrote \(report.outputDirectory.path): \(report.files.joined(separator: ", "))")
+        default:
+            throw ValidationError("with --plan, give either --part I/N or --assemble")
+        }
     }
 
     /// The recipe from a file, or from the short form.
