@@ -116,6 +116,8 @@ struct EditCommand: ParsableCommand {
             print(EditTable.render(before: before, after: after))
         }
         if let failure {
+            // The report first, then the verdict, also when both streams go to one pipe.
+            fflush(nil)
             guard allowFailed else { throw failure }
             FileHandle.standardError.write(Data("warning: \(failure.description); writing the model anyway (--allow-failed)\n".utf8))
         }

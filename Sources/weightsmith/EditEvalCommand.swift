@@ -19,7 +19,7 @@ struct EditEvalCommand: ParsableCommand {
         per-token geometric mean probability); GE generation entropy of greedy generations from the \
         generation prompts (bits; ROME's tables print it × 100); rel / gen / loc: EasyEdit's \
         token-level reliability, generalization and locality (Wang et al. 2024); hit: records whose \
-        greedy answer is the target; s/edit: seconds per edit. Nothing is written.
+        greedy answer is the target. The seconds per edit follow the table. Nothing is written.
         """)
 
     @Argument(help: "A model reference (as for edit).") var model: String
@@ -101,6 +101,7 @@ struct EditEvalCommand: ParsableCommand {
         }
         print("\(rs.count) records, \(sequential ? "sequential" : "single-edit") protocol\(batch ? " (memit: one batch edit)" : ""); GE from \(generationTokens) greedy tokens")
         print(EditEvalTable.render(rows))
+        print(EditEvalTable.timing(rows))
     }
 }
 
@@ -114,12 +115,16 @@ struct EditEvalJSON: Encodable {
 
 enum EditEvalTable {
     static func render(_ rows: [EditEvaluationRow]) -> String {
-        func f(_ x: Double?, _ digits: Int = 3) -> String { x.map { String(format: "%.\(digits)f", $0) } ?? "-" }
-        let header = ["method", "edits", "ES", "EM", "PS", "NS", "GE", "rel", "gen", "loc", "hit", "s/edit"]
+        func f(_ x: Double?, _ digits: Int = 3) -> String {
+            guard let x else { return "-" }
+            let s = String(format: "%.\(digits)f", x)
+            // No "-0.000" for a value that rounds to zero.
+            return s.hasPrefix("-") && s.dropFirst().allSatisfy({ $0 == "0" || $0 == "." }) ? String(s.dropFirst()) : s
+        }
+        let header = ["method", "edits", "ES", "EM", "PS", "NS", "GE", "rel", "gen", "loc", "hit"]
         let body = rows.map { r in
             [r.name, "\(r.edits)", f(r.efficacyScore), f(r.efficacyMagnitude), f(r.paraphraseScore), f(r.neighbourhoodScore),
-             f(r.generationEntropy, 2), f(r.reliability), f(r.generalization), f(r.locality), "\(r.reachedTarget)/\(r.requests)",
-             f(r.secondsPerEdit, 2)]
+             f(r.generationEntropy, 2), f(r.reliability), f(r.generalization), f(r.locality), "\(r.reachedTarget)/\(r.requests)"]
         }
         let all = [header] + body
         let widths = header.indices.map { c in all.map { $0[c].count }.max()! }
@@ -128,5 +133,10 @@ enum EditEvalTable {
                 c == 0 ? s + String(repeating: " ", count: widths[c] - s.count) : String(repeating: " ", count: widths[c] - s.count) + s
             }.joined(separator: "  ")
         }.joined(separator: "\n")
+    }
+
+    /// The time per edit of each row that made edits, on one line below the table.
+    static func timing(_ rows: [EditEvaluationRow]) -> String {
+        "seconds per edit: " + rows.compactMap { r in r.secondsPerEdit.map { String(format: "%@ %.2f s", r.name, $0) } }.joined(separator: ", ")
     }
 }

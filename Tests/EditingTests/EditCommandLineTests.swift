@@ -90,7 +90,8 @@ final class EditCommandLineTests: XCTestCase {
         let lines = t.out.split(separator: "\n").map(String.init)
         XCTAssertTrue(lines[0].hasPrefix("2 records, sequential protocol"), t.out)
         XCTAssertTrue(lines[1].hasPrefix("method ") && lines[1].contains("ES") && lines[1].contains("loc"), t.out)
-        XCTAssertEqual(lines.dropFirst(2).map { String($0.prefix(while: { $0 != " " })) }, ["unedited", "rome", "ft"], t.out)
+        XCTAssertEqual(lines.dropFirst(2).dropLast().map { String($0.prefix(while: { $0 != " " })) }, ["unedited", "rome", "ft"], t.out)
+        XCTAssertTrue(lines.last!.hasPrefix("seconds per edit: rome (sequential) "), t.out)
         XCTAssertTrue(lines[3].contains("(sequential)"), t.out)
         // Nothing but the requests file in the folder.
         XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: dir.path), ["facts.jsonl"])
