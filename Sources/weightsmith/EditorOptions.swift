@@ -15,7 +15,7 @@ struct EditorOptions: ParsableArguments {
     @Option(name: .long, help: "ROME and MEMIT: text corpus for the key statistics (ROME default: none, C = I; MEMIT needs it).") var statsCorpus: String?
     @Option(name: .long, help: "ROME and MEMIT: tokens of the corpus used for the statistics.") var statsTokens = 20_000
     @Option(name: .long, help: "ROME and MEMIT: statistics cache folder (default: ~/.cache/weightsmith).") var statsCache: String?
-    @Option(name: .long, help: "Optimisation steps: ROME's and MEMIT's value offset (default 25), FT-L's Adam steps (default 25).") var steps: Int?
+    @Option(name: .long, help: "Optimisation steps: ROME's and MEMIT's value offset (default 25), FT-L's Adam steps (default 25); MEND has none.") var steps: Int?
     @Option(name: .long, help: "ROME and MEMIT: context templates sampled from the model.") var contexts = 5
     @Option(name: .long, help: "ROME and MEMIT: Adam learning rate of the value offset.") var valueLr: Float = 0.5
     @Option(name: .long, help: "Clamp of the value offset: ROME in multiples of |W k| (default 4); MEMIT in multiples of the residual stream's norm at the subject (default 0.75, the reference's).") var clampNorm: Float?

@@ -106,12 +106,42 @@ final class EditCommandLineTests: XCTestCase {
         let unknown = try run(["edit-eval", Self.base, "--method", "rome,knn", "--requests", facts])
         XCTAssertNotEqual(unknown.status, 0)
         XCTAssertTrue(unknown.err.contains("unknown method \"knn\""), unknown.err)
+        let memit = try run(["edit-eval", Self.base, "--method", "memit", "--requests", facts])
+        XCTAssertEqual(memit.status, 64, memit.err)
+        XCTAssertTrue(memit.err.contains("--method memit needs --stats-corpus"), memit.err)
+        let batch = try run(["edit-eval", Self.base, "--method", "rome", "--batch", "--requests", facts])
+        XCTAssertTrue(batch.err.contains("--batch applies to --method memit only"), batch.err)
         let bad = dir.appendingPathComponent("bad.jsonl")
         try "{\"prompt\": \"The capital of {} is\", \"subject\": \"France\", \"target_new\": \" Rome\"}\n{\"prompt\": \"x\"}\n".write(to: bad, atomically: true, encoding: .utf8)
         let b = try run(["edit-eval", Self.base, "--method", "ft", "--requests", bad.path])
         XCTAssertEqual(b.status, 1)
         XCTAssertTrue(b.err.contains("\(bad.path): line 2: "), b.err)
         XCTAssertTrue(b.err.contains("target_new"), b.err)
+    }
+
+    /// MEMIT in one batch edit and one fact at a time: both rows after the unedited one, and the
+    /// single-edit row over one record equals the batch row over that record.
+    func testEditEvalMemitBatchAndSingle() throws {
+        let dir = try tmp()
+        let facts = try records(dir).path
+        let corpus = Self.root.appendingPathComponent("fixtures/family/data/corpus.txt").path
+        let common = [Self.base, "--method", "memit", "--requests", facts, "--layers", "0,1", "--update-weight", "1", "--stats-corpus", corpus,
+                      "--stats-tokens", "5000", "--stats-cache", dir.appendingPathComponent("cache").path, "--steps", "10", "--generation-tokens", "0", "--json"]
+        func rows(_ extra: [String]) throws -> [[String: Any]] {
+            let r = try run(["edit-eval"] + common + extra)
+            XCTAssertEqual(r.status, 0, r.err)
+            let o = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(r.out.utf8)) as? [String: Any], r.out)
+            return try XCTUnwrap(o["rows"] as? [[String: Any]])
+        }
+        let b = try rows(["--batch"])
+        XCTAssertEqual(b.map { $0["name"] as? String }, ["unedited", "memit (batch)"])
+        XCTAssertEqual(b[1]["edits"] as? Int, 4)
+        XCTAssertNotEqual(b[1]["efficacy_magnitude"] as? Double, b[0]["efficacy_magnitude"] as? Double)
+        let one = try rows(["--limit", "1"]), oneBatch = try rows(["--limit", "1", "--batch"])
+        XCTAssertEqual(one[1]["name"] as? String, "memit")
+        for k in ["efficacy_magnitude", "reliability", "generalization", "locality", "neighbourhood_score"] {
+            XCTAssertEqual(one[1][k] as? Double, oneBatch[1][k] as? Double, k)
+        }
     }
 
     /// `edit` on a single fact: a failed edit says so and writes nothing (unless --allow-failed);
