@@ -28,7 +28,7 @@ let package = Package(
         // AVX2 (run-time checked) matrix-vector kernels over GGUF block-quantised weights, for decoding.
         .target(name: "CTransformerKernels"),
         .target(name: "Transformer", dependencies: ["Tensors", "Checkpoints", "CLinearAlgebra", "CTransformerKernels"], exclude: ["README.md", "Training.md"]),
-        .target(name: "Editing", dependencies: ["Tensors", "Checkpoints", "Transformer", "CLinearAlgebra"]),
+        .target(name: "Editing", dependencies: ["Tensors", "Checkpoints", "Transformer", "CLinearAlgebra"], exclude: ["README.md"]),
         // Skill localization and sparse fine-tunes: magnitude and trained grafts (Panigrahi et al. 2023), mask overlap, LT-SFT (Ansell et al. 2022).
         .target(name: "Grafting", dependencies: ["Tensors", "Checkpoints", "Transformer", "Spectral"], exclude: ["README.md"]),
         .executableTarget(

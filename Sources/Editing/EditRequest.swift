@@ -5,7 +5,8 @@ import Foundation
 /// - `prompt` is plain text ("The capital of France is") or a template with `{}` standing for
 ///   `subject` (CounterFact style, "The capital of {} is"); `text` is the filled prompt.
 /// - `subject` locates the key token for ROME (the subject's last token). When nil it is guessed:
-///   the last run of capitalised words in the prompt ("France"); failing that, the whole prompt.
+///   the last run of capitalised words after the prompt's first word ("France"); failing that,
+///   ROME and MEMIT refuse the request (`keySubject()`) rather than key on the whole prompt.
 /// - `target` is appended to the prompt verbatim: give its leading space (" Rome").
 /// - `paraphrases`: other prompts that should now also yield `target` (generalisation).
 /// - `localityPrompts`: unrelated prompts whose predictions should not change.
@@ -41,9 +42,22 @@ public struct EditRequest: Sendable, Equatable, Codable {
     }
 
     /// The subject to use: the given one, else the last run of capitalised words after the first
-    /// word, else the whole prompt.
-    public var resolvedSubject: String {
+    /// word (`guessedSubject`), else the whole prompt.
+    public var resolvedSubject: String { (subject.flatMap { $0.isEmpty ? nil : $0 }) ?? guessedSubject ?? text }
+
+    /// The subject for an editor that needs one (ROME, MEMIT: the key is at its last token): the
+    /// given one or the guess; throws when there is neither (a lowercase prompt such as
+    /// "the capital of france is" has no capitalised word to guess from).
+    public func keySubject() throws -> String {
         if let s = subject, !s.isEmpty { return s }
+        guard let g = guessedSubject else {
+            throw EditError.invalidRequest("cannot guess the subject of \"\(text)\" (no capitalised word after the first); give it (--subject, or \"subject\" in the record)")
+        }
+        return g
+    }
+
+    /// The last run of capitalised words after the first word of the prompt; nil when none.
+    public var guessedSubject: String? {
         let words = text.split(separator: " ", omittingEmptySubsequences: true).map(String.init)
         var run: [String] = []
         var best: [String] = []
@@ -55,7 +69,7 @@ public struct EditRequest: Sendable, Equatable, Codable {
             }
         }
         if !run.isEmpty { best = run }
-        return best.isEmpty ? text : best.joined(separator: " ")
+        return best.isEmpty ? nil : best.joined(separator: " ")
     }
 
     /// Checks the fields: non-empty prompt and target, the subject inside the prompt.

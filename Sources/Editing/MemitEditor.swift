@@ -71,8 +71,9 @@ public enum MemitEditor {
         for r in requests {
             try r.validate()
             let text = r.text
-            guard let range = text.range(of: r.resolvedSubject, options: .backwards) else {
-                throw EditError.invalidRequest("the subject \"\(r.resolvedSubject)\" does not occur in \"\(text)\"")
+            let subject = try r.keySubject()
+            guard let range = text.range(of: subject, options: .backwards) else {
+                throw EditError.invalidRequest("the subject \"\(subject)\" does not occur in \"\(text)\"")
             }
             let (p, pos) = RomeEditor.subjectPrompts(tokenizer: tokenizer, text: text, subjectEnd: range.upperBound, contexts: contexts)
             prompts.append(p); positions.append(pos)
@@ -148,7 +149,7 @@ public enum MemitEditor {
         let batch = try EditBatches.teacherForced(prompts: prompts, target: target, pad: 0)
         let T = batch.tokens[0].count
         let editRows = positions.enumerated().map { $0.offset * T + $0.element }
-        let essence = try EssenceTerm(model: model, tokenizer: tokenizer, subject: request.resolvedSubject, template: settings.essenceTemplate)
+        let essence = try EssenceTerm(model: model, tokenizer: tokenizer, subject: try request.keySubject(), template: settings.essenceTemplate)
         let h = try residuals(model: model, layer: layer, prompts: [prompts[0]], positions: [positions[0]])[0]
         let hn2 = max(h.reduce(0) { $0 + $1 * $1 }, 1e-12)
         let limit = settings.clampNorm * hn2.squareRoot()

@@ -69,7 +69,7 @@ public enum RomeEditor {
             throw EditError.invalidRequest("key statistics are for \(s.weight) (\(s.dimension)), the edit is on \(name) (\(I))")
         }
         let scorer = EditScorer(model: model, tokenizer: tokenizer)
-        let text = request.text, subject = request.resolvedSubject
+        let text = request.text, subject = try request.keySubject()
         guard let subjectRange = text.range(of: subject, options: .backwards) else {
             throw EditError.invalidRequest("the subject \"\(subject)\" does not occur in \"\(text)\"")
         }

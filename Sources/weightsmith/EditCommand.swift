@@ -20,38 +20,24 @@ struct EditCommand: ParsableCommand {
         protocol on every record (edit, score, restore) and prints the mean scores; nothing is written.
         """)
 
-    enum Method: String, ExpressibleByArgument, CaseIterable { case rome, ft, mend, memit }
-
     @Argument(help: "A model reference: a Hugging Face folder, a .safetensors file, a .gguf file, a PEFT adapter (merged onto its base), BASE+ADAPTER, BASE+DELTA, or org/name[@revision] from the local Hugging Face cache.") var model: String
     @Option(help: "The base of an adapter, task vector or sparse delta given as MODEL.") var base: String?
     @Option(name: .long, help: "The prompt (or a template with {} for the subject).") var prompt: String?
     @Option(name: .long, help: "The new continuation, with its leading space.") var target: String?
     @Option(name: .long, help: "Score the method on these JSONL edit records instead (nothing is written).") var requests: String?
     @Option(name: .long, help: "The subject (default: the last capitalised words of the prompt).") var subject: String?
-    @Option(name: .long, help: "rome, ft (FT-L), mend or memit (with --requests: all records in one edit; needs --stats-corpus).") var method: Method = .rome
-    @Option(name: .long, help: "Layer whose MLP output matrix is edited (default: 5/32 of the layers, rounded down).") var layer: Int?
+    @Option(name: .long, help: "rome, ft (FT-L), mend or memit (with --requests: all records in one edit; needs --stats-corpus).") var method: EditMethod = .rome
     @Option(name: .long, parsing: .singleValue, help: "A paraphrase prompt (repeatable).") var paraphrase: [String] = []
     @Option(name: .long, help: "Locality prompts: one per line, or JSONL with \"prompt\".") var localityPrompts: String?
     @Option(name: .shortAndLong, help: "Output folder (must not exist or be empty; never an input or inside one).") var output: String?
-    @Option(name: .long, help: "MEND: the trained editor (.safetensors from train-editor).") var editor: String?
-
-    @Option(name: .long, help: "ROME: text corpus for the key statistics (default: none, C = I).") var statsCorpus: String?
-    @Option(name: .long, help: "ROME: tokens of the corpus used for the statistics.") var statsTokens = 20_000
-    @Option(name: .long, help: "ROME: statistics cache folder (default: ~/.cache/weightsmith).") var statsCache: String?
-    @Option(name: .long, help: "ROME: value optimisation steps.") var steps: Int?
-    @Option(name: .long, help: "ROME: context templates sampled from the model.") var contexts = 5
-    @Option(name: .long, help: "ROME: Adam learning rate of the value offset.") var valueLr: Float = 0.5
-    @Option(name: .long, help: "Clamp of the value offset: ROME in multiples of |W k| (default 4); MEMIT in multiples of the residual stream's norm at the subject (default 0.75, the reference's).") var clampNorm: Float?
-    @Option(name: .long, help: "ROME: weight of the essence term, KL at the subject in \"{subject} is a\" (0: off).") var klFactor: Float = 0.0625
-    @Option(name: .long, help: "FT-L: Adam learning rate.") var lr: Float = 5e-4
-    @Option(name: .long, help: "FT-L: L-infinity bound on the change of each weight (0: none).") var normBound: Float = 5e-4
-    @Option(name: .long, help: "Seed (ROME context samples).") var seed: UInt64 = 0
-    @Option(name: .long, help: "MEMIT: comma-separated layers (default: the ROME layer and the two below it).") var layers: String?
-    @Option(name: .long, help: "MEMIT: λ, weight of the preserved keys (mom2_update_weight).") var updateWeight: Double = 15_000
     @Option(name: .long, help: "Keep only the records of this split (train, validation, test).") var split: String?
+    @OptionGroup(title: "Editor settings") var editorOptions: EditorOptions
 
     @Flag(name: .long, help: "Replace OUT when it is a previous weightsmith output.") var force = false
     @OptionGroup var nonFinite: NonFiniteOption
+
+    @Flag(name: .long, help: "Write OUT even when the edit does not reach its target (by default a failed edit exits with status 1 and writes nothing).") var allowFailed = false
+    @Flag(name: .long, help: "Print the result as JSON on stdout (notes go to stderr).") var json = false
 
     func run() throws {
         // The output path is checked (and locked) before anything is loaded or computed; see OutputFolder.
@@ -59,99 +45,38 @@ struct EditCommand: ParsableCommand {
         if requests == nil {
             guard prompt != nil, target != nil else { throw ValidationError("give --prompt and --target (or --requests FILE)") }
             guard let output else { throw ValidationError("give -o OUT for the edited model") }
-            let inputs = [model, editor, statsCorpus, localityPrompts].compactMap { $0 }.map { URL(fileURLWithPath: $0) }
+            let inputs = ([model, localityPrompts].compactMap { $0 } + editorOptions.inputs).map { URL(fileURLWithPath: $0) }
             out = try OutputFolder.prepare(URL(fileURLWithPath: output), inputs: inputs, force: force, command: "edit")
         }
+        if method == .mend && editorOptions.steps != nil {
+            throw ValidationError("--steps does not apply to --method mend (its edit is one pass of the trained editor)")
+        }
+        if method == .memit && requests == nil { throw ValidationError("--method memit needs --requests FILE (many facts in one edit)") }
         let loaded = try PretrainedModel(path: model, base: base)
         if !nonFinite.allowNonFinite { try loaded.model.requireFiniteWeights() }
         let m = loaded.model, tok = loaded.tokenizer
-        let L = m.config.layers
-        let chosenLayer = layer ?? min(L - 1, L * 5 / 32)
-        var detail = ""
-        let mend = try editor.map { try MendEditor.load(URL(fileURLWithPath: $0)) }
-        if method == .mend && mend == nil { throw ValidationError("--method mend needs --editor PATH (weightsmith train-editor)") }
-        var statistics: KeyStatistics? = nil
-        if method == .rome, let corpus = statsCorpus {
-            let text: String
-            do { text = try String(contentsOfFile: corpus, encoding: .utf8) } catch { throw ValidationError("cannot read \(corpus): \(error)") }
-            let lines = text.split(separator: "\n").map(String.init)
-            let dir = statsCache.map { URL(fileURLWithPath: $0) } ?? FileManager.default.homeDirectoryForCurrentUser.appendingPathComponent(".cache/weightsmith")
-            let ts = Date()
-            let (stats, cached) = try KeyStatistics.cached(in: dir, model: m, tokenizer: tok, texts: lines, layer: chosenLayer, maxTokens: statsTokens)
-            statistics = stats
-            detail += String(format: "key statistics: %d tokens, %@ (%.1f s)\n", stats.tokens, cached ? "from cache" : "collected and cached", Date().timeIntervalSince(ts))
-        } else if method == .rome {
-            // Measured on SmolLM2-135M (France -> Rome, layer 4): with C = I "The capital of
-            // Germany is" also answered Rome; with statistics from a 20k-token corpus it kept Berlin.
-            detail += "key statistics: none (C = I); the edit may spread to other subjects, --stats-corpus TEXT makes it specific\n"
-        }
-        var lastLoss = ""
-        func compute(_ request: EditRequest) throws -> [WeightEdit] {
-            switch method {
-            case .rome:
-                var s = RomeSettings(layer: chosenLayer)
-                s.contextTemplates = contexts; s.seed = seed; s.statistics = statistics
-                s.learningRate = valueLr; s.clampNorm = clampNorm ?? 4; s.klFactor = klFactor
-                if let st = steps { s.steps = st }
-                let r = try RomeEditor.edit(model: m, tokenizer: tok, request: request, settings: s)
-                lastLoss = "subject \"\(request.resolvedSubject)\", key at token \(r.subjectToken); value loss \(fmt(r.losses.first)) -> \(fmt(r.losses.last)) in \(r.losses.count) steps\n"
-                    + "essence: KL(before || after) at the subject in \"\(r.essencePrompt)\" = \(fmt(r.essenceKL))\n"
-                return [r.edit]
-            case .ft:
-                let r = try FineTuneEditor.edit(model: m, tokenizer: tok, request: request,
-                                                settings: FineTuneSettings(layer: chosenLayer, learningRate: lr, normBound: normBound > 0 ? normBound : nil))
-                lastLoss = "loss \(fmt(r.losses.first)) -> \(fmt(r.losses.last)) in \(r.losses.count) steps\n"
-                return [r.edit]
-            case .mend:
-                return try mend!.edits(for: request, model: m, tokenizer: tok)
-            case .memit:
-                throw ValidationError("--method memit needs --requests FILE")
-            }
+        let memitProgress = method == .memit ? ProgressLine(label: "memit") : nil
+        let editors = try Editors(options: editorOptions, model: m, tokenizer: tok, methods: [method], memitProgress: memitProgress)
+        func note(_ text: String) {
+            if text.isEmpty { return }
+            if json { FileHandle.standardError.write(Data(text.utf8)) } else { print(text, terminator: "") }
         }
 
-        if method == .memit {
-            guard let file = requests else { throw ValidationError("--method memit needs --requests FILE (many facts in one edit)") }
-            guard let corpus = statsCorpus else { throw ValidationError("--method memit needs --stats-corpus TEXT (the key covariance)") }
-            var rs = try EditRequest.readJSONL(URL(fileURLWithPath: file))
-            if let split { rs = rs.filter { $0.split == split } }
-            guard !rs.isEmpty else { throw ValidationError("no records in \(file)\(split.map { " with split \($0)" } ?? "")") }
-            let ls = try layers.map { try $0.split(separator: ",").map { guard let v = Int($0.trimmingCharacters(in: .whitespaces)) else { throw ValidationError("bad --layers \(layers!)") }; return v } }
-                ?? Array(max(0, chosenLayer - 2)...chosenLayer)
-            var ms = MemitSettings(layers: ls)
-            ms.updateWeight = updateWeight; ms.seed = seed; ms.contextTemplates = contexts; ms.klFactor = klFactor
-            if let st = steps { ms.steps = st }
-            if let c = clampNorm { ms.clampNorm = c }
-            ms.learningRate = valueLr
-            let text = try String(contentsOfFile: corpus, encoding: .utf8).split(separator: "\n").map(String.init)
-            let dir = statsCache.map { URL(fileURLWithPath: $0) } ?? FileManager.default.homeDirectoryForCurrentUser.appendingPathComponent(".cache/weightsmith")
-            for l in ls { ms.statistics[l] = try KeyStatistics.cached(in: dir, model: m, tokenizer: tok, texts: text, layer: l, maxTokens: statsTokens).0 }
-            let scorer = EditScorer(model: m, tokenizer: tok)
-            let refs = try rs.map { $0.localityPrompts.isEmpty ? nil : try scorer.localityReference($0.localityPrompts) }
-            let before = try zip(rs, refs).map { try scorer.score($0.0, locality: $0.1) }
-            let t0 = Date()
-            let progress = ProgressLine(label: "memit")
-            let r = try MemitEditor.edit(model: m, tokenizer: tok, requests: rs, settings: ms) { progress.update($0, $1) }
-            progress.finish()
-            let seconds = Date().timeIntervalSince(t0)
-            for e in r.edits { try e.apply(to: m) }
-            let after = try zip(rs, refs).map { try scorer.score($0.0, locality: $0.1) }
-            var es = 0
-            for q in rs {
-                if let gt = q.groundTruth {
-                    let (p, t) = try scorer.encode(prompt: q.text, target: q.target)
-                    let (_, o) = try scorer.encode(prompt: q.text, target: gt)
-                    if try scorer.targetScore(prompt: p, target: t).meanLogProb > scorer.targetScore(prompt: p, target: o).meanLogProb { es += 1 }
-                }
-            }
-            print("memit: \(rs.count) facts in one edit of layers \(ls.map(String.init).joined(separator: ",")) in \(String(format: "%.1f", seconds)) s; efficacy score P(new) > P(true) \(es)/\(rs.count); greedy answer = target in \(zip(rs, after).filter { $0.1.answer == $0.0.target }.count)/\(rs.count)")
-            print(EditTable.render(before: EditBenchmark.mean(before), after: EditBenchmark.mean(after), answers: false))
-            return
-        }
         if let file = requests {
             var rs = try EditRequest.readJSONL(URL(fileURLWithPath: file))
             if let split { rs = rs.filter { $0.split == split } }
-            let r = try EditBenchmark.run(model: m, tokenizer: tok, requests: rs, method: compute)
-            print(detail, terminator: "")
+            guard !rs.isEmpty else { throw ValidationError("no records in \(file)\(split.map { " with split \($0)" } ?? "")") }
+            if method == .memit {
+                try memitAtOnce(rs, editors: editors, progress: memitProgress!, note: note)
+                return
+            }
+            let r = try EditBenchmark.run(model: m, tokenizer: tok, requests: rs) { try editors.edits(method, $0) }
+            note(editors.notes)
+            if json {
+                try printJSON(BenchmarkJSON(method: method.rawValue, protocol: "single", requests: r.requests, secondsPerEdit: r.secondsPerEdit,
+                                            reachedTarget: r.answerChanged, before: r.before, after: r.after))
+                return
+            }
             print("\(method.rawValue) on \(r.requests) edits (single-edit protocol), \(String(format: "%.2f", r.secondsPerEdit)) s per edit; greedy answer = target in \(r.answerChanged)/\(r.requests)")
             print(EditTable.render(before: r.before, after: r.after, answers: false))
             return
@@ -164,29 +89,108 @@ struct EditCommand: ParsableCommand {
         if let f = localityPrompts { loc = try EditRequest.readPrompts(URL(fileURLWithPath: f)) }
         let request = EditRequest(prompt: prompt, subject: subject, target: target, paraphrases: paraphrase, localityPrompts: loc)
         try request.validate()
+        if method == .rome { _ = try request.keySubject() }
         let scorer = EditScorer(model: m, tokenizer: tok)
         let reference = loc.isEmpty ? nil : try scorer.localityReference(loc)
         let before = try scorer.score(request, locality: reference)
         let t0 = Date()
-        let edits = try compute(request)
+        let edits = try editors.edits(method, request)
         let seconds = Date().timeIntervalSince(t0)
         for e in edits { try e.apply(to: m) }
         let after = try scorer.score(request, locality: reference)
         let norm = edits.reduce(0.0) { $0 + $1.frobeniusNorm * $1.frobeniusNorm }.squareRoot()
+        let maxAbs = edits.map(\.maxAbs).max() ?? 0
         let what = edits.count == 1 ? edits[0].weight : "\(edits.count) matrices"
-        print("\(method.rawValue) edit of \(what) in \(String(format: "%.2f", seconds)) s: |dW|_F = \(String(format: "%.4g", norm)), max |dW| = \(String(format: "%.3g", edits.map(\.maxAbs).max() ?? 0))")
-        print(detail + lastLoss, terminator: "")
-        print(EditTable.render(before: before, after: after))
+        // Reached = every target token is the argmax after the prompt (teacher forced), i.e. the
+        // greedy continuation is the target.
+        let reached = after.efficacy == 1
+        let failure = reached ? nil : EditFailed(method: method.rawValue, target: target, answer: after.answer, efficacy: after.efficacy)
+        let writes = reached || allowFailed
+        if json {
+            note(editors.notes + editors.lastDetail)
+            try printJSON(SingleEditJSON(method: method.rawValue, weights: edits.map(\.weight), seconds: seconds, updateNorm: norm, updateMaxAbs: Double(maxAbs),
+                                         before: before, after: after, reachedTarget: reached, output: writes ? output : nil))
+        } else {
+            print("\(method.rawValue) edit of \(what) in \(String(format: "%.2f", seconds)) s: |dW|_F = \(String(format: "%.4g", norm)), max |dW| = \(String(format: "%.3g", maxAbs))")
+            print(editors.notes + editors.lastDetail, terminator: "")
+            print(EditTable.render(before: before, after: after))
+        }
+        if let failure {
+            // The report first, then the verdict, also when both streams go to one pipe.
+            fflush(nil)
+            guard allowFailed else { throw failure }
+            FileHandle.standardError.write(Data("warning: \(failure.description); writing the model anyway (--allow-failed)\n".utf8))
+        }
         let source = loaded.directory ?? (URL(fileURLWithPath: model).hasDirectoryPath || FileManager.default.fileExists(atPath: model + "/config.json")
             ? URL(fileURLWithPath: model) : URL(fileURLWithPath: model).deletingLastPathComponent())
         try out.write { staging in
             try m.writeFolder(into: staging, sideFilesFrom: source, metadata: ["format": "pt", "weightsmith.edit": "\(method.rawValue) \(what)"],
                              allowNonFinite: nonFinite.allowNonFinite)
         }
-        print("wrote \(output)")
+        if !json { print("wrote \(output)") }
     }
 
-    func fmt(_ x: Double?) -> String { x.map { String(format: "%.4f", $0) } ?? "-" }
+    /// MEMIT with every record in one edit: scores before and after, and CounterFact's efficacy score.
+    func memitAtOnce(_ rs: [EditRequest], editors: Editors, progress: ProgressLine, note: (String) -> Void) throws {
+        let m = editors.model
+        let scorer = EditScorer(model: m, tokenizer: editors.tokenizer)
+        let refs = try rs.map { $0.localityPrompts.isEmpty ? nil : try scorer.localityReference($0.localityPrompts) }
+        let before = try zip(rs, refs).map { try scorer.score($0.0, locality: $0.1) }
+        let t0 = Date()
+        let edits = try editors.memitBatch(rs)
+        progress.finish()
+        let seconds = Date().timeIntervalSince(t0)
+        for e in edits { try e.apply(to: m) }
+        let after = try zip(rs, refs).map { try scorer.score($0.0, locality: $0.1) }
+        let es = try rs.reduce(0.0) { $0 + (try scorer.counterFact($1).efficacyScore ?? 0) }
+        let reached = zip(rs, after).filter { $0.1.answer == $0.0.target }.count
+        note(editors.notes)
+        if json {
+            try printJSON(BenchmarkJSON(method: "memit", protocol: "batch", requests: rs.count, secondsPerEdit: seconds / Double(rs.count),
+                                        reachedTarget: reached, before: EditBenchmark.mean(before), after: EditBenchmark.mean(after)))
+            return
+        }
+        print("memit: \(rs.count) facts in one edit of layers \(editors.memitLayers.map(String.init).joined(separator: ",")) in \(String(format: "%.1f", seconds)) s; efficacy score P(new) > P(true) \(Int(es))/\(rs.count); greedy answer = target in \(reached)/\(rs.count)")
+        print(EditTable.render(before: EditBenchmark.mean(before), after: EditBenchmark.mean(after), answers: false))
+    }
+}
+
+/// An edit whose target is not the model's greedy continuation afterwards.
+struct EditFailed: Error, CustomStringConvertible {
+    var method: String, target: String, answer: String, efficacy: Double
+    var description: String {
+        "the \(method) edit failed: the model continues with \"\(answer)\" instead of \"\(target)\" (target-token accuracy \(String(format: "%.3f", efficacy))); nothing written (--allow-failed writes it anyway)"
+    }
+}
+
+struct SingleEditJSON: Encodable {
+    var method: String
+    var weights: [String]
+    var seconds: Double
+    var updateNorm: Double
+    var updateMaxAbs: Double
+    var before: EditScores
+    var after: EditScores
+    var reachedTarget: Bool
+    var output: String?
+}
+
+struct BenchmarkJSON: Encodable {
+    var method: String
+    var `protocol`: String
+    var requests: Int
+    var secondsPerEdit: Double
+    var reachedTarget: Int
+    var before: EditScores
+    var after: EditScores
+}
+
+/// Sorted keys, snake_case, one object on stdout.
+func printJSON<T: Encodable>(_ value: T) throws {
+    let enc = JSONEncoder()
+    enc.outputFormatting = [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes]
+    enc.keyEncodingStrategy = .convertToSnakeCase
+    print(String(decoding: try enc.encode(value), as: UTF8.self))
 }
 
 enum EditTable {

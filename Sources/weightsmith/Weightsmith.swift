@@ -18,7 +18,7 @@ struct Weightsmith: AsyncParsableCommand {
             FinetuneCommand.self,
             ConvertGGUFCommand.self, ConvertLTSFTCommand.self, MergeAdapterCommand.self,
             MergeCommand.self, TaskVectorCommand.self, ComposeCommand.self,
-            EditCommand.self, TrainEditorCommand.self, FactsCommand.self,
+            EditCommand.self, EditEvalCommand.self, TrainEditorCommand.self, FactsCommand.self,
             SoupCommand.self, SearchCommand.self,
             GraftCommand.self, MasksCommand.self,
             RepairCommand.self, InterferenceCommand.self,

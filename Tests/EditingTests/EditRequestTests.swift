@@ -35,6 +35,13 @@ final class EditRequestTests: XCTestCase {
         XCTAssertEqual(EditRequest(prompt: "The capital of France is", target: " Rome").resolvedSubject, "France")
         XCTAssertEqual(EditRequest(prompt: "The job of Olga Holm is", target: " chef").resolvedSubject, "Olga Holm")
         XCTAssertEqual(EditRequest(prompt: "what is this", target: " x").resolvedSubject, "what is this")
+        // ROME and MEMIT key on the subject: a lowercase prompt gives nothing to guess from, and
+        // they refuse it instead of keying on the prompt's last token.
+        let lower = EditRequest(prompt: "the capital of france is", target: " Rome")
+        XCTAssertNil(lower.guessedSubject)
+        XCTAssertThrowsError(try lower.keySubject()) { XCTAssertTrue("\($0)".contains("cannot guess the subject of \"the capital of france is\""), "\($0)") }
+        XCTAssertEqual(try EditRequest(prompt: "the capital of france is", subject: "france", target: " Rome").keySubject(), "france")
+        XCTAssertEqual(try EditRequest(prompt: "The capital of France is", target: " Rome").keySubject(), "France")
         XCTAssertThrowsError(try EditRequest(prompt: "The capital of France is", subject: "Spain", target: " Rome").validate())
     }
 }
