@@ -41,12 +41,18 @@ enum ConfigPreflight {
         return nil
     }
 
-    /// Equal as settings: numbers compare by value (10000 and 10000.0 agree).
+    /// Equal as settings: numbers compare by value (10000 and 10000.0 agree) and up to float32
+    /// rounding (a GGUF stores 1e-5 as 9.9999997e-6).
     static func same(_ a: JSONValue, _ b: JSONValue) -> Bool {
-        switch (a, b) {
-        case let (.integer(x), .number(y)), let (.number(y), .integer(x)): return Double(x) == y
-        default: return a == b
+        func number(_ v: JSONValue) -> Double? {
+            switch v {
+            case let .integer(x): return Double(x)
+            case let .number(x): return x
+            default: return nil
+            }
         }
+        if let x = number(a), let y = number(b) { return x == y || abs(x - y) <= 1e-6 * max(abs(x), abs(y)) }
+        return a == b
     }
 
     static func shown(_ v: JSONValue) -> String { JSONText.string(v).replacingOccurrences(of: "\n", with: " ") }

@@ -55,6 +55,7 @@ final class RecipeTokenizerTests: XCTestCase {
         // Integer and floating spellings of one number agree.
         config["hidden_act"] = "silu"
         config["rope_parameters"] = ["rope_theta": 10000, "rope_type": "default"]
+        config["rms_norm_eps"] = Double(Float(1e-5))  // as a GGUF stores it
         try JSONSerialization.data(withJSONObject: config).write(to: url)
         XCTAssertEqual(try plan("").problems, [])
     }
