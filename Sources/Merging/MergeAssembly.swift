@@ -69,7 +69,7 @@ extension MergeParts {
             guard r.shards.map(\.file) == expected.map(\.file), r.shards.map(\.bytes) == expected.map(\.bytes) else {
                 throw MergePartsError.badPart(file: url.path, reason: "lists shards \(r.shards.map(\.file)), but part \(part) of this plan writes \(expected.map(\.file)) (the receipt was edited); rerun part \(part)")
             }
-            try verify(r, in: out, file: file)
+            try verify(r, in: out)
         }
 
         let writer = try layout(plan, settings: file.settings, directory: out)

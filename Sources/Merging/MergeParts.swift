@@ -158,7 +158,7 @@ public enum MergeParts {
         let names = mine.map { file.shards[$0].file }
         let bytes = mine.reduce(0) { $0 + file.shards[$1].bytes }
         if let r = try? PartReceipt.read(receiptURL), r.planID == file.id, r.index == part.index, r.count == part.count,
-           r.shards.map(\.file) == names, (try? verify(r, in: out, file: file)) != nil {
+           r.shards.map(\.file) == names, (try? verify(r, in: out)) != nil {
             return PartReport(part: part, output: out, shards: names, bytes: bytes, seconds: Date().timeIntervalSince(start), alreadyComplete: true)
         }
         // A previous attempt of this part (killed) left temporary files of its shards: they are ours.
@@ -198,7 +198,7 @@ public enum MergeParts {
     }
 
     /// Checks that each shard of a receipt has the recorded size and SHA-256 (re-hashing the file).
-    static func verify(_ r: PartReceipt, in out: URL, file: MergePlanFile) throws {
+    static func verify(_ r: PartReceipt, in out: URL) throws {
         let part = "\(r.index)/\(r.count)"
         for s in r.shards {
             let url = out.appendingPathComponent(s.file)
