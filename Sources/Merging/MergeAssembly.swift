@@ -55,6 +55,7 @@ extension MergeParts {
         guard missing.isEmpty else { throw MergePartsError.missingParts(output: out.path, parts: missing, count: n) }
 
         let assigned = assignment(shardBytes: file.shards.map(\.bytes), parts: n)
+        var checked: [PartReceipt] = []
         for i in 1...n {
             let part = try PartNumber(index: i, count: n)
             let url = out.appendingPathComponent(part.receiptName)
@@ -69,8 +70,9 @@ extension MergeParts {
             guard r.shards.map(\.file) == expected.map(\.file), r.shards.map(\.bytes) == expected.map(\.bytes) else {
                 throw MergePartsError.badPart(file: url.path, reason: "lists shards \(r.shards.map(\.file)), but part \(part) of this plan writes \(expected.map(\.file)) (the receipt was edited); rerun part \(part)")
             }
-            try verify(r, in: out, file: file)
+            checked.append(r)
         }
+        try verify(checked, in: out)
 
         let writer = try layout(plan, settings: file.settings, directory: out)
         try writer.writeIndex()

@@ -419,6 +419,18 @@ final class MergePartsTests: XCTestCase {
         XCTAssertThrowsError(try MergePlanFile.load(edited)) { e in
             guard case .planEdited(edited.path, file.id, _)? = e as? MergePartsError else { return XCTFail("\(e)") }
         }
+        // Edited with its id recomputed (as a plan from another planner would be): the job list no
+        // longer is the recipe's plan, and every part refuses it before any work.
+        let value = try StrictJSONParser.parse(Array(text.replacingOccurrences(of: "\"density\": 0.5", with: "\"density\": 0.6").utf8))
+        guard case let .object(members) = value else { return XCTFail("not an object") }
+        let content = JSONValue.object(members.filter { $0.key != "plan_id" })
+        let rehashed = JSONValue.object([("plan_id", .string(MergePlanFile.hash(content)))] + members.filter { $0.key != "plan_id" })
+        try Data((JSONText.string(rehashed) + "\n").utf8).write(to: edited)
+        let forged = try MergePlanFile.load(edited)
+        XCTAssertThrowsError(try runPart(forged, 1, of: 2)) { e in
+            XCTAssertEqual(e as? MergePartsError, .planChanged(path: edited.path, section: "\"shards\" section"))
+        }
+        XCTAssertFalse(fm.fileExists(atPath: dir.appendingPathComponent("parts/out").path), "refused before the output folder was made")
         try Data("{\"plan_id\": \"x\"}".utf8).write(to: edited)
         XCTAssertThrowsError(try MergePlanFile.load(edited)) { e in
             guard case .badPlanFile? = e as? MergePartsError else { return XCTFail("\(e)") }
