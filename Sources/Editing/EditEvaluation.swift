@@ -15,7 +15,9 @@ public struct RequestScores: Sendable, Equatable, Codable {
 /// `EditScores.efficacy`, `.paraphrase`, `.locality`, as `EditBenchmark` reports them);
 /// the CounterFact scores and `generationEntropy` (in bits, the papers print × 100) as in
 /// `CounterFactScores` and `GenerationEntropy`; `reachedTarget` counts the records whose greedy
-/// answer is the target; `secondsPerEdit` is the time spent computing edits (nil: none made).
+/// answer is the target; `secondsPerEdit` is the time spent computing edits (nil: none made);
+/// `perplexity` that of the evaluation's text (nil without one; single-edit rows: the mean over
+/// the edited models).
 public struct EditEvaluationRow: Sendable, Equatable, Codable {
     public var name: String
     public var edits: Int
@@ -30,8 +32,10 @@ public struct EditEvaluationRow: Sendable, Equatable, Codable {
     public var locality: Double?
     public var reachedTarget: Int
     public var secondsPerEdit: Double?
+    public var perplexity: Double?
 
-    public init(name: String, edits: Int, scores: [RequestScores], requests: [EditRequest], seconds: Double?) {
+    public init(name: String, edits: Int, scores: [RequestScores], requests: [EditRequest], seconds: Double?, perplexity: Double? = nil) {
+        self.perplexity = perplexity
         self.name = name; self.edits = edits; self.requests = scores.count
         let cf = CounterFactScores.mean(scores.map(\.counterFact))
         efficacyScore = cf.efficacyScore; efficacyMagnitude = cf.efficacyMagnitude
@@ -61,6 +65,10 @@ public final class EditEvaluation {
     public let requests: [EditRequest]
     /// New tokens generated from each generation prompt for the entropy (0: not measured).
     public let generationTokens: Int
+    /// A text whose perplexity each row reports (windows of `perplexityWindow` tokens, at most the
+    /// model's context): how much an edit disturbs the model's language modelling in general.
+    public var perplexityText: String?
+    public var perplexityWindow = 256
     let scorer: EditScorer
     let references: [LocalityReference?]
 
@@ -81,26 +89,35 @@ public final class EditEvaluation {
                              generationEntropy: try scorer.generationEntropy(r.generationPrompts, tokens: generationTokens))
     }
 
+    /// The perplexity of `perplexityText` under the model as it is now (nil without a text).
+    public func perplexity() throws -> Double? {
+        guard let text = perplexityText else { return nil }
+        let window = max(2, min(perplexityWindow, model.config.maxPositions))
+        return try Evaluator(model: model, tokenizer: tokenizer).perplexity(text: text, window: window).perplexity
+    }
+
     public func unedited(progress: ((Int, Int) -> Void)? = nil) throws -> EditEvaluationRow {
         var s: [RequestScores] = []
         for i in requests.indices { s.append(try score(i)); progress?(i + 1, requests.count) }
-        return EditEvaluationRow(name: "unedited", edits: 0, scores: s, requests: requests, seconds: nil)
+        return EditEvaluationRow(name: "unedited", edits: 0, scores: s, requests: requests, seconds: nil, perplexity: try perplexity())
     }
 
     public func single(name: String, method: (EditRequest) throws -> [WeightEdit], progress: ((Int, Int) -> Void)? = nil) throws -> EditEvaluationRow {
         let snapshot = WeightSnapshot(model: model)
         defer { snapshot.restore() }
-        var s: [RequestScores] = [], seconds = 0.0
+        var s: [RequestScores] = [], seconds = 0.0, ppl = 0.0
         for (i, r) in requests.enumerated() {
             let t0 = Date()
             let edits = try method(r)
             seconds += Date().timeIntervalSince(t0)
             for e in edits { try snapshot.apply(e) }
             s.append(try score(i))
+            ppl += try perplexity() ?? 0
             snapshot.restore()
             progress?(i + 1, requests.count)
         }
-        return EditEvaluationRow(name: name, edits: requests.count, scores: s, requests: requests, seconds: seconds)
+        return EditEvaluationRow(name: name, edits: requests.count, scores: s, requests: requests, seconds: seconds,
+                                 perplexity: perplexityText == nil ? nil : ppl / Double(requests.count))
     }
 
     /// Rows after every `every` edits (nil or 0: only after the last), each over the requests
@@ -124,7 +141,7 @@ public final class EditEvaluation {
                 var s: [RequestScores] = []
                 for j in 0...i { s.append(try score(j)); done += 1; progress?(done, total) }
                 rows.append(EditEvaluationRow(name: i + 1 == n ? name : "\(name) @\(i + 1)", edits: i + 1, scores: s,
-                                              requests: Array(requests[0...i]), seconds: seconds))
+                                              requests: Array(requests[0...i]), seconds: seconds, perplexity: try perplexity()))
             }
         }
         return rows
@@ -139,6 +156,6 @@ public final class EditEvaluation {
         for e in edits { try snapshot.apply(e) }
         var s: [RequestScores] = []
         for i in requests.indices { s.append(try score(i)); progress?(i + 1, requests.count) }
-        return EditEvaluationRow(name: name, edits: requests.count, scores: s, requests: requests, seconds: seconds)
+        return EditEvaluationRow(name: name, edits: requests.count, scores: s, requests: requests, seconds: seconds, perplexity: try perplexity())
     }
 }

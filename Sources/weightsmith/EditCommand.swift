@@ -13,7 +13,8 @@ struct EditCommand: ParsableCommand {
         Prints efficacy (teacher-forced target-token accuracy and the target's per-token probability), \
         paraphrase accuracy and locality (the share of the original model's greedy tokens on the \
         --locality-prompts that the model still predicts) before and after, and writes OUT (a Hugging \
-        Face folder, written atomically). ROME needs the subject (--subject, else the last capitalised \
+        Face folder, written atomically). An edit that does not reach its target (the greedy continuation \
+        is not the target) is reported as failed: exit status 1 and nothing written, unless --allow-failed. ROME needs the subject (--subject, else the last capitalised \
         words of the prompt); with --stats-corpus it uses key statistics C = E[kkᵀ] from that text \
         (cached in --stats-cache), else C = I. MEND needs a trained --editor (weightsmith train-editor). \
         With --requests FILE (JSONL edit records) instead of --prompt/--target, runs the single-edit \

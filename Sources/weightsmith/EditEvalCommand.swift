@@ -19,7 +19,8 @@ struct EditEvalCommand: ParsableCommand {
         per-token geometric mean probability); GE generation entropy of greedy generations from the \
         generation prompts (bits; ROME's tables print it × 100); rel / gen / loc: EasyEdit's \
         token-level reliability, generalization and locality (Wang et al. 2024); hit: records whose \
-        greedy answer is the target. The seconds per edit follow the table. Nothing is written.
+        greedy answer is the target; ppl: the perplexity of the --perplexity text. The seconds per edit follow the table. No model is written; with --stats-corpus the key \
+        statistics are cached (--stats-cache), as for edit.
         """)
 
     @Argument(help: "A model reference (as for edit).") var model: String
@@ -32,6 +33,8 @@ struct EditEvalCommand: ParsableCommand {
     @Option(name: .long, help: "With --sequential: also a row after every K edits (over the records edited so far).") var every: Int?
     @Flag(name: .long, help: "MEMIT: all records in one edit (the other methods keep their protocol).") var batch = false
     @Option(name: .long, help: "New tokens generated from each generation prompt for GE (0: not measured).") var generationTokens = 100
+    @Option(name: .long, help: "A text file whose perplexity each row reports (a ppl column; single-edit rows: the mean over the edits).") var perplexity: String?
+    @Option(name: .long, help: "Window of the --perplexity text in tokens (at most the model's context).") var window = 256
     @Flag(name: .long, help: "Print the rows as JSON on stdout.") var json = false
     @Flag(help: "No progress on stderr.") var quiet = false
     @OptionGroup(title: "Editor settings (as for edit)") var editorOptions: EditorOptions
@@ -67,12 +70,22 @@ struct EditEvalCommand: ParsableCommand {
             }
         }
 
+        var pplText: String? = nil
+        if let f = perplexity {
+            do { pplText = try String(contentsOfFile: f, encoding: .utf8) } catch {
+                throw ValidationError("cannot read --perplexity \(f): " + (FileManager.default.fileExists(atPath: f) ? "not UTF-8 text" : "no such file"))
+            }
+            guard pplText!.contains(where: { !$0.isWhitespace }) else { throw ValidationError("--perplexity \(f): no text to score (the file is empty)") }
+        }
+        if window < 2 { throw ValidationError("--window must be at least 2, got \(window)") }
         let loaded = try PretrainedModel(path: model, base: base)
         if !nonFinite.allowNonFinite { try loaded.model.requireFiniteWeights() }
         let m = loaded.model, tok = loaded.tokenizer
         let editors = try Editors(options: editorOptions, model: m, tokenizer: tok, methods: methods)
         if !quiet && !editors.notes.isEmpty { FileHandle.standardError.write(Data(editors.notes.utf8)) }
         let evaluation = try EditEvaluation(model: m, tokenizer: tok, requests: rs, generationTokens: generationTokens)
+        evaluation.perplexityText = pplText
+        evaluation.perplexityWindow = window
 
         func progress(_ label: String) -> ((Int, Int) -> Void) {
             let line = ProgressLine(label: label)
@@ -121,10 +134,12 @@ enum EditEvalTable {
             // No "-0.000" for a value that rounds to zero.
             return s.hasPrefix("-") && s.dropFirst().allSatisfy({ $0 == "0" || $0 == "." }) ? String(s.dropFirst()) : s
         }
-        let header = ["method", "edits", "ES", "EM", "PS", "NS", "GE", "rel", "gen", "loc", "hit"]
+        let ppl = rows.contains { $0.perplexity != nil }
+        let header = ["method", "edits", "ES", "EM", "PS", "NS", "GE", "rel", "gen", "loc", "hit"] + (ppl ? ["ppl"] : [])
         let body = rows.map { r in
             [r.name, "\(r.edits)", f(r.efficacyScore), f(r.efficacyMagnitude), f(r.paraphraseScore), f(r.neighbourhoodScore),
              f(r.generationEntropy, 2), f(r.reliability), f(r.generalization), f(r.locality), "\(r.reachedTarget)/\(r.requests)"]
+                + (ppl ? [f(r.perplexity, 2)] : [])
         }
         let all = [header] + body
         let widths = header.indices.map { c in all.map { $0[c].count }.max()! }

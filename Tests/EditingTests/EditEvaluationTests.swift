@@ -91,6 +91,26 @@ final class EditEvaluationTests: XCTestCase {
         XCTAssertEqual(parameters(pm.model), before)
     }
 
+    /// The perplexity column: the unedited row's is the Evaluator's on the same text; an edit that
+    /// changes nothing keeps it; accumulated ROME edits change it.
+    func testPerplexity() throws {
+        let pm = try familyBase()
+        let rs = try records(pm, 3)
+        let text = try familyCorpus().prefix(40).joined(separator: "\n")
+        let ev = try EditEvaluation(model: pm.model, tokenizer: pm.tokenizer, requests: rs, generationTokens: 0)
+        XCTAssertNil(try ev.unedited().perplexity)
+        ev.perplexityText = text
+        ev.perplexityWindow = 64
+        let u = try ev.unedited()
+        let want = try Evaluator(model: pm.model, tokenizer: pm.tokenizer).perplexity(text: text, window: 64).perplexity
+        XCTAssertEqual(try XCTUnwrap(u.perplexity), want, accuracy: 1e-9)
+        XCTAssertGreaterThan(want, 1)
+        XCTAssertEqual(try ev.single(name: "none", method: { _ in [] }).perplexity!, want, accuracy: 1e-9)
+        let seq = try ev.sequential(name: "rome", method: rome(pm))
+        XCTAssertNotEqual(try XCTUnwrap(seq.last!.perplexity), want)
+        XCTAssertEqual(try XCTUnwrap(ev.perplexity()), want, accuracy: 1e-9)
+    }
+
     func testSnapshotRestoresBitExactly() throws {
         let pm = try familyBase()
         let before = parameters(pm.model)
