@@ -36,11 +36,14 @@ struct EditCommand: ParsableCommand {
 
     @Flag(name: .long, help: "Replace OUT when it is a previous weightsmith output.") var force = false
     @OptionGroup var nonFinite: NonFiniteOption
+    @OptionGroup var threading: ThreadsOption
+    @OptionGroup var quietOption: QuietOption
 
     @Flag(name: .long, help: "Write OUT even when the edit does not reach its target (by default a failed edit exits with status 1 and writes nothing).") var allowFailed = false
     @Flag(name: .long, help: "Print the result as JSON on stdout (notes go to stderr).") var json = false
 
     func run() throws {
+        try threading.apply()
         // The output path is checked (and locked) before anything is loaded or computed; see OutputFolder.
         var out: OutputFolder? = nil
         if requests == nil {
@@ -56,10 +59,10 @@ struct EditCommand: ParsableCommand {
         let loaded = try PretrainedModel(path: model, base: base)
         if !nonFinite.allowNonFinite { try loaded.model.requireFiniteWeights() }
         let m = loaded.model, tok = loaded.tokenizer
-        let memitProgress = method == .memit ? ProgressLine(label: "memit") : nil
+        let memitProgress = method == .memit && !quietOption.quiet ? ProgressLine(label: "memit") : nil
         let editors = try Editors(options: editorOptions, model: m, tokenizer: tok, methods: [method], memitProgress: memitProgress)
         func note(_ text: String) {
-            if text.isEmpty { return }
+            if text.isEmpty || quietOption.quiet { return }
             if json { FileHandle.standardError.write(Data(text.utf8)) } else { print(text, terminator: "") }
         }
 

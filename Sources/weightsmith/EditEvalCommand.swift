@@ -39,8 +39,10 @@ struct EditEvalCommand: ParsableCommand {
     @Flag(help: "No progress on stderr.") var quiet = false
     @OptionGroup(title: "Editor settings (as for edit)") var editorOptions: EditorOptions
     @OptionGroup var nonFinite: NonFiniteOption
+    @OptionGroup var threading: ThreadsOption
 
     func run() throws {
+        try threading.apply()
         var methods: [EditMethod] = []
         for name in method.split(separator: ",").map({ $0.trimmingCharacters(in: .whitespaces) }) {
             guard let m = EditMethod(rawValue: name) else {

@@ -53,13 +53,13 @@ final class CommandLineFlagTableTests: XCTestCase {
 
     /// Commands that write a model, adapter, delta, mask or data file.
     static let writers = ["convert", "convert-gguf", "convert-lt-sft", "extract-lora", "finetune", "merge-adapter", "merge",
-                          "task-vector extract", "compose", "train-editor", "facts make", "soup", "search", "graft", "repair"]
+                          "task-vector extract", "compose", "edit", "train-editor", "facts make", "soup", "search", "graft", "repair"]
     /// Commands that compute enough for the thread count to matter.
     static let computing = ["convert", "convert-gguf", "extract-lora", "finetune", "merge-adapter", "merge", "task-vector extract",
-                            "compose", "train-editor", "facts make", "soup", "search", "graft", "repair", "spectrum", "compare",
+                            "compose", "edit", "edit-eval", "train-editor", "facts make", "soup", "search", "graft", "repair", "spectrum", "compare",
                             "eval", "generate", "interference"]
     /// Commands that print a report a script may want to read.
-    static let reporting = ["inspect", "spectrum", "compare", "extract-lora", "eval", "merge-adapter", "soup", "graft", "repair", "interference"]
+    static let reporting = ["edit", "edit-eval", "inspect", "spectrum", "compare", "extract-lora", "eval", "merge-adapter", "soup", "graft", "repair", "interference"]
 
     func testOneSpellingPerIdea() throws {
         let t = try table()
