@@ -1,3 +1,4 @@
+import Foundation
 import ArgumentParser
 import Merging
 import Tensors
@@ -23,4 +24,30 @@ struct ThreadsOption: ParsableArguments {
 struct QuietOption: ParsableArguments {
     @Flag(help: "No progress lines or notes: only the result and errors.")
     var quiet = false
+}
+
+/// The `--json` report of a command that wrote a merged folder (merge, compose): snake_case keys
+/// as in `eval` and `inspect`.
+struct WrittenFolderJSON: Encodable {
+    let output: String
+    let tensors: Int
+    let bytes: Int
+    let seconds: Double
+    let files: [String]
+    let notes: [String]
+
+    init(_ report: MergeReport, notes: [String]) {
+        output = report.outputDirectory.path
+        tensors = report.tensors
+        bytes = report.outputBytes
+        seconds = (report.seconds * 1000).rounded() / 1000
+        files = report.files
+        self.notes = notes
+    }
+
+    func printed() throws {
+        let e = JSONEncoder()
+        e.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        print(String(decoding: try e.encode(self), as: UTF8.self))
+    }
 }

@@ -54,6 +54,7 @@ struct ComposeCommand: ParsableCommand {
     @Flag(help: "Replace the output folder if it exists.") var force = false
     @Flag(help: "Skip the SHA-256 of the inputs in the model card.") var noHash = false
     @Flag(help: "No progress output.") var quiet = false
+    @Flag(help: "Print the result as JSON (output, tensors, bytes, seconds, files, notes) instead of the \"wrote\" line.") var json = false
     @Option(help: "Search the shared scale of the coefficients on a grid: lambda=LO:HI:STEP.") var search: String?
     @Option(name: .long, help: "Held-out JSONL for --search (repeatable; the score is the mean over the sets).") var heldOut: [String] = []
     @Option(help: "What --search minimises: nll or em (ties in em broken by nll, then the smaller λ).") var metric: String = "nll"
@@ -90,6 +91,7 @@ struct ComposeCommand: ParsableCommand {
         let report = try MergeExecutor.run(plan, to: URL(fileURLWithPath: output),
                                            options: { var o = ExecutionOptions(hashInputs: !noHash, progress: !quiet, overwrite: force); o.command = "compose"
                                                o.allowNonFinite = nonFinite.allowNonFinite; return o }())
+        if json { return try WrittenFolderJSON(report, notes: plan.notes).printed() }
         print("wrote \(report.outputDirectory.path): \(report.files.joined(separator: ", "))")
     }
 

@@ -78,6 +78,9 @@ struct MergeCommand: ParsableCommand {
     @Flag(help: "No progress output.")
     var quiet = false
 
+    @Flag(help: "Print the result as JSON (output, tensors, bytes, seconds, files, notes) instead of the \"wrote\" line.")
+    var json = false
+
     @Flag(help: "Accept SLERP's t outside [0, 1] (extrapolation beyond the models).")
     var allowExtrapolation = false
 
@@ -144,6 +147,7 @@ struct MergeCommand: ParsableCommand {
                                     hashInputs: !noHash, progress: !quiet, overwrite: force)
         exec.allowNonFinite = nonFinite.allowNonFinite
         let report = try MergeExecutor.run(plan, to: URL(fileURLWithPath: outPath), options: exec)
+        if json { return try WrittenFolderJSON(report, notes: plan.notes).printed() }
         print("wrote \(report.outputDirectory.path): \(report.files.joined(separator: ", "))")
     }
 

@@ -59,7 +59,7 @@ final class CommandLineFlagTableTests: XCTestCase {
                             "compose", "edit", "edit-eval", "train-editor", "facts make", "soup", "search", "graft", "repair", "spectrum", "compare",
                             "eval", "generate", "interference"]
     /// Commands that print a report a script may want to read.
-    static let reporting = ["edit", "edit-eval", "inspect", "spectrum", "compare", "extract-lora", "eval", "merge-adapter", "soup", "graft", "repair", "interference"]
+    static let reporting = ["merge", "compose", "edit", "edit-eval", "inspect", "spectrum", "compare", "extract-lora", "eval", "merge-adapter", "soup", "graft", "repair", "interference"]
 
     func testOneSpellingPerIdea() throws {
         let t = try table()
@@ -88,6 +88,9 @@ final class CommandLineFlagTableTests: XCTestCase {
     }
 
     func testThreadsAndQuietBehave() throws {
+        let tmp = FileManager.default.temporaryDirectory.appendingPathComponent("ws-flags-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: tmp, withIntermediateDirectories: true)
+        addTeardownBlock { try? FileManager.default.removeItem(at: tmp) }
         let bad = try Self.run(["eval", "fixtures/merge/base", "fixtures/merge/eval/add.jsonl", "--threads", "0"])
         XCTAssertNotEqual(bad.status, 0)
         XCTAssertTrue(bad.err.contains("--threads must be between 1 and 4096"), bad.err)
@@ -97,11 +100,18 @@ final class CommandLineFlagTableTests: XCTestCase {
         XCTAssertEqual(one.out, two.out, "the thread count must not change the result")
         XCTAssertTrue(one.out.contains("mean NLL"), one.out)
         XCTAssertEqual(one.err, "")
+        // merge --json: one JSON object with the folder's facts.
+        let mj = try Self.run(["merge", "--method", "linear", "fixtures/merge/ft-a", "fixtures/merge/ft-b", "-o",
+                               tmp.appendingPathComponent("m").path, "--json", "--quiet"])
+        XCTAssertEqual(mj.status, 0, mj.err)
+        let obj = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(mj.out.utf8)) as? [String: Any], mj.out)
+        XCTAssertEqual(obj["tensors"] as? Int, 21)
+        XCTAssertEqual(obj["bytes"] as? Int, 427_264)
+        XCTAssertTrue((obj["files"] as? [String] ?? []).contains("model.safetensors"))
+        XCTAssertEqual(obj["output"] as? String, tmp.appendingPathComponent("m").path)
         // finetune --quiet prints only the result line.
-        let tmp = FileManager.default.temporaryDirectory.appendingPathComponent("ws-flags-\(UUID().uuidString)")
-        addTeardownBlock { try? FileManager.default.removeItem(at: tmp) }
         let ft = try Self.run(["finetune", "fixtures/merge/base", "fixtures/merge/eval/add.jsonl", "--mode", "lora", "--steps", "2",
-                               "-o", tmp.path, "--quiet", "--threads", "1"])
+                               "-o", tmp.appendingPathComponent("ft").path, "--quiet", "--threads", "1"])
         XCTAssertEqual(ft.status, 0, ft.err)
         XCTAssertEqual(ft.out.split(separator: "\n").count, 1, ft.out)
         XCTAssertTrue(ft.out.hasPrefix("wrote"), ft.out)
