@@ -13,13 +13,14 @@ struct TaskVectorCommand: ParsableCommand {
     struct Extract: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Write TUNED − BASE as a checkpoint folder (usable by compose).",
-            discussion: "Example: weightsmith task-vector extract base ft-math -o tv-math --top-k 0.2"
+            discussion: "Example: weightsmith task-vector extract base ft-math -o tv-math --density 0.2"
         )
 
         @Argument(help: "The base model.") var base: String
         @Argument(help: "The fine-tuned model.") var tuned: String
         @Option(name: [.short, .customLong("output")], help: "Output folder.") var output: String
-        @Option(help: "Keep only this fraction of entries per tensor, the largest magnitudes (0 < k ≤ 1); others are stored as 0.")
+        @Option(name: [.customLong("density"), .customLong("top-k", withSingleDash: false)],
+                help: "Keep only this fraction of entries per tensor, the largest magnitudes (0 < d ≤ 1, as TIES's density); others are stored as 0. --top-k is the former name of the same option.")
         var topK: Double = 1
         @Option(name: [.customLong("dtype"), .customLong("out-dtype")], help: "Storage dtype: f32, bf16, f16 (default: the base's). --out-dtype is the same option.") var outDtype: String?
         @Flag(help: "Print the plan, then stop.") var dryRun = false

@@ -81,6 +81,10 @@ final class CommandLineFlagTableTests: XCTestCase {
                     XCTAssertFalse(names.contains(bad), "\(c): --\(bad)")
                 }
             }
+            // A fraction is a density; --top-k counts (spectrum, compare, repair) except as a former name.
+            for names in opts where names.contains("top-k") && !["spectrum", "compare", "repair"].contains(c) {
+                XCTAssertTrue(names.contains("density"), "\(c): --top-k names a fraction; call it --density")
+            }
             // No option is declared twice under one name.
             let flat = opts.flatMap { $0 }
             XCTAssertEqual(flat.count, Set(flat).count, "\(c): \(flat)")
