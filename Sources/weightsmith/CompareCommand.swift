@@ -35,8 +35,11 @@ struct CompareCommand: ParsableCommand {
         var fts = try lora.map { try FineTune.open(path: $0, lora: true) } + full.map { try FineTune.open(path: $0, lora: false, base: base) }
         // Labels must be distinct: fall back to the full path when two folders share a name.
         if Set(fts.map(\.label)).count != fts.count { for i in fts.indices { fts[i].label = fts[i].path } }
+        let total = try SpectralAnalysis.selectMatrices(base: baseCkpt, fineTunes: fts, modules: options.modules).count
+        let progress = SharedProgress.onTerminal(label: "compare: matrices", total: total, quiet: quiet)
         let report = try SpectralAnalysis.run(base: baseCkpt, fineTunes: fts, modules: options.modules,
-                                              options: try options.spectralOptions(), jobs: options.workerCount())
+                                              options: try options.spectralOptions(), jobs: options.workerCount(),
+                                              progress: tickProgress(progress))
         try options.emit(report, plotsFolder: plots)
     }
 }

@@ -20,3 +20,29 @@ final class ProgressLine {
 
     func finish() { if tty { FileHandle.standardError.write(Data("\n".utf8)) } }
 }
+
+/// A `ProgressLine` shared by parallel workers: each `tick()` counts one finished item.
+final class SharedProgress: @unchecked Sendable {
+    private let line: ProgressLine
+    private let lock = NSLock()
+    private var done = 0
+    let total: Int
+    init(label: String, total: Int) { line = ProgressLine(label: label); self.total = total }
+    func tick() {
+        lock.lock(); defer { lock.unlock() }
+        done += 1
+        line.update(done, total)
+        if done == total { line.finish() }
+    }
+
+    /// Progress for `total` items on a terminal (nil when stderr is not one, or with --quiet).
+    static func onTerminal(label: String, total: Int, quiet: Bool) -> SharedProgress? {
+        quiet || isatty(2) == 0 || total == 0 ? nil : SharedProgress(label: label, total: total)
+    }
+}
+
+/// The per-item callback of a library loop that reports item names, counting them on `progress`.
+func tickProgress(_ progress: SharedProgress?) -> (@Sendable (String) -> Void)? {
+    guard let progress else { return nil }
+    return { _ in progress.tick() }
+}

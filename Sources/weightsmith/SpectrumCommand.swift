@@ -34,8 +34,11 @@ struct SpectrumCommand: ParsableCommand {
         let plots = try options.preparePlots(inputs: [base, tuned, lora].compactMap { $0 })
         let baseCkpt = try ModelReference.open(base)
         let ft = lora != nil ? try FineTune.open(path: lora!, lora: true) : try FineTune.open(path: tuned!, lora: false, base: base)
+        let total = try SpectralAnalysis.selectMatrices(base: baseCkpt, fineTunes: [ft], modules: options.modules).count
+        let progress = SharedProgress.onTerminal(label: "spectrum: matrices", total: total, quiet: quiet)
         let report = try SpectralAnalysis.run(base: baseCkpt, fineTunes: [ft], modules: options.modules,
-                                              options: try options.spectralOptions(), jobs: options.workerCount())
+                                              options: try options.spectralOptions(), jobs: options.workerCount(),
+                                              progress: tickProgress(progress))
         try options.emit(report, plotsFolder: plots)
     }
 }
