@@ -49,7 +49,8 @@ public enum LoRAAdapterWriter {
     /// (a trained adapter's own alpha and rsLoRA flag); otherwise `lora_alpha = r` and patterns
     /// for the odd ranks are derived from the factors.
     public static func writeFiles(into directory: URL, modules: [Module], baseModelNameOrPath: String? = nil,
-                                  dtype: DType = .f32, metadata: [String: String]? = nil, config given: AdapterConfig? = nil) throws {
+                                  dtype: DType = .f32, metadata: [String: String]? = nil, config given: AdapterConfig? = nil,
+                                  allowNonFinite: Bool = false) throws {
         try validate(modules, path: directory.path)
         let ranks = modules.map { $0.a.shape[0] }
         var counts: [Int: Int] = [:]
@@ -69,7 +70,7 @@ public enum LoRAAdapterWriter {
             entries.append(TensorEntry(name: "base_model.model.\(m.name).lora_B.weight", dtype: dtype, shape: m.b.shape))
         }
         let writer = try SafetensorsWriter(url: directory.appendingPathComponent("adapter_model.safetensors"), entries: entries,
-                                           metadata: metadata ?? ["format": "pt"])
+                                           metadata: metadata ?? ["format": "pt"], allowNonFinite: allowNonFinite)
         for m in sorted {
             try writer.write("base_model.model.\(m.name).lora_A.weight", m.a)
             try writer.write("base_model.model.\(m.name).lora_B.weight", m.b)

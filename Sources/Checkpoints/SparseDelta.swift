@@ -109,7 +109,8 @@ public final class SparseDeltaWriter {
     private var next = 0
 
     /// Declares every tensor (name, dense shape, value dtype, number of kept entries) up front.
-    public init(url: URL, tensors: [(name: String, shape: Shape, dtype: DType, count: Int)], extraMetadata: [String: String] = [:]) throws {
+    public init(url: URL, tensors: [(name: String, shape: Shape, dtype: DType, count: Int)], extraMetadata: [String: String] = [:],
+                allowNonFinite: Bool = false) throws {
         self.url = url
         self.declared = tensors
         var entries: [TensorEntry] = []
@@ -132,7 +133,7 @@ public final class SparseDeltaWriter {
         metadata["version"] = SparseDelta.version
         metadata["index_order"] = "row-major"
         metadata["shapes"] = shapes
-        writer = try SafetensorsWriter(url: url, entries: entries, metadata: metadata)
+        writer = try SafetensorsWriter(url: url, entries: entries, metadata: metadata, allowNonFinite: allowNonFinite)
     }
 
     /// Writes the next declared tensor; indices are checked (ascending, in range) before writing.
@@ -154,8 +155,9 @@ public final class SparseDeltaWriter {
     public func finish() throws { try writer.finish() }
 
     /// Writes `tensors` to `url` in one call.
-    public static func write(_ tensors: [SparseDeltaTensor], to url: URL, extraMetadata: [String: String] = [:]) throws {
-        let w = try SparseDeltaWriter(url: url, tensors: tensors.map { ($0.name, $0.shape, $0.dtype, $0.indices.count) }, extraMetadata: extraMetadata)
+    public static func write(_ tensors: [SparseDeltaTensor], to url: URL, extraMetadata: [String: String] = [:], allowNonFinite: Bool = false) throws {
+        let w = try SparseDeltaWriter(url: url, tensors: tensors.map { ($0.name, $0.shape, $0.dtype, $0.indices.count) }, extraMetadata: extraMetadata,
+                                      allowNonFinite: allowNonFinite)
         for t in tensors { try w.write(t) }
         try w.finish()
     }

@@ -16,7 +16,7 @@ extension MendEditor {
 
     /// Writes the editor file at `url` (a path that does not exist, normally an `OutputFolder`
     /// staging path); the layout is described at `save(to:)`.
-    public func writeFile(to url: URL) throws {
+    public func writeFile(to url: URL, allowNonFinite: Bool = false) throws {
         var entries: [TensorEntry] = [], tensors: [(String, Tensor)] = []
         var meta: [String: String] = ["format": "weightsmith-mend", "layout": conv1D ? "conv1d" : "linear"]
         let names = try JSONSerialization.data(withJSONObject: weights)
@@ -34,7 +34,7 @@ extension MendEditor {
         }
         tensors.append(("edit_lrs", Tensor(shape: [editLRs.count], scalars: editLRs)))
         entries = tensors.map { TensorEntry(name: $0.0, dtype: .f32, shape: $0.1.shape) }
-        let w = try SafetensorsWriter(url: url, entries: entries, metadata: meta)
+        let w = try SafetensorsWriter(url: url, entries: entries, metadata: meta, allowNonFinite: allowNonFinite)
         for (n, t) in tensors { try w.write(n, t) }
         try w.finish()
     }

@@ -118,7 +118,7 @@ public struct GraftMask: Sendable, Equatable {
     }
 
     /// Writes `sparseDelta(pair)` to `url` (atomically) with `metadata` added to `__metadata__`.
-    public func writeSparseDelta(_ pair: GraftPair, to url: URL, metadata: [String: String]) throws {
-        try SparseDeltaWriter.write(sparseDelta(pair), to: url, extraMetadata: metadata)
+    public func writeSparseDelta(_ pair: GraftPair, to url: URL, metadata: [String: String], allowNonFinite: Bool = false) throws {
+        try SparseDeltaWriter.write(sparseDelta(pair), to: url, extraMetadata: metadata, allowNonFinite: allowNonFinite)
     }
 }

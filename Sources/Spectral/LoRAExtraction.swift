@@ -32,7 +32,7 @@ public enum LoRAExtraction {
     /// The output goes through `OutputFolder`, checked before any SVD: never an input, inside or
     /// above one; an existing adapter is replaced only with `force`, and only a weightsmith output.
     public static func extract(base: Checkpoint, tuned: Checkpoint, rank: Int, modules: String?, output: URL,
-                               baseName: String? = nil, force: Bool = false) throws -> Result {
+                               baseName: String? = nil, force: Bool = false, allowNonFinite: Bool = false) throws -> Result {
         let inputs = [base, tuned].flatMap(\.sourceURLs)
         let out = try OutputFolder.prepare(output, inputs: inputs, force: force, command: "extract-lora")
         let ft = FineTune(label: "tuned", path: tuned.path, source: .dense(tuned))
@@ -42,7 +42,8 @@ public enum LoRAExtraction {
         var skipped: [String] = []
         var kept = 0.0, total = 0.0
         for name in names {
-            let w0 = try base.tensor(name), w = try tuned.tensor(name)
+            let w0 = try SpectralAnalysis.finite(try base.tensor(name), name, base.path)
+            let w = try SpectralAnalysis.finite(try tuned.tensor(name), name, tuned.path)
             var d = w
             var changed = false
             for i in d.scalars.indices { d.scalars[i] -= w0.scalars[i]; if d.scalars[i] != 0 { changed = true } }
@@ -67,7 +68,7 @@ public enum LoRAExtraction {
         guard !mods.isEmpty else { throw SpectralError.noMatrices(reason: "every selected matrix is identical in base and tuned") }
         try out.write { staging in
             try LoRAAdapterWriter.writeFiles(into: staging, modules: mods, baseModelNameOrPath: baseName,
-                                             metadata: ["format": "pt", "weightsmith": "extract-lora rank \(rank)"])
+                                             metadata: ["format": "pt", "weightsmith": "extract-lora rank \(rank)"], allowNonFinite: allowNonFinite)
         }
         return Result(output: output.path, rank: rank, entries: entries, totalCapturedEnergy: total > 0 ? kept / total : 1, skippedUnchanged: skipped)
     }

@@ -26,6 +26,7 @@ public enum SpectralError: Error, CustomStringConvertible, Equatable {
     case shapeMismatch(tensor: String, fineTune: String, expected: Shape, actual: Shape)
     case invalidModuleRegex(String)
     case invalidOption(String)
+    case nonFinite(tensor: String, path: String, count: Int)
 
     public var description: String {
         switch self {
@@ -34,6 +35,8 @@ public enum SpectralError: Error, CustomStringConvertible, Equatable {
         case let .shapeMismatch(t, f, e, a): return "fine-tune \"\(f)\": tensor \"\(t)\" has shape \(a), the base has \(e)"
         case let .invalidModuleRegex(r): return "--modules: \"\(r)\" is not a valid regular expression"
         case let .invalidOption(m): return m
+        case let .nonFinite(t, p, n):
+            return "\(p): tensor \"\(t)\" has \(n) NaN/infinite value\(n == 1 ? "" : "s"); its singular values are undefined (repair the checkpoint, or leave the tensor out with --modules)"
         }
     }
 }
@@ -75,6 +78,13 @@ public enum SpectralAnalysis {
         return names
     }
 
+    /// `t` unchanged, or a `nonFinite` error naming the tensor and its file.
+    static func finite(_ t: Tensor, _ name: String, _ path: String) throws -> Tensor {
+        let bad = t.scalars.reduce(0) { $0 + ($1.isFinite ? 0 : 1) }
+        guard bad == 0 else { throw SpectralError.nonFinite(tensor: name, path: path, count: bad) }
+        return t
+    }
+
     /// Runs the per-matrix analysis for every selected matrix and fine-tune, `jobs` matrices at a time.
     public static func run(base: Checkpoint, fineTunes: [FineTune], modules: String? = nil, options: SpectralOptions,
                            jobs: Int = 1, progress: (@Sendable (String) -> Void)? = nil) throws -> SpectralReport {
@@ -90,17 +100,19 @@ public enum SpectralAnalysis {
             if results.failed { return }
             let name = names[idx]
             do {
-                let w0 = try base.tensor(name)
+                let w0 = try finite(try base.tensor(name), name, base.path)
                 var perFT: [MatrixAnalysis?] = []
                 for ft in fineTunes {
                     switch ft.source {
                     case let .dense(c):
-                        perFT.append(try analyzeMatrix(name: name, base: w0, tuned: .dense(try c.tensor(name)), options: options))
+                        perFT.append(try analyzeMatrix(name: name, base: w0, tuned: .dense(try finite(try c.tensor(name), name, ft.path)), options: options))
                     case let .lora(adapter):
                         guard let mod = adapter.module(forBaseTensor: name) else { perFT.append(nil); continue }
                         // fan_in_fan_out (Conv1D) stores the base as (in, out): normalise to (out, in).
                         let w0n = mod.baseIsTransposed && w0.shape == [mod.inFeatures, mod.outFeatures] ? w0.transposed() : w0
                         let (a, b) = try adapter.factors(mod)
+                        _ = try finite(a, mod.name + ".lora_A", ft.path)
+                        _ = try finite(b, mod.name + ".lora_B", ft.path)
                         perFT.append(try analyzeMatrix(name: name, base: w0n, tuned: .lora(a: a, b: b, scale: Float(mod.scale), rank: mod.rank, alpha: mod.alpha), options: options))
                     }
                 }

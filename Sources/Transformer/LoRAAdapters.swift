@@ -102,12 +102,13 @@ public final class LoRAAdapters: @unchecked Sendable {
     }
 
     /// Writes the adapter's two files into `directory`, an existing (staging) folder.
-    public func write(into directory: URL, baseModelNameOrPath: String?) throws {
+    public func write(into directory: URL, baseModelNameOrPath: String?, allowNonFinite: Bool = false) throws {
         let ms = modules.map { m in
             LoRAAdapterWriter.Module(name: m.name, a: parameters.tensor(m.name + ".lora_A.weight")!, b: parameters.tensor(m.name + ".lora_B.weight")!)
         }
         let config = AdapterConfig(r: settings.rank, loraAlpha: settings.alpha, useRSLoRA: settings.rsLoRA,
                                    targetModules: .names(settings.targetModules.sorted()), baseModelNameOrPath: baseModelNameOrPath)
-        try LoRAAdapterWriter.writeFiles(into: directory, modules: ms, baseModelNameOrPath: baseModelNameOrPath, config: config)
+        try LoRAAdapterWriter.writeFiles(into: directory, modules: ms, baseModelNameOrPath: baseModelNameOrPath, config: config,
+                                         allowNonFinite: allowNonFinite)
     }
 }

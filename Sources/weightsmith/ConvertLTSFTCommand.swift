@@ -20,6 +20,7 @@ struct ConvertLTSFTCommand: ParsableCommand {
     @Flag(help: "Replace OUT when it is a previous weightsmith output.") var force = false
 
     @OptionGroup var quietOption: QuietOption
+    @OptionGroup var nonFinite: NonFiniteOption
     var quiet: Bool { quietOption.quiet }
 
     func run() throws {
@@ -37,7 +38,8 @@ struct ConvertLTSFTCommand: ParsableCommand {
             card += "\(d.diffs.count) tensors, \(kept) entries of \(dense).\n"
             if !d.absNames.isEmpty { card += "\nSkipped dense 'abs' tensors: \(d.absNames.joined(separator: ", ")).\n" }
             try out.write { staging in
-                try SparseDeltaWriter.write(d.diffs, to: staging.appendingPathComponent("sft.safetensors"), extraMetadata: ["weightsmith.converted_from": "lt-sft pytorch_diff.bin"])
+                try SparseDeltaWriter.write(d.diffs, to: staging.appendingPathComponent("sft.safetensors"), extraMetadata: ["weightsmith.converted_from": "lt-sft pytorch_diff.bin"],
+                                            allowNonFinite: nonFinite.allowNonFinite)
                 try Data(card.utf8).write(to: staging.appendingPathComponent("README.md"))
             }
             print("converted \(d.diffs.count) tensors (\(kept) of \(dense) entries) from \(file)")

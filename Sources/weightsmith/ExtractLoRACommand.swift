@@ -32,6 +32,7 @@ struct ExtractLoRACommand: ParsableCommand {
     var json = false
 
     @OptionGroup var threading: ThreadsOption
+    @OptionGroup var nonFinite: NonFiniteOption
     @OptionGroup var quietOption: QuietOption
     var quiet: Bool { quietOption.quiet }
 
@@ -39,7 +40,8 @@ struct ExtractLoRACommand: ParsableCommand {
         try threading.apply()
         guard rank > 0 else { throw ValidationError("--rank must be positive") }
         let result = try LoRAExtraction.extract(base: try ModelReference.open(base), tuned: try ModelReference.open(tuned, base: base), rank: rank,
-                                                modules: modules, output: URL(fileURLWithPath: output), baseName: base, force: force)
+                                                modules: modules, output: URL(fileURLWithPath: output), baseName: base, force: force,
+                                                allowNonFinite: nonFinite.allowNonFinite)
         if json {
             let enc = JSONEncoder()
             enc.outputFormatting = [.prettyPrinted, .sortedKeys]

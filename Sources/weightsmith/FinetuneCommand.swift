@@ -154,7 +154,7 @@ struct FinetuneCommand: ParsableCommand {
         try out.write { staging in
             switch trainerMode {
             case .lora:
-                try trainer.lora!.write(into: staging, baseModelNameOrPath: model)
+                try trainer.lora!.write(into: staging, baseModelNameOrPath: model, allowNonFinite: nonFinite.allowNonFinite)
             case let .sparse(mk):
                 try m.writeFolder(into: staging, dtype: saveType, sideFilesFrom: baseDir, allowNonFinite: nonFinite.allowNonFinite)
                 try mk.write(to: staging.appendingPathComponent("sparse_mask.safetensors"))

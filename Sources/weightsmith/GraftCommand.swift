@@ -44,6 +44,7 @@ struct GraftCommand: ParsableCommand {
     @Option(name: .long, help: "Trained mask: seed (S initialisation, validation split).") var seed: UInt64 = 0
 
     @OptionGroup var threading: ThreadsOption
+    @OptionGroup var nonFinite: NonFiniteOption
     @OptionGroup var quietOption: QuietOption
     var quiet: Bool { quietOption.quiet }
 
@@ -122,9 +123,10 @@ struct GraftCommand: ParsableCommand {
                          "weightsmith.graft.base": base, "weightsmith.graft.tuned": tuned]
         try out.write { staging in
             try mask.withApplied(to: baseModel.model.parameters, pair: pair) {
-                try baseModel.model.save(to: staging, sideFilesFrom: source, metadata: meta)
+                try baseModel.model.save(to: staging, sideFilesFrom: source, metadata: meta, allowNonFinite: nonFinite.allowNonFinite)
             }
-            try mask.writeSparseDelta(pair, to: staging.appendingPathComponent("graft.safetensors"), metadata: deltaMeta)
+            try mask.writeSparseDelta(pair, to: staging.appendingPathComponent("graft.safetensors"), metadata: deltaMeta,
+                                     allowNonFinite: nonFinite.allowNonFinite)
             try Data((try report.json() + "\n").utf8).write(to: staging.appendingPathComponent("graft_report.json"))
             let files = (try FileManager.default.contentsOfDirectory(atPath: staging.path)).filter { !$0.hasPrefix(".") }.sorted() + ["README.md"]
             try Data(report.modelCard(files: files).utf8).write(to: staging.appendingPathComponent("README.md"))

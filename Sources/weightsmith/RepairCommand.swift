@@ -72,6 +72,7 @@ struct RepairCommand: ParsableCommand {
     }
 
     @OptionGroup var threading: ThreadsOption
+    @OptionGroup var nonFinite: NonFiniteOption
     @OptionGroup var quietOption: QuietOption
     var quiet: Bool { quietOption.quiet }
 
@@ -150,14 +151,16 @@ struct RepairCommand: ParsableCommand {
                 let cfg = config
                 try out.write { staging in
                     try LoRAAdapterWriter.writeFiles(into: staging, modules: modsOut, baseModelNameOrPath: base,
-                                                     metadata: ["format": "pt", "weightsmith.repair": "\(target.rawValue) lambda \(outLambda) epsilon \(epsilon)"], config: cfg)
+                                                     metadata: ["format": "pt", "weightsmith.repair": "\(target.rawValue) lambda \(outLambda) epsilon \(epsilon)"], config: cfg,
+                                                     allowNonFinite: nonFinite.allowNonFinite)
                     try Data((try report.json() + "\n").utf8).write(to: staging.appendingPathComponent("repair_report.json"))
                 }
             } else {
                 let model = try tunedModel(ft, mats: mats, lambda: outLambda)
                 try out.write { staging in
                     try model.writeFolder(into: staging, sideFilesFrom: source,
-                                          metadata: ["format": "pt", "weightsmith.repair": "\(target.rawValue) lambda \(outLambda) epsilon \(epsilon)"])
+                                          metadata: ["format": "pt", "weightsmith.repair": "\(target.rawValue) lambda \(outLambda) epsilon \(epsilon)"],
+                                          allowNonFinite: nonFinite.allowNonFinite)
                     try Data((try report.json() + "\n").utf8).write(to: staging.appendingPathComponent("repair_report.json"))
                 }
             }

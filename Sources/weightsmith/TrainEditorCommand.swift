@@ -35,6 +35,7 @@ struct TrainEditorCommand: ParsableCommand {
     @Flag(name: .long, help: "Replace an existing OUT file.") var force = false
 
     @OptionGroup var threading: ThreadsOption
+    @OptionGroup var nonFinite: NonFiniteOption
     @OptionGroup var quietOption: QuietOption
     var quiet: Bool { quietOption.quiet }
 
@@ -56,7 +57,7 @@ struct TrainEditorCommand: ParsableCommand {
                 print(String(format: "step %4d  loss %.4f  edit NLL %.4f  locality KL %.4f  (%.1f s)", log.step, log.loss, log.editLoss, log.localityLoss, Date().timeIntervalSince(t0)))
             }
         }
-        try out.write { staging in try editor.writeFile(to: staging) }
+        try out.write { staging in try editor.writeFile(to: staging, allowNonFinite: nonFinite.allowNonFinite) }
         print("edit lrs: " + editor.editLRs.map { String(format: "%.3g", $0) }.joined(separator: " "))
         print("wrote \(output)")
     }

@@ -69,6 +69,8 @@ final class CommandLineFlagTableTests: XCTestCase {
             XCTAssertNotNil(t[c], c)
             XCTAssertTrue(has(c, "force"), "\(c) lacks --force")
             XCTAssertTrue(has(c, "quiet"), "\(c) lacks --quiet")
+            // Every writer of weights refuses NaN/Inf unless told (facts make writes JSONL).
+            if c != "facts make" { XCTAssertTrue(has(c, "allow-nonfinite"), "\(c) lacks --allow-nonfinite") }
         }
         for c in Self.computing { XCTAssertTrue(has(c, "threads"), "\(c) lacks --threads") }
         for c in Self.reporting { XCTAssertTrue(has(c, "json"), "\(c) lacks --json") }

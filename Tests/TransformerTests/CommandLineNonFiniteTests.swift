@@ -76,6 +76,15 @@ final class CommandLineNonFiniteTests: XCTestCase {
             XCTAssertEqual(ok.status, 0, "\(name): \(ok.err)")
             XCTAssertTrue(FileManager.default.fileExists(atPath: out), name)
         }
+        // SVD-based commands name the tensor instead of failing inside LAPACK.
+        for args in [["extract-lora", "--base", "\(m)/base", "--tuned", n, "--rank", "2", "-o", dir.appendingPathComponent("lora").path],
+                     ["spectrum", "--base", "\(m)/base", "--tuned", n, "--no-cache"]] {
+            let r = try run(args)
+            XCTAssertEqual(r.status, 1, "\(args[0]): \(r.out) \(r.err)")
+            XCTAssertTrue(r.err.contains("tensor \"\(t)\" has 2 NaN/infinite values; its singular values are undefined") && r.err.contains(n),
+                          "\(args[0]): \(r.err)")
+        }
+        XCTAssertFalse(FileManager.default.fileExists(atPath: dir.appendingPathComponent("lora").path))
         let leftovers = try FileManager.default.contentsOfDirectory(atPath: dir.path).filter { $0.hasPrefix(".") }
         XCTAssertEqual(leftovers, [])
 
