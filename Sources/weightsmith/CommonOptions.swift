@@ -11,7 +11,10 @@ struct ThreadsOption: ParsableArguments {
     var threads: Int?
 
     /// Sets the thread budget before any work starts.
-    func apply() throws {
+    func apply() throws { try Self.apply(threads) }
+
+    /// The same for a command that declares its own `--threads` (merge).
+    static func apply(_ threads: Int?) throws {
         guard let threads else { return }
         guard threads >= 1, threads <= 4096 else { throw ValidationError("--threads must be between 1 and 4096, got \(threads)") }
         ParallelLoops.threadCount = threads

@@ -105,7 +105,7 @@ struct MergeCommand: ParsableCommand {
     var assemble = false
 
     func run() throws {
-        if let threads { ParallelLoops.threadCount = max(1, threads) }
+        try ThreadsOption.apply(threads)
         if let planFile { return try runFromPlan(planFile) }
         if part != nil || assemble { throw ValidationError("--part and --assemble need --plan plan.json") }
         if method == nil, let file = arguments.first, arguments.count <= 2 {

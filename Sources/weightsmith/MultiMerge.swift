@@ -31,6 +31,19 @@ extension MergeCommand {
         }
         guard let outPath else { throw ValidationError("missing the output folder (OUT_DIR or -o)") }
         let out = URL(fileURLWithPath: outPath)
+        // Nothing (not even the hidden intermediates folder) is created inside an input.
+        let names = Set(multi.documents.compactMap(\.name))
+        var inputs: [URL] = []
+        for p in Set(multi.documents.flatMap(\.recipe.modelPaths)) where !names.contains(p) {
+            inputs.append(URL(fileURLWithPath: p))
+            if let dir = options.searchDirectory { inputs.append(URL(fileURLWithPath: dir).appendingPathComponent(p)) }
+        }
+        do {
+            _ = try OutputFolder.checkNotOverlapping(out, inputs: inputs)
+            if let dir = intermediateDir { _ = try OutputFolder.checkNotOverlapping(URL(fileURLWithPath: dir), inputs: inputs) }
+        } catch let e as OutputError {
+            throw MergeError.other(e.description)
+        }
         var exec = ExecutionOptions(memoryBudget: try memoryBudget.map(parseSize), maxShardBytes: try parseSize(shardSize),
                                     hashInputs: !noHash, progress: !quiet, overwrite: force)
         exec.allowNonFinite = nonFinite.allowNonFinite

@@ -115,6 +115,14 @@ final class MultiRecipeTests: XCTestCase {
         XCTAssertTrue(r.err.contains("first-merge: reused") && r.err.contains("second-merge: reused"), r.err)
         try assertMatchesMergekit(tmp.appendingPathComponent("f3"))
 
+        // An output inside an input is refused before anything is created there.
+        let inputDir = Self.root.appendingPathComponent("fixtures/merge/ft-a")
+        let before = try FileManager.default.contentsOfDirectory(atPath: inputDir.path).sorted()
+        r = try run(["merge", recipe, "fixtures/merge/ft-a/merged", "--quiet"])
+        XCTAssertNotEqual(r.status, 0)
+        XCTAssertTrue(r.err.contains("ft-a"), r.err)
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: inputDir.path).sorted(), before)
+
         // The dry run lists the order.
         r = try run(["merge", recipe, "--dry-run"])
         XCTAssertEqual(r.status, 0, r.err)
