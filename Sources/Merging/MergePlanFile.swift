@@ -11,6 +11,8 @@ public struct PlanSettings: Sendable, Equatable {
     public var seed: UInt64 = 0
     public var vocabulary: VocabularyChoice?
     public var allowExtrapolation = false
+    /// `--allow-crimes`: inputs whose config.json settings differ are merged (PlanOptions.allowConfigMismatch).
+    public var allowConfigMismatch = false
     /// The output dtype given on the command line (`--dtype`), over the recipe's.
     public var outDType: DType?
     /// Absolute folder where relative model paths are tried after the working directory (the
@@ -31,6 +33,7 @@ public struct PlanSettings: Sendable, Equatable {
     public var planOptions: PlanOptions {
         var o = PlanOptions(vocabulary: vocabulary, seed: seed, searchDirectory: searchDirectory)
         o.allowExtrapolation = allowExtrapolation
+        o.allowConfigMismatch = allowConfigMismatch
         return o
     }
 }
@@ -273,6 +276,7 @@ public struct MergePlanFile: Sendable {
         var s: [(key: String, value: JSONValue)] = [("seed", .string(String(settings.seed)))]
         s.append(("vocabulary", settings.vocabulary.map { .string($0.rawValue) } ?? .null))
         s.append(("allow_extrapolation", .bool(settings.allowExtrapolation)))
+        s.append(("allow_config_mismatch", .bool(settings.allowConfigMismatch)))
         s.append(("out_dtype", settings.outDType.map { .string($0.recipeName) } ?? .null))
         s.append(("search_directory", settings.searchDirectory.map { .string($0) } ?? .null))
         s.append(("working_directory", settings.workingDirectory.map { .string($0) } ?? .null))
@@ -328,6 +332,7 @@ public struct MergePlanFile: Sendable {
             st.vocabulary = c
         }
         st.allowExtrapolation = try bool(s?["allow_extrapolation"], "settings.allow_extrapolation")
+        st.allowConfigMismatch = try bool(s?["allow_config_mismatch"], "settings.allow_config_mismatch")
         if let v = s?["out_dtype"], v != .null {
             guard let d = DType(userSpelling: try string(v, "settings.out_dtype")) else { throw fail("settings.out_dtype", "a dtype") }
             st.outDType = d

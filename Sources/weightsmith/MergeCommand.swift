@@ -114,25 +114,13 @@ struct MergeCommand: ParsableCommand {
                 guard planOnly == nil else {
                     throw ValidationError("--plan-only works on a single-document recipe: split \(file) and plan each merge on its own")
                 }
-                var options = PlanOptions(seed: seed, searchDirectory: URL(fileURLWithPath: file).deletingLastPathComponent().path)
-                options.allowExtrapolation = allowExtrapolation
-                options.allowConfigMismatch = allowCrimes
-                if let vocab {
-                    guard let v = VocabularyChoice(rawValue: vocab) else { throw ValidationError("--vocab must be truncate or base, got \(vocab)") }
-                    options.vocabulary = v
-                }
-                try runMulti(multi, outPath: arguments.count == 2 ? arguments[1] : output, options: options)
+                try runMulti(multi, outPath: arguments.count == 2 ? arguments[1] : output,
+                             options: try planOptions(searchDirectory: URL(fileURLWithPath: file).deletingLastPathComponent().path))
                 return
             }
         }
         let (recipe, outPath, searchDir) = try makeRecipe()
-        var options = PlanOptions(seed: seed, searchDirectory: searchDir)
-        options.allowExtrapolation = allowExtrapolation
-        options.allowConfigMismatch = allowCrimes
-        if let vocab {
-            guard let v = VocabularyChoice(rawValue: vocab) else { throw ValidationError("--vocab must be truncate or base, got \(vocab)") }
-            options.vocabulary = v
-        }
+        let options = try planOptions(searchDirectory: searchDir)
         var plan = try MergePlanner.plan(recipe, options: options)
         if stats { plan.problems += ValueScan.problems(try ValueScan.scan(plan)) }
         if dryRun {
@@ -158,6 +146,7 @@ struct MergeCommand: ParsableCommand {
         planSettings.seed = seed
         planSettings.vocabulary = options.vocabulary
         planSettings.allowExtrapolation = allowExtrapolation
+        planSettings.allowConfigMismatch = allowCrimes
         // A recipe file's text is kept as written: --dtype is recorded beside it (the short form has it in its recipe).
         if method == nil { planSettings.outDType = try outDtype.map(dtype) }
         planSettings.searchDirectory = searchDir
@@ -204,6 +193,7 @@ struct MergeCommand: ParsableCommand {
         if shardSize != "5GB" { fixed.append("--shard-size") }
         if noHash { fixed.append("--no-hash") }
         if allowExtrapolation { fixed.append("--allow-extrapolation") }
+        if allowCrimes { fixed.append("--allow-crimes") }
         if nonFinite.allowNonFinite { fixed.append("--allow-nonfinite") }
         if dryRun || stats || force || planOnly != nil { fixed.append("--dry-run, --stats, --force and --plan-only") }
         if !fixed.isEmpty { throw ValidationError("with --plan, the plan fixes \(fixed.joined(separator: ", ")); give them to --plan-only") }
@@ -232,6 +222,18 @@ struct MergeCommand: ParsableCommand {
         default:
             throw ValidationError("with --plan, give either --part I/N or --assemble")
         }
+    }
+
+    /// The planner options the command line sets (one place for recipes, multi-document recipes and the short form).
+    func planOptions(searchDirectory: String?) throws -> PlanOptions {
+        var options = PlanOptions(seed: seed, searchDirectory: searchDirectory)
+        options.allowExtrapolation = allowExtrapolation
+        options.allowConfigMismatch = allowCrimes
+        if let vocab {
+            guard let v = VocabularyChoice(rawValue: vocab) else { throw ValidationError("--vocab must be truncate or base, got \(vocab)") }
+            options.vocabulary = v
+        }
+        return options
     }
 
     /// The recipe from a file, or from the short form.

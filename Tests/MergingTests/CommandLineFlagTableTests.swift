@@ -4,28 +4,9 @@ import XCTest
 /// The command line's flag table, read from the built binary (`--experimental-dump-help`): one
 /// idea, one spelling, on every command it applies to. Skipped when the binary is not built.
 final class CommandLineFlagTableTests: XCTestCase {
-    static let binary = MultiRecipeTests.binary
+    static func run(_ args: [String]) throws -> Binary.Run { try Binary.run(args) }
 
-    struct Run { var status: Int32; var out: String; var err: String }
-
-    static func run(_ args: [String]) throws -> Run {
-        let p = Process()
-        p.executableURL = binary
-        p.arguments = args
-        p.currentDirectoryURL = MultiRecipeTests.root
-        p.environment = ProcessInfo.processInfo.environment.merging(["OPENBLAS_NUM_THREADS": "1"]) { _, b in b }
-        let o = Pipe(), e = Pipe()
-        p.standardOutput = o
-        p.standardError = e
-        try p.run()
-        let od = o.fileHandleForReading.readDataToEndOfFile(), ed = e.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        return Run(status: p.terminationStatus, out: String(decoding: od, as: UTF8.self), err: String(decoding: ed, as: UTF8.self))
-    }
-
-    override func setUpWithError() throws {
-        guard FileManager.default.isExecutableFile(atPath: Self.binary.path) else { throw XCTSkip("weightsmith not built") }
-    }
+    override func setUpWithError() throws { try Binary.requireBuilt() }
 
     /// Every leaf command ("merge", "task-vector extract", ...) with its options' long names; the
     /// names of one option are grouped (e.g. ["dtype", "out-dtype"]).

@@ -7,37 +7,16 @@ import XCTest
 /// the folder equals `weightsmith merge` in one process, byte for byte. Skipped when the binary
 /// has not been built (`swift build -c release` builds it).
 final class MergePartsCommandLineTests: XCTestCase {
-    static let binary = Bundle.module.bundleURL.deletingLastPathComponent().appendingPathComponent("weightsmith")
+    static let binary = Binary.url
     static let root = MergePartsTests.root
     private let fm = FileManager.default
 
-    struct Run { var status: Int32; var out: String; var err: String }
-
-    /// Starts the binary (not waiting); `finish` collects it.
-    private func start(_ args: [String], in cwd: URL) throws -> (Process, Pipe, Pipe) {
-        let p = Process()
-        p.executableURL = Self.binary
-        p.arguments = args
-        p.currentDirectoryURL = cwd
-        p.environment = ProcessInfo.processInfo.environment.merging(["OPENBLAS_NUM_THREADS": "1"]) { _, b in b }
-        let o = Pipe(), e = Pipe()
-        p.standardOutput = o
-        p.standardError = e
-        try p.run()
-        return (p, o, e)
-    }
-
-    private func finish(_ r: (Process, Pipe, Pipe)) -> Run {
-        let od = r.1.fileHandleForReading.readDataToEndOfFile(), ed = r.2.fileHandleForReading.readDataToEndOfFile()
-        r.0.waitUntilExit()
-        return Run(status: r.0.terminationStatus, out: String(decoding: od, as: UTF8.self), err: String(decoding: ed, as: UTF8.self))
-    }
-
+    typealias Run = Binary.Run
+    private func start(_ args: [String], in cwd: URL) throws -> (Process, Pipe, Pipe) { try Binary.start(args, in: cwd) }
+    private func finish(_ r: (Process, Pipe, Pipe)) -> Run { Binary.finish(r) }
     private func run(_ args: [String], in cwd: URL = root) throws -> Run { finish(try start(args, in: cwd)) }
 
-    override func setUpWithError() throws {
-        guard FileManager.default.isExecutableFile(atPath: Self.binary.path) else { throw XCTSkip("\(Self.binary.path) not built") }
-    }
+    override func setUpWithError() throws { try Binary.requireBuilt() }
 
     private func tmp() throws -> URL {
         let d = fm.temporaryDirectory.appendingPathComponent("weightsmith-parts-cli-\(UUID().uuidString)")

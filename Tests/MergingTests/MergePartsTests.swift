@@ -210,6 +210,28 @@ final class MergePartsTests: XCTestCase {
 
     /// `--memory-budget` on a part: the tightest budget the plan allows gives the same shards; a
     /// budget below it is refused before any work.
+    /// `--allow-crimes` is one of the settings a plan fixes: parts re-plan with it, so a merge of
+    /// inputs whose configs differ runs in parts as it does in one process.
+    func testAllowConfigMismatchTravelsInThePlan() throws {
+        let dir = try tmp()
+        for m in ["base", "ft-b"] {
+            try fm.copyItem(at: Self.root.appendingPathComponent("fixtures/merge/\(m)"), to: dir.appendingPathComponent(m))
+        }
+        let configURL = dir.appendingPathComponent("ft-b/config.json")
+        var config = try JSONSerialization.jsonObject(with: Data(contentsOf: configURL)) as! [String: Any]
+        config["hidden_act"] = "gelu"
+        try JSONSerialization.data(withJSONObject: config).write(to: configURL)
+        let yaml = "merge_method: linear\nparameters: {weight: 1}\nmodels:\n  - model: \(dir.path)/base\n  - model: \(dir.path)/ft-b\n"
+        XCTAssertThrowsError(try planFile(yaml, in: dir))
+        var s = settings()
+        s.allowConfigMismatch = true
+        let file = try planFile(yaml, in: dir, settings: s)
+        XCTAssertTrue(file.settings.allowConfigMismatch)
+        XCTAssertEqual(try file.replan().problems, [])
+        try runPart(file, 1, of: 1)
+        try MergeParts.assemble(file)
+    }
+
     func testMemoryBudgetOfAPartKeepsTheBytes() throws {
         let dir = try tmp()
         let file = try planFile(Self.ties, in: dir)

@@ -9,7 +9,7 @@ import Tensors
 /// what mergekit-yaml 0.1.5 wrote for it (scripts/make_mergekit_parity.py), tensor by tensor:
 /// max|ours − mergekit| ≤ 1e-6 · max|mergekit|, same names, same shapes.
 final class MergekitParityTests: XCTestCase {
-    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    static let root = Binary.root
     static let folder = root.appendingPathComponent("fixtures/merge/mergekit")
     var dir: URL!
 

@@ -6,8 +6,7 @@ import XCTest
 /// Multi-document recipes (mergekit-multi): parsing, order, errors, and the `merge` command on
 /// the committed recipe against mergekit-multi's output (fixtures/merge/mergekit/multi).
 final class MultiRecipeTests: XCTestCase {
-    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-    static let binary = Bundle.module.bundleURL.deletingLastPathComponent().appendingPathComponent("weightsmith")
+    static let root = Binary.root
 
     func testDocumentsRunInDependencyOrder() throws {
         // The final merge first in the file, and "b" before the "a" it needs.
@@ -61,22 +60,7 @@ final class MultiRecipeTests: XCTestCase {
         XCTAssertTrue(error("name: a/b\n" + doc(nil, "x")).contains("without \"/\""))
     }
 
-    struct Run { var status: Int32; var out: String; var err: String }
-
-    func run(_ args: [String]) throws -> Run {
-        let p = Process()
-        p.executableURL = Self.binary
-        p.arguments = args
-        p.currentDirectoryURL = Self.root
-        p.environment = ProcessInfo.processInfo.environment.merging(["OPENBLAS_NUM_THREADS": "1"]) { _, b in b }
-        let o = Pipe(), e = Pipe()
-        p.standardOutput = o
-        p.standardError = e
-        try p.run()
-        let od = o.fileHandleForReading.readDataToEndOfFile(), ed = e.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        return Run(status: p.terminationStatus, out: String(decoding: od, as: UTF8.self), err: String(decoding: ed, as: UTF8.self))
-    }
+    func run(_ args: [String]) throws -> Binary.Run { try Binary.run(args) }
 
     func assertMatchesMergekit(_ folder: URL, file: StaticString = #filePath, line: UInt = #line) throws {
         let ours = try Checkpoint(path: folder.path)
@@ -91,7 +75,7 @@ final class MultiRecipeTests: XCTestCase {
     }
 
     func testMergeCommandMatchesMergekitMulti() throws {
-        guard FileManager.default.isExecutableFile(atPath: Self.binary.path) else { throw XCTSkip("weightsmith not built") }
+        try Binary.requireBuilt()
         let tmp = FileManager.default.temporaryDirectory.appendingPathComponent("ws-multi-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: tmp, withIntermediateDirectories: true)
         addTeardownBlock { try? FileManager.default.removeItem(at: tmp) }

@@ -6,7 +6,7 @@ import XCTest
 /// `chat_template:` (auto, built-in names, literal templates), `tokenizer_source: union` /
 /// `tokenizer:` blocks and the config.json pre-flight, on copies of the merge fixtures.
 final class RecipeTokenizerTests: XCTestCase {
-    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    static let root = Binary.root
     var dir: URL!
 
     override func setUpWithError() throws {
