@@ -69,17 +69,30 @@ public enum GGUFConverter {
                 progress?(i + 1, plan.count, p.hf)
             }
             try writer.finish()
-            let tied = gguf.info("output.weight") == nil
-            try write(try configJSON(gguf, arch: arch, tied: tied, dtype: dtype), temp.appendingPathComponent("config.json"))
-            try write(try tokenizerJSON(m, path: path), temp.appendingPathComponent("tokenizer.json"))
-            try write(tokenizerConfigJSON(m), temp.appendingPathComponent("tokenizer_config.json"))
-            var gen: [String: Any] = ["_from_gguf": gguf.url.lastPathComponent]
-            if let b = try? m.int("tokenizer.ggml.bos_token_id") { gen["bos_token_id"] = b }
-            if let e = try? m.int("tokenizer.ggml.eos_token_id") { gen["eos_token_id"] = e }
-            try write(gen, temp.appendingPathComponent("generation_config.json"))
+            try writeSideFiles(of: gguf, arch: arch, dtype: dtype, into: temp, tokenizerRequired: true)
         }
         let files = try FileManager.default.contentsOfDirectory(atPath: out.url.path).filter { !$0.hasPrefix(".") }.sorted()
         return Summary(tensors: plan.count, parameters: parameters, architecture: arch, files: files)
+    }
+
+    /// Writes config.json (from the GGUF metadata; `torch_dtype` = `dtype`), tokenizer.json and
+    /// tokenizer_config.json (rebuilt from `tokenizer.ggml.*`) and generation_config.json into
+    /// `directory`. Without `tokenizerRequired`, a vocabulary that cannot be written as a byte-level
+    /// BPE tokenizer.json is skipped instead of failing.
+    static func writeSideFiles(of gguf: GGUFFile, arch: String, dtype: DType, into directory: URL, tokenizerRequired: Bool) throws {
+        let m = gguf.metadata
+        let tied = gguf.info("output.weight") == nil
+        try write(try configJSON(gguf, arch: arch, tied: tied, dtype: dtype), directory.appendingPathComponent("config.json"))
+        let tokenizer: [String: Any]?
+        if tokenizerRequired { tokenizer = try tokenizerJSON(m, path: gguf.url.path) } else { tokenizer = try? tokenizerJSON(m, path: gguf.url.path) }
+        if let tokenizer {
+            try write(tokenizer, directory.appendingPathComponent("tokenizer.json"))
+            try write(tokenizerConfigJSON(m), directory.appendingPathComponent("tokenizer_config.json"))
+        }
+        var gen: [String: Any] = ["_from_gguf": gguf.url.lastPathComponent]
+        if let b = try? m.int("tokenizer.ggml.bos_token_id") { gen["bos_token_id"] = b }
+        if let e = try? m.int("tokenizer.ggml.eos_token_id") { gen["eos_token_id"] = e }
+        try write(gen, directory.appendingPathComponent("generation_config.json"))
     }
 
     static func write(_ object: Any, _ url: URL) throws {

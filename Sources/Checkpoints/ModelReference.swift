@@ -267,6 +267,15 @@ public enum ModelReference {
 }
 
 /// Why a model reference cannot be used, naming the reference and what to do next.
+extension ModelReference {
+    /// The folder with config.json and the tokenizer files rebuilt from a GGUF file's metadata
+    /// (as `convert-gguf` writes them): what a command copies beside weights it writes for a model
+    /// read from that GGUF file.
+    public static func sideFolder(of gguf: GGUFFile) throws -> URL {
+        try GGUFTensors.sideFolder(gguf, arch: try gguf.metadata.string("general.architecture"))
+    }
+}
+
 public enum ModelReferenceError: Error, Equatable, CustomStringConvertible, Sendable {
     case notFound(reference: String, hub: String?)
     case notInHubCache(id: String, revision: String, cache: String, reason: String)
@@ -423,7 +432,8 @@ enum GGUFTensors {
         return c
     }
 
-    /// config.json, tokenizer.json, tokenizer_config.json and generation_config.json of a GGUF file.
+    /// config.json, tokenizer.json, tokenizer_config.json and generation_config.json of a GGUF file,
+    /// written once per file (keyed by path, size and modification time) in the temporary directory.
     static func sideFolder(_ gguf: GGUFFile, arch: String) throws -> URL {
         let path = gguf.url.standardizedFileURL.path
         let attrs = try? FileManager.default.attributesOfItem(atPath: path)
@@ -438,18 +448,8 @@ enum GGUFTensors {
         let staging = root.appendingPathComponent(".staging-\(getpid())-\(UUID().uuidString)")
         try fm.createDirectory(at: staging, withIntermediateDirectories: true)
         defer { try? fm.removeItem(at: staging) }
-        let m = gguf.metadata
-        let tied = gguf.info("output.weight") == nil
-        try GGUFConverter.write(try GGUFConverter.configJSON(gguf, arch: arch, tied: tied, dtype: .f32), staging.appendingPathComponent("config.json"))
         // A vocabulary that is not byte-level BPE has no tokenizer.json (weights-only commands still work).
-        if let tok = try? GGUFConverter.tokenizerJSON(m, path: path) {
-            try GGUFConverter.write(tok, staging.appendingPathComponent("tokenizer.json"))
-            try GGUFConverter.write(GGUFConverter.tokenizerConfigJSON(m), staging.appendingPathComponent("tokenizer_config.json"))
-        }
-        var gen: [String: Any] = ["_from_gguf": gguf.url.lastPathComponent]
-        if let b = try? m.int("tokenizer.ggml.bos_token_id") { gen["bos_token_id"] = b }
-        if let e = try? m.int("tokenizer.ggml.eos_token_id") { gen["eos_token_id"] = e }
-        try GGUFConverter.write(gen, staging.appendingPathComponent("generation_config.json"))
+        try GGUFConverter.writeSideFiles(of: gguf, arch: arch, dtype: .f32, into: staging, tokenizerRequired: false)
         if rename(staging.path, dir.path) != 0 && !fm.fileExists(atPath: dir.appendingPathComponent("config.json").path) {
             throw CheckpointError.io(path: dir.path, message: "cannot create the GGUF side folder: " + String(cString: strerror(errno)))
         }

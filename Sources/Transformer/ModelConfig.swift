@@ -96,7 +96,13 @@ public struct ModelConfig: Sendable, Equatable {
     public init(configJSON url: URL) throws {
         let path = url.path
         let data: Data
-        do { data = try Data(contentsOf: url) } catch { throw ModelError.cannotRead(path: path, reason: "cannot read config: \(error)") }
+        guard FileManager.default.fileExists(atPath: path) else {
+            throw ModelError.cannotRead(path: url.deletingLastPathComponent().path,
+                                        reason: "no config.json: the model's architecture is unknown (a Hugging Face model folder has config.json beside its weights)")
+        }
+        do { data = try Data(contentsOf: url) } catch {
+            throw ModelError.cannotRead(path: path, reason: "cannot read config: " + ((error as NSError).userInfo[NSUnderlyingErrorKey].map { "\($0)" } ?? error.localizedDescription))
+        }
         guard let obj = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] else {
             throw ModelError.invalidConfig(path: path, key: "(root)", reason: "not a JSON object")
         }

@@ -8,9 +8,10 @@ public struct PretrainedModel: @unchecked Sendable {
     public let model: TransformerModel
     public let tokenizer: BPETokenizer
     public let loadSeconds: Double
-    /// The folder config.json and the tokenizer files come from (the GGUF side folder, an
-    /// adapter's base folder); nil for a GGUF file read natively.
-    public let directory: URL?
+    /// The folder config.json and the tokenizer files come from: the model's folder, an adapter's
+    /// base folder, or for a GGUF file the side folder rebuilt from its metadata
+    /// (`ModelReference.sideFolder(of:)`). Commands that write a model copy these files from here.
+    public let directory: URL
 
     /// `path` is any model reference (`ModelReference`); `base` is the base of an adapter or delta.
     /// A plain GGUF file is read natively (its quantised matrices stay packed for decoding).
@@ -20,7 +21,7 @@ public struct PretrainedModel: @unchecked Sendable {
             let gguf = try GGUFFile(path: path)
             model = try TransformerModel(gguf: gguf)
             tokenizer = try BPETokenizer(gguf: gguf)
-            directory = nil
+            directory = try ModelReference.sideFolder(of: gguf)
         } else {
             let checkpoint = try ModelReference.open(path, base: base)
             model = try TransformerModel(checkpoint: checkpoint)

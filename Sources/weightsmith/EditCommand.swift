@@ -125,8 +125,7 @@ struct EditCommand: ParsableCommand {
             guard allowFailed else { throw failure }
             FileHandle.standardError.write(Data("warning: \(failure.description); writing the model anyway (--allow-failed)\n".utf8))
         }
-        let source = loaded.directory ?? (URL(fileURLWithPath: model).hasDirectoryPath || FileManager.default.fileExists(atPath: model + "/config.json")
-            ? URL(fileURLWithPath: model) : URL(fileURLWithPath: model).deletingLastPathComponent())
+        let source = loaded.directory
         try out.write { staging in
             try m.writeFolder(into: staging, sideFilesFrom: source, metadata: ["format": "pt", "weightsmith.edit": "\(method.rawValue) \(what)"],
                              allowNonFinite: nonFinite.allowNonFinite)

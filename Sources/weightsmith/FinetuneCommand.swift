@@ -149,8 +149,7 @@ struct FinetuneCommand: ParsableCommand {
             say(line)
         }
 
-        let baseDir = loaded.directory ?? (URL(fileURLWithPath: model).hasDirectoryPath || FileManager.default.fileExists(atPath: model + "/config.json")
-            ? URL(fileURLWithPath: model) : URL(fileURLWithPath: model).deletingLastPathComponent())
+        let baseDir = loaded.directory
         try out.write { staging in
             switch trainerMode {
             case .lora:

@@ -115,8 +115,7 @@ struct GraftCommand: ParsableCommand {
             print("writing \(report.training != nil ? "the trained mask" : self.mask != nil ? "the saved mask" : "sparsity \(String(format: "%g", report.chosenSparsity))") (k = \(mask.count)\(zeros > 0 ? ", \(zeros) of them with τ = 0" : "")): \(report.chosenReason)")
         }
 
-        let source = baseModel.directory ?? (URL(fileURLWithPath: base).hasDirectoryPath || FileManager.default.fileExists(atPath: base + "/config.json")
-            ? URL(fileURLWithPath: base) : URL(fileURLWithPath: base).deletingLastPathComponent())
+        let source = baseModel.directory
         let meta = ["format": "pt", "weightsmith.graft": "\(report.method) sparsity \(report.chosenSparsity) k \(mask.count)"]
         let deltaMeta = ["weightsmith.graft.method": report.method, "weightsmith.graft.sparsity": "\(report.chosenSparsity)",
                          "weightsmith.graft.k": "\(mask.count)", "weightsmith.graft.eligible": "\(pair.eligibleCount)",

@@ -51,4 +51,45 @@ final class GGUFConversionTests: XCTestCase {
         // Refuses to overwrite.
         XCTAssertThrowsError(try GGUFConverter.convert(gguf: gguf, to: out))
     }
+
+    /// A model read natively from a GGUF file and written by a command (edit, finetune, graft copy
+    /// the files of `PretrainedModel.directory`) is a complete folder: the side folder holds the
+    /// config and tokenizer files `convert-gguf` writes, byte for byte, and the folder loads back to
+    /// the same logits.
+    func testModelWrittenFromAGGUFCarriesItsConfigAndTokenizer() throws {
+        let fm = FileManager.default
+        let dir = fm.temporaryDirectory.appendingPathComponent("ws-gguf-side-\(UUID().uuidString)")
+        defer { try? fm.removeItem(at: dir) }
+        let gguf = try GGUFFile(url: ModelParityTests.dir.appendingPathComponent("llama_gguf.gguf"))
+        let converted = dir.appendingPathComponent("converted")
+        _ = try GGUFConverter.convert(gguf: gguf, to: converted)
+        let side = try ModelReference.sideFolder(of: gguf)
+        for name in ["config.json", "tokenizer.json", "tokenizer_config.json", "generation_config.json"] {
+            XCTAssertEqual(try Data(contentsOf: side.appendingPathComponent(name)), try Data(contentsOf: converted.appendingPathComponent(name)), name)
+        }
+        XCTAssertEqual(try ModelReference.sideFolder(of: gguf), side, "one side folder per file")
+        let model = try TransformerModel(gguf: gguf)
+        let written = dir.appendingPathComponent("written")
+        try fm.createDirectory(at: written, withIntermediateDirectories: true)
+        try model.writeFolder(into: written, sideFilesFrom: side)
+        XCTAssertEqual(try fm.contentsOfDirectory(atPath: written.path).sorted(),
+                       ["config.json", "generation_config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json"])
+        let (ids, want) = try ModelParityTests.expected("llama")
+        let got = try TransformerModel.load(path: written.path).forward(ids)
+        XCTAssertLessThan(ModelParityTests.maxAbsDiff(got.scalars, want.scalars), 1e-4)
+    }
+
+    /// A folder without config.json is refused naming the folder and what is missing (not a raw
+    /// Foundation error).
+    func testMissingConfigIsNamed() throws {
+        let fm = FileManager.default
+        let dir = fm.temporaryDirectory.appendingPathComponent("ws-noconfig-\(UUID().uuidString)")
+        defer { try? fm.removeItem(at: dir) }
+        try fm.createDirectory(at: dir, withIntermediateDirectories: true)
+        XCTAssertThrowsError(try ModelConfig(configJSON: dir.appendingPathComponent("config.json"))) { error in
+            let text = "\(error)"
+            XCTAssertTrue(text.contains(dir.path) && text.contains("no config.json"), text)
+            XCTAssertFalse(text.contains("NSCocoaErrorDomain"), text)
+        }
+    }
 }
