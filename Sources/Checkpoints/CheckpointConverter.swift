@@ -26,6 +26,9 @@ public enum CheckpointConverter {
         public var tensorDTypes: [String: DType] = [:]
         /// Write NaN/±Inf values instead of failing with `CheckpointError.nonFinite` (`--allow-nonfinite`).
         public var allowNonFinite = false
+        /// Check the input and the output path and return the summary of what would be written
+        /// (tensors, bytes, files), writing nothing (`--dry-run`).
+        public var dryRun = false
         public init(dtype: DType? = nil, maxShardBytes: Int? = nil, allowNonFinite: Bool = false) {
             self.dtype = dtype
             self.maxShardBytes = maxShardBytes
@@ -127,6 +130,18 @@ public enum CheckpointConverter {
         var metadata = checkpoint.metadata
         if metadata["format"] == nil { metadata["format"] = "pt" }
         summary.bytesOut = entries.reduce(0) { $0 + $1.byteCount }
+        if options.dryRun {
+            if singleFile {
+                summary.files = [out.url.lastPathComponent]
+            } else {
+                let layout = try CheckpointWriter(directory: out.url, entries: entries, maxShardBytes: options.maxShardBytes, metadata: metadata)
+                summary.files = layout.shardFileNames + (layout.shardFileNames.count > 1 ? ["model.safetensors.index.json"] : [])
+                if let dir = checkpoint.directory {
+                    summary.copiedFiles = ((try? fm.contentsOfDirectory(atPath: dir.path)) ?? []).filter(isSideFile).sorted()
+                }
+            }
+            return summary
+        }
 
         // Copies every tensor, converting in chunks, releasing input pages as it goes.
         func stream(_ write: (String, UnsafeRawBufferPointer, DType) throws -> Void) throws {

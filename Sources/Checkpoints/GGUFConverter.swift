@@ -21,7 +21,7 @@ public enum GGUFConverter {
     /// NaN/±Inf in a dequantised tensor make the conversion fail with `CheckpointError.nonFinite`
     /// (naming the GGUF file and tensor) before anything is committed, unless `allowNonFinite`.
     public static func convert(gguf: GGUFFile, to outputDirectory: URL, dtype: DType = .f32, force: Bool = false,
-                               allowNonFinite: Bool = false, progress: ((Int, Int, String) -> Void)? = nil) throws -> Summary {
+                               allowNonFinite: Bool = false, dryRun: Bool = false, progress: ((Int, Int, String) -> Void)? = nil) throws -> Summary {
         let path = gguf.url.path
         let m = gguf.metadata
         let arch = try m.string("general.architecture")
@@ -56,6 +56,15 @@ public enum GGUFConverter {
         }
 
         var parameters = 0
+        if dryRun {
+            // Everything but the weights is checked as the conversion would (config and tokenizer built, not written).
+            let tied = gguf.info("output.weight") == nil
+            _ = try configJSON(gguf, arch: arch, tied: tied, dtype: dtype)
+            _ = try tokenizerJSON(m, path: path)
+            parameters = plan.reduce(0) { $0 + gguf.info($1.gguf)!.shape.elementCount }
+            return Summary(tensors: plan.count, parameters: parameters, architecture: arch,
+                           files: ["config.json", "generation_config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json"])
+        }
         try out.write { temp in
             let entries = plan.map { p in TensorEntry(name: p.hf, dtype: dtype, shape: gguf.info(p.gguf)!.shape) }
             let writer = try CheckpointWriter(directory: temp, entries: entries, metadata: ["format": "pt"], allowNonFinite: allowNonFinite)

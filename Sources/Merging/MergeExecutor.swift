@@ -51,6 +51,15 @@ public enum MergeExecutor {
                                         "added_tokens.json", "merges.txt", "vocab.json", "chat_template.jinja", "chat_template.json",
                                         "generation_config.json"]
 
+    /// `--dry-run`: OUT checked against the plan's inputs as `run` checks it (never an input, inside
+    /// or above one; an existing non-empty folder only with `overwrite`, and only a previous
+    /// weightsmith output); returns the line saying what would be written. Nothing is written.
+    public static func checkOutput(_ plan: MergePlan, to outDir: URL, options: ExecutionOptions) throws -> String {
+        _ = try OutputFolder.prepare(outDir, inputs: plan.inputs.flatMap { $0.checkpoint.sourceURLs }, force: options.overwrite,
+                                     command: options.command)
+        return "would write \(outDir.path): \(plan.jobs.count) tensors, \(formatBytes(plan.outputBytes)), config.json and tokenizer files"
+    }
+
     public static func run(_ plan: MergePlan, to outDir: URL, options: ExecutionOptions = ExecutionOptions(),
                            cardTitle: String? = nil, cardAppendix: String? = nil,
                            extraFiles: [String: [UInt8]] = [:]) throws -> MergeReport {

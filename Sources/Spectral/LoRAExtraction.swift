@@ -31,6 +31,25 @@ public enum LoRAExtraction {
     /// the result); the rank is capped at min(rows, cols) per matrix (rank_pattern records it).
     /// The output goes through `OutputFolder`, checked before any SVD: never an input, inside or
     /// above one; an existing adapter is replaced only with `force`, and only a weightsmith output.
+    /// What `extract` would write (`--dry-run`): OUT checked against the inputs, the selected
+    /// matrices with their shapes and ranks, and the adapter's size in bytes (F32 A and B).
+    /// Matrices identical in both models are only found (and skipped) by `extract`.
+    public static func plan(base: Checkpoint, tuned: Checkpoint, rank: Int, modules: String?, output: URL, force: Bool = false)
+        throws -> (matrices: [(name: String, rows: Int, cols: Int, rank: Int)], bytes: Int) {
+        _ = try OutputFolder.prepare(output, inputs: [base, tuned].flatMap(\.sourceURLs), force: force, command: "extract-lora")
+        let ft = FineTune(label: "tuned", path: tuned.path, source: .dense(tuned))
+        let names = try SpectralAnalysis.selectMatrices(base: base, fineTunes: [ft], modules: modules)
+        var matrices: [(name: String, rows: Int, cols: Int, rank: Int)] = []
+        var bytes = 0
+        for name in names {
+            guard let dims = base.info(name)?.shape.dims, dims.count == 2 else { continue }
+            let r = min(rank, dims[0], dims[1])
+            matrices.append((name, dims[0], dims[1], r))
+            bytes += 4 * r * (dims[0] + dims[1])
+        }
+        return (matrices, bytes)
+    }
+
     public static func extract(base: Checkpoint, tuned: Checkpoint, rank: Int, modules: String?, output: URL,
                                baseName: String? = nil, force: Bool = false, allowNonFinite: Bool = false) throws -> Result {
         let inputs = [base, tuned].flatMap(\.sourceURLs)

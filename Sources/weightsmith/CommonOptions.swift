@@ -54,3 +54,13 @@ struct WrittenFolderJSON: Encodable {
         print(String(decoding: try e.encode(self), as: UTF8.self))
     }
 }
+
+/// Every command's `--json` report: one object on stdout, sorted keys, snake_case (Swift's
+/// camelCase property names converted), NaN/±Inf as the strings "nan"/"inf"/"-inf".
+func printJSON<T: Encodable>(_ value: T) throws {
+    let enc = JSONEncoder()
+    enc.outputFormatting = [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes]
+    enc.keyEncodingStrategy = .convertToSnakeCase
+    enc.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
+    print(String(decoding: try enc.encode(value), as: UTF8.self))
+}

@@ -50,7 +50,7 @@ struct ComposeCommand: ParsableCommand {
     @Option(name: .customLong("model"), help: "NAME=PATH for every name in the expression.") var models: [String] = []
     @Option(name: [.short, .customLong("output")], help: "Output folder.") var output: String?
     @Option(name: [.customLong("dtype"), .customLong("out-dtype")], help: "Output dtype: f32, bf16, f16 (or float32, bfloat16, float16; default: the base's). --out-dtype is the same option.") var outDtype: String?
-    @Flag(help: "Print the plan, then stop.") var dryRun = false
+    @Flag(help: "Print the plan and check OUT, then stop (nothing is written).") var dryRun = false
     @Flag(help: "Replace the output folder if it exists.") var force = false
     @Flag(help: "Skip the SHA-256 of the inputs in the model card.") var noHash = false
     @Flag(help: "No progress output.") var quiet = false
@@ -85,6 +85,11 @@ struct ComposeCommand: ParsableCommand {
         if dryRun {
             print(plan.describe(), terminator: "")
             if !plan.problems.isEmpty { throw MergeError.preflight(plan.problems) }
+            if let output {
+                var o = ExecutionOptions(overwrite: force)
+                o.command = "compose"
+                print(try MergeExecutor.checkOutput(plan, to: URL(fileURLWithPath: output), options: o))
+            }
             return
         }
         guard let output else { throw ValidationError("missing -o OUT_DIR") }

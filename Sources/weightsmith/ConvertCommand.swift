@@ -33,6 +33,9 @@ struct ConvertCommand: ParsableCommand {
     @Flag(help: "Replace an existing OUT (a folder only when it is a previous weightsmith output).")
     var force = false
 
+    @Flag(help: "Check IN and OUT and print what would be written (tensors, bytes, files), then stop.")
+    var dryRun = false
+
     @OptionGroup var nonFinite: NonFiniteOption
 
     @OptionGroup var threading: ThreadsOption
@@ -44,7 +47,7 @@ struct ConvertCommand: ParsableCommand {
         if input.hasSuffix(".gguf") {
             // A GGUF file converts to a Hugging Face folder (config, safetensors, tokenizer.json).
             guard shardSize == nil else { throw ValidationError("--shard-size is not supported for a GGUF input") }
-            let gguf = try ConvertGGUFCommand.parse([input, output] + (dtype.map { ["--dtype", $0] } ?? []) + (force ? ["--force"] : [])
+            let gguf = try ConvertGGUFCommand.parse([input, output] + (dtype.map { ["--dtype", $0] } ?? []) + (force ? ["--force"] : []) + (dryRun ? ["--dry-run"] : [])
                 + (nonFinite.allowNonFinite ? ["--allow-nonfinite"] : []))
             try gguf.run()
             return
@@ -58,8 +61,9 @@ struct ConvertCommand: ParsableCommand {
                 options.dtype = d
             }
             if let shardSize { options.maxShardBytes = try ByteSize.parse(shardSize) }
+            options.dryRun = dryRun
             let s = try CheckpointConverter.convert(input: input, output: output, options: options, force: force)
-            print("wrote \(output): \(s.tensors) tensors, \(ByteSize.format(s.bytesIn)) -> \(ByteSize.format(s.bytesOut))"
+            print((dryRun ? "would write" : "wrote") + " \(output): \(s.tensors) tensors, \(ByteSize.format(s.bytesIn)) -> \(ByteSize.format(s.bytesOut))"
                 + (options.dtype.map { ", \(s.converted) converted to \($0.rawValue)" } ?? ""))
             print("files: \(s.files.joined(separator: ", "))")
             if !s.copiedFiles.isEmpty { print("copied: \(s.copiedFiles.joined(separator: ", "))") }

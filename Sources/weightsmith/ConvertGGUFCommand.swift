@@ -17,6 +17,9 @@ struct ConvertGGUFCommand: ParsableCommand {
     @Flag(help: "Replace OUT when it is a previous weightsmith output.")
     var force = false
 
+    @Flag(help: "Check the file and OUT and print what would be written, then stop.")
+    var dryRun = false
+
     @OptionGroup var nonFinite: NonFiniteOption
 
     @Option(name: .long, help: "Stored dtype of the weights: f32 (exact dequantised values), bf16 or f16.")
@@ -36,11 +39,11 @@ struct ConvertGGUFCommand: ParsableCommand {
         if !quiet { print("\(model): GGUF v\(gguf.version), \(gguf.tensors.count) tensors (\(types.joined(separator: ", ")))") }
         let tty = isatty(2) != 0 && !quiet
         let summary = try GGUFConverter.convert(gguf: gguf, to: URL(fileURLWithPath: output), dtype: d, force: force,
-                                                allowNonFinite: nonFinite.allowNonFinite) { done, total, _ in
+                                                allowNonFinite: nonFinite.allowNonFinite, dryRun: dryRun) { done, total, _ in
             guard tty else { return }
             FileHandle.standardError.write(Data("\r\(done)/\(total) tensors\(done == total ? "\n" : "")".utf8))
         }
-        print("wrote \(output): \(summary.architecture), \(summary.tensors) tensors, \(summary.parameters) parameters as \(d.rawValue)")
+        print((dryRun ? "would write" : "wrote") + " \(output): \(summary.architecture), \(summary.tensors) tensors, \(summary.parameters) parameters as \(d.rawValue)")
         print("files: \(summary.files.joined(separator: ", "))")
     }
 }

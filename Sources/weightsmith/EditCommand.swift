@@ -41,6 +41,7 @@ struct EditCommand: ParsableCommand {
 
     @Flag(name: .long, help: "Write OUT even when the edit does not reach its target (by default a failed edit exits with status 1 and writes nothing).") var allowFailed = false
     @Flag(name: .long, help: "Print the result as JSON on stdout (notes go to stderr).") var json = false
+    @Flag(name: .long, help: "Check the model, the request (or --requests records) and OUT, print what would be edited and written, then stop (no key statistics, no edit, nothing written).") var dryRun = false
 
     func run() throws {
         try threading.apply()
@@ -59,6 +60,7 @@ struct EditCommand: ParsableCommand {
         let loaded = try PretrainedModel(path: model, base: base)
         if !nonFinite.allowNonFinite { try loaded.model.requireFiniteWeights() }
         let m = loaded.model, tok = loaded.tokenizer
+        if dryRun { return try describe(loaded) }
         let memitProgress = method == .memit && !quietOption.quiet ? ProgressLine(label: "memit") : nil
         let editors = try Editors(options: editorOptions, model: m, tokenizer: tok, methods: [method], memitProgress: memitProgress)
         func note(_ text: String) {
@@ -133,6 +135,39 @@ struct EditCommand: ParsableCommand {
         if !json { print("wrote \(output)") }
     }
 
+    /// --dry-run: the request(s) validated as the edit would validate them, the layer(s) and
+    /// matrices that would change, and OUT; nothing computed or written.
+    func describe(_ loaded: PretrainedModel) throws {
+        let L = loaded.model.config.layers
+        let layer = editorOptions.layer ?? min(L - 1, L * 5 / 32)
+        guard (0..<L).contains(layer) else { throw ValidationError("--layer \(layer) is outside 0..<\(L) (the model has \(L) layers)") }
+        let matrix = "model.layers.\(layer).mlp.down_proj.weight"
+        if let file = requests {
+            var rs = try EditRequest.readJSONL(URL(fileURLWithPath: file))
+            if let split { rs = rs.filter { $0.split == split } }
+            guard !rs.isEmpty else { throw ValidationError("no records in \(file)\(split.map { " with split \($0)" } ?? "")") }
+            for r in rs {
+                try r.validate()
+                if method == .rome || method == .memit { _ = try r.keySubject() }
+            }
+            print("\(method.rawValue) on \(rs.count) records of \(file)" + (method == .memit ? " in one edit" : ", one at a time (edit, score, restore)")
+                  + "; edited: \(method == .memit ? "the MLP output matrices of layers \(editorOptions.layers ?? "\(max(0, layer - 2))-\(layer)")" : matrix); nothing would be written")
+            return
+        }
+        guard let prompt, let target, let output else { throw ValidationError("give --prompt, --target and -o OUT (or --requests FILE)") }
+        var loc: [String] = []
+        if let f = localityPrompts { loc = try EditRequest.readPrompts(URL(fileURLWithPath: f)) }
+        let request = EditRequest(prompt: prompt, subject: subject, target: target, paraphrases: paraphrase, localityPrompts: loc)
+        try request.validate()
+        let tok = loaded.tokenizer
+        let targetIDs = tok.encode(target, addSpecialTokens: false)
+        let pieces = try targetIDs.map { "\"" + (try tok.decode([$0])) + "\"" }.joined(separator: " ")
+        print("\(method.rawValue) edit of \(matrix) (layer \(layer) of \(L))")
+        if method == .rome { print("subject: \"\(try request.keySubject())\"") }
+        print("prompt \"\(prompt)\" -> target \(pieces) (\(targetIDs.count) tokens); \(paraphrase.count) paraphrases, \(loc.count) locality prompts")
+        print("would write \(output): config.json, model.safetensors, tokenizer files (from \(loaded.directory.path))")
+    }
+
     /// MEMIT with every record in one edit: scores before and after, and CounterFact's efficacy score.
     func memitAtOnce(_ rs: [EditRequest], editors: Editors, progress: ProgressLine, note: (String) -> Void) throws {
         let m = editors.model
@@ -186,14 +221,6 @@ struct BenchmarkJSON: Encodable {
     var reachedTarget: Int
     var before: EditScores
     var after: EditScores
-}
-
-/// Sorted keys, snake_case, one object on stdout.
-func printJSON<T: Encodable>(_ value: T) throws {
-    let enc = JSONEncoder()
-    enc.outputFormatting = [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes]
-    enc.keyEncodingStrategy = .convertToSnakeCase
-    print(String(decoding: try enc.encode(value), as: UTF8.self))
 }
 
 enum EditTable {

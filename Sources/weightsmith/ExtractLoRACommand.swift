@@ -31,6 +31,9 @@ struct ExtractLoRACommand: ParsableCommand {
     @Flag(help: "Print the per-module table as JSON.")
     var json = false
 
+    @Flag(help: "Check the inputs and OUT and print the matrices that would be extracted, then stop (no SVD, nothing written).")
+    var dryRun = false
+
     @OptionGroup var threading: ThreadsOption
     @OptionGroup var nonFinite: NonFiniteOption
     @OptionGroup var quietOption: QuietOption
@@ -39,13 +42,18 @@ struct ExtractLoRACommand: ParsableCommand {
     func run() throws {
         try threading.apply()
         guard rank > 0 else { throw ValidationError("--rank must be positive") }
+        if dryRun {
+            let p = try LoRAExtraction.plan(base: try ModelReference.open(base), tuned: try ModelReference.open(tuned, base: base), rank: rank,
+                                            modules: modules, output: URL(fileURLWithPath: output), force: force)
+            for m in p.matrices { print("\(m.name)  \(m.rows)x\(m.cols)  rank \(m.rank)") }
+            print("would write \(output): a rank-\(rank) PEFT adapter of \(p.matrices.count) matrices (adapter_config.json, adapter_model.safetensors, \(ByteSize.format(p.bytes)))")
+            return
+        }
         let result = try LoRAExtraction.extract(base: try ModelReference.open(base), tuned: try ModelReference.open(tuned, base: base), rank: rank,
                                                 modules: modules, output: URL(fileURLWithPath: output), baseName: base, force: force,
                                                 allowNonFinite: nonFinite.allowNonFinite)
         if json {
-            let enc = JSONEncoder()
-            enc.outputFormatting = [.prettyPrinted, .sortedKeys]
-            print(String(decoding: try enc.encode(result), as: UTF8.self))
+            try printJSON(result)
         } else {
             print(LoRAExtraction.render(result))
         }

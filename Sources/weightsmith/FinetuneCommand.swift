@@ -73,6 +73,11 @@ struct FinetuneCommand: ParsableCommand {
 
     @Option(name: .long, help: "Saved dtype for full/sparse: f32, bf16 or f16.") var dtype = "f32"
 
+    @Flag(help: "Check the model, the data and OUT, print what would be trained and written, then stop (nothing is trained or written).")
+    var dryRun = false
+    @Flag(help: "Print the result as one JSON object on stdout (progress lines go to stderr).")
+    var json = false
+
     @OptionGroup var threading: ThreadsOption
     @OptionGroup var quietOption: QuietOption
     var quiet: Bool { quietOption.quiet }
@@ -86,9 +91,6 @@ struct FinetuneCommand: ParsableCommand {
         }
         guard let kind = LearningRateSchedule.Kind(rawValue: schedule) else { throw ValidationError("--schedule must be constant, linear or cosine") }
         guard let saveType = ["f32": DType.f32, "bf16": .bf16, "f16": .f16][dtype] else { throw ValidationError("--dtype must be f32, bf16 or f16") }
-        if model.hasSuffix(".gguf") && mode != .lora {
-            throw ValidationError("--mode \(mode.rawValue) writes a Hugging Face folder and needs one as input: convert the GGUF first (weightsmith convert-gguf)")
-        }
         // The output path is checked (and locked) before the model is loaded or trained.
         let inputs = [model, data, evalData, mask].compactMap { $0 }.map { URL(fileURLWithPath: $0) }
         let out = try OutputFolder.prepare(URL(fileURLWithPath: output), inputs: inputs, force: force, command: "finetune --mode \(mode.rawValue)")
@@ -112,6 +114,10 @@ struct FinetuneCommand: ParsableCommand {
         s.learningRate = lr ?? (mode == .full || mode == .ltSft ? 1e-4 : 1e-3)
         s.warmupSteps = warmup; s.schedule = kind; s.minLearningRateRatio = minLrRatio
         s.weightDecay = weightDecay; s.clipNorm = clip > 0 ? clip : nil; s.seed = seed; s.evalEvery = evalEvery
+        if dryRun {
+            try describe(loaded: loaded, train: train, heldOut: heldOut, settings: s, saveType: saveType)
+            return
+        }
         if mode == .ltSft {
             guard mask == nil, maskDensity == nil, maskTensors == nil else {
                 throw ValidationError("--mode lt-sft chooses its own mask: --mask, --mask-density and --mask-tensors do not apply")
@@ -137,11 +143,16 @@ struct FinetuneCommand: ParsableCommand {
             }
         }
         let trainer = try Trainer(model: m, mode: trainerMode, settings: s)
+        let t0 = Date()
+        let lossBefore = heldOut.isEmpty ? nil : try trainer.heldOutLoss(heldOut)
         say("\(mode.rawValue) fine-tuning: \(trainer.trainableCount) trainable of \(m.layout.totalCount) parameters; " +
               "\(train.count) training examples, \(heldOut.count) held out")
-        if !heldOut.isEmpty { say(String(format: "held-out loss before: %.4f", try trainer.heldOutLoss(heldOut))) }
+        if let lossBefore { say(String(format: "held-out loss before: %.4f", lossBefore)) }
         let every = max(1, logEvery ?? steps / 10)
+        var last: (loss: Double, heldOut: Double?, tokensPerSecond: Double) = (.nan, nil, 0)
         try trainer.train(train, heldOut: heldOut) { p in
+            last.loss = p.loss; last.tokensPerSecond = p.tokensPerSecond
+            if let h = p.heldOutLoss { last.heldOut = h }
             guard p.step % every == 0 || p.step == p.totalSteps || p.heldOutLoss != nil else { return }
             var line = String(format: "step %d/%d  loss %.4f  lr %.2e  %.0f tok/s  ETA %@", p.step, p.totalSteps, p.loss, p.learningRate,
                               p.tokensPerSecond, Self.clock(p.eta))
@@ -161,7 +172,60 @@ struct FinetuneCommand: ParsableCommand {
                 try m.writeFolder(into: staging, dtype: saveType, sideFilesFrom: baseDir, allowNonFinite: nonFinite.allowNonFinite)
             }
         }
-        print("wrote \(output)")
+        if json {
+            try printJSON(FinetuneJSON(output: output, mode: mode.rawValue, steps: steps, trainableParameters: trainer.trainableCount,
+                                       parameters: m.layout.totalCount, trainExamples: train.count, heldOutExamples: heldOut.count,
+                                       finalTrainingLoss: last.loss, heldOutLossBefore: lossBefore, heldOutLossAfter: last.heldOut,
+                                       tokensPerSecond: last.tokensPerSecond, seconds: Date().timeIntervalSince(t0), files: Self.files(in: output)))
+        } else {
+            print("wrote \(output)")
+        }
+    }
+
+    /// --dry-run: what would be trained (trainable entries, examples, tokens, steps) and written.
+    func describe(loaded: PretrainedModel, train: [TrainingExample], heldOut: [TrainingExample], settings s: Trainer.Settings,
+                  saveType: DType) throws {
+        let m = loaded.model
+        let total = m.layout.totalCount
+        let trainable: Int
+        let files: [String]
+        switch mode {
+        case .full:
+            trainable = total
+            files = ["config.json", "model.safetensors (\(ByteSize.format(total * saveType.byteSize)))", "tokenizer files"]
+        case .lora:
+            let a = try LoRAAdapters(model: m, settings: LoRAAdapters.Settings(rank: rank, alpha: alpha, rsLoRA: rslora,
+                                                                               targetModules: targetModules.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) }),
+                                     seed: seed)
+            trainable = a.parameters.layout.totalCount
+            files = ["adapter_config.json", "adapter_model.safetensors (\(ByteSize.format(trainable * 4)))"]
+        case .sparse:
+            let mk: SparseMask
+            if let mask { mk = try SparseMask(url: URL(fileURLWithPath: mask), model: m) } else if let maskDensity {
+                mk = try SparseMask.random(model: m, density: maskDensity, pattern: maskTensors, seed: seed)
+            } else { throw ValidationError("--mode sparse needs --mask FILE or --mask-density D") }
+            trainable = (0..<mk.values.layout.totalCount).reduce(0) { $0 + (mk.values.base[$1] != 0 ? 1 : 0) }
+            files = ["config.json", "model.safetensors (\(ByteSize.format(total * saveType.byteSize)))", "sparse_mask.safetensors", "tokenizer files"]
+        case .ltSft:
+            let eligibility = try GraftEligibility(include: include)
+            let eligible = m.layout.entries.filter { eligibility.isEligible($0.name) }.reduce(0) { $0 + $1.count }
+            let k = Int((Double(eligible) * (density ?? 0.01)).rounded())
+            trainable = eligible
+            files = ["sft.safetensors (a sparse delta of about \(k) entries, \(ByteSize.format(k * 12)))", "README.md"]
+        }
+        let tokens = train.reduce(0) { $0 + $1.target.count }
+        let perStep = s.batchSize * s.accumulation
+        print("finetune --mode \(mode.rawValue) of \(model): \(trainable) of \(total) parameters trainable"
+              + (mode == .ltSft ? " in phase 1 (eligible entries)" : ""))
+        print("data: \(train.count) training examples (\(tokens) completion tokens), \(heldOut.count) held out; max length \(maxLengthOption ?? min(128, m.config.maxPositions))")
+        print(String(format: "steps: %d of %d examples (%.1f epochs), peak lr %.2e, %@ schedule", s.steps, perStep,
+                     train.isEmpty ? 0 : Double(s.steps * perStep) / Double(train.count), s.learningRate, schedule)
+              + (mode == .ltSft ? ", then \(s.steps) sparse steps (phase 2)" : ""))
+        print("would write \(output): " + files.joined(separator: ", "))
+    }
+
+    static func files(in folder: String) -> [String] {
+        ((try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? []).filter { !$0.hasPrefix(".") }.sorted()
     }
 
     /// LT-SFT: two phases on `loaded.model` (in memory), then OUT = sft.safetensors + README.md.
@@ -211,13 +275,55 @@ struct FinetuneCommand: ParsableCommand {
             try SparseDeltaWriter.write(r.delta, to: staging.appendingPathComponent("sft.safetensors"), extraMetadata: meta)
             try Data(card.utf8).write(to: staging.appendingPathComponent("README.md"))
         }
-        print("wrote \(output)")
+        if json {
+            try printJSON(FinetuneJSON(output: output, mode: mode.rawValue, steps: full.steps + sparse.steps, trainableParameters: kept,
+                                       parameters: m.layout.totalCount, trainExamples: train.count, heldOutExamples: heldOut.count,
+                                       finalTrainingLoss: nil, heldOutLossBefore: r.heldOutBase, heldOutLossAfter: r.heldOutSparse,
+                                       tokensPerSecond: nil, seconds: nil, files: Self.files(in: output)))
+        } else {
+            print("wrote \(output)")
+        }
     }
 
-    func say(_ s: String) { if !quiet { FileHandle.standardOutput.write(Data((s + "\n").utf8)) } }
+    /// A progress or report line: stdout, or stderr with --json (stdout then holds only the JSON).
+    func say(_ s: String) {
+        guard !quiet else { return }
+        (json ? FileHandle.standardError : FileHandle.standardOutput).write(Data((s + "\n").utf8))
+    }
 
     static func clock(_ seconds: Double) -> String {
         let s = Int(seconds.rounded())
         return s >= 3600 ? String(format: "%d:%02d:%02d", s / 3600, s / 60 % 60, s % 60) : String(format: "%d:%02d", s / 60, s % 60)
+    }
+}
+
+/// `finetune --json`: the written folder and the run's figures (null where a mode has none).
+struct FinetuneJSON: Encodable {
+    var output: String
+    var mode: String
+    var steps: Int
+    var trainableParameters: Int
+    var parameters: Int
+    var trainExamples: Int
+    var heldOutExamples: Int
+    var finalTrainingLoss: Double?
+    var heldOutLossBefore: Double?
+    var heldOutLossAfter: Double?
+    var tokensPerSecond: Double?
+    var seconds: Double?
+    var files: [String]
+
+    func encode(to encoder: Encoder) throws {
+        enum K: String, CodingKey {
+            case output, mode, steps, trainableParameters, parameters, trainExamples, heldOutExamples, finalTrainingLoss
+            case heldOutLossBefore, heldOutLossAfter, tokensPerSecond, seconds, files
+        }
+        var c = encoder.container(keyedBy: K.self)
+        try c.encode(output, forKey: .output); try c.encode(mode, forKey: .mode); try c.encode(steps, forKey: .steps)
+        try c.encode(trainableParameters, forKey: .trainableParameters); try c.encode(parameters, forKey: .parameters)
+        try c.encode(trainExamples, forKey: .trainExamples); try c.encode(heldOutExamples, forKey: .heldOutExamples)
+        try c.encode(finalTrainingLoss, forKey: .finalTrainingLoss); try c.encode(heldOutLossBefore, forKey: .heldOutLossBefore)
+        try c.encode(heldOutLossAfter, forKey: .heldOutLossAfter); try c.encode(tokensPerSecond, forKey: .tokensPerSecond)
+        try c.encode(seconds, forKey: .seconds); try c.encode(files, forKey: .files)
     }
 }

@@ -58,6 +58,7 @@ struct MergeAdapterCommand: ParsableCommand {
             if dryRun {
                 let merged = try ModelReference.open(try ModelReference.localPath(adapter), base: base)
                 let a = try LoRAAdapter(path: try ModelReference.localPath(adapter))
+                _ = try OutputFolder.prepare(URL(fileURLWithPath: output), inputs: merged.sourceURLs, force: force, command: "merge-adapter")
                 print("would write \(output): \(merged.tensorNames.count) tensors, \(a.modules.count) adapted modules, \(a.savedModules.count) modules_to_save")
                 return
             }

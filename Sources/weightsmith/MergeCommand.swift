@@ -126,6 +126,9 @@ struct MergeCommand: ParsableCommand {
         if dryRun {
             print(plan.describe(), terminator: "")
             if !plan.problems.isEmpty { throw MergeError.preflight(plan.problems) }
+            if let outPath {
+                print(try MergeExecutor.checkOutput(plan, to: URL(fileURLWithPath: outPath), options: ExecutionOptions(overwrite: force)))
+            }
             return
         }
         guard let outPath else { throw ValidationError("missing the output folder (OUT_DIR or -o)") }

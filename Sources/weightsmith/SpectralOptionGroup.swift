@@ -86,10 +86,7 @@ struct SpectralOptionGroup: ParsableArguments {
     /// Prints the report (text or JSON) and writes the plots into the prepared folder.
     func emit(_ report: SpectralReport, plotsFolder: OutputFolder?) throws {
         if json {
-            let enc = JSONEncoder()
-            enc.outputFormatting = [.prettyPrinted, .sortedKeys]
-            enc.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
-            print(String(decoding: try enc.encode(report), as: UTF8.self))
+            try printJSON(report)
         } else {
             print(ReportText.render(report), terminator: "")
         }

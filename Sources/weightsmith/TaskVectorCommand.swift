@@ -19,11 +19,13 @@ struct TaskVectorCommand: ParsableCommand {
         @Argument(help: "The base model.") var base: String
         @Argument(help: "The fine-tuned model.") var tuned: String
         @Option(name: [.short, .customLong("output")], help: "Output folder.") var output: String
-        @Option(name: [.customLong("density"), .customLong("top-k", withSingleDash: false)],
-                help: "Keep only this fraction of entries per tensor, the largest magnitudes (0 < d ≤ 1, as TIES's density); others are stored as 0. --top-k is the former name of the same option.")
-        var topK: Double = 1
+        @Option(name: .customLong("density"),
+                help: "Keep only this fraction of entries per tensor, the largest magnitudes (0 < d ≤ 1, as TIES's density); others are stored as 0.")
+        var density: Double = 1
+        /// The former name of --density (a fraction, where spectrum's and repair's --top-k is a count): accepted, with a note.
+        @Option(name: .customLong("top-k"), help: .hidden) var formerTopK: Double?
         @Option(name: [.customLong("dtype"), .customLong("out-dtype")], help: "Storage dtype: f32, bf16, f16 (default: the base's). --out-dtype is the same option.") var outDtype: String?
-        @Flag(help: "Print the plan, then stop.") var dryRun = false
+        @Flag(help: "Print the plan and check OUT, then stop (nothing is written).") var dryRun = false
         @Flag(help: "Replace the output folder if it exists.") var force = false
         @Flag(help: "No progress output.") var quiet = false
         @OptionGroup var nonFinite: NonFiniteOption
@@ -33,10 +35,17 @@ struct TaskVectorCommand: ParsableCommand {
         func run() throws {
             try threading.apply()
             let dtype = try outDtype.map(parseOutDType)
-            let plan = try TaskVectors.extractPlan(base: base, tuned: tuned, topK: topK, outDType: dtype)
+            if let formerTopK {
+                guard density == 1 else { throw ValidationError("--top-k is the former name of --density; give one of them") }
+                FileHandle.standardError.write(Data("note: task-vector extract --top-k is now --density (a fraction of entries per tensor; --top-k counts singular vectors in spectrum and repair)\n".utf8))
+            }
+            let plan = try TaskVectors.extractPlan(base: base, tuned: tuned, topK: formerTopK ?? density, outDType: dtype)
             if dryRun {
                 print(plan.describe(), terminator: "")
                 if !plan.problems.isEmpty { throw MergeError.preflight(plan.problems) }
+                var o = ExecutionOptions(overwrite: force)
+                o.command = "task-vector extract"
+                print(try MergeExecutor.checkOutput(plan, to: URL(fileURLWithPath: output), options: o))
                 return
             }
             var options = ExecutionOptions(progress: !quiet, overwrite: force)

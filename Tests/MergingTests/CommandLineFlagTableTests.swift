@@ -8,8 +8,8 @@ final class CommandLineFlagTableTests: XCTestCase {
 
     override func setUpWithError() throws { try Binary.requireBuilt() }
 
-    /// Every leaf command ("merge", "task-vector extract", ...) with its options' long names; the
-    /// names of one option are grouped (e.g. ["dtype", "out-dtype"]).
+    /// Every leaf command ("merge", "task-vector extract", ...) with its visible options' long
+    /// names; the names of one option are grouped (e.g. ["dtype", "out-dtype"]).
     func table() throws -> [String: [[String]]] {
         let r = try Self.run(["--experimental-dump-help"])
         XCTAssertEqual(r.status, 0, r.err)
@@ -20,7 +20,8 @@ final class CommandLineFlagTableTests: XCTestCase {
             let subs = c["subcommands"] as? [[String: Any]] ?? []
             if subs.isEmpty || name.isEmpty == false && subs.allSatisfy({ ($0["commandName"] as? String) == "help" }) {
                 var opts: [[String]] = []
-                for a in c["arguments"] as? [[String: Any]] ?? [] {
+                // Hidden options are former names kept for old scripts (they print a note).
+                for a in c["arguments"] as? [[String: Any]] ?? [] where (a["shouldDisplay"] as? Bool) != false {
                     let names = (a["names"] as? [[String: Any]] ?? []).filter { ($0["kind"] as? String) == "long" }.compactMap { $0["name"] as? String }
                     if !names.isEmpty { opts.append(names) }
                 }
@@ -40,7 +41,10 @@ final class CommandLineFlagTableTests: XCTestCase {
                             "compose", "edit", "edit-eval", "train-editor", "facts make", "soup", "search", "graft", "repair", "spectrum", "compare",
                             "eval", "generate", "interference"]
     /// Commands that print a report a script may want to read.
-    static let reporting = ["merge", "compose", "edit", "edit-eval", "inspect", "spectrum", "compare", "extract-lora", "eval", "merge-adapter", "soup", "graft", "repair", "interference"]
+    static let reporting = ["merge", "compose", "edit", "edit-eval", "inspect", "spectrum", "compare", "extract-lora", "eval", "merge-adapter", "soup",
+                            "graft", "repair", "interference", "finetune"]
+    /// Writers with --dry-run (check inputs and OUT, print what would be written, write nothing).
+    static let dryRunning = ["convert", "convert-gguf", "extract-lora", "finetune", "merge-adapter", "merge", "task-vector extract", "compose", "edit"]
 
     func testOneSpellingPerIdea() throws {
         let t = try table()
@@ -53,6 +57,7 @@ final class CommandLineFlagTableTests: XCTestCase {
             // Every writer of weights refuses NaN/Inf unless told (facts make writes JSONL).
             if c != "facts make" { XCTAssertTrue(has(c, "allow-nonfinite"), "\(c) lacks --allow-nonfinite") }
         }
+        for c in Self.dryRunning { XCTAssertTrue(has(c, "dry-run"), "\(c) lacks --dry-run") }
         for c in Self.computing { XCTAssertTrue(has(c, "threads"), "\(c) lacks --threads") }
         for c in Self.reporting { XCTAssertTrue(has(c, "json"), "\(c) lacks --json") }
         for (c, opts) in t {
@@ -64,9 +69,9 @@ final class CommandLineFlagTableTests: XCTestCase {
                     XCTAssertFalse(names.contains(bad), "\(c): --\(bad)")
                 }
             }
-            // A fraction is a density; --top-k counts (spectrum, compare, repair) except as a former name.
-            for names in opts where names.contains("top-k") && !["spectrum", "compare", "repair"].contains(c) {
-                XCTAssertTrue(names.contains("density"), "\(c): --top-k names a fraction; call it --density")
+            // A fraction is a density; --top-k is a count (spectrum, compare, repair) and nothing else.
+            for names in opts where names.contains("top-k") {
+                XCTAssertTrue(["spectrum", "compare", "repair"].contains(c), "\(c): --top-k names a fraction here; call it --density")
             }
             // No option is declared twice under one name.
             let flat = opts.flatMap { $0 }
@@ -102,5 +107,89 @@ final class CommandLineFlagTableTests: XCTestCase {
         XCTAssertEqual(ft.status, 0, ft.err)
         XCTAssertEqual(ft.out.split(separator: "\n").count, 1, ft.out)
         XCTAssertTrue(ft.out.hasPrefix("wrote"), ft.out)
+    }
+
+    /// Every --dry-run says what it would write, exits 0 and leaves nothing behind; a bad OUT is
+    /// refused by the dry run as by the real run.
+    func testDryRunsWriteNothing() throws {
+        let tmp = FileManager.default.temporaryDirectory.appendingPathComponent("ws-dry-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: tmp, withIntermediateDirectories: true)
+        addTeardownBlock { try? FileManager.default.removeItem(at: tmp) }
+        func out(_ name: String) -> String { tmp.appendingPathComponent(name).path }
+        let family = "fixtures/family"
+        let runs: [[String]] = [
+            ["convert", "fixtures/merge/base", out("c"), "--dtype", "bf16", "--shard-size", "100kB"],
+            ["convert", "fixtures/merge/base", out("c.safetensors")],
+            ["convert-gguf", "Tests/TransformerTests/Fixtures/models/llama_gguf.gguf", out("g")],
+            ["extract-lora", "--base", "\(family)/base", "--tuned", "\(family)/capital-full", "--rank", "2", "-o", out("l")],
+            ["finetune", "fixtures/merge/base", "fixtures/merge/eval/add.jsonl", "--mode", "full", "-o", out("f")],
+            ["finetune", "fixtures/merge/base", "fixtures/merge/eval/add.jsonl", "--mode", "lora", "-o", out("fl")],
+            ["finetune", "fixtures/merge/base", "fixtures/merge/eval/add.jsonl", "--mode", "lt-sft", "-o", out("ft")],
+            ["edit", "\(family)/base", "--prompt", "The capital of France is", "--target", " Rome", "-o", out("e")],
+            ["merge-adapter", "\(family)/base", "\(family)/capital-lora", "-o", out("ma")],
+            ["merge", "--method", "linear", "fixtures/merge/ft-a", "fixtures/merge/ft-b", "-o", out("m")],
+        ]
+        for args in runs {
+            let r = try Self.run(args + ["--dry-run"])
+            XCTAssertEqual(r.status, 0, "\(args): \(r.err)")
+            XCTAssertTrue(r.out.contains("would write \(tmp.path)/"), "\(args): \(r.out)")
+            XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: tmp.path), [], "\(args) left files behind")
+        }
+        let c = try Self.run(["convert", "fixtures/merge/base", "fixtures/merge/base/inside", "--dry-run"])
+        XCTAssertNotEqual(c.status, 0)
+        XCTAssertTrue(c.err.contains("inside the input"), c.err)
+        for args in [["finetune", "fixtures/merge/base", "fixtures/merge/eval/add.jsonl", "-o", "fixtures/merge"],
+                     ["merge", "--method", "linear", "fixtures/merge/ft-a", "fixtures/merge/ft-b", "-o", "fixtures/merge/ft-a"],
+                     ["edit", "fixtures/family/base", "--prompt", "The capital of France is", "--target", " Rome", "-o", "fixtures/family"]] {
+            let r = try Self.run(args + ["--dry-run"])
+            XCTAssertNotEqual(r.status, 0, "\(args)")
+            XCTAssertTrue(r.err.contains("input"), "\(args): \(r.err)")
+        }
+    }
+
+    /// `finetune --json`: one object on stdout (snake_case keys, progress on stderr) with the run's figures.
+    func testFinetuneJSON() throws {
+        let tmp = FileManager.default.temporaryDirectory.appendingPathComponent("ws-ftjson-\(UUID().uuidString)")
+        addTeardownBlock { try? FileManager.default.removeItem(at: tmp) }
+        let r = try Self.run(["finetune", "fixtures/merge/base", "fixtures/merge/eval/add.jsonl", "--mode", "lora", "--steps", "3", "-o", tmp.path,
+                              "--json", "--threads", "1"])
+        XCTAssertEqual(r.status, 0, r.err)
+        let o = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(r.out.utf8)) as? [String: Any], r.out)
+        XCTAssertEqual(o["mode"] as? String, "lora")
+        XCTAssertEqual(o["steps"] as? Int, 3)
+        XCTAssertEqual(o["trainable_parameters"] as? Int, 16384)
+        XCTAssertEqual(o["files"] as? [String], ["adapter_config.json", "adapter_model.safetensors"])
+        let before = try XCTUnwrap(o["held_out_loss_before"] as? Double), after = try XCTUnwrap(o["held_out_loss_after"] as? Double)
+        XCTAssertLessThan(after, before, "three LoRA steps at lr 1e-3 lower the held-out loss")
+        XCTAssertTrue(r.err.contains("step 3/3"), r.err)
+        XCTAssertFalse(o.keys.contains { $0.contains(where: \.isUppercase) }, "\(o.keys)")
+    }
+
+    /// Every --json report uses snake_case keys (spectrum and extract-lora used camelCase).
+    func testJSONKeysAreSnakeCase() throws {
+        let tmp = FileManager.default.temporaryDirectory.appendingPathComponent("ws-snake-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: tmp, withIntermediateDirectories: true)
+        addTeardownBlock { try? FileManager.default.removeItem(at: tmp) }
+        let f = "fixtures/family"
+        let runs: [[String]] = [
+            ["spectrum", "--base", "\(f)/base", "--tuned", "\(f)/capital-full", "--no-cache"],
+            ["compare", "--base", "\(f)/base", "--lora", "\(f)/capital-lora", "--full", "\(f)/capital-full", "--no-cache"],
+            ["extract-lora", "--base", "\(f)/base", "--tuned", "\(f)/capital-full", "--rank", "2", "-o", tmp.appendingPathComponent("l").path],
+            ["eval", "\(f)/base", "\(f)/data/capital-heldout.jsonl"],
+            ["interference", "--base", "\(f)/base", "\(f)/capital-full", "\(f)/profession-full"],
+        ]
+        func keys(_ x: Any, _ into: inout Set<String>) {
+            if let d = x as? [String: Any] { for (k, v) in d { into.insert(k); keys(v, &into) } }
+            if let a = x as? [Any] { for v in a { keys(v, &into) } }
+        }
+        for args in runs {
+            let r = try Self.run(args + ["--json", "--threads", "1"])
+            XCTAssertEqual(r.status, 0, "\(args): \(r.err)")
+            var all = Set<String>()
+            keys(try JSONSerialization.jsonObject(with: Data(r.out.utf8)), &all)
+            XCTAssertGreaterThan(all.count, 3, "\(args)")
+            let camel = all.filter { $0.contains(where: \.isUppercase) && !$0.contains(".") }
+            XCTAssertEqual(camel, [], "\(args[0])")
+        }
     }
 }
