@@ -53,10 +53,16 @@ public enum MergeExecutor {
 
     /// `--dry-run`: OUT checked against the plan's inputs as `run` checks it (never an input, inside
     /// or above one; an existing non-empty folder only with `overwrite`, and only a previous
-    /// weightsmith output); returns the line saying what would be written. Nothing is written.
+    /// weightsmith output); returns the line saying what would be written (or that OUT exists and
+    /// the run needs --force). Nothing is written.
     public static func checkOutput(_ plan: MergePlan, to outDir: URL, options: ExecutionOptions) throws -> String {
-        _ = try OutputFolder.prepare(outDir, inputs: plan.inputs.flatMap { $0.checkpoint.sourceURLs }, force: options.overwrite,
-                                     command: options.command)
+        do {
+            _ = try OutputFolder.prepare(outDir, inputs: plan.inputs.flatMap { $0.checkpoint.sourceURLs }, force: options.overwrite,
+                                         command: options.command)
+        } catch OutputError.exists {
+            // Not a problem of the plan: the run itself says so and needs --force.
+            return "\(outDir.path) exists and is not empty: the merge would need --force (it replaces only a previous weightsmith output)"
+        }
         return "would write \(outDir.path): \(plan.jobs.count) tensors, \(formatBytes(plan.outputBytes)), config.json and tokenizer files"
     }
 

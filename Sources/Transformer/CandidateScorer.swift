@@ -61,6 +61,8 @@ public final class CandidateScorer {
     public private(set) var evaluations = 0
     /// Called after each set is scored: (set index, result, from the cache).
     public var onScore: ((Int, EvaluationResult, Bool) -> Void)?
+    /// Score candidates with NaN/±Inf parameters instead of failing (`--allow-nonfinite`).
+    public var allowNonFinite = false
 
     /// `paths` must share the architecture of the first one's config.json; `digests`, when
     /// given with `cache`, are one content digest per ingredient.
@@ -133,7 +135,21 @@ public final class CandidateScorer {
                 }
                 ingredients[k].releasePages(storedName(ingredients[k], e.name))
             }
-            for j in 0..<e.count { out[j] = Float(acc[j]) }
+            var bad = 0
+            for j in 0..<e.count {
+                let v = Float(acc[j])
+                out[j] = v
+                if !v.isFinite { bad += 1 }
+            }
+            if bad > 0 && !allowNonFinite {
+                // Name the ingredient that holds the values, else the arithmetic that made them.
+                var culprit: Int?
+                for k in ingredients.indices where c[k] != 0 && culprit == nil {
+                    if try tensor(k, e).scalars.contains(where: { !$0.isFinite }) { culprit = k }
+                }
+                throw ModelError.nonFinite(source: culprit.map { paths[$0] } ?? "the candidate built from \(paths.joined(separator: ", ")) (coefficients \(c.map { String(format: "%g", $0) }.joined(separator: ", ")) overflow Float32)",
+                                           tensor: e.name, count: bad, elements: e.count)
+            }
         }
     }
 

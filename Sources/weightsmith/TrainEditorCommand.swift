@@ -54,7 +54,10 @@ struct TrainEditorCommand: ParsableCommand {
         let t0 = Date()
         try MendTrainer.train(editor: editor, model: loaded.model, tokenizer: loaded.tokenizer, requests: requests, settings: s) { log in
             if !quiet, log.step % max(logEvery, 1) == 0 || log.step == 1 || log.step == steps {
-                print(String(format: "step %4d  loss %.4f  edit NLL %.4f  locality KL %.4f  (%.1f s)", log.step, log.loss, log.editLoss, log.localityLoss, Date().timeIntervalSince(t0)))
+                let elapsed = Date().timeIntervalSince(t0)
+                let eta = elapsed / Double(log.step) * Double(steps - log.step)
+                print(String(format: "step %4d/%d  loss %.4f  edit NLL %.4f  locality KL %.4f  (%.1f s, ETA %@)", log.step, steps, log.loss, log.editLoss,
+                             log.localityLoss, elapsed, FinetuneCommand.clock(eta)))
             }
         }
         try out.write { staging in try editor.writeFile(to: staging, allowNonFinite: nonFinite.allowNonFinite) }
