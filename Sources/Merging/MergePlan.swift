@@ -154,7 +154,7 @@ public struct MergePlan: @unchecked Sendable {
         s += "jobs:\n"
         for (k, j) in jobs.enumerated() {
             if k == maxJobs { s += "  ... \(jobs.count - maxJobs) more\n"; break }
-            s += "  \(j.output) \(j.shape) \(j.outDType.rawValue) <- " + describeInputs(j) + "\n"
+            s += "  \(j.output) \(j.shape) \(j.outDType.rawValue)\(j.vocabularyRows == nil ? "" : " (rows in the output vocabulary)") <- " + describeInputs(j) + "\n"
         }
         return s
     }
