@@ -133,8 +133,13 @@ enum TokenizerUnion {
             var addedIndex: [String: Int] = [:]
             var conflicting = Set<String>()
             for i in [reference] + inputs.indices.filter({ $0 != reference }) {
-                for (t, id) in vocab[i].ids.sorted(by: { $0.value < $1.value }) where id < sizes[i] && seen.insert(t).inserted {
-                    extra.append(t)
+                var beyond = 0
+                for (t, id) in vocab[i].ids.sorted(by: { $0.value < $1.value }) {
+                    guard id < sizes[i] else { beyond += 1; continue }
+                    if seen.insert(t).inserted { extra.append(t) }
+                }
+                if beyond > 0 {
+                    notes.append("tokenizer_source: union: \(beyond) token\(beyond == 1 ? " has an id" : "s have ids") ≥ vocab_size \(sizes[i]) in \(inputs[i].label) and \(beyond == 1 ? "is" : "are") left out of the union (as in mergekit)")
                 }
                 for a in vocab[i].added.sorted(by: { $0.id < $1.id }) where a.id < sizes[i] {
                     if let k = addedIndex[a.content] {
@@ -174,7 +179,7 @@ enum TokenizerUnion {
                 p[n] = Int32(id)
             }
             if beyond > 0 {
-                notes.append("\(key): \(beyond) token\(beyond == 1 ? "" : "s") of the output vocabulary have ids ≥ vocab_size \(sizes[i]) in \(inputs[i].label) and are taken as absent from it")
+                notes.append("\(key): \(beyond) token\(beyond == 1 ? " of the output vocabulary has an id" : "s of the output vocabulary have ids") ≥ vocab_size \(sizes[i]) in \(inputs[i].label) and \(beyond == 1 ? "is" : "are") taken as absent from it")
             }
             permutations.append(p)
         }

@@ -135,7 +135,7 @@ final class RecipeTokenizerTests: XCTestCase {
         let p = try plan("tokenizer_source: union\n")
         XCTAssertEqual(p.problems, [])
         XCTAssertNil(p.vocabulary)
-        XCTAssertTrue(p.notes.contains { $0.contains("ids ≥ vocab_size 256") && $0.contains("ft-b") }, "\(p.notes)")
+        XCTAssertTrue(p.notes.contains { $0.contains("≥ vocab_size 256 in") && $0.contains("left out of the union") && $0.contains("ft-b") }, "\(p.notes)")
         XCTAssertTrue(p.notes.contains { $0.contains("same vocabulary") }, "\(p.notes)")
         try FileManager.default.removeItem(at: url)
         let problems = try plan("tokenizer_source: union\n").problems
