@@ -24,6 +24,9 @@ struct TokenizerVocabulary {
     private(set) var added: [Added]
     /// Token → id over model and added tokens (`get_vocab()` of a fast tokenizer).
     private(set) var ids: [String: Int]
+    /// Contents of `added`, and its largest id (so that adding n tokens is O(n)).
+    private var addedContents: Set<String> = []
+    private var largestAddedID: Int?
 
     /// Reads `json` (a parsed tokenizer.json); nil when it has no readable `model.vocab`.
     init?(json: JSONValue) {
@@ -51,7 +54,11 @@ struct TokenizerVocabulary {
             }
         }
         ids = model
-        for a in added { ids[a.content] = a.id }
+        for a in added {
+            ids[a.content] = a.id
+            addedContents.insert(a.content)
+            largestAddedID = max(largestAddedID ?? a.id, a.id)
+        }
     }
 
     /// Reads `directory/tokenizer.json`; nil when the file is absent, throws when it is unreadable.
@@ -70,7 +77,7 @@ struct TokenizerVocabulary {
 
     var modelType: String? { if case let .string(t)? = json["model"]?["type"] { return t } else { return nil } }
     var count: Int { ids.count }
-    func isAdded(_ token: String) -> Bool { added.contains { $0.content == token } }
+    func isAdded(_ token: String) -> Bool { addedContents.contains(token) }
 
     /// Without the tokens whose id is `vocabSize` or more (mergekit's `get_stripped_tokenizer`:
     /// model tokens, added tokens and the BPE merges that use a removed token). Throws for a
@@ -116,10 +123,12 @@ struct TokenizerVocabulary {
             id = existing
         } else {
             let size = modelTokens.count
-            if let top = added.map(\.id).max(), top >= size || size == 0 { id = top + 1 } else { id = size }
+            if let top = largestAddedID, top >= size || size == 0 { id = top + 1 } else { id = size }
         }
         added.append(Added(id: id, content: content, entry: JSONText.setting(entry, "id", .integer(id))))
         ids[content] = id
+        addedContents.insert(content)
+        largestAddedID = max(largestAddedID ?? id, id)
     }
 
     /// The tokenizer.json text: the original with `added_tokens` replaced (sorted by id, as
