@@ -193,13 +193,14 @@ public enum MergeExecutor {
     static func runJob(_ job: MergeJob, plan: MergePlan, into output: some JobOutput) throws {
         try output.begin(job.output)
         let n = job.elementCount
+        let prepared = try job.vocabularyRows.map { try VocabularyRows.materialise(job, $0, plan: plan) }
         switch mode(of: job, plan: plan) {
         case .chunked:
             var start = 0
             while start < n {
                 let range = start..<min(n, start + chunkElements)
                 try output.fill(range.count) { o in
-                    try withInputs(job, plan: plan, elements: range, releaseAfter: true) { base, models in
+                    try withInputs(job, plan: plan, elements: range, releaseAfter: true, prepared: prepared) { base, models in
                         try plan.method.merge(MergeInputs(tensorName: job.output, shape: Shape([range.count]), base: base, models: models),
                                               job.parameters, seed: plan.seed, into: o)
                     }
@@ -207,7 +208,8 @@ public enum MergeExecutor {
                 start = range.upperBound
             }
         case .streamed, .whole:
-            let source = JobBlockSource(job: job, plan: plan, releaseBlocks: inputBytes(job, plan: plan) > plan.keepMappedBytes)
+            let source = JobBlockSource(job: job, plan: plan, releaseBlocks: inputBytes(job, plan: plan) > plan.keepMappedBytes,
+                                        prepared: prepared)
             try plan.method.mergeBlocks(source, job.parameters, seed: plan.seed, into: output)
         }
         try output.end()
@@ -221,9 +223,17 @@ public enum MergeExecutor {
     /// Calls `body` with elements `range` of the job's base and model inputs: mapped Float32
     /// read in place, other dtypes decoded, vocabulary padding and task-vector inputs resolved.
     /// With `releaseAfter`, the mapped pages of the range are dropped afterwards.
+    /// With `prepared` (a vocabulary matrix laid out in the output vocabulary), its matrices are
+    /// read instead of the stored tensors.
     static func withInputs(_ job: MergeJob, plan: MergePlan, elements range: Range<Int>, releaseAfter: Bool, parallel: Bool = true,
+                           prepared: PreparedInputs? = nil,
                            _ body: (UnsafeBufferPointer<Float>?, [UnsafeBufferPointer<Float>]) throws -> Void) throws {
         let count = range.count
+        if let prepared {
+            let buffers = prepared.buffers.map { UnsafeBufferPointer(rebasing: $0[range]) }
+            try body(job.base != nil ? buffers[0] : nil, Array(buffers.dropFirst(job.base != nil ? 1 : 0)))
+            return
+        }
         let all = [job.base].compactMap { $0 } + job.models
         var owned: [UnsafeMutableBufferPointer<Float>] = []
         var mapped: [UnsafeRawBufferPointer] = []
@@ -299,6 +309,26 @@ public enum MergeExecutor {
         if let failure { throw MergeError.other("\(label): tensor \(name): \(failure)") }
     }
 
+    /// Files of the tokenizer source's folder that describe its vocabulary in a slow tokenizer's
+    /// format; with a merged vocabulary (which only tokenizer.json holds) they are not copied.
+    static let slowVocabularyFiles: Set<String> = ["tokenizer.model", "added_tokens.json", "merges.txt", "vocab.json"]
+
+    /// The tokenizer files of the output: the tokenizer source's, with tokenizer.json and
+    /// tokenizer_config.json of a merged vocabulary in place of its own (and its slow-tokenizer
+    /// vocabulary files left out).
+    static func tokenizerOutput(_ plan: MergePlan) -> [(name: String, bytes: [UInt8])] {
+        let fm = FileManager.default
+        let written = plan.vocabulary?.files
+        var out: [(name: String, bytes: [UInt8])] = []
+        let tokDir = plan.inputs[plan.tokenizerSource].checkpoint.directory
+        for f in tokenizerFiles {
+            if let bytes = written?[f] { out.append((f, bytes)); continue }
+            if written != nil && slowVocabularyFiles.contains(f) { continue }
+            if let tokDir, let data = fm.contents(atPath: tokDir.appendingPathComponent(f).path) { out.append((f, Array(data))) }
+        }
+        return out
+    }
+
     /// config.json (layers, dtype, vocabulary updated), tokenizer files, the recipe.
     static func writeSideFiles(_ plan: MergePlan, to dir: URL) throws {
         let fm = FileManager.default
@@ -312,13 +342,8 @@ public enum MergeExecutor {
             }
             try writeFileAtomically(Array((JSONText.string(config) + "\n").utf8), to: dir.appendingPathComponent("config.json"))
         }
-        if let tokDir = plan.inputs[plan.tokenizerSource].checkpoint.directory {
-            for f in tokenizerFiles {
-                let src = tokDir.appendingPathComponent(f)
-                if fm.fileExists(atPath: src.path), let data = fm.contents(atPath: src.path) {
-                    try writeFileAtomically(Array(data), to: dir.appendingPathComponent(f))
-                }
-            }
+        for (name, bytes) in tokenizerOutput(plan) {
+            try writeFileAtomically(bytes, to: dir.appendingPathComponent(name))
         }
         if let template = plan.chatTemplate { try ChatTemplates.install(template, in: dir) }
         try writeFileAtomically(Array(plan.recipe.yaml().utf8), to: dir.appendingPathComponent("merge_recipe.yml"))
@@ -345,6 +370,8 @@ struct JobBlockSource: MergeBlockSource, @unchecked Sendable {
     let plan: MergePlan
     /// Drop each block's mapped pages after use (large jobs).
     let releaseBlocks: Bool
+    /// The inputs laid out in the output vocabulary, when the job has `vocabularyRows`.
+    var prepared: PreparedInputs? = nil
     var tensorName: String { job.output }
     var shape: Shape { job.shape }
     var hasBase: Bool { job.base != nil }
@@ -352,7 +379,8 @@ struct JobBlockSource: MergeBlockSource, @unchecked Sendable {
 
     func withBlock(_ range: Range<Int>, _ body: (UnsafeBufferPointer<Float>?, [UnsafeBufferPointer<Float>]) throws -> Void) throws {
         let whole = range.count == job.elementCount
-        try MergeExecutor.withInputs(job, plan: plan, elements: range, releaseAfter: releaseBlocks && !whole, parallel: whole, body)
+        try MergeExecutor.withInputs(job, plan: plan, elements: range, releaseAfter: releaseBlocks && !whole, parallel: whole,
+                                     prepared: prepared, body)
     }
 }
 

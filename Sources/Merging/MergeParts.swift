@@ -243,9 +243,7 @@ public enum MergeParts {
         if let d = plan.inputs[plan.configSource].checkpoint.directory, FileManager.default.fileExists(atPath: d.appendingPathComponent("config.json").path) {
             names.insert("config.json")
         }
-        if let d = plan.inputs[plan.tokenizerSource].checkpoint.directory {
-            for f in MergeExecutor.tokenizerFiles where FileManager.default.fileExists(atPath: d.appendingPathComponent(f).path) { names.insert(f) }
-        }
+        names.formUnion(MergeExecutor.tokenizerOutput(plan).map(\.name))
         names.formUnion(["merge_recipe.yml", "README.md", OutputFolder.markerName])
         return names
     }

@@ -44,6 +44,9 @@ public struct MergeJob: Sendable {
     public let parameters: ResolvedParameters
     /// Layer position used for gradients (0 for non-layer tensors).
     public let t: Double
+    /// For a vocabulary matrix of a merge with a tokenizer setting: how each input's rows are
+    /// laid out in the output vocabulary before the method runs (nil: the stored rows as they are).
+    public var vocabularyRows: VocabularyRows? = nil
     public var elementCount: Int { shape.elementCount }
 }
 
@@ -67,6 +70,9 @@ public struct MergePlan: @unchecked Sendable {
     public var seed: UInt64 = 0
     /// The chat template written into the output (`chat_template:` resolved), nil = the copied files' own.
     public var chatTemplate: String? = nil
+    /// The output vocabulary of a tokenizer setting (`tokenizer_source`, `tokenizer:`), when it is
+    /// not simply the tokenizer source's.
+    public var vocabulary: VocabularyAlignment? = nil
     /// A streamed job whose mapped inputs take at most this many bytes keeps them resident through
     /// its passes (each pass re-reads memory); a larger one drops each block's pages after every
     /// pass, which costs page faults on every re-read (on SmolLM2-135M × 4 the embedding job:
@@ -94,20 +100,22 @@ public struct MergePlan: @unchecked Sendable {
         let infos = inputs.map { self.inputs[$0.model].checkpoint.info($0.tensor) }
         let decoded = zip(inputs, infos).filter { $1?.dtype != .f32 || $0.kind == .delta || $0.padFrom != nil }.count
         let storedPerElement = infos.reduce(0) { $0 + ($1?.dtype.byteSize ?? 4) }
+        // Laid out in the output vocabulary: every input decoded whole, then rearranged.
+        let aligned = job.vocabularyRows == nil ? 0 : 4 * n * inputs.count + infos.reduce(0) { $0 + 4 * ($1?.elementCount ?? n) }
         switch MergeExecutor.mode(of: job, plan: self) {
         case .chunked:
             let c = MergeExecutor.chunkElements
-            return 4 * c + storedPerElement * c + 4 * decoded * c
+            return aligned + 4 * c + storedPerElement * c + 4 * decoded * c
         case .streamed:
             let blocks = TensorBlocks(count: n, cols: job.shape.dims.last ?? 1)
             let block = min(n, blocks.blockElements)
             let threads = ParallelLoops.threadCount
             let mapped = MergeExecutor.inputBytes(job, plan: self) > keepMappedBytes
                 ? threads * block * storedPerElement : infos.reduce(0) { $0 + ($1?.byteCount ?? 4 * n) }
-            return 4 * min(n, blocks.windowElements) + mapped + threads * block * 4 * decoded
+            return aligned + 4 * min(n, blocks.windowElements) + mapped + threads * block * 4 * decoded
                 + method.streamScratchBytes(elementCount: n, cols: blocks.cols, modelCount: job.models.count)
         case .whole:
-            return 4 * n + infos.reduce(0) { $0 + ($1?.byteCount ?? 4 * n) } + 4 * decoded * n
+            return aligned + 4 * n + infos.reduce(0) { $0 + ($1?.byteCount ?? 4 * n) } + 4 * decoded * n
                 + Int(method.scratchPerElement * Double(4 * n * job.models.count))
         }
     }
@@ -146,7 +154,7 @@ public struct MergePlan: @unchecked Sendable {
         s += "jobs:\n"
         for (k, j) in jobs.enumerated() {
             if k == maxJobs { s += "  ... \(jobs.count - maxJobs) more\n"; break }
-            s += "  \(j.output) \(j.shape) \(j.outDType.rawValue) <- " + describeInputs(j) + "\n"
+            s += "  \(j.output) \(j.shape) \(j.outDType.rawValue)\(j.vocabularyRows == nil ? "" : " (rows in the output vocabulary)") <- " + describeInputs(j) + "\n"
         }
         return s
     }

@@ -261,11 +261,14 @@ public struct MergePlanFile: Sendable {
         let shards: [JSONValue] = layout.shardFileNames.enumerated().map { s, file in
             let tensors: [JSONValue] = layout.entries(ofShard: s).map { e in
                 let j = jobs[e.name]!
-                return .object([("name", .string(j.output)), ("dtype", .string(j.outDType.rawValue)),
-                                ("shape", .array(j.shape.dims.map { .integer($0) })), ("t", .number(j.t)),
-                                ("inputs", .array((j.base.map { [input($0, role: "base")] } ?? []) + j.models.map { input($0, role: "model") })),
-                                ("parameters", .object([("global", parameters(j.parameters.global)),
-                                                        ("per_model", .array(j.parameters.perModel.map(parameters)))]))])
+                var m: [(key: String, value: JSONValue)] = [
+                    ("name", .string(j.output)), ("dtype", .string(j.outDType.rawValue)),
+                    ("shape", .array(j.shape.dims.map { .integer($0) })), ("t", .number(j.t)),
+                    ("inputs", .array((j.base.map { [input($0, role: "base")] } ?? []) + j.models.map { input($0, role: "model") })),
+                    ("parameters", .object([("global", parameters(j.parameters.global)),
+                                            ("per_model", .array(j.parameters.perModel.map(parameters)))]))]
+                if let v = j.vocabularyRows { m.append(("vocabulary", v.summary)) }
+                return .object(m)
             }
             return .object([("file", .string(file)), ("bytes", .integer((try? layout.fileSize(ofShard: s)) ?? 0)), ("tensors", .array(tensors))])
         }

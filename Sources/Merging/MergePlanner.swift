@@ -126,6 +126,33 @@ public enum MergePlanner {
         // A tied head present in some input only: keep it (the others supply their embeddings).
         targets.sort { TensorNaming.outputOrder($0.output, $1.output) }
 
+        // The tokenizer: its source and, when set, the output vocabulary every input's
+        // vocabulary matrices are laid out in.
+        let configSource = baseIndex ?? slices[0].sources[0].input
+        var tokenizerSource = configSource
+        var alignment: VocabularyAlignment?
+        if let t = recipe.tokenizerSource {
+            var source: TokenizerUnion.Source?
+            switch t {
+            case "union": source = .union
+            case "base": source = .base
+            default:
+                if let i = indexOf[t] { source = .model(i); tokenizerSource = i } else {
+                    problems.append("tokenizer_source \"\(t)\" is neither \"base\", \"union\" nor one of the recipe's models")
+                }
+            }
+            if let source {
+                let r = TokenizerUnion.align(inputs: inputs, reference: configSource, source: source, recipe: recipe, indexOf: indexOf)
+                problems += r.problems
+                notes += r.notes
+                alignment = r.alignment
+                if alignment != nil, options.vocabulary != nil {
+                    notes.append("--vocab is not used: \(recipe.tokenEmbeddings.isEmpty ? "tokenizer_source" : "tokenizer") lays the vocabulary matrices out in the output vocabulary")
+                }
+            }
+        }
+        var vocabularyJobs = 0
+
         // 4. Jobs with pre-flight checks.
         var jobs: [MergeJob] = []
         var missing: [Int: [String]] = [:]
@@ -164,7 +191,16 @@ public enum MergePlanner {
             // Shapes, with the vocabulary choice for embedding matrices.
             var shape = resolvedInputs[0].info.shape
             let shapes = Set(resolvedInputs.map(\.info.shape))
-            if shapes.count > 1 {
+            let aligned = alignment != nil && TensorNaming.isVocabularyMatrix(target.output) && shapes.allSatisfy { $0.rank >= 2 }
+            if aligned {
+                let cols = Set(resolvedInputs.map { Array($0.info.shape.dims.dropFirst()) })
+                guard cols.count == 1 else {
+                    let desc = resolvedInputs.map { "\(inputs[$0.input.model].label): \($0.info.shape)" }.joined(separator: ", ")
+                    problems.append("shape mismatch for \"\(target.output)\" beyond its vocabulary rows: \(desc)")
+                    continue
+                }
+                shape = Shape([alignment!.rows] + cols.first!)
+            } else if shapes.count > 1 {
                 let cols = Set(resolvedInputs.map { Array($0.info.shape.dims.dropFirst()) })
                 let baseInfo = resolvedInputs.first { $0.input.model == slice.base }
                 if TensorNaming.isVocabularyMatrix(target.output), shapes.allSatisfy({ $0.rank == 2 }), cols.count == 1 {
@@ -253,8 +289,26 @@ public enum MergePlanner {
                 params.perModel.append(dict)
             }
             let refDType = (resolvedInputs.first { $0.input.model == baseInput?.model } ?? resolvedInputs[0]).info.dtype
-            jobs.append(MergeJob(output: target.output, shape: shape, outDType: outDTypeOverride ?? refDType,
-                                 base: baseInput, models: modelInputs, parameters: params, t: target.t))
+            var rows: VocabularyRows?
+            if aligned, let alignment {
+                let ordered = [baseInput].compactMap { $0 } + modelInputs
+                let planInputs = ordered.map(\.model)
+                let rowCounts = ordered.map { inp in resolvedInputs.first { $0.input == inp }!.info.shape[0] }
+                if alignment.isIdentity(rowCounts: rowCounts, inputs: planInputs) {
+                    shape = resolvedInputs[0].info.shape
+                } else {
+                    let r = VocabularyRows.make(alignment, inputs: planInputs, rowCounts: rowCounts, base: slice.base,
+                                                tensor: target.output, labels: inputs.map(\.label))
+                    for p in r.problems where !problems.contains(p) { problems.append(p) }
+                    for n in r.notes where !notes.contains(n) { notes.append(n) }
+                    rows = r.rows
+                    vocabularyJobs += 1
+                }
+            }
+            var job = MergeJob(output: target.output, shape: shape, outDType: outDTypeOverride ?? refDType,
+                               base: baseInput, models: modelInputs, parameters: params, t: target.t)
+            job.vocabularyRows = rows
+            jobs.append(job)
         }
         for (input, names) in missing.sorted(by: { $0.key < $1.key }) {
             let shown = names.prefix(5).map { "\"\($0)\"" }.joined(separator: ", ")
@@ -264,25 +318,31 @@ public enum MergePlanner {
             notes.append("dtype \(recipe.dtype!.recipeName) sets the output dtype; arithmetic is Float32/Float64 whatever the dtype (mergekit computes in dtype)")
         }
 
-        let configSource = baseIndex ?? slices[0].sources[0].input
         let configCheck = ConfigPreflight.check(inputs, reference: configSource, allowMismatch: options.allowConfigMismatch)
         problems += configCheck.problems
         notes += configCheck.notes
-        var tokenizerSource = configSource
-        if recipe.tokenizerSource == "union" {
-            if let p = TokenizerUnion.problem(inputs: inputs, reference: configSource) { problems.append(p) } else {
-                notes.append("tokenizer_source: union: every input has the same vocabulary, so the union is \(inputs[configSource].label)'s tokenizer")
+        if let a = alignment {
+            if vocabularyJobs == 0 && a.files == nil {
+                alignment = nil
+                if recipe.tokenizerSource == "union" {
+                    notes.append("tokenizer_source: union: every input has the same vocabulary, so the union is \(inputs[configSource].label)'s tokenizer")
+                }
+            } else {
+                vocabRows = a.rows
+                let added = a.tokens.count - (TokenizerUnion.configVocabSize(inputs[tokenizerSource].checkpoint).map { min($0, a.tokens.count) } ?? a.tokens.count)
+                notes.append("\(recipe.tokenEmbeddings.isEmpty && recipe.padVocabularyToMultipleOf == nil ? "tokenizer_source" : "tokenizer"): "
+                    + "output vocabulary of \(a.tokens.count) tokens (\(inputs[tokenizerSource].label)'s tokenizer\(added > 0 ? " + \(added)" : "")), "
+                    + "\(a.rows) rows; \(vocabularyJobs) vocabulary matri\(vocabularyJobs == 1 ? "x" : "ces") laid out in it per input")
             }
-        } else if let t = recipe.tokenizerSource, t != "base" {
-            if let i = indexOf[t] { tokenizerSource = i } else {
-                problems.append("tokenizer_source \"\(t)\" is neither \"base\" nor one of the recipe's models")
-            }
+        } else if recipe.tokenizerSource == "union", problems.isEmpty {
+            notes.append("tokenizer_source: union: every input has the same vocabulary, so the union is \(inputs[configSource].label)'s tokenizer")
         }
         let layersOut = recipe.slices != nil ? layerOffset : nil
         var plan = MergePlan(recipe: recipe, method: method, inputs: inputs, jobs: jobs, configSource: configSource,
                              tokenizerSource: tokenizerSource, outputLayerCount: layersOut, outputVocabularyRows: vocabRows,
                              notes: notes, problems: problems)
         plan.seed = options.seed
+        plan.vocabulary = alignment
         if let value = recipe.chatTemplate {
             var order = [tokenizerSource]
             for i in inputs.indices where i != tokenizerSource { order.append(i) }

@@ -136,6 +136,15 @@ public struct MultiRecipe: Sendable {
             return s
         }
         if let t = r.tokenizerSource { r.tokenizerSource = sub(t) }
+        r.tokenEmbeddings = r.tokenEmbeddings.map { e in
+            var e = e
+            switch e.source {
+            case let .model(m)?: e.source = .model(sub(m))
+            case let .modelToken(m, t, id)?: e.source = .modelToken(model: sub(m), token: t, tokenID: id)
+            default: break
+            }
+            return e
+        }
         return r
     }
 }

@@ -86,6 +86,41 @@ public struct RecipeSlice: Sendable, Equatable {
     }
 }
 
+/// Where the embedding row of one output token comes from (mergekit's `tokenizer.tokens:` entries,
+/// `mergekit/tokenizer/config.py`).
+public enum TokenEmbeddingSource: Sendable, Equatable {
+    /// `source: MODEL`: that model's row of the same token.
+    case model(String)
+    /// `source: {kind: model_token, model: MODEL, token: T}` or `token_id: N`: that model's row of
+    /// another token (by its string in the model's own vocabulary, or by row index).
+    case modelToken(model: String, token: String?, tokenID: Int?)
+    /// `source: {kind: zero}`: a row of zeros.
+    case zero
+
+    /// The model the source names, if any.
+    public var model: String? {
+        switch self {
+        case let .model(m), let .modelToken(m, _, _): return m
+        case .zero: return nil
+        }
+    }
+}
+
+/// One `tokenizer.tokens:` entry: `source` (nil = mergekit's default rules) and `force` (use the
+/// source even for models that have the token).
+public struct TokenEmbeddingSetting: Sendable, Equatable {
+    public var token: String
+    public var source: TokenEmbeddingSource?
+    public var force: Bool
+    public var line: Int
+    public init(token: String, source: TokenEmbeddingSource? = nil, force: Bool = false, line: Int = 0) {
+        self.token = token
+        self.source = source
+        self.force = force
+        self.line = line
+    }
+}
+
 /// A merge recipe in mergekit's YAML format (the subset weightsmith runs), typed.
 /// Exactly one of `models` and `slices` is set.
 public struct Recipe: Sendable, Equatable {
@@ -99,6 +134,10 @@ public struct Recipe: Sendable, Equatable {
     public var outDType: DType?
     /// `base` or a model path; nil = the base model (or the first model).
     public var tokenizerSource: String?
+    /// `tokenizer.tokens:` in file order (each token once).
+    public var tokenEmbeddings: [TokenEmbeddingSetting] = []
+    /// `tokenizer.pad_to_multiple_of:`: output vocabulary rows rounded up to a multiple of this.
+    public var padVocabularyToMultipleOf: Int?
     /// `chat_template:` as written: `auto`, a built-in name or a Jinja template (see `ChatTemplates`).
     public var chatTemplate: String?
     /// The YAML text the recipe came from (copied into the output); nil for a command-line recipe.

@@ -16,8 +16,8 @@ public struct RecipeError: Error, Equatable, CustomStringConvertible, Sendable {
 /// Parses mergekit YAML recipes into `Recipe` (mergekit's `MergeConfiguration` schema).
 ///
 /// Accepted top-level keys: `merge_method`, `base_model`, `models`, `slices`, `parameters`,
-/// `dtype`, `out_dtype`, `tokenizer_source` (or a `tokenizer:` block with only `source:`),
-/// `chat_template`. `modules` and token-level `tokenizer:` settings are refused with an explanation;
+/// `dtype`, `out_dtype`, `tokenizer_source` (or a `tokenizer:` block: `source:`, `tokens:`,
+/// `pad_to_multiple_of:`), `chat_template`. `modules` is refused with an explanation;
 /// any other key is an error (mergekit ignores unknown keys, which hides typos).
 public enum RecipeParser {
     public static func parse(file path: String) throws -> Recipe {
@@ -68,7 +68,10 @@ public enum RecipeParser {
             case "modules": throw p.error(k, key, "multi-module recipes (modules:) are not supported; use models: or slices:")
             case "tokenizer":
                 guard recipe.tokenizerSource == nil else { throw p.error(k, key, "give either tokenizer_source: or tokenizer:, not both") }
-                recipe.tokenizerSource = try p.tokenizerBlock(v, key)
+                let block = try p.tokenizerBlock(v, key)
+                recipe.tokenizerSource = block.source
+                recipe.tokenEmbeddings = block.tokens
+                recipe.padVocabularyToMultipleOf = block.pad
             case "chat_template": recipe.chatTemplate = try p.string(v, key)
             case "name":
                 throw p.error(k, key, "name: belongs to multi-document recipes (documents separated by ---, as mergekit-multi reads them)")
@@ -144,21 +147,78 @@ public enum RecipeParser {
             return s
         }
 
-        /// mergekit's `tokenizer:` block: `source:` (union by default) is taken as `tokenizer_source`;
-        /// per-token sources and padding, which build new embedding rows, are refused.
-        func tokenizerBlock(_ n: Node, _ key: String) throws -> String {
-            guard let m = n.mapping else { throw error(n, key, "expected {source: union|base|MODEL}") }
+        /// mergekit's `tokenizer:` block (`mergekit/tokenizer/config.py`): `source:` (union by
+        /// default), `tokens:` (per-token embedding sources), `pad_to_multiple_of:`.
+        func tokenizerBlock(_ n: Node, _ key: String) throws -> (source: String, tokens: [TokenEmbeddingSetting], pad: Int?) {
+            guard let m = n.mapping else { throw error(n, key, "expected {source: union|base|MODEL, tokens: {...}, pad_to_multiple_of: N}") }
             var source = "union"
+            var tokens: [TokenEmbeddingSetting] = []
+            var pad: Int?
             for (k, v) in m {
                 let name = k.string ?? ""
                 switch name {
                 case "source": source = try string(v, "\(key).source")
-                case "tokens", "pad_to_multiple_of":
-                    throw error(k, "\(key).\(name)", "per-token embedding sources and vocabulary padding are not supported; use tokenizer: {source: ...} or tokenizer_source:")
+                case "tokens":
+                    if v.null != nil { continue }
+                    guard let tm = v.mapping else { throw error(v, "\(key).tokens", "expected a mapping of TOKEN: {source: ..., force: ...}") }
+                    for (tk, tv) in tm {
+                        guard let token = tk.string else { throw error(tk, "\(key).tokens", "token names must be strings") }
+                        tokens.append(try tokenEmbedding(token, tv, "\(key).tokens.\(token)"))
+                    }
+                case "pad_to_multiple_of":
+                    if v.null != nil { continue }
+                    guard let x = v.int, x > 0 else { throw error(v, "\(key).\(name)", "expected a positive integer, e.g. 64") }
+                    pad = x
                 default: throw error(k, "\(key).\(name)", "unknown key (expected source, tokens, pad_to_multiple_of)")
                 }
             }
-            return source
+            return (source, tokens, pad)
+        }
+
+        /// One `tokens:` entry: `{source: MODEL | {kind: zero} | {kind: model_token, model: M,
+        /// token: T | token_id: N}, force: BOOL}`.
+        func tokenEmbedding(_ token: String, _ n: Node, _ key: String) throws -> TokenEmbeddingSetting {
+            var e = TokenEmbeddingSetting(token: token, line: n.mark?.line ?? 0)
+            if n.null != nil { return e }
+            guard let m = n.mapping else { throw error(n, key, "expected {source: ..., force: true|false}") }
+            for (k, v) in m {
+                let name = k.string ?? ""
+                switch name {
+                case "force":
+                    guard let b = v.bool else { throw error(v, "\(key).force", "expected true or false") }
+                    e.force = b
+                case "source":
+                    if v.null != nil { continue }
+                    if v.scalar != nil { e.source = .model(try modelReference(v, "\(key).source")); continue }
+                    guard let sm = v.mapping else { throw error(v, "\(key).source", "expected MODEL, {kind: zero} or {kind: model_token, model: ..., token: ...}") }
+                    if sm["kind"] == nil, sm["model"] != nil { e.source = .model(try modelReference(v, "\(key).source")); continue }
+                    var kind: String?, model: String?, tok: String?, id: Int?
+                    for (sk, sv) in sm {
+                        switch sk.string ?? "" {
+                        case "kind": kind = try string(sv, "\(key).source.kind")
+                        case "model": model = try modelReference(sv, "\(key).source.model")
+                        case "token": tok = try string(sv, "\(key).source.token")
+                        case "token_id":
+                            guard let x = sv.int, x >= 0 else { throw error(sv, "\(key).source.token_id", "expected a non-negative integer") }
+                            id = x
+                        default: throw error(sk, "\(key).source.\(sk.string ?? "?")", "unknown key (expected kind, model, token, token_id)")
+                        }
+                    }
+                    switch kind {
+                    case "zero"?:
+                        guard model == nil, tok == nil, id == nil else { throw error(v, "\(key).source", "{kind: zero} takes no other keys") }
+                        e.source = .zero
+                    case "model_token"?:
+                        guard let model else { throw error(v, "\(key).source.model", "missing (the model whose row is taken)") }
+                        guard (tok == nil) != (id == nil) else { throw error(v, "\(key).source", "give exactly one of token: and token_id:") }
+                        e.source = .modelToken(model: model, token: tok, tokenID: id)
+                    case let other?: throw error(v, "\(key).source.kind", "unknown kind \"\(other)\" (expected zero or model_token)")
+                    case nil: throw error(v, "\(key).source.kind", "missing (zero or model_token)")
+                    }
+                default: throw error(k, "\(key).\(name)", "unknown key (expected source, force)")
+                }
+            }
+            return e
         }
 
         func dtype(_ n: Node, _ key: String) throws -> DType {

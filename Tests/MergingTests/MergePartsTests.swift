@@ -177,6 +177,21 @@ final class MergePartsTests: XCTestCase {
         }
     }
 
+    /// A merge whose vocabulary matrices are laid out in a union vocabulary (tokens:, padding):
+    /// the plan records each such job's layout, and parts plus assembly give the one-process bytes,
+    /// tokenizer.json and tokenizer_config.json included.
+    func testVocabularyUnionPartsEqualTheOneProcessMerge() throws {
+        let dir = try tmp()
+        let yaml = try String(contentsOf: Self.root.appendingPathComponent("fixtures/merge/vocab/mergekit/union-tokens-ties.yml"), encoding: .utf8)
+        let one = try oneProcess(yaml, seed: 0, in: dir)
+        let file = try planFile(yaml, in: dir)
+        let text = try String(contentsOf: dir.appendingPathComponent("plan.json"), encoding: .utf8)
+        XCTAssertTrue(text.contains("\"vocabulary\"") && text.contains("\"rows\": 272"), "the plan records the vocabulary layout")
+        for i in 1...2 { try runPart(file, i, of: 2) }
+        try MergeParts.assemble(file)
+        try assertIdentical(one, dir.appendingPathComponent("parts/out"), "union-tokens-ties, N = 2")
+    }
+
     /// The values themselves (not only agreement of two code paths): a linear merge with weights
     /// [1, 0] assembled from 3 parts is ft-a, tensor for tensor.
     func testAssembledLinearMergeHoldsTheExpectedValues() throws {

@@ -121,7 +121,9 @@ final class RecipeTokenizerTests: XCTestCase {
         }
     }
 
-    func testUnionOfDifferentVocabulariesIsAProblem() throws {
+    /// A token beyond an input's vocab_size is taken as absent from it (so this union is still
+    /// the base's tokenizer); an input without tokenizer.json cannot take part in a union.
+    func testUnionNeedsEveryInputsTokenizer() throws {
         let url = dir.appendingPathComponent("ft-b/tokenizer.json")
         var tok = try JSONSerialization.jsonObject(with: Data(contentsOf: url)) as! [String: Any]
         var model = tok["model"] as! [String: Any]
@@ -130,18 +132,41 @@ final class RecipeTokenizerTests: XCTestCase {
         model["vocab"] = vocab
         tok["model"] = model
         try JSONSerialization.data(withJSONObject: tok).write(to: url)
+        let p = try plan("tokenizer_source: union\n")
+        XCTAssertEqual(p.problems, [])
+        XCTAssertNil(p.vocabulary)
+        XCTAssertTrue(p.notes.contains { $0.contains("≥ vocab_size 256 in") && $0.contains("left out of the union") && $0.contains("ft-b") }, "\(p.notes)")
+        XCTAssertTrue(p.notes.contains { $0.contains("same vocabulary") }, "\(p.notes)")
+        try FileManager.default.removeItem(at: url)
         let problems = try plan("tokenizer_source: union\n").problems
         XCTAssertEqual(problems.count, 1, "\(problems)")
-        XCTAssertTrue(problems[0].contains("ft-b") && problems[0].contains("different vocabularies") && problems[0].contains("tokens"), problems[0])
+        XCTAssertTrue(problems[0].contains("ft-b") && problems[0].contains("no tokenizer.json"), problems[0])
     }
 
-    func testTokenizerBlockErrors() {
+    func testTokenizerBlockErrors() throws {
         func error(_ extra: String) -> String {
             do { _ = try plan(extra); return "" } catch { return String(describing: error) }
         }
         XCTAssertTrue(error("tokenizer_source: base\ntokenizer: {source: base}\n").contains("not both"))
-        XCTAssertTrue(error("tokenizer:\n  source: union\n  tokens: {\"<x>\": {source: base}}\n").contains("tokenizer.tokens"))
-        XCTAssertTrue(error("tokenizer: {pad_to_multiple_of: 64}\n").contains("not supported"))
+        XCTAssertTrue(error("tokenizer:\n  source: union\n  tokens: [a, b]\n").contains("tokenizer.tokens"))
+        XCTAssertTrue(error("tokenizer:\n  tokens: {\"<x>\": {source: {kind: one}}}\n").contains("tokenizer.tokens.<x>.source.kind"))
+        XCTAssertTrue(error("tokenizer: {pad_to_multiple_of: 0}\n").contains("positive integer"))
         XCTAssertTrue(error("tokenizer: {sauce: union}\n").contains("unknown key"))
+        let r = try RecipeParser.parse("""
+            merge_method: linear
+            models: [a]
+            tokenizer:
+              tokens:
+                "<x>": {source: a, force: true}
+                "<y>": {source: {kind: model_token, model: a, token_id: 3}}
+                "<z>": {source: {kind: zero}}
+                "<w>":
+              pad_to_multiple_of: 64
+            """)
+        XCTAssertEqual(r.tokenizerSource, "union")
+        XCTAssertEqual(r.padVocabularyToMultipleOf, 64)
+        XCTAssertEqual(r.tokenEmbeddings.map(\.token), ["<x>", "<y>", "<z>", "<w>"])
+        XCTAssertEqual(r.tokenEmbeddings.map(\.source), [.model("a"), .modelToken(model: "a", token: nil, tokenID: 3), .zero, nil])
+        XCTAssertEqual(r.tokenEmbeddings.map(\.force), [true, false, false, false])
     }
 }
