@@ -32,11 +32,20 @@ public final class SafetensorsFile: @unchecked Sendable {
         tensorNames = header.tensors.map(\.name)
         dataStart = header.dataStart
         var map: [String: TensorInfo] = [:]
+        map.reserveCapacity(header.tensors.count)
         for t in header.tensors { map[t.name] = t }
         infos = map
     }
 
     public var fileSize: Int { file.size }
+
+    /// The `__metadata__` of the file at `path`, reading past the tensor entries without
+    /// validating them (opening the file validates everything). Cheap on a header of a million
+    /// tensors; for deciding what a file is (sparse delta, task vector) before opening it.
+    public static func metadata(path: String) throws -> [String: String] {
+        let file = try MappedFile(path: path)
+        return try SafetensorsHeader.metadata(prefix: file.bytes(0..<min(file.size, 8 + maxHeaderLength)), fileSize: file.size, path: path)
+    }
 
     /// Validates the header of a safetensors file held in memory (`bytes`: the whole file) exactly
     /// as opening it does, and returns its metadata and tensor infos (in data-offset order).
