@@ -46,11 +46,16 @@ public struct AdapterConfig: Sendable, Equatable {
     /// Reads and validates `adapter_config.json`.
     public init(contentsOf url: URL) throws {
         guard let data = FileManager.default.contents(atPath: url.path) else { throw AdapterError.configMissing(path: url.path) }
+        try self.init(jsonBytes: Array(data), path: url.path)
+    }
+
+    /// Parses and validates the bytes of an `adapter_config.json`; `path` names it in errors.
+    public init(jsonBytes: [UInt8], path: String) throws {
         let json: JSONValue
-        do { json = try StrictJSONParser.parse(Array(data)) } catch let e as JSONParseError {
-            throw AdapterError.invalidConfig(path: url.path, key: "(file)", reason: "not valid JSON: \(e.description)")
+        do { json = try StrictJSONParser.parse(jsonBytes) } catch let e as JSONParseError {
+            throw AdapterError.invalidConfig(path: path, key: "(file)", reason: "not valid JSON: \(e.description)")
         }
-        try self.init(json: json, path: url.path)
+        try self.init(json: json, path: path)
     }
 
     /// Validates a parsed config. Unknown keys are ignored (PEFT has many that do not change

@@ -87,6 +87,8 @@ func groupedThousands(_ n: Int) -> String {
 
 extension StringProtocol {
     func trimmingWhitespace() -> String {
+        // Fast path (inspect's table lines rarely need trimming; the generic path walks every line twice).
+        guard let f = first, let l = last, f.isWhitespace || l.isWhitespace else { return String(self) }
         let s = self.drop { $0.isWhitespace }
         return String(s.reversed().drop { $0.isWhitespace }.reversed())
     }

@@ -43,6 +43,34 @@ public final class Checkpoint: @unchecked Sendable {
 
     public convenience init(path: String) throws { try self.init(path: path, adoptFolder: false) }
 
+    /// `names` in `String` order. Sorted by UTF-8 bytes in one buffer first (no retain/release per
+    /// comparison; fast for a header of a million names), which is `String` order for the usual
+    /// NFC names; checked in one pass, with the standard sort when it is not.
+    static func sortedNames(_ names: some Collection<String>) -> [String] {
+        let names = Array(names)
+        var arena: [UInt8] = [0]  // never empty, so baseAddress is not nil
+        arena.reserveCapacity(names.reduce(1) { $0 + $1.utf8.count })
+        var starts: [Int] = [1]
+        starts.reserveCapacity(names.count + 1)
+        for n in names {
+            arena.append(contentsOf: n.utf8)
+            starts.append(arena.count)
+        }
+        var order = Array(0..<names.count)
+        arena.withUnsafeBufferPointer { a in
+            starts.withUnsafeBufferPointer { s in
+                order.sort { x, y in
+                    let lx = s[x + 1] - s[x], ly = s[y + 1] - s[y]
+                    let c = memcmp(a.baseAddress! + s[x], a.baseAddress! + s[y], min(lx, ly))
+                    return c != 0 ? c < 0 : lx < ly
+                }
+            }
+        }
+        let sorted = order.map { names[$0] }
+        for (x, y) in zip(sorted, sorted.dropFirst()) where !(x < y) { return names.sorted() }
+        return sorted
+    }
+
     /// With `adoptFolder`, a single `.safetensors` file whose folder holds config.json gets that
     /// folder as `directory` (config and tokenizer beside the weights).
     init(path: String, adoptFolder: Bool) throws {
@@ -123,6 +151,7 @@ public final class Checkpoint: @unchecked Sendable {
         } else {
             for f in files {
                 let shard = try SafetensorsFile(url: f)
+                location.reserveCapacity(location.count + shard.tensorNames.count)
                 for t in shard.tensorNames {
                     if let other = location[t] {
                         throw CheckpointError.tensorInTwoShards(tensor: t, first: shards[other].url.lastPathComponent, second: f.lastPathComponent)
@@ -134,7 +163,7 @@ public final class Checkpoint: @unchecked Sendable {
         }
         self.shards = shards
         self.location = location
-        self.tensorNames = location.keys.sorted()
+        self.tensorNames = Checkpoint.sortedNames(location.keys)
         self.metadata = shards.first?.metadata ?? [:]
     }
 

@@ -103,7 +103,7 @@ public enum CheckpointConverter {
         // Plan the entries: the new dtype for floating tensors, the stored one otherwise.
         var entries: [TensorEntry] = []
         var summary = Summary()
-        for name in checkpoint.tensorNames.sorted(by: naturalOrder) {
+        for name in naturalSorted(checkpoint.tensorNames) {
             guard let info = checkpoint.info(name) else { continue }
             var dtype = info.dtype
             if let target = options.dtype ?? options.tensorDTypes[name], target != info.dtype {

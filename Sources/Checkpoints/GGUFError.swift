@@ -13,7 +13,8 @@ public enum GGUFError: Error, Equatable, CustomStringConvertible, Sendable {
     case nestedArrayTooDeep(path: String, key: String)
     case duplicateKey(path: String, key: String)
     case duplicateTensor(path: String, name: String)
-    case invalidAlignment(path: String, value: UInt64)
+    /// `value` as written in the file (any GGUF type), e.g. `-51` or `"32"`.
+    case invalidAlignment(path: String, value: String)
     case unknownTensorType(path: String, tensor: String, type: UInt32)
     case invalidDimensions(path: String, tensor: String, dims: [UInt64], reason: String)
     case misalignedTensor(path: String, tensor: String, offset: UInt64, alignment: Int)
@@ -39,7 +40,7 @@ public enum GGUFError: Error, Equatable, CustomStringConvertible, Sendable {
         case let .nestedArrayTooDeep(p, k): return "\(p): metadata key \"\(k)\" nests arrays too deeply"
         case let .duplicateKey(p, k): return "\(p): metadata key \"\(k)\" appears twice"
         case let .duplicateTensor(p, n): return "\(p): tensor \"\(n)\" appears twice"
-        case let .invalidAlignment(p, v): return "\(p): general.alignment is \(v), expected a power of two between 1 and 2^16"
+        case let .invalidAlignment(p, v): return "\(p): general.alignment is \(v), expected an integer power of two between 1 and 2^16"
         case let .unknownTensorType(p, t, ty): return "\(p): tensor \"\(t)\" has unknown ggml type \(ty)"
         case let .invalidDimensions(p, t, d, r): return "\(p): tensor \"\(t)\" has invalid dimensions \(d): \(r)"
         case let .misalignedTensor(p, t, o, a):

@@ -76,6 +76,14 @@ public final class GGUFFile: @unchecked Sendable {
 
     public convenience init(path: String) throws { try self.init(url: URL(fileURLWithPath: path)) }
 
+    /// Validates a GGUF file held in memory (`bytes`: the whole file) exactly as opening it does:
+    /// header, metadata and tensor infos. For fuzzing and tests; `path` only names the bytes in errors.
+    public static func validate(_ bytes: UnsafeRawBufferPointer, path: String = "<memory>") throws -> (version: UInt32, metadata: GGUFMetadata, tensors: [GGUFTensorInfo], dataOffset: Int) {
+        var parser = GGUFParser(path: path, bytes: bytes)
+        let p = try parser.parse()
+        return (p.version, p.metadata, p.tensors, p.dataOffset)
+    }
+
     deinit { if let b = base { munmap(UnsafeMutableRawPointer(mutating: b), fileSize) } }
 
     /// The stored bytes of a tensor (valid only inside `body`).
@@ -189,7 +197,8 @@ struct GGUFParser {
         var alignment = 32
         if let a = metadata["general.alignment"] {
             guard let v = a.intValue, v > 0, v <= 1 << 16, v & (v - 1) == 0 else {
-                throw GGUFError.invalidAlignment(path: path, value: UInt64(a.intValue ?? 0))
+                // Quoted as stored: a negative or non-integer value must not be converted (found by fuzzing).
+                throw GGUFError.invalidAlignment(path: path, value: String(a.description.prefix(80)))
             }
             alignment = v
         }

@@ -35,8 +35,9 @@ public struct InspectReport: Sendable {
     /// Per tensor of a sparse delta (nil for anything else); the delta is validated as `SparseDeltaFile` does.
     public let sparseRows: [SparseRow]?
 
-    public var totalParameters: Int { rows.reduce(0) { $0 + $1.parameters } }
-    public var totalBytes: Int { rows.reduce(0) { $0 + $1.bytes } }
+    // Indexing reads the one field; iterating would copy (retain and release) every row.
+    public var totalParameters: Int { rows.indices.reduce(0) { $0 + rows[$1].parameters } }
+    public var totalBytes: Int { rows.indices.reduce(0) { $0 + rows[$1].bytes } }
 
     /// Builds the report; with `stats`, streams through every tensor once, releasing its pages after.
     public init(checkpoint c: Checkpoint, stats: Bool) throws {
@@ -48,8 +49,20 @@ public struct InspectReport: Sendable {
         indexFile = c.indexURL?.lastPathComponent
         metadata = c.metadata
         var rows: [Row] = []
-        for name in c.tensorNames.sorted(by: naturalOrder) {
-            guard let info = c.info(name), let file = c.fileLabel(of: name) else { continue }
+        rows.reserveCapacity(c.tensorNames.count)
+        var shardLabels: [ObjectIdentifier: String] = [:]  // one URL decomposition per shard, not per tensor
+        for name in naturalSorted(c.tensorNames) {
+            guard let info = c.info(name) else { continue }
+            let file: String
+            if let shard = c.shard(of: name) {
+                if let l = shardLabels[ObjectIdentifier(shard)] { file = l } else {
+                    file = shard.url.lastPathComponent
+                    shardLabels[ObjectIdentifier(shard)] = file
+                }
+            } else {
+                guard let l = c.fileLabel(of: name) else { continue }
+                file = l
+            }
             var s: TensorStatistics?
             if stats && info.dtype.isConvertibleToFloat32 {
                 s = try c.withRawBytes(name) { raw in
@@ -92,9 +105,10 @@ public struct InspectReport: Sendable {
     /// Parameters and bytes per dtype, largest first.
     public var dtypeTotals: [(dtype: DType, tensors: Int, parameters: Int, bytes: Int)] {
         var map: [DType: (Int, Int, Int)] = [:]
-        for r in rows {
-            let t = map[r.dtype] ?? (0, 0, 0)
-            map[r.dtype] = (t.0 + 1, t.1 + r.parameters, t.2 + r.bytes)
+        for i in rows.indices {
+            let (dtype, parameters, bytes) = (rows[i].dtype, rows[i].parameters, rows[i].bytes)
+            let t = map[dtype] ?? (0, 0, 0)
+            map[dtype] = (t.0 + 1, t.1 + parameters, t.2 + bytes)
         }
         return map.map { ($0.key, $0.value.0, $0.value.1, $0.value.2) }
             .sorted { ($0.bytes, $0.dtype.rawValue) > ($1.bytes, $1.dtype.rawValue) }
@@ -107,6 +121,8 @@ public struct InspectReport: Sendable {
     /// separators and bidirectional overrides are written as escapes (`\n`, `\t`, `\u{1B}`), so a
     /// hostile tensor name or metadata value cannot move the cursor, recolour or reorder the output.
     public static func printable(_ s: String) -> String {
+        // Fast path: printable ASCII only (nearly every tensor name) needs no escape.
+        if s.utf8.allSatisfy({ $0 >= 0x20 && $0 < 0x7F }) { return s }
         var out = ""
         for u in s.unicodeScalars {
             switch u.value {
@@ -125,29 +141,48 @@ public struct InspectReport: Sendable {
         let printable = Self.printable
         var header = ["name", "dtype", "shape", "params", "bytes"]
         if withStats { header += ["min", "max", "mean", "std", "nan", "inf"] }
-        var table: [[String]] = [header]
-        for r in rows {
-            var line = [printable(r.name), r.dtype.rawValue, r.shape.description, groupedThousands(r.parameters), groupedThousands(r.bytes)]
+        // One flat array of cells (row-major, `columns` per row) rather than an array per row:
+        // a header of a million tensors makes a million rows.
+        let columns = header.count
+        var cells: [String] = header
+        cells.reserveCapacity(columns * (rows.count + 1))
+        var widths = header.map(\.count)
+        func add(_ cell: String) {
+            let i = cells.count % columns
+            widths[i] = max(widths[i], cell.count)
+            cells.append(cell)
+        }
+        for i in rows.indices {
+            add(printable(rows[i].name)); add(rows[i].dtype.rawValue); add(rows[i].shape.description)
+            add(groupedThousands(rows[i].parameters)); add(groupedThousands(rows[i].bytes))
             if withStats {
-                if let s = r.stats {
-                    line += [s.min, s.max, s.mean, s.std].map { $0.map(formatStat) ?? "-" }
-                    line += [String(s.nanCount), String(s.infCount)]
+                if let s = rows[i].stats {
+                    for v in [s.min, s.max, s.mean, s.std] { add(v.map(formatStat) ?? "-") }
+                    add(String(s.nanCount)); add(String(s.infCount))
                 } else {
-                    line += ["n/a", "n/a", "n/a", "n/a", "-", "-"]
+                    for c in ["n/a", "n/a", "n/a", "n/a", "-", "-"] { add(c) }
                 }
             }
-            table.append(line)
         }
-        let numeric = Set(withStats ? [3, 4, 5, 6, 7, 8, 9, 10] : [3, 4])
-        var widths = [Int](repeating: 0, count: header.count)
-        for line in table { for (i, cell) in line.enumerated() { widths[i] = max(widths[i], cell.count) } }
+        let numeric = (0..<columns).map { i in withStats ? (3...10).contains(i) : (3...4).contains(i) }
         var out = ""
-        for line in table {
-            let cells = line.enumerated().map { i, cell in
-                let pad = String(repeating: " ", count: widths[i] - cell.count)
-                return numeric.contains(i) ? pad + cell : cell + pad
+        var line = ""
+        for start in stride(from: 0, to: cells.count, by: columns) {
+            line.removeAll(keepingCapacity: true)
+            for i in 0..<columns {
+                let cell = cells[start + i]
+                if i > 0 { line += "  " }
+                let pad = widths[i] - cell.count
+                if numeric[i] {
+                    if pad > 0 { line += String(repeating: " ", count: pad) }
+                    line += cell
+                } else {
+                    line += cell
+                    if pad > 0 { line += String(repeating: " ", count: pad) }
+                }
             }
-            out += cells.joined(separator: "  ").trimmingWhitespace() + "\n"
+            out += line.trimmingWhitespace()
+            out += "\n"
         }
         out += "\n"
         out += "total: \(rows.count) tensors, \(groupedThousands(totalParameters)) parameters, "
@@ -235,25 +270,64 @@ func formatStat(_ v: Double) -> String {
     return (v < 0 ? "-" : "") + mant + "e" + (e < 0 ? "-" : "+") + (abs(e) < 10 ? "0" : "") + String(abs(e))
 }
 
-/// Orders names with embedded numbers numerically: `layers.2` before `layers.10`.
+/// Orders names with embedded numbers numerically: `layers.2` before `layers.10`. Runs of ASCII
+/// digits compare by value (leading zeros ignored, then the shorter run first); everything else
+/// by Unicode scalar value (UTF-8 byte order is scalar order). No allocation: `inspect` sorts a
+/// million names with it.
 public func naturalOrder(_ a: String, _ b: String) -> Bool {
-    var i = a.unicodeScalars.makeIterator(), j = b.unicodeScalars.makeIterator()
-    var x = i.next(), y = j.next()
-    while let cx = x, let cy = y {
-        let dx = ("0"..."9").contains(cx), dy = ("0"..."9").contains(cy)
-        if dx && dy {
-            var nx = "", ny = ""
-            while let c = x, ("0"..."9").contains(c) { nx.unicodeScalars.append(c); x = i.next() }
-            while let c = y, ("0"..."9").contains(c) { ny.unicodeScalars.append(c); y = j.next() }
-            let tx = String(nx.drop { $0 == "0" }), ty = String(ny.drop { $0 == "0" })
-            if tx.count != ty.count { return tx.count < ty.count }
-            if tx != ty { return tx < ty }
-            if nx.count != ny.count { return nx.count < ny.count }
+    var a = a, b = b
+    return a.withUTF8 { x in b.withUTF8 { y in naturalOrder(x, y) } }
+}
+
+func naturalOrder(_ a: UnsafeBufferPointer<UInt8>, _ b: UnsafeBufferPointer<UInt8>) -> Bool {
+    @inline(__always) func isDigit(_ c: UInt8) -> Bool { c &- 0x30 < 10 }
+    var i = 0, j = 0
+    while i < a.count, j < b.count {
+        let cx = a[i], cy = b[j]
+        if isDigit(cx) && isDigit(cy) {
+            var ei = i, ej = j
+            while ei < a.count, isDigit(a[ei]) { ei += 1 }
+            while ej < b.count, isDigit(b[ej]) { ej += 1 }
+            var si = i, sj = j
+            while si < ei, a[si] == 0x30 { si += 1 }
+            while sj < ej, b[sj] == 0x30 { sj += 1 }
+            if ei - si != ej - sj { return ei - si < ej - sj }
+            var k = 0
+            while k < ei - si {
+                if a[si + k] != b[sj + k] { return a[si + k] < b[sj + k] }
+                k += 1
+            }
+            if ei - i != ej - j { return ei - i < ej - j }
+            i = ei
+            j = ej
             continue
         }
-        if cx != cy { return cx.value < cy.value }
-        x = i.next()
-        y = j.next()
+        if cx != cy { return cx < cy }
+        i += 1
+        j += 1
     }
-    return x == nil && y != nil
+    return i == a.count && j < b.count
+}
+
+/// `names` sorted by `naturalOrder`. The names are copied once into one byte buffer and the sort
+/// compares slices of it, so the comparisons neither retain nor release (a million names from a
+/// large header sort in about a second).
+public func naturalSorted(_ names: [String]) -> [String] {
+    var arena: [UInt8] = []
+    arena.reserveCapacity(names.reduce(0) { $0 + $1.utf8.count })
+    var starts: [Int] = [0]
+    starts.reserveCapacity(names.count + 1)
+    for n in names {
+        arena.append(contentsOf: n.utf8)
+        starts.append(arena.count)
+    }
+    var order = Array(0..<names.count)
+    arena.withUnsafeBufferPointer { a in
+        starts.withUnsafeBufferPointer { s in
+            order.sort { x, y in
+                naturalOrder(UnsafeBufferPointer(rebasing: a[s[x]..<s[x + 1]]), UnsafeBufferPointer(rebasing: a[s[y]..<s[y + 1]]))
+            }
+        }
+    }
+    return order.map { names[$0] }
 }

@@ -73,8 +73,8 @@ public enum ModelReference {
             // A folder holding only a sparse delta (a graft folder also holds the model: that wins).
             let names = (try? fm.contentsOfDirectory(atPath: path)) ?? []
             let weights = names.filter { $0.hasSuffix(".safetensors") && !$0.hasPrefix(".") }
-            if weights.count == 1, !names.contains("model.safetensors"), let f = try? SafetensorsFile(path: path + "/" + weights[0]),
-               SparseDelta.isSparseDelta(metadata: f.metadata) { return .sparseDelta }
+            if weights.count == 1, !names.contains("model.safetensors"), let m = try? SafetensorsFile.metadata(path: path + "/" + weights[0]),
+               SparseDelta.isSparseDelta(metadata: m) { return .sparseDelta }
         } else {
             if isGGUF(path) { return .gguf }
             let name = (path as NSString).lastPathComponent
@@ -82,8 +82,11 @@ public enum ModelReference {
                fm.fileExists(atPath: ((path as NSString).deletingLastPathComponent as NSString).appendingPathComponent("adapter_config.json")) {
                 return .adapter
             }
-            if path.hasSuffix(".safetensors"), let f = try? SafetensorsFile(path: path), SparseDelta.isSparseDelta(metadata: f.metadata) {
-                return .sparseDelta
+            if path.hasSuffix(".safetensors"), let m = try? SafetensorsFile.metadata(path: path) {
+                // The metadata alone decides both (a single file's metadata is its checkpoint's);
+                // the file is validated when it is opened as what it is.
+                if SparseDelta.isSparseDelta(metadata: m) { return .sparseDelta }
+                return m[kindKey] == taskVectorKind ? .taskVector : .checkpoint
             }
         }
         if let c = try? Checkpoint(path: path), c.metadata[kindKey] == taskVectorKind { return .taskVector }

@@ -5,7 +5,7 @@ import Tensors
 ///
 /// Opening reads the 8-byte length and the JSON header only; a tensor's bytes are touched when
 /// `withRawBytes` or `tensor` asks for them. The header is checked completely before anything
-/// is used (see `SafetensorsHeader.validate`): a file that opens is safe to read everywhere.
+/// is used (see `SafetensorsHeader.parse`): a file that opens is safe to read everywhere.
 public final class SafetensorsFile: @unchecked Sendable {
     /// The format's cap on the header length (100 MB), as in the official implementation.
     public static let maxHeaderLength = 100_000_000
@@ -32,11 +32,28 @@ public final class SafetensorsFile: @unchecked Sendable {
         tensorNames = header.tensors.map(\.name)
         dataStart = header.dataStart
         var map: [String: TensorInfo] = [:]
+        map.reserveCapacity(header.tensors.count)
         for t in header.tensors { map[t.name] = t }
         infos = map
     }
 
     public var fileSize: Int { file.size }
+
+    /// The `__metadata__` of the file at `path`, reading past the tensor entries without
+    /// validating them (opening the file validates everything). Cheap on a header of a million
+    /// tensors; for deciding what a file is (sparse delta, task vector) before opening it.
+    public static func metadata(path: String) throws -> [String: String] {
+        let file = try MappedFile(path: path)
+        return try SafetensorsHeader.metadata(prefix: file.bytes(0..<min(file.size, 8 + maxHeaderLength)), fileSize: file.size, path: path)
+    }
+
+    /// Validates the header of a safetensors file held in memory (`bytes`: the whole file) exactly
+    /// as opening it does, and returns its metadata and tensor infos (in data-offset order).
+    /// For fuzzing and tests; `path` only names the bytes in errors.
+    public static func validateHeader(_ bytes: [UInt8], path: String = "<memory>") throws -> (metadata: [String: String], tensors: [TensorInfo]) {
+        let parsed = try bytes.withUnsafeBytes { try SafetensorsHeader.parse(prefix: $0, fileSize: bytes.count, path: path) }
+        return (parsed.metadata, parsed.tensors)
+    }
 
     public func info(_ name: String) -> TensorInfo? { infos[name] }
 

@@ -17,16 +17,38 @@ enum SafetensorsHeader {
     }
 
     static func parse(file: MappedFile, path: String) throws -> Parsed {
-        guard file.size >= 8 else { throw CheckpointError.fileTooSmall(path: path, size: file.size) }
-        let lengthBytes = file.bytes(0..<8)
-        let n = UInt64(littleEndian: lengthBytes.loadUnaligned(as: UInt64.self))
+        try parse(prefix: file.bytes(0..<min(file.size, 8 + SafetensorsFile.maxHeaderLength)), fileSize: file.size, path: path)
+    }
+
+    /// Only the `__metadata__` map of the header in `prefix` (see `parse(prefix:)`): the tensor
+    /// entries are skipped, not validated. For deciding what kind of file this is before opening it.
+    static func metadata(prefix: UnsafeRawBufferPointer, fileSize: Int, path: String) throws -> [String: String] {
+        guard fileSize >= 8, prefix.count >= 8 else { throw CheckpointError.fileTooSmall(path: path, size: fileSize) }
+        let n = UInt64(littleEndian: prefix.loadUnaligned(as: UInt64.self))
+        guard n <= UInt64(SafetensorsFile.maxHeaderLength), 8 + n <= UInt64(fileSize), 8 + n <= UInt64(prefix.count) else {
+            throw CheckpointError.headerBeyondFile(path: path, headerEnd: 8 + n, fileSize: fileSize)
+        }
+        let value: JSONValue?
+        do {
+            value = try StrictJSONParser.member("__metadata__", of: Array(prefix[8..<(8 + Int(n))]))
+        } catch let e as JSONParseError {
+            throw CheckpointError.invalidJSON(path: path, message: e.description)
+        }
+        return try value.map { try parseMetadata($0, path: path) } ?? [:]
+    }
+
+    /// Parses the header from `prefix`, the first bytes of a file of `fileSize` bytes (at least
+    /// the length field and the header, or the whole file when it is shorter).
+    static func parse(prefix: UnsafeRawBufferPointer, fileSize: Int, path: String) throws -> Parsed {
+        guard fileSize >= 8, prefix.count >= 8 else { throw CheckpointError.fileTooSmall(path: path, size: fileSize) }
+        let n = UInt64(littleEndian: prefix.loadUnaligned(as: UInt64.self))
         guard n <= UInt64(SafetensorsFile.maxHeaderLength) else {
             throw CheckpointError.headerTooLarge(path: path, length: n, limit: SafetensorsFile.maxHeaderLength)
         }
-        guard 8 + n <= UInt64(file.size) else {
-            throw CheckpointError.headerBeyondFile(path: path, headerEnd: 8 + n, fileSize: file.size)
+        guard 8 + n <= UInt64(fileSize), 8 + n <= UInt64(prefix.count) else {
+            throw CheckpointError.headerBeyondFile(path: path, headerEnd: 8 + n, fileSize: fileSize)
         }
-        let headerBytes = Array(file.bytes(8..<(8 + Int(n))))
+        let headerBytes = Array(prefix[8..<(8 + Int(n))])
         guard String(validating: headerBytes, as: UTF8.self) != nil else {
             throw CheckpointError.headerNotUTF8(path: path)
         }
@@ -42,7 +64,7 @@ enum SafetensorsHeader {
         }
         guard case let .object(members) = json else { throw CheckpointError.headerNotObject(path: path) }
         let dataStart = 8 + Int(n)
-        let dataSize = file.size - dataStart
+        let dataSize = fileSize - dataStart
         var metadata: [String: String] = [:]
         var tensors: [TensorInfo] = []
         for (key, value) in members {

@@ -66,6 +66,35 @@ public struct StrictJSONParser {
         return v
     }
 
+    /// The value of `key` in the top-level object of `bytes` (nil when absent), without building
+    /// the other members: their syntax is checked as they are skipped, not their strings' UTF-8 or
+    /// escapes, nor duplicate keys. For a quick look at one member of a large document (a
+    /// safetensors header's `__metadata__`) before, or instead of, a full `parse`.
+    public static func member(_ key: String, of bytes: [UInt8], maxDepth: Int = 64) throws -> JSONValue? {
+        var p = StrictJSONParser(bytes: bytes, maxDepth: maxDepth)
+        p.skipWhitespace()
+        guard p.i < bytes.count, bytes[p.i] == UInt8(ascii: "{") else { throw p.fail("expected an object") }
+        p.i += 1
+        p.skipWhitespace()
+        if p.i < bytes.count, bytes[p.i] == UInt8(ascii: "}") { return nil }
+        var found: JSONValue?
+        while true {
+            p.skipWhitespace()
+            guard p.i < bytes.count, bytes[p.i] == UInt8(ascii: "\"") else { throw p.fail("expected a string key") }
+            let k = try p.string()
+            p.skipWhitespace()
+            guard p.i < bytes.count, bytes[p.i] == UInt8(ascii: ":") else { throw p.fail("expected ':'") }
+            p.i += 1
+            p.skipWhitespace()
+            if k == key, found == nil { found = try p.value(depth: 1) } else { try p.skipValue(depth: 1) }
+            p.skipWhitespace()
+            guard p.i < bytes.count else { throw p.fail("unterminated object") }
+            if bytes[p.i] == UInt8(ascii: ",") { p.i += 1; continue }
+            if bytes[p.i] == UInt8(ascii: "}") { return found }
+            throw p.fail("expected ',' or '}'")
+        }
+    }
+
     private init(bytes: [UInt8], maxDepth: Int) {
         self.bytes = bytes
         self.maxDepth = maxDepth
@@ -92,6 +121,50 @@ public struct StrictJSONParser {
         }
     }
 
+    /// Moves past one value, checking its structure (see `member`).
+    private mutating func skipValue(depth: Int) throws {
+        guard depth <= maxDepth else { throw fail("JSON nested deeper than \(maxDepth) levels") }
+        guard i < bytes.count else { throw fail("unexpected end of JSON") }
+        switch bytes[i] {
+        case UInt8(ascii: "{"), UInt8(ascii: "["):
+            let close = bytes[i] == UInt8(ascii: "{") ? UInt8(ascii: "}") : UInt8(ascii: "]")
+            let isObject = close == UInt8(ascii: "}")
+            i += 1
+            skipWhitespace()
+            if i < bytes.count, bytes[i] == close { i += 1; return }
+            while true {
+                skipWhitespace()
+                if isObject {
+                    guard i < bytes.count, bytes[i] == UInt8(ascii: "\"") else { throw fail("expected a string key") }
+                    try skipString()
+                    skipWhitespace()
+                    guard i < bytes.count, bytes[i] == UInt8(ascii: ":") else { throw fail("expected ':'") }
+                    i += 1
+                    skipWhitespace()
+                }
+                try skipValue(depth: depth + 1)
+                skipWhitespace()
+                guard i < bytes.count else { throw fail(isObject ? "unterminated object" : "unterminated array") }
+                if bytes[i] == UInt8(ascii: ",") { i += 1; continue }
+                if bytes[i] == close { i += 1; return }
+                throw fail(isObject ? "expected ',' or '}'" : "expected ',' or ']'")
+            }
+        case UInt8(ascii: "\""): try skipString()
+        default: _ = try value(depth: depth)  // literals and numbers
+        }
+    }
+
+    private mutating func skipString() throws {
+        i += 1
+        while i < bytes.count {
+            let c = bytes[i]
+            if c == UInt8(ascii: "\"") { i += 1; return }
+            if c < 0x20 { throw fail("control character in string") }
+            i += c == UInt8(ascii: "\\") ? 2 : 1
+        }
+        throw fail("unterminated string")
+    }
+
     private mutating func literal(_ word: String) throws {
         let w = Array(word.utf8)
         guard i + w.count <= bytes.count, Array(bytes[i..<i + w.count]) == w else { throw fail("invalid literal") }
@@ -101,6 +174,8 @@ public struct StrictJSONParser {
     private mutating func object(depth: Int) throws -> JSONValue {
         i += 1
         var members: [(key: String, value: JSONValue)] = []
+        // Duplicate keys: a linear scan while the object is small (most are: a tensor entry has
+        // three keys), a set once it grows (a header's top level can hold a million names).
         var seen = Set<String>()
         skipWhitespace()
         if i < bytes.count, bytes[i] == UInt8(ascii: "}") { i += 1; return .object(members) }
@@ -109,7 +184,14 @@ public struct StrictJSONParser {
             guard i < bytes.count, bytes[i] == UInt8(ascii: "\"") else { throw fail("expected a string key") }
             let keyOffset = i
             let key = try string()
-            guard seen.insert(key).inserted else {
+            let duplicate: Bool
+            if members.count < 16 {
+                duplicate = members.contains { $0.key == key }
+            } else {
+                if seen.isEmpty { seen.reserveCapacity(64); for m in members { seen.insert(m.key) } }
+                duplicate = !seen.insert(key).inserted
+            }
+            guard !duplicate else {
                 throw JSONParseError(message: "duplicate key \"\(key)\"", offset: keyOffset)
             }
             skipWhitespace()
@@ -161,6 +243,18 @@ public struct StrictJSONParser {
 
     private mutating func string() throws -> String {
         i += 1
+        // Fast path: no escape before the closing quote, so the string is the bytes themselves.
+        var end = i
+        while end < bytes.count {
+            let c = bytes[end]
+            if c == UInt8(ascii: "\"") || c == UInt8(ascii: "\\") || c < 0x20 { break }
+            end += 1
+        }
+        if end < bytes.count, bytes[end] == UInt8(ascii: "\"") {
+            guard let s = String(validating: bytes[i..<end], as: UTF8.self) else { throw fail("string is not valid UTF-8") }
+            i = end + 1
+            return s
+        }
         var out: [UInt8] = []
         while true {
             guard i < bytes.count else { throw fail("unterminated string") }
@@ -229,12 +323,22 @@ public struct StrictJSONParser {
             while i < bytes.count, (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(bytes[i]) { i += 1 }
             guard i > expStart else { throw fail("invalid number") }
         }
-        let text = String(decoding: bytes[start..<i], as: UTF8.self)
+        let all = bytes, end = i
+        func text() -> String { String(decoding: all[start..<end], as: UTF8.self) }
         if isInteger {
-            guard let v = Int(text) else { throw JSONParseError(message: "integer \(text) does not fit in 64 bits", offset: start) }
+            // Accumulated towards the sign so that Int.min parses; overflow is an error.
+            let negative = bytes[start] == UInt8(ascii: "-")
+            var v = 0
+            for k in (negative ? start + 1 : start)..<i {
+                let d = Int(bytes[k] &- UInt8(ascii: "0"))
+                let (m, o1) = v.multipliedReportingOverflow(by: 10)
+                let (r, o2) = negative ? m.subtractingReportingOverflow(d) : m.addingReportingOverflow(d)
+                guard !o1, !o2 else { throw JSONParseError(message: "integer \(text()) does not fit in 64 bits", offset: start) }
+                v = r
+            }
             return .integer(v)
         }
-        guard let d = Double(text) else { throw JSONParseError(message: "invalid number \(text)", offset: start) }
+        guard let d = Double(text()) else { throw JSONParseError(message: "invalid number \(text())", offset: start) }
         return .number(d)
     }
 }

@@ -21,6 +21,11 @@ extension EditRequest {
         do { text = try String(contentsOf: url, encoding: .utf8) } catch {
             throw EditError.cannotRead(path: url.path, reason: "\(error)")
         }
+        return try parseJSONL(text, path: url.path)
+    }
+
+    /// Parses the text of an edit-request file as `readJSONL` does; `path` names it in errors.
+    public static func parseJSONL(_ text: String, path: String) throws -> [EditRequest] {
         var out: [EditRequest] = []
         func add(_ obj: [String: Any], _ place: Int) throws {
             do {
@@ -28,15 +33,15 @@ extension EditRequest {
                 try r.validate()
                 out.append(r)
             } catch let e as EditError {
-                throw EditError.invalidRecord(path: url.path, line: place, reason: "\(e)")
+                throw EditError.invalidRecord(path: path, line: place, reason: "\(e)")
             }
         }
         if text.drop(while: { $0.isWhitespace }).first == "[" {
             guard let arr = (try? JSONSerialization.jsonObject(with: Data(text.utf8))) as? [Any] else {
-                throw EditError.cannotRead(path: url.path, reason: "not a JSON array of objects")
+                throw EditError.cannotRead(path: path, reason: "not a JSON array of objects")
             }
             for (i, e) in arr.enumerated() {
-                guard let obj = e as? [String: Any] else { throw EditError.invalidRecord(path: url.path, line: i + 1, reason: "element \(i + 1) is not a JSON object") }
+                guard let obj = e as? [String: Any] else { throw EditError.invalidRecord(path: path, line: i + 1, reason: "element \(i + 1) is not a JSON object") }
                 try add(obj, i + 1)
             }
             return out
@@ -45,7 +50,7 @@ extension EditRequest {
             let t = line.trimmingCharacters(in: .whitespacesAndNewlines)
             if t.isEmpty { continue }
             guard let obj = (try? JSONSerialization.jsonObject(with: Data(t.utf8))) as? [String: Any] else {
-                throw EditError.invalidRecord(path: url.path, line: i + 1, reason: "not a JSON object")
+                throw EditError.invalidRecord(path: path, line: i + 1, reason: "not a JSON object")
             }
             try add(obj, i + 1)
         }
@@ -59,6 +64,11 @@ extension EditRequest {
         do { text = try String(contentsOf: url, encoding: .utf8) } catch {
             throw EditError.cannotRead(path: url.path, reason: "\(error)")
         }
+        return try parsePrompts(text, path: url.path)
+    }
+
+    /// Parses the text of a locality-prompt file as `readPrompts` does; `path` names it in errors.
+    public static func parsePrompts(_ text: String, path: String) throws -> [String] {
         var out: [String] = []
         for (i, line) in text.split(separator: "\n").enumerated() {
             let t = line.trimmingCharacters(in: .whitespacesAndNewlines)
@@ -66,7 +76,7 @@ extension EditRequest {
             if t.hasPrefix("{") {
                 guard let obj = (try? JSONSerialization.jsonObject(with: Data(t.utf8))) as? [String: Any],
                       let p = (obj["prompt"] ?? obj["locality_prompt"]) as? String else {
-                    throw EditError.invalidRecord(path: url.path, line: i + 1, reason: "expected {\"prompt\": string}")
+                    throw EditError.invalidRecord(path: path, line: i + 1, reason: "expected {\"prompt\": string}")
                 }
                 out.append(p)
             } else {

@@ -11,6 +11,11 @@ extension BPETokenizer {
         let path = url.path
         let data: Data
         do { data = try Data(contentsOf: url) } catch { throw TokenizerError.cannotRead(path: path, reason: "\(error)") }
+        try self.init(tokenizerJSONData: data, path: path)
+    }
+
+    /// Loads the contents of a `tokenizer.json` as `init(tokenizerJSON:)` does; `path` names it in errors.
+    public convenience init(tokenizerJSONData data: Data, path: String) throws {
         guard let root = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] else {
             throw TokenizerError.invalidJSON(path: path, key: "(root)", reason: "not a JSON object")
         }

@@ -42,6 +42,11 @@ public struct PromptCompletion: Sendable, Equatable {
             throw ModelError.cannotRead(path: url.path, reason: FileManager.default.fileExists(atPath: url.path)
                                         ? "cannot be read (\((error as NSError).localizedDescription))" : "no such file")
         }
+        return try parseJSONL(data, path: url.path)
+    }
+
+    /// Parses the contents of a JSONL file as `readJSONL` does; `path` names it in errors.
+    public static func parseJSONL(_ data: Data, path: String) throws -> [PromptCompletion] {
         guard let text = String(validating: data, as: UTF8.self) else {
             // Name the first line that is not UTF-8.
             var line = 1
@@ -49,7 +54,7 @@ public struct PromptCompletion: Sendable, Equatable {
                 if String(validating: chunk, as: UTF8.self) == nil { break }
                 line += 1
             }
-            throw ModelError.invalidConfig(path: url.path, key: "line \(line)", reason: "not valid UTF-8 (JSONL files are UTF-8 text)")
+            throw ModelError.invalidConfig(path: path, key: "line \(line)", reason: "not valid UTF-8 (JSONL files are UTF-8 text)")
         }
         var out: [PromptCompletion] = []
         for (i, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
@@ -57,7 +62,7 @@ public struct PromptCompletion: Sendable, Equatable {
             if t.isEmpty { continue }
             guard let obj = (try? JSONSerialization.jsonObject(with: Data(t.utf8))) as? [String: Any],
                   let p = obj["prompt"] as? String, let c = obj["completion"] as? String else {
-                throw ModelError.invalidConfig(path: url.path, key: "line \(i + 1)", reason: "expected {\"prompt\": string, \"completion\": string}")
+                throw ModelError.invalidConfig(path: path, key: "line \(i + 1)", reason: "expected {\"prompt\": string, \"completion\": string}")
             }
             out.append(PromptCompletion(prompt: p, completion: c))
         }

@@ -112,7 +112,7 @@ final class GGUFTests: XCTestCase {
             "invalid_utf8_key": { if case .invalidString = $0 { return true }; return false },
             "bad_bool": { if case .invalidMetadata = $0 { return true }; return false },
             "duplicate_key": { if case .duplicateKey(_, "k") = $0 { return true }; return false },
-            "bad_alignment": { if case .invalidAlignment(_, 3) = $0 { return true }; return false },
+            "bad_alignment": { if case .invalidAlignment(_, "3") = $0 { return true }; return false },
             "unknown_tensor_type": { if case .unknownTensorType(_, "t", 99) = $0 { return true }; return false },
             "too_many_dims": { if case .invalidDimensions = $0 { return true }; return false },
             "block_size_mismatch": { if case .invalidDimensions = $0 { return true }; return false },
