@@ -444,7 +444,8 @@ enum GGUFTensors {
         var h: UInt64 = 0xcbf29ce484222325
         for b in "\(path)|\(gguf.fileSize)|\(mtime)".utf8 { h = (h ^ UInt64(b)) &* 0x100000001b3 }
         let root = URL(fileURLWithPath: NSTemporaryDirectory()).appendingPathComponent("weightsmith-gguf-\(getuid())")
-        let dir = root.appendingPathComponent(String(h, radix: 16) + "-" + gguf.url.deletingPathExtension().lastPathComponent)
+        // `isDirectory: true` so that the URL is the same (trailing slash) whether or not the folder exists yet.
+        let dir = root.appendingPathComponent(String(h, radix: 16) + "-" + gguf.url.deletingPathExtension().lastPathComponent, isDirectory: true)
         let fm = FileManager.default
         if fm.fileExists(atPath: dir.appendingPathComponent("config.json").path) { return dir }
         try fm.createDirectory(at: root, withIntermediateDirectories: true)
