@@ -151,6 +151,7 @@ struct ComposeCommand: ParsableCommand {
         let sets = try SoupCommand.heldOutSets(heldOut + keeps.map(\.path), tokenizerJSON: dir.appendingPathComponent("tokenizer.json"))
         let digests = noCache ? nil : try paths.map { try SoupCommand.digest(of: $0) }
         let scorer = try CandidateScorer(ingredients: paths, sets: sets, cache: noCache ? nil : ScoreCache(), digests: digests)
+        scorer.allowNonFinite = nonFinite.allowNonFinite
         let sumC = terms.reduce(0) { $0 + $1.coefficient }
         guard keeps.isEmpty || heldOut.count + keeps.count == sets.count else { throw ValidationError("--keep: internal set count") }
         let t0 = Date()

@@ -95,6 +95,7 @@ struct SoupCommand: ParsableCommand {
         let digests = noCache ? nil : try ingredients.map(Self.digest(of:))
         let cache = noCache ? nil : ScoreCache()
         let scorer = try CandidateScorer(ingredients: ingredients, sets: sets, cache: cache, digests: digests)
+        scorer.allowNonFinite = nonFinite.allowNonFinite
         let labels = Self.labels(ingredients)
         let n = ingredients.count
 
@@ -104,6 +105,7 @@ struct SoupCommand: ParsableCommand {
         let baseScore = try base.map { b -> SoupScore in
             log("scoring the base \(b)")
             let bs = try CandidateScorer(ingredients: [b], sets: sets, cache: cache, digests: noCache ? nil : [Self.digest(of: b)])
+            bs.allowNonFinite = nonFinite.allowNonFinite
             return try bs.score(weights: [1])
         }
         log("scoring \(n) ingredient\(n == 1 ? "" : "s") on \(sets.count) held-out set\(sets.count == 1 ? "" : "s") (\(sets.map { $0.tokenized.count }.reduce(0, +)) examples)")

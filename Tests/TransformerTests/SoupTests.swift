@@ -188,6 +188,29 @@ final class SoupTests: XCTestCase {
     }
 }
 
+extension SoupTests {
+    /// A candidate with NaN/Inf parameters is refused, naming the ingredient that holds them
+    /// (soup, compose --search and search score through this path); `allowNonFinite`
+    /// (`--allow-nonfinite`) scores it instead, and the score is not finite.
+    func testNonFiniteCandidateIsRefusedNamingTheIngredient() throws {
+        let fm = FileManager.default
+        let dir = fm.temporaryDirectory.appendingPathComponent("ws-soup-nan-\(UUID().uuidString)")
+        try fm.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? fm.removeItem(at: dir) }
+        let nan = dir.appendingPathComponent("nan-capital")
+        try NonFiniteTests.nanCopy(of: URL(fileURLWithPath: fineTunes[0]), to: nan)
+        let scorer = try CandidateScorer(ingredients: [nan.path, fineTunes[1]], sets: try heldOut())
+        XCTAssertNoThrow(try scorer.score(weights: [0, 1]), "an ingredient with weight 0 does not enter the candidate")
+        XCTAssertThrowsError(try scorer.score(weights: [0.5, 0.5])) { e in
+            guard case let .nonFinite(source, _, _, _)? = e as? ModelError else { return XCTFail("\(e)") }
+            XCTAssertTrue(source.contains("nan-capital"), source)
+        }
+        scorer.allowNonFinite = true
+        let s = try scorer.score(weights: [0.5, 0.5])
+        XCTAssertFalse(s.sets.allSatisfy { $0.meanNLL.isFinite }, "\(s)")
+    }
+}
+
 /// The λ search of `compose --search`: candidates θ = base + λ Σ c_i (x_i − base) built by the
 /// scorer as the weights (1 − λΣc, λc_1, ...) score what the written task-arithmetic merge scores,
 /// and the grid's best point is the best of the written merges.
