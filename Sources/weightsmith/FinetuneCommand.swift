@@ -109,6 +109,12 @@ struct FinetuneCommand: ParsableCommand {
             (train, heldOut) = TrainingData.split(examples, heldOutFraction: holdout, seed: seed)
         }
 
+        if mode == .lora, model.lowercased().hasSuffix(".gguf"), !quiet {
+            // adapter_config.json's base_model_name_or_path must name something PEFT can load.
+            FileHandle.standardError.write(Data(("note: the adapter's base_model_name_or_path will be \(model): weightsmith resolves a GGUF base, " +
+                "but PEFT loads only a Hugging Face folder or hub id; for PEFT, run `weightsmith convert-gguf \(model) DIR` and point " +
+                "base_model_name_or_path at DIR (the adapter's tensor names are Hugging Face names either way)\n").utf8))
+        }
         var s = Trainer.Settings(steps: steps)
         s.batchSize = batchSize; s.accumulation = accumulation
         s.learningRate = lr ?? (mode == .full || mode == .ltSft ? 1e-4 : 1e-3)
