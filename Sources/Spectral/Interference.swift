@@ -113,13 +113,13 @@ public enum Interference {
         func tau(_ t: Int, _ name: String, _ w0: Tensor) throws -> Tensor {
             switch fineTunes[t].source {
             case let .dense(c):
-                var d = try c.tensor(name)
+                var d = try SpectralAnalysis.finite(try c.tensor(name), name, fineTunes[t].path)
                 for i in d.scalars.indices { d.scalars[i] -= w0.scalars[i] }
                 return d
             case let .lora(a):
                 guard let m = a.module(forBaseTensor: name) else { return Tensor(zeros: w0.shape) }
                 guard !m.baseIsTransposed else { throw SpectralError.invalidOption("\(fineTunes[t].path): fan_in_fan_out adapters are not supported by interference") }
-                return try a.delta(m)
+                return try SpectralAnalysis.finite(try a.delta(m), m.name, fineTunes[t].path)
             }
         }
         // Pass 1: each task's global trim threshold.
@@ -127,7 +127,7 @@ public enum Interference {
         for t in fineTunes.indices {
             var all: [Float] = []
             for name in names {
-                let w0 = try base.tensor(name)
+                let w0 = try SpectralAnalysis.finite(try base.tensor(name), name, base.path)
                 all.append(contentsOf: try tau(t, name, w0).scalars.map { abs($0) })
             }
             thresholds.append(trimThreshold(all, density: options.density))

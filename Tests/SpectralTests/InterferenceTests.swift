@@ -65,4 +65,29 @@ final class InterferenceTests: XCTestCase {
         XCTAssertEqual(ac.overall.bothKept, 96 - Int(96 * 0.8), "top 20% of 96 entries, ties kept")
         XCTAssertEqual(ac.overall.overlap, 1, accuracy: 1e-5)
     }
+
+    /// A NaN or ±Inf in the base or a fine-tune is a typed error naming the tensor and the file,
+    /// before any SVD sees it.
+    func testNonFiniteInputsAreRefusedNamingTensorAndFile() throws {
+        let dir = tempDir("interference-nan")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let name = "model.layers.0.mlp.up_proj.weight"
+        let w0 = random(12, 8, seed: 1), t = random(12, 8, seed: 2, std: 0.1)
+        var bad = Tensor(shape: w0.shape, scalars: zip(w0.scalars, t.scalars).map { $0 + $1 })
+        bad.scalars[5] = .nan; bad.scalars[7] = -.infinity
+        try writeSafetensors(dir.appendingPathComponent("base.safetensors"), [(name, w0)])
+        try writeSafetensors(dir.appendingPathComponent("good.safetensors"), [(name, Tensor(shape: w0.shape, scalars: zip(w0.scalars, t.scalars).map { $0 - $1 }))])
+        try writeSafetensors(dir.appendingPathComponent("bad.safetensors"), [(name, bad)], allowNonFinite: true)
+        var o = Interference.Options(); o.rank = 4
+        let open = { (f: String) in try FineTune.open(path: dir.appendingPathComponent(f).path, lora: false) }
+        let base = try Checkpoint(path: dir.appendingPathComponent("base.safetensors").path)
+        XCTAssertThrowsError(try Interference.run(base: base, fineTunes: [try open("good.safetensors"), try open("bad.safetensors")], options: o)) { e in
+            XCTAssertEqual(e as? SpectralError, .nonFinite(tensor: name, path: dir.appendingPathComponent("bad.safetensors").path, count: 2))
+        }
+        // The same file as the base.
+        let badBase = try Checkpoint(path: dir.appendingPathComponent("bad.safetensors").path)
+        XCTAssertThrowsError(try Interference.run(base: badBase, fineTunes: [try open("good.safetensors"), try open("base.safetensors")], options: o)) { e in
+            XCTAssertEqual(e as? SpectralError, .nonFinite(tensor: name, path: dir.appendingPathComponent("bad.safetensors").path, count: 2))
+        }
+    }
 }

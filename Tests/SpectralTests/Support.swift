@@ -16,8 +16,8 @@ func tempDir(_ tag: String) -> URL {
 }
 
 /// Writes a safetensors file of F32 tensors.
-func writeSafetensors(_ url: URL, _ tensors: [(String, Tensor)]) throws {
-    let w = try SafetensorsWriter(url: url, entries: tensors.map { TensorEntry(name: $0.0, dtype: .f32, shape: $0.1.shape) })
+func writeSafetensors(_ url: URL, _ tensors: [(String, Tensor)], allowNonFinite: Bool = false) throws {
+    let w = try SafetensorsWriter(url: url, entries: tensors.map { TensorEntry(name: $0.0, dtype: .f32, shape: $0.1.shape) }, allowNonFinite: allowNonFinite)
     for (n, t) in tensors { try w.write(n, t) }
     try w.finish()
 }
