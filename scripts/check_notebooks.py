@@ -24,6 +24,8 @@ VOLATILE = [
     (re.compile(r"ETA\s+\S+"), "ETA <T>"),
     (re.compile(r"/tmp/[^\s\"']*"), "/tmp/<PATH>"),
     (re.compile(r"\b[0-9a-f]{64}\b"), "<SHA256>"),
+    # merge --dry-run's automatic budget is a share of the memory free on the machine.
+    (re.compile(r"memory budget: .*\(automatic: .*\)$"), "memory budget: <AUTOMATIC>"),
 ]
 
 

@@ -6,8 +6,11 @@ import Glibc
 import Tensors
 
 public struct ExecutionOptions: Sendable {
-    /// Refuse to start when the plan's estimated peak exceeds this many bytes.
+    /// Refuse to start when the plan's estimated peak exceeds this many bytes (over budget, mapped
+    /// input pages are first dropped block by block).
     public var memoryBudget: Int?
+    /// The budget is the automatic default (`MemoryBudget`): over it, say so and go on instead of refusing.
+    public var memoryBudgetIsAutomatic = false
     /// Shard size limit in bytes (mergekit's default: 5e9).
     public var maxShardBytes: Int? = 5_000_000_000
     /// SHA-256 of every input file for the model card (computed on a background thread).
@@ -76,7 +79,14 @@ public enum MergeExecutor {
         let plan = checked
         let fm = FileManager.default
         if let budget = options.memoryBudget, plan.estimatedPeakBytes > budget {
-            throw MergeError.other("the largest job needs about \(formatBytes(plan.estimatedPeakBytes)) but --memory-budget is \(formatBytes(budget)) (largest tensor: \(plan.jobs.max { $0.elementCount < $1.elementCount }?.output ?? "?"))")
+            let largest = plan.jobs.max { $0.elementCount < $1.elementCount }?.output ?? "?"
+            guard options.memoryBudgetIsAutomatic else {
+                throw MergeError.other("the largest job needs about \(formatBytes(plan.estimatedPeakBytes)) but --memory-budget is \(formatBytes(budget)) (largest tensor: \(largest))")
+            }
+            if options.progress {
+                FileHandle.standardError.write(Data(("note: the largest job (\(largest)) needs about \(formatBytes(plan.estimatedPeakBytes)), more than the automatic memory budget of \(formatBytes(budget)); "
+                    + "going on with mapped pages dropped block by block (--memory-budget SIZE refuses instead)\n").utf8))
+            }
         }
         let inputURLs = plan.inputs.flatMap { inp -> [URL] in
             inp.checkpoint.sourceURLs

@@ -96,6 +96,8 @@ public struct PartReceipt: Sendable, Equatable {
 public struct PartOptions: Sendable {
     /// Refuse to start when the plan's estimated peak exceeds this many bytes (as `merge`).
     public var memoryBudget: Int?
+    /// The automatic default budget: over it, go on (mapped pages dropped) instead of refusing.
+    public var memoryBudgetIsAutomatic = false
     public var progress = true
     public init(memoryBudget: Int? = nil, progress: Bool = true) {
         self.memoryBudget = memoryBudget
@@ -167,7 +169,7 @@ public enum MergeParts {
             try? fm.removeItem(at: out.appendingPathComponent(e))
         }
         if let budget = options.memoryBudget, plan.estimatedPeakBytes > budget { plan.keepMappedBytes = 0 }
-        if let budget = options.memoryBudget, plan.estimatedPeakBytes > budget {
+        if let budget = options.memoryBudget, plan.estimatedPeakBytes > budget, !options.memoryBudgetIsAutomatic {
             throw MergeError.other("the largest job needs about \(formatBytes(plan.estimatedPeakBytes)) but --memory-budget is \(formatBytes(budget))")
         }
         let writer = try CheckpointWriter(directory: out, entries: MergeExecutor.outputEntries(plan), maxShardBytes: file.settings.maxShardBytes,

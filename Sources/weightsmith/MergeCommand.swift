@@ -54,8 +54,11 @@ struct MergeCommand: ParsableCommand {
     @Option(help: "Seed for randomised methods (dare_*, della*).")
     var seed: UInt64 = 0
 
-    @Option(help: "Refuse to start when the estimated peak memory exceeds this (e.g. 2GB, 512MB).")
+    @Option(help: ArgumentHelp("Refuse to start when the estimated peak memory exceeds this (e.g. 2GB, 512MB); none: no limit. Default: 80% of the memory available at the start, over which the merge goes on with mapped pages dropped block by block instead of refusing.", valueName: "size|none|auto"))
     var memoryBudget: String?
+
+    /// `--memory-budget` resolved (the automatic default read from /proc/meminfo and the cgroup).
+    func budget() throws -> MemoryBudget { try MemoryBudget.resolve(memoryBudget, parseSize: parseSize) }
 
     @Option(help: "Vocabulary size differences: truncate (common rows) or base (the base's rows).")
     var vocab: String?
@@ -126,6 +129,12 @@ struct MergeCommand: ParsableCommand {
         if dryRun {
             print(plan.describe(), terminator: "")
             if !plan.problems.isEmpty { throw MergeError.preflight(plan.problems) }
+            let b = try budget()
+            print(b.line)
+            if let bytes = b.bytes, try plan.checked().estimatedPeakBytes > bytes {
+                print(b.isAutomatic ? "note: the largest job needs more than the budget: the merge would drop mapped input pages block by block"
+                                    : "the largest job needs more than --memory-budget: the merge would refuse to start")
+            }
             if let outPath {
                 print(try MergeExecutor.checkOutput(plan, to: URL(fileURLWithPath: outPath), options: ExecutionOptions(overwrite: force)))
             }
@@ -134,8 +143,10 @@ struct MergeCommand: ParsableCommand {
         guard let outPath else { throw ValidationError("missing the output folder (OUT_DIR or -o)") }
         if let planOnly { return try writePlan(plan, recipe: recipe, options: options, outPath: outPath, searchDir: searchDir, to: planOnly) }
         for n in plan.notes where !quiet { FileHandle.standardError.write(Data("note: \(n)\n".utf8)) }
-        var exec = ExecutionOptions(memoryBudget: try memoryBudget.map(parseSize), maxShardBytes: try parseSize(shardSize),
+        let b = try budget()
+        var exec = ExecutionOptions(memoryBudget: b.bytes, maxShardBytes: try parseSize(shardSize),
                                     hashInputs: !noHash, progress: !quiet, overwrite: force)
+        exec.memoryBudgetIsAutomatic = b.isAutomatic
         exec.allowNonFinite = nonFinite.allowNonFinite
         let report = try MergeExecutor.run(plan, to: URL(fileURLWithPath: outPath), options: exec)
         if json { return try WrittenFolderJSON(report, notes: plan.notes).printed() }
@@ -214,7 +225,7 @@ struct MergeCommand: ParsableCommand {
         switch (part, assemble) {
         case let (p?, false):
             let report = try MergeParts.run(file, part: try PartNumber(parsing: p), output: out,
-                                            options: PartOptions(memoryBudget: try memoryBudget.map(parseSize), progress: !quiet))
+                                            options: try partOptions())
             let what = report.shards.isEmpty ? "no shards (more parts than shards)" : report.shards.joined(separator: ", ")
             print(report.alreadyComplete
                 ? "part \(report.part): already complete in \(report.output.path) (\(what); receipt and shards match)"
@@ -294,4 +305,13 @@ struct MergeCommand: ParsableCommand {
 /// (`ByteSize.parse`: powers of 1000, `KiB`/`MiB`/`GiB`/`TiB` for 1024).
 func parseSize(_ s: String) throws -> Int {
     do { return try ByteSize.parse(s) } catch let e as ByteSize.ParseError { throw ValidationError(e.description) }
+}
+
+extension MergeCommand {
+    func partOptions() throws -> PartOptions {
+        let b = try budget()
+        var o = PartOptions(memoryBudget: b.bytes, progress: !quiet)
+        o.memoryBudgetIsAutomatic = b.isAutomatic
+        return o
+    }
 }

@@ -44,8 +44,10 @@ extension MergeCommand {
         } catch let e as OutputError {
             throw MergeError.other(e.description)
         }
-        var exec = ExecutionOptions(memoryBudget: try memoryBudget.map(parseSize), maxShardBytes: try parseSize(shardSize),
+        let b = try budget()
+        var exec = ExecutionOptions(memoryBudget: b.bytes, maxShardBytes: try parseSize(shardSize),
                                     hashInputs: !noHash, progress: !quiet, overwrite: force)
+        exec.memoryBudgetIsAutomatic = b.isAutomatic
         exec.allowNonFinite = nonFinite.allowNonFinite
 
         var outputs: [String: String] = [:]

@@ -158,6 +158,54 @@ final class MergeEndToEndTests: XCTestCase {
         let threads = ParallelLoops.threadCount
         XCTAssertEqual(plan.estimatedPeakBytes, 128 + 128 + 64 + threads * (128 + 128) + 128)
         XCTAssertThrowsError(try MergeExecutor.run(plan, to: dir.appendingPathComponent("x"), options: ExecutionOptions(memoryBudget: 100, progress: false)))
+        XCTAssertFalse(FileManager.default.fileExists(atPath: dir.appendingPathComponent("x").path))
+        // The same budget as the automatic default: no refusal, and the bytes of an unbudgeted run.
+        var auto = ExecutionOptions(memoryBudget: 100, progress: false)
+        auto.memoryBudgetIsAutomatic = true
+        _ = try MergeExecutor.run(plan, to: dir.appendingPathComponent("auto"), options: auto)
+        _ = try MergeExecutor.run(plan, to: dir.appendingPathComponent("free"), options: ExecutionOptions(progress: false))
+        XCTAssertEqual(try Data(contentsOf: dir.appendingPathComponent("auto/model.safetensors")),
+                       try Data(contentsOf: dir.appendingPathComponent("free/model.safetensors")))
+    }
+
+    /// `--memory-budget`: sizes, none, and the automatic default read from /proc/meminfo and the
+    /// cgroup v2 limit (the lower of MemAvailable and the limit minus usage).
+    func testMemoryBudgetResolution() throws {
+        let meminfo = "MemTotal:       24000000 kB\nMemFree:         1000000 kB\nMemAvailable:   20000000 kB\n"
+        XCTAssertEqual(MemoryBudget.available(meminfo: meminfo, cgroupMax: nil, cgroupCurrent: nil), 20_000_000 * 1024)
+        XCTAssertEqual(MemoryBudget.available(meminfo: meminfo, cgroupMax: "max\n", cgroupCurrent: "123\n"), 20_000_000 * 1024)
+        XCTAssertEqual(MemoryBudget.available(meminfo: meminfo, cgroupMax: "4294967296\n", cgroupCurrent: "1073741824\n"), 3 << 30)
+        XCTAssertEqual(MemoryBudget.available(meminfo: meminfo, cgroupMax: "1000\n", cgroupCurrent: "5000\n"), 0)
+        XCTAssertEqual(MemoryBudget.available(meminfo: nil, cgroupMax: "4096", cgroupCurrent: nil), 4096)
+        XCTAssertNil(MemoryBudget.available(meminfo: "MemTotal: 5 kB\n", cgroupMax: nil, cgroupCurrent: nil))
+        XCTAssertNil(MemoryBudget.available(meminfo: "MemAvailable: lots kB\n", cgroupMax: "max", cgroupCurrent: nil))
+
+        let parse: (String) throws -> Int = { try ByteSize.parse($0) }
+        XCTAssertEqual(try MemoryBudget.resolve("2GB", parseSize: parse), MemoryBudget(bytes: 2_000_000_000, isAutomatic: false, origin: "--memory-budget 2GB"))
+        XCTAssertEqual(try MemoryBudget.resolve("None", parseSize: parse).bytes, nil)
+        XCTAssertFalse(try MemoryBudget.resolve("none", parseSize: parse).isAutomatic)
+        XCTAssertThrowsError(try MemoryBudget.resolve("lots", parseSize: parse))
+        let auto = try MemoryBudget.resolve(nil, parseSize: parse)
+        XCTAssertTrue(auto.isAutomatic)
+        XCTAssertTrue(try MemoryBudget.resolve("auto", parseSize: parse).isAutomatic)
+        if let available = MemoryBudget.availableBytes() {
+            // Read twice, a moment apart: the figures move a little with the machine.
+            let b = try XCTUnwrap(auto.bytes)
+            XCTAssertEqual(Double(b), Double(available) * MemoryBudget.automaticShare, accuracy: Double(available) * 0.1)
+            XCTAssertTrue(auto.line.hasPrefix("memory budget: "), auto.line)
+            XCTAssertTrue(auto.line.contains("(automatic: 80% of "), auto.line)
+        }
+        // The dry run prints the budget and what a run would do over it.
+        try Binary.requireBuilt()
+        let dry = try Binary.run(["merge", "fixtures/merge/recipes/ties.yml", dir.appendingPathComponent("dry").path, "--dry-run"])
+        XCTAssertEqual(dry.status, 0, dry.err)
+        XCTAssertTrue(dry.out.contains("memory budget: "), dry.out)
+        let tight = try Binary.run(["merge", "fixtures/merge/recipes/ties.yml", dir.appendingPathComponent("dry").path, "--dry-run", "--memory-budget", "10KB"])
+        XCTAssertTrue(tight.out.contains("memory budget: 10.0 kB (--memory-budget 10KB)\nthe largest job needs more than --memory-budget: the merge would refuse to start"), tight.out)
+        let run = try Binary.run(["merge", "fixtures/merge/recipes/ties.yml", dir.appendingPathComponent("dry").path, "--memory-budget", "10KB"])
+        XCTAssertNotEqual(run.status, 0)
+        XCTAssertTrue(run.err.contains("but --memory-budget is 10.0 kB"), run.err)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: dir.appendingPathComponent("dry").path))
     }
 
     func testLargeElementwiseJobRunsInChunks() throws {
