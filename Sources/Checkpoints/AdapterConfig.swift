@@ -19,13 +19,19 @@ public struct AdapterConfig: Sendable, Equatable {
     public var loraAlpha: Double
     public var useRSLoRA: Bool
     public var fanInFanOut: Bool
-    public var targetModules: TargetModules
+    public var targetModules: TargetModules { didSet { recompilePatterns() } }
     /// (pattern, rank) in file order.
-    public var rankPattern: [(key: String, value: Int)]
+    public var rankPattern: [(key: String, value: Int)] { didSet { recompilePatterns() } }
     /// (pattern, alpha) in file order.
-    public var alphaPattern: [(key: String, value: Double)]
+    public var alphaPattern: [(key: String, value: Double)] { didSet { recompilePatterns() } }
     public var modulesToSave: [String]
     public var baseModelNameOrPath: String?
+    /// The regexes of the three pattern fields, compiled once (see `AdapterPatterns`).
+    private var patterns: AdapterPatterns
+
+    private mutating func recompilePatterns() {
+        patterns = AdapterPatterns(targetModules: targetModules, rankKeys: rankPattern.map(\.key), alphaKeys: alphaPattern.map(\.key))
+    }
 
     public static func == (a: AdapterConfig, b: AdapterConfig) -> Bool {
         a.r == b.r && a.loraAlpha == b.loraAlpha && a.useRSLoRA == b.useRSLoRA && a.fanInFanOut == b.fanInFanOut
@@ -41,6 +47,7 @@ public struct AdapterConfig: Sendable, Equatable {
         self.r = r; self.loraAlpha = loraAlpha; self.useRSLoRA = useRSLoRA; self.fanInFanOut = fanInFanOut
         self.targetModules = targetModules; self.rankPattern = rankPattern; self.alphaPattern = alphaPattern
         self.modulesToSave = modulesToSave; self.baseModelNameOrPath = baseModelNameOrPath
+        patterns = AdapterPatterns(targetModules: targetModules, rankKeys: rankPattern.map(\.key), alphaKeys: alphaPattern.map(\.key))
     }
 
     /// Reads and validates `adapter_config.json`.
@@ -142,24 +149,20 @@ public struct AdapterConfig: Sendable, Equatable {
         case let x?: throw bad("modules_to_save", "expected a list, got \(x.kindName)")
         }
         if case let .string(s)? = json["base_model_name_or_path"] { baseModelNameOrPath = s } else { baseModelNameOrPath = nil }
-        for (k, _) in rankPattern + alphaPattern.map({ ($0.key, 0) }) where (try? NSRegularExpression(pattern: "^(.*\\.)?(\(k))$")) == nil {
-            throw bad("rank_pattern/alpha_pattern", "key \"\(k)\" is not a valid regular expression")
-        }
+        patterns = try AdapterPatterns.validated(targetModules: targetModules, rankKeys: rp.map(\.key), alphaKeys: ap.map(\.key), path: path)
     }
 
     /// PEFT's pattern rule: the first key whose regex `(.*\.)?(key)$` matches the module path.
-    static func firstMatch<V>(_ patterns: [(key: String, value: V)], _ module: String) -> V? {
-        for (k, v) in patterns {
-            guard let re = try? NSRegularExpression(pattern: "^(.*\\.)?(\(k))$") else { continue }
-            if re.firstMatch(in: module, range: NSRange(module.startIndex..., in: module)) != nil { return v }
-        }
+    /// `compiled[i]` is the compiled regex of `patterns[i]`.
+    static func firstMatch<V>(_ patterns: [(key: String, value: V)], _ compiled: [NSRegularExpression?], _ module: String) -> V? {
+        for (i, (_, v)) in patterns.enumerated() where AdapterPatterns.matches(compiled[i], module) { return v }
         return nil
     }
 
     /// Rank of `module` (after rank_pattern).
-    public func rank(for module: String) -> Int { AdapterConfig.firstMatch(rankPattern, module) ?? r }
+    public func rank(for module: String) -> Int { AdapterConfig.firstMatch(rankPattern, patterns.rank, module) ?? r }
     /// Alpha of `module` (after alpha_pattern).
-    public func alpha(for module: String) -> Double { AdapterConfig.firstMatch(alphaPattern, module) ?? loraAlpha }
+    public func alpha(for module: String) -> Double { AdapterConfig.firstMatch(alphaPattern, patterns.alpha, module) ?? loraAlpha }
     /// The factor s in ΔW = s · B A: alpha/r, or alpha/sqrt(r) with rsLoRA.
     public func scale(for module: String) -> Double {
         let rr = Double(rank(for: module)), a = alpha(for: module)
@@ -171,9 +174,7 @@ public struct AdapterConfig: Sendable, Equatable {
         switch targetModules {
         case .unspecified: return false
         case let .names(ns): return ns.contains { module == $0 || module.hasSuffix("." + $0) }
-        case let .regex(p):
-            guard let re = try? NSRegularExpression(pattern: "^(?:\(p))$") else { return false }
-            return re.firstMatch(in: module, range: NSRange(module.startIndex..., in: module)) != nil
+        case .regex: return AdapterPatterns.matches(patterns.target, module)
         }
     }
 

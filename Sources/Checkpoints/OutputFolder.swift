@@ -109,7 +109,8 @@ public final class OutputFolder: @unchecked Sendable {
     /// not exist yet, inside a private staging folder (so the temporary files of a writer that
     /// itself writes atomically stay inside it too). Nothing is left at the final path or in the
     /// staging entry when `body` throws; a killed process leaves only the staging entry, which the
-    /// next run to this output removes.
+    /// next run to this output removes. Errors thrown while staging name the final path, not the
+    /// staging entry (`namingFinalPath`).
     @discardableResult
     public func write<T>(_ body: (URL) throws -> T) throws -> T {
         let staging = parent.appendingPathComponent(stagingPrefix + "\(getpid())-\(Self.randomTag())")
@@ -119,21 +120,28 @@ public final class OutputFolder: @unchecked Sendable {
         var committed = false
         defer { if !committed { try? FileManager.default.removeItem(at: staging) } }
         let target = kind == .directory ? staging : staging.appendingPathComponent(name)
-        let result = try body(target)
-        if let e = Self.injectedFailure(for: url) { throw e }
-        if kind == .directory {
-            // No PID or time: a re-run writes the same bytes (outputs committed to a repository stay unchanged).
-            try writeAndSync(Self.markerContents(command: command), to: staging.appendingPathComponent(Self.markerName))
-            try syncTree(staging)
-            try commit(staging)
-        } else {
-            var st = stat()
-            guard lstat(target.path, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG else {
-                throw OutputError.io(path: url.path, message: "the writer finished without writing the file")
+        let result: T
+        do {
+            result = try body(target)
+            if let e = Self.injectedFailure(for: url) { throw e }
+            if kind == .directory {
+                // No PID or time: a re-run writes the same bytes (outputs committed to a repository stay unchanged).
+                try writeAndSync(Self.markerContents(command: command), to: staging.appendingPathComponent(Self.markerName))
+                try syncTree(staging)
+                try commit(staging)
+            } else {
+                var st = stat()
+                guard lstat(target.path, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG else {
+                    throw OutputError.io(path: url.path, message: "the writer finished without writing the file")
+                }
+                try syncPath(target.path)
+                try commit(target)
+                try? FileManager.default.removeItem(at: staging)
             }
-            try syncPath(target.path)
-            try commit(target)
-            try? FileManager.default.removeItem(at: staging)
+        } catch {
+            // A full disk while staging reads "OUT/model.safetensors: write failed: No space left
+            // on device", not the staging name, which the deferred removal is about to delete.
+            throw namingFinalPath(error, staging: staging, target: target)
         }
         committed = true
         _ = try? syncPath(parent.path)

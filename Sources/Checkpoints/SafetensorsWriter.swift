@@ -36,6 +36,9 @@ public final class SafetensorsWriter {
     public let allowNonFinite: Bool
     /// Non-finite values seen in the tensor being written.
     private var nonFiniteInTensor = 0
+    /// Tests only (`injectDiskFull`): the file's size at which writes fail with ENOSPC; nil
+    /// (always, outside tests) costs one comparison per chunk written.
+    private let diskFullAt: Int?
 
     /// Creates the temporary file and writes the header.
     /// - Throws: `CheckpointError.invalidWriterEntry` for duplicate or reserved names, I/O errors.
@@ -44,6 +47,7 @@ public final class SafetensorsWriter {
         self.entries = entries
         self.allowNonFinite = allowNonFinite
         let header = try SafetensorsWriter.headerBytes(entries: entries, metadata: metadata, path: url.path)
+        diskFullAt = SafetensorsWriter.takeInjectedDiskFull(for: url)
         let dir = url.deletingLastPathComponent().path
         tempPath = dir + "/." + url.lastPathComponent + ".tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
         fd = open(tempPath, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
@@ -102,7 +106,10 @@ public final class SafetensorsWriter {
     private func writeAll(_ buffer: UnsafeRawBufferPointer) throws {
         var done = 0
         while done < buffer.count {
-            let n = Glibc.write(fd, buffer.baseAddress! + done, buffer.count - done)
+            var want = buffer.count - done
+            if let limit = diskFullAt { want = min(want, max(0, limit - (offset + done))) }
+            // A write of 0 bytes can only come from the injected limit: fail as a full disk does.
+            let n = want > 0 ? Glibc.write(fd, buffer.baseAddress! + done, want) : { () -> Int in errno = ENOSPC; return -1 }()
             if n < 0 {
                 if errno == EINTR { continue }
                 throw CheckpointError.io(path: url.path, message: "write failed: \(String(cString: strerror(errno)))")

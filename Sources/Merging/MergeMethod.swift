@@ -72,6 +72,13 @@ public protocol MergeMethod: Sendable {
 
     /// Scratch bytes of a streamed job beyond its input blocks and output pieces (for estimates).
     func streamScratchBytes(elementCount: Int, cols: Int, modelCount: Int) -> Int
+
+    /// Why one model's resolved per-model parameters are unacceptable together, for constraints
+    /// a single parameter's `ValueRange` cannot state (DELLA: density ± epsilon): the parameter
+    /// blamed and why (text that reads after `parameter "name" for model M`). The planner calls
+    /// this for every model of every job, so a bad recipe is refused before any tensor is read;
+    /// `values` holds the model's resolved values, defaults included.
+    func perModelParameterProblems(_ values: [String: ParameterValue]) -> [(parameter: String, problem: String)]
 }
 
 extension MergeMethod {
@@ -80,6 +87,7 @@ extension MergeMethod {
     public var scratchPerElement: Double { 0 }
     public var streamsBlocks: Bool { false }
     public func streamScratchBytes(elementCount: Int, cols: Int, modelCount: Int) -> Int { 0 }
+    public func perModelParameterProblems(_ values: [String: ParameterValue]) -> [(parameter: String, problem: String)] { [] }
 
     public func mergeBlocks(_ source: MergeBlockSource, _ parameters: ResolvedParameters, seed: UInt64, into output: MergeOutput) throws {
         let n = source.shape.elementCount

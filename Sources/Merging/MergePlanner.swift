@@ -268,6 +268,7 @@ public enum MergePlanner {
             }
             for (k, source) in modelSources.enumerated() {
                 var dict: [String: ParameterValue] = [:]
+                var rangesHold = true
                 let inputName = modelInputs[k].tensor
                 for spec in method.parameters where spec.scope == .perModel {
                     let v = slice.sources[source].params[spec.name]?.evaluate(tensor: inputName, t: target.t)
@@ -277,12 +278,20 @@ public enum MergePlanner {
                     if let v, let why = spec.problem(with: v, allowExtrapolation: options.allowExtrapolation) {
                         let p = "parameter \"\(spec.name)\" for model \(inputs[slice.sources[source].input].label) \(why)"
                         if !problems.contains(p) { problems.append(p) }
+                        rangesHold = false
                     }
                     if let v { dict[spec.name] = v } else {
                         let label = inputs[slice.sources[source].input].label
                         let hint = slice.sources[source].input == slice.base && recipe.models != nil
                             ? " (mergekit adds base_model as an input of \(method.name); list it under models: with a \(spec.name), or drop base_model)" : ""
                         let p = "missing required parameter \"\(spec.name)\" for model \(label)\(hint)"
+                        if !problems.contains(p) { problems.append(p) }
+                    }
+                }
+                // Constraints between parameters, once each value is in its own range.
+                if rangesHold {
+                    for (name, why) in method.perModelParameterProblems(dict) {
+                        let p = "parameter \"\(name)\" for model \(inputs[slice.sources[source].input].label) \(why)"
                         if !problems.contains(p) { problems.append(p) }
                     }
                 }

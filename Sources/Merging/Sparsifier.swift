@@ -29,7 +29,7 @@ public struct SparsifierSettings: Sendable {
 enum Sparsifier {
     /// Prunes `delta` (one tensor's task vector, viewed as `rows × cols`) in place. Norm sums run
     /// over `TensorBlocks(count:cols:target:)` (Float64, block by block in order).
-    /// - Throws: `MergeError.invalidParameter` for DELLA densities outside `(ε, 1 − ε)`.
+    /// - Throws: `MergeError.invalidParameter` for DELLA densities outside `(ε, 1 − ε]`.
     static func apply(_ method: Sparsification, _ delta: UnsafeMutableBufferPointer<Float>, cols: Int,
                       _ s: SparsifierSettings, random: MergeRandom, tensor: String,
                       blockTarget: Int = TensorBlocks.defaultTarget) throws {
@@ -76,10 +76,24 @@ enum Sparsifier {
         return nBot..<(n - nTop)
     }
 
+    /// DELLA's keep probabilities run over [density − ε, density + ε] (Deep et al. 2024, §3,
+    /// in mergekit's parametrisation), so both ends must be probabilities and the lower one
+    /// above 0: 0 < density − ε and density + ε ≤ 1. (mergekit also refuses density + ε = 1; a
+    /// keep probability of exactly 1 is well defined, so it is accepted here.) A density of 1 or
+    /// more prunes nothing and is not checked. Returns why epsilon is unacceptable (to follow
+    /// `parameter "epsilon"`), or nil.
+    static func dellaProblem(density d: Double, epsilon e: Double) -> String? {
+        guard d < 1, !(d - e > 0 && d + e <= 1) else { return nil }
+        // Printed ends rounded to 12 decimals: 0.9 − 0.3 is 0.6000000000000001 in Float64.
+        func show(_ x: Double) -> String { ParameterValue.number((x * 1e12).rounded() / 1e12).description }
+        let bound = d - e <= 0 ? "it must be below the density" : "it must be at most 1 − density = \(show(1 - d))"
+        return "is \(ParameterValue.number(e)) with density \(ParameterValue.number(d)): DELLA's keep probabilities "
+            + "[density − epsilon, density + epsilon] = [\(show(d - e)), \(show(d + e))] must lie within (0, 1]; \(bound)"
+    }
+
     static func checkDella(_ s: SparsifierSettings, tensor: String) throws {
-        guard s.density - s.epsilon > 0, s.density + s.epsilon < 1 else {
-            throw MergeError.invalidParameter(name: "epsilon",
-                reason: "DELLA needs 0 < density − epsilon and density + epsilon < 1, got density \(s.density), epsilon \(s.epsilon) (tensor \(tensor))")
+        if let why = dellaProblem(density: s.density, epsilon: s.epsilon) {
+            throw MergeError.invalidParameter(name: "epsilon", reason: "\(why) (tensor \(tensor))")
         }
     }
 

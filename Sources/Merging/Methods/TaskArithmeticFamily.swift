@@ -81,6 +81,15 @@ public struct TaskArithmeticFamily: MergeMethod {
         sparsification == .none || ((try? parameters.numbers("density", fallback: 1))?.allSatisfy { $0 >= 1 } ?? false)
     }
 
+    /// DELLA: density ± epsilon must stay within (0, 1] (see `Sparsifier.dellaProblem`); the
+    /// per-tensor kernels check the same condition, so this only moves the refusal before any
+    /// tensor is read.
+    public func perModelParameterProblems(_ values: [String: ParameterValue]) -> [(parameter: String, problem: String)] {
+        guard sparsification == .della else { return [] }
+        guard case let .number(d) = values["density"] ?? .number(1), case let .number(e) = values["epsilon"] ?? .number(0.15) else { return [] }
+        return Sparsifier.dellaProblem(density: d, epsilon: e).map { [("epsilon", $0)] } ?? []
+    }
+
     /// The resolved parameters of one job.
     func resolve(_ p: ResolvedParameters) throws -> (global: Global, weights: [Double], settings: [SparsifierSettings]) {
         let g = Global(normalize: try p.bool("normalize"), rescale: try p.bool("rescale"), lambda: try p.number("lambda"))
