@@ -21,11 +21,17 @@ struct InterferenceCommand: ParsableCommand {
     @Option(help: "r of the top-r singular subspaces compared.") var rank = 8
     @Option(help: "Only matrices whose tensor name matches this regular expression.") var modules: String?
     @Flag(help: "Print the report as JSON.") var json = false
+    @Option(help: "Write a heat map (SVG) of every pair: layers down, module types across, one cell per matrix.") var svg: String?
+    @Option(help: "The heat map's metric: sign-conflict, cosine or overlap.") var svgMetric = "sign-conflict"
+    @Flag(help: "Replace the --svg file when it is a previous weightsmith output.") var force = false
 
     func validate() throws {
         guard tasks.count >= 2 else { throw ValidationError("interference needs at least two fine-tunes") }
         guard density > 0 && density <= 1 else { throw ValidationError("--density must be in (0, 1]") }
         guard rank > 0 else { throw ValidationError("--rank must be positive") }
+        guard InterferencePlot.Metric(rawValue: svgMetric) != nil else {
+            throw ValidationError("--svg-metric must be one of \(InterferencePlot.Metric.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
     }
 
     @OptionGroup var threading: ThreadsOption
@@ -35,12 +41,22 @@ struct InterferenceCommand: ParsableCommand {
     func run() throws {
         try threading.apply()
         try reportingErrors {
+            // The plot's path is checked before any work (never an input; an existing file only with --force).
+            let plotOut = try svg.map {
+                try OutputFolder.prepare(URL(fileURLWithPath: $0), inputs: ([base] + tasks).map { URL(fileURLWithPath: $0) },
+                                         force: force, command: "interference", kind: .file)
+            }
             let baseCkpt = try Checkpoint(path: base)
             var fts = try tasks.map { try FineTune.open(path: $0) }
             if Set(fts.map(\.label)).count != fts.count { for i in fts.indices { fts[i].label = fts[i].path } }
             var o = Interference.Options()
             o.density = density; o.rank = rank; o.modules = modules
             let report = try Interference.run(base: baseCkpt, fineTunes: fts, options: o)
+            if let plotOut, let svg {
+                let picture = InterferencePlot.svg(report, metric: InterferencePlot.Metric(rawValue: svgMetric)!)
+                try plotOut.write { file in try Data(picture.utf8).write(to: file) }
+                if !quiet { FileHandle.standardError.write(Data("wrote \(svg)\n".utf8)) }
+            }
             print(json ? try report.json() : Interference.text(report), terminator: json ? "\n" : "")
         }
     }

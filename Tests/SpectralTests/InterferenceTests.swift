@@ -1,4 +1,7 @@
 import Foundation
+#if canImport(FoundationXML)
+import FoundationXML
+#endif
 import Checkpoints
 import Tensors
 import XCTest
@@ -89,5 +92,44 @@ final class InterferenceTests: XCTestCase {
         XCTAssertThrowsError(try Interference.run(base: badBase, fineTunes: [try open("good.safetensors"), try open("base.safetensors")], options: o)) { e in
             XCTAssertEqual(e as? SpectralError, .nonFinite(tensor: name, path: dir.appendingPathComponent("bad.safetensors").path, count: 2))
         }
+    }
+
+    /// The heat map: well-formed SVG, one cell per (pair, matrix) holding that matrix's value,
+    /// the largest value in the scale's top colour and the smallest in its bottom one.
+    func testHeatMapHasOneCellPerMatrixColouredByItsValue() throws {
+        let family = Paths.root.appendingPathComponent("fixtures/family")
+        let base = try Checkpoint(path: family.appendingPathComponent("base").path)
+        let fts = try ["capital-full", "continent-full", "profession-full"].map { try FineTune.open(path: family.appendingPathComponent($0).path, lora: false) }
+        let r = try Interference.run(base: base, fineTunes: fts, options: Interference.Options())
+        for metric in InterferencePlot.Metric.allCases {
+            let svg = InterferencePlot.svg(r, metric: metric)
+            let doc = try XMLDocument(xmlString: svg)
+            let cells = try doc.nodes(forXPath: "//*[local-name()='rect'][*[local-name()='title']]")
+            XCTAssertEqual(cells.count, r.pairs.reduce(0) { $0 + $1.matrices.count }, metric.rawValue)
+            XCTAssertEqual(r.pairs.count, 3)
+            XCTAssertEqual(r.pairs[0].matrices.count, 28, "4 layers x 7 module types")
+            let values = r.pairs.flatMap { $0.matrices.compactMap { metric.value($0.metrics) } }
+            let (lo, hi) = (values.min()!, values.max()!)
+            for p in r.pairs {
+                for m in p.matrices {
+                    guard let v = metric.value(m.metrics) else { continue }
+                    let title = "\(m.moduleType) layer \(m.layer.map(String.init) ?? "-"): \(String(format: "%.4f", v))"
+                    XCTAssertTrue(cells.contains { $0.stringValue == title }, title)
+                    // The cell's own fill: the attribute of the <rect> that holds this <title>.
+                    let rect = try XCTUnwrap(svg.components(separatedBy: "\n").first { $0.hasPrefix("<rect") && $0.contains("<title>\(title)</title>") }, title)
+                    let fill = rect.components(separatedBy: "fill=\"").dropFirst().first.map { String($0.prefix(7)) }
+                    XCTAssertEqual(fill, InterferencePlot.color((v - lo) / (hi - lo)).fill, title)
+                    if v == hi { XCTAssertEqual(fill, "#fde725") }
+                    if v == lo { XCTAssertEqual(fill, "#440154") }
+                }
+            }
+        }
+        // The scale is ordered: darker (less luminous) for smaller values.
+        func luminance(_ hex: String) -> Double {
+            let v = Int(hex.dropFirst(), radix: 16)!
+            return 0.2126 * Double(v >> 16) + 0.7152 * Double((v >> 8) & 255) + 0.0722 * Double(v & 255)
+        }
+        let ramp = stride(from: 0.0, through: 1.0, by: 0.05).map { luminance(InterferencePlot.color($0).fill) }
+        for (a, b) in zip(ramp, ramp.dropFirst()) { XCTAssertLessThan(a, b) }
     }
 }
