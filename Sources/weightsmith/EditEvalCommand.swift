@@ -91,11 +91,23 @@ struct EditEvalCommand: ParsableCommand {
 
         func progress(_ label: String) -> ((Int, Int) -> Void) {
             let line = ProgressLine(label: label)
-            // On a terminal only: a script reading stderr gets the errors and nothing else.
+            // Redrawn on a terminal; otherwise a plain "edit-eval: P% (d/n records, LABEL), ..." line
+            // at most every 30 s, so that a long run in a log or a pipe shows it is alive.
+            var last = Date()
+            let start = Date()
             return { done, total in
-                guard !quiet, line.tty else { return }
-                line.update(done, total)
-                if done == total { line.finish() }
+                guard !quiet else { return }
+                if line.tty {
+                    line.update(done, total)
+                    if done == total { line.finish() }
+                    return
+                }
+                let now = Date()
+                guard done < total, now.timeIntervalSince(last) >= 30 else { return }
+                last = now
+                let el = now.timeIntervalSince(start), eta = done > 0 ? el / Double(done) * Double(total - done) : 0
+                FileHandle.standardError.write(Data(String(format: "edit-eval: %d%% (%d/%d records, %@), %.0f s elapsed, ETA %.0f s\n",
+                                                           100 * done / max(total, 1), done, total, label, el, eta).utf8))
             }
         }
         var rows = [try evaluation.unedited(progress: progress("unedited"))]
