@@ -34,7 +34,7 @@ public enum TaskVectors {
     /// stored task vector (used as τ) or a sparse delta (read as `BASE+DELTA`, see `modelReference`). Errors name the unknown term.
     /// `lambda` scales every coefficient (Ilharco et al. 2023, §2: θ = θ_base + λ Σ c_i τ_i).
     public static func composePlan(base: String, expression: String, models: [String: String], outDType: DType? = nil,
-                                   lambda: Double = 1) throws -> MergePlan {
+                                   lambda: Double = 1, vocabulary: VocabularyChoice? = nil) throws -> MergePlan {
         let terms = try CompositionExpression.parse(expression)
         for t in terms where models[t.name] == nil {
             throw MergeError.invalidExpression(expression: expression, position: t.position,
@@ -51,6 +51,7 @@ public enum TaskVectors {
                             file: "<compose \(expression)>")
         var options = PlanOptions()
         options.allowDeltas = true
+        options.vocabulary = vocabulary
         var plan = try MergePlanner.plan(recipe, options: options)
         let deltaInputs = Set(plan.inputs.indices.filter { isTaskVector(plan.inputs[$0].checkpoint) })
         for j in plan.jobs.indices {

@@ -61,6 +61,15 @@ struct ComposeCommand: ParsableCommand {
     @Flag(help: "--search: do not read or write the score cache.") var noCache = false
     @Option(help: "--search for forgetting: CONTROL.jsonl=FRACTION keeps the control score at least FRACTION of the base's while the --held-out score is made worst (repeatable).") var keep: [String] = []
 
+    @Option(help: "Vocabulary size differences: truncate (common rows) or base (the base's rows), as merge's --vocab.") var vocab: String?
+
+    /// `--vocab` parsed.
+    func vocabulary() throws -> VocabularyChoice? {
+        guard let vocab else { return nil }
+        guard let v = VocabularyChoice(rawValue: vocab) else { throw ValidationError("--vocab must be truncate or base, got \(vocab)") }
+        return v
+    }
+
     @OptionGroup var threading: ThreadsOption
 
     func run() throws {
@@ -75,13 +84,16 @@ struct ComposeCommand: ParsableCommand {
         var lambda = 1.0
         if let search {
             guard !dryRun else { throw ValidationError("--search and --dry-run do not go together") }
+            guard vocab == nil else {
+                throw ValidationError("--vocab does not go with --search (the search scores weighted sums of ingredients of one shape): compose or merge with --vocab first, then search over the outputs")
+            }
             guard let best = try runSearch(search, table: table), output != nil else { return }
             lambda = best
         } else if !heldOut.isEmpty || !keep.isEmpty {
             throw ValidationError("\(heldOut.isEmpty ? "--keep" : "--held-out") is used with --search")
         }
         let plan = try TaskVectors.composePlan(base: base, expression: expression, models: table, outDType: try outDtype.map(parseOutDType),
-                                               lambda: lambda)
+                                               lambda: lambda, vocabulary: try vocabulary())
         if dryRun {
             print(plan.describe(), terminator: "")
             if !plan.problems.isEmpty { throw MergeError.preflight(plan.problems) }
