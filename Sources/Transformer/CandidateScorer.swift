@@ -77,9 +77,19 @@ public final class CandidateScorer {
         ingredients = try paths.map { try ModelReference.open($0) }
         guard let dir = ingredients[0].directory else { throw ModelError.cannotRead(path: first, reason: "no folder with config.json") }
         model = TransformerModel(config: try ModelConfig(configJSON: dir.appendingPathComponent("config.json")))
+        // Every ingredient's every tensor checked before anything is scored (a soup of
+        // different shapes would otherwise fail on its second candidate, after minutes of work).
         for (k, ck) in ingredients.enumerated() {
-            for e in model.layout.entries where !ck.has(e.name) && !ck.has(Self.strippedName(e.name)) {
-                throw ModelError.cannotRead(path: paths[k], reason: "missing tensor \(e.name) (is it a model of the same architecture as \(first)?)")
+            for e in model.layout.entries {
+                guard ck.has(e.name) || ck.has(Self.strippedName(e.name)) else {
+                    throw ModelError.cannotRead(path: paths[k], reason: "missing tensor \(e.name) (is it a model of the same architecture as \(first)?)")
+                }
+                guard let info = ck.info(ck.has(e.name) ? e.name : Self.strippedName(e.name)), info.shape.dims != e.shape.dims else { continue }
+                if e.name.hasSuffix("embed_tokens.weight") || e.name.hasSuffix("lm_head.weight") || e.name.hasSuffix("wte.weight") {
+                    throw ModelError.cannotRead(path: paths[k], reason: "tensor \"\(e.name)\" has shape \(info.shape.dims), expected \(e.shape.dims) as in \(first): "
+                        + "the vocabularies differ; bring the ingredients to one vocabulary first (`merge` with tokenizer_source: union, or --vocab base)")
+                }
+                throw ModelError.shapeMismatch(source: paths[k], tensor: e.name, expected: e.shape.dims, actual: info.shape.dims)
             }
         }
         self.sets = sets

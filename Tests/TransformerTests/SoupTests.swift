@@ -28,6 +28,37 @@ final class SoupTests: XCTestCase {
         }
     }
 
+    /// Ingredients of other shapes are refused when the scorer is made, before any candidate is
+    /// scored, naming the file and tensor (and, for vocabulary matrices, what to do).
+    func testIngredientsOfOtherShapesAreRefusedUpFront() throws {
+        let vocab = Self.root.appendingPathComponent("fixtures/merge/vocab")
+        let sets = try heldOut()
+        XCTAssertThrowsError(try CandidateScorer(ingredients: ["base", "ft-a"].map { vocab.appendingPathComponent($0).path }, sets: sets)) { e in
+            let m = "\(e)"
+            XCTAssertTrue(m.contains("ft-a: tensor \"model.embed_tokens.weight\" has shape [262, 16], expected [259, 16]"), m)
+            XCTAssertTrue(m.contains("the vocabularies differ"), m)
+        }
+        // A non-vocabulary matrix of another shape: the plain shape error.
+        let tmp = FileManager.default.temporaryDirectory.appendingPathComponent("ws-soup-shape-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: tmp) }
+        try FileManager.default.createDirectory(at: tmp, withIntermediateDirectories: true)
+        let src = try Checkpoint(path: Self.family.appendingPathComponent("capital-full").path)
+        let entries = src.tensorNames.map { n -> TensorEntry in
+            let info = src.info(n)!
+            return TensorEntry(name: n, dtype: .f32, shape: n.hasSuffix("layers.1.mlp.up_proj.weight") ? Shape([info.shape.dims[0] - 1, info.shape.dims[1]]) : info.shape)
+        }
+        let w = try SafetensorsWriter(url: tmp.appendingPathComponent("model.safetensors"), entries: entries)
+        for e in entries {
+            let t = try src.tensor(e.name)
+            try w.write(e.name, e.shape == t.shape ? t : Tensor(shape: e.shape, scalars: Array(t.scalars.prefix(e.shape.elementCount))))
+        }
+        try w.finish()
+        try FileManager.default.copyItem(at: Self.family.appendingPathComponent("capital-full/config.json"), to: tmp.appendingPathComponent("config.json"))
+        XCTAssertThrowsError(try CandidateScorer(ingredients: [fineTunes[0], tmp.path], sets: sets)) { e in
+            XCTAssertEqual("\(e)", "\(tmp.path): tensor \"model.layers.1.mlp.up_proj.weight\" has shape [351, 128], expected [352, 128]")
+        }
+    }
+
     /// The in-memory candidate equals `merge --method linear` (the streaming executor) bit for bit.
     func testCandidateEqualsTheLinearMergeBitForBit() throws {
         let scorer = try CandidateScorer(ingredients: fineTunes, sets: try heldOut())
