@@ -83,7 +83,8 @@ struct ConvertCommand: ParsableCommand {
 }
 
 /// `convert --json`: what was (with --dry-run, would be) written. `bytes` counts tensor data (as
-/// merge's report); `dtype` is present only when --dtype was given (else every tensor keeps its own).
+/// merge's report); `dtype` (the safetensors spelling, as `inspect --json`) is present only when
+/// --dtype was given (else every tensor keeps its own).
 struct ConvertJSON: Encodable {
     let output: String
     let dryRun: Bool

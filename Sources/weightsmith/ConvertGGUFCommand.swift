@@ -61,7 +61,7 @@ struct ConvertGGUFCommand: ParsableCommand {
 }
 
 /// `convert-gguf --json`: what was (with --dry-run, would be) written; `bytes` counts the tensor
-/// data of model.safetensors (parameters × the size of `dtype`).
+/// data of model.safetensors (parameters × the size of `dtype`, spelled as in safetensors: F32, BF16, F16).
 struct ConvertGGUFJSON: Encodable {
     let output: String
     let dryRun: Bool

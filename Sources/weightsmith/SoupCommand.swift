@@ -220,7 +220,7 @@ struct SoupCommand: ParsableCommand {
         let candidates: String
         switch mode {
         case .uniform: candidates = "\(n == 1 ? 1 : n + 1) candidates (each ingredient, the uniform soup)"
-        case .greedy: candidates = "up to \(n == 1 ? 1 : 2 * n) candidates (each ingredient, the uniform soup, \(max(0, n - 1)) greedy additions)"
+        case .greedy: candidates = "up to \(n == 1 ? 1 : 2 * n) candidates (each ingredient, the uniform soup, \(n - 1) greedy addition\(n == 2 ? "" : "s"))"
         case .learned: candidates = "\(n == 1 ? 1 : n + 1) candidates and \(steps) Adam steps on \(perLayer ? "\(n) coefficients per layer and for the rest" : "\(n) coefficients") (lr \(lr))"
         }
         print("would score \(candidates) on every set, \(noCache ? "without" : "with") the score cache")

@@ -259,7 +259,7 @@ final class CommandLineFlagTableTests: XCTestCase {
         XCTAssertEqual(dry["dry_run"] as? Bool, true)
         XCTAssertEqual(wet["dry_run"] as? Bool, false)
         XCTAssertEqual(wet["output"] as? String, c)
-        XCTAssertEqual(wet["dtype"] as? String, "bf16")
+        XCTAssertEqual(wet["dtype"] as? String, "BF16", "the safetensors spelling, as inspect --json")
         XCTAssertEqual(wet["tensors"] as? Int, 21)
         // 427,264 bytes of f32 tensors in the fixture (merge's report above), halved in bf16.
         XCTAssertEqual(wet["bytes_in"] as? Int, 427_264)
@@ -274,7 +274,7 @@ final class CommandLineFlagTableTests: XCTestCase {
         XCTAssertFalse(FileManager.default.fileExists(atPath: g))
         let gw = try object(["convert-gguf", "Tests/TransformerTests/Fixtures/models/llama_gguf.gguf", g, "--quiet"])
         XCTAssertEqual(gw["architecture"] as? String, "llama")
-        XCTAssertEqual(gw["dtype"] as? String, "f32")
+        XCTAssertEqual(gw["dtype"] as? String, "F32")
         let parameters = try XCTUnwrap(gw["parameters"] as? Int)
         XCTAssertEqual(gw["bytes"] as? Int, 4 * parameters)
         XCTAssertEqual(gd["tensors"] as? Int, gw["tensors"] as? Int)
