@@ -29,7 +29,7 @@ struct QuietOption: ParsableArguments {
     var quiet = false
 }
 
-/// The `--json` report of a command that wrote a merged folder (merge, compose): snake_case keys
+/// The `--json` report of a command that wrote a merged folder (merge, compose, task-vector extract): snake_case keys
 /// as in `eval` and `inspect`.
 struct WrittenFolderJSON: Encodable {
     let output: String
@@ -38,14 +38,17 @@ struct WrittenFolderJSON: Encodable {
     let seconds: Double
     let files: [String]
     let notes: [String]
+    /// The tensors' dtype ("mixed" when they differ); left out when the command does not say (merge, compose).
+    let dtype: String?
 
-    init(_ report: MergeReport, notes: [String]) {
+    init(_ report: MergeReport, notes: [String], dtype: String? = nil) {
         output = report.outputDirectory.path
         tensors = report.tensors
         bytes = report.outputBytes
         seconds = (report.seconds * 1000).rounded() / 1000
         files = report.files
         self.notes = notes
+        self.dtype = dtype
     }
 
     func printed() throws {

@@ -36,6 +36,9 @@ struct ConvertCommand: ParsableCommand {
     @Flag(help: "Check IN and OUT and print what would be written (tensors, bytes, files), then stop.")
     var dryRun = false
 
+    @Flag(help: "Print the result as JSON on stdout (output, tensors, bytes, dtype, files).")
+    var json = false
+
     @OptionGroup var nonFinite: NonFiniteOption
 
     @OptionGroup var threading: ThreadsOption
@@ -48,7 +51,7 @@ struct ConvertCommand: ParsableCommand {
             // A GGUF file converts to a Hugging Face folder (config, safetensors, tokenizer.json).
             guard shardSize == nil else { throw ValidationError("--shard-size is not supported for a GGUF input") }
             let gguf = try ConvertGGUFCommand.parse([input, output] + (dtype.map { ["--dtype", $0] } ?? []) + (force ? ["--force"] : []) + (dryRun ? ["--dry-run"] : [])
-                + (nonFinite.allowNonFinite ? ["--allow-nonfinite"] : []))
+                + (nonFinite.allowNonFinite ? ["--allow-nonfinite"] : []) + (json ? ["--json"] : []) + (quiet ? ["--quiet"] : []))
             try gguf.run()
             return
         }
@@ -63,6 +66,11 @@ struct ConvertCommand: ParsableCommand {
             if let shardSize { options.maxShardBytes = try ByteSize.parse(shardSize) }
             options.dryRun = dryRun
             let s = try CheckpointConverter.convert(input: input, output: output, options: options, force: force)
+            if json {
+                return try printJSON(ConvertJSON(output: output, dryRun: dryRun, tensors: s.tensors, bytesIn: s.bytesIn, bytes: s.bytesOut,
+                                                 dtype: options.dtype?.rawValue, converted: s.converted, keptDtype: s.keptDType,
+                                                 files: s.files, copiedFiles: s.copiedFiles))
+            }
             print((dryRun ? "would write" : "wrote") + " \(output): \(s.tensors) tensors, \(ByteSize.format(s.bytesIn)) -> \(ByteSize.format(s.bytesOut))"
                 + (options.dtype.map { ", \(s.converted) converted to \($0.rawValue)" } ?? ""))
             print("files: \(s.files.joined(separator: ", "))")
@@ -72,4 +80,20 @@ struct ConvertCommand: ParsableCommand {
             }
         }
     }
+}
+
+/// `convert --json`: what was (with --dry-run, would be) written. `bytes` counts tensor data (as
+/// merge's report); `dtype` (the safetensors spelling, as `inspect --json`) is present only when
+/// --dtype was given (else every tensor keeps its own).
+struct ConvertJSON: Encodable {
+    let output: String
+    let dryRun: Bool
+    let tensors: Int
+    let bytesIn: Int
+    let bytes: Int
+    let dtype: String?
+    let converted: Int
+    let keptDtype: [String]
+    let files: [String]
+    let copiedFiles: [String]
 }

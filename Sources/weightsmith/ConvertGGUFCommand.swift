@@ -20,6 +20,9 @@ struct ConvertGGUFCommand: ParsableCommand {
     @Flag(help: "Check the file and OUT and print what would be written, then stop.")
     var dryRun = false
 
+    @Flag(help: "Print the result as JSON on stdout (output, architecture, tensors, parameters, bytes, dtype, files).")
+    var json = false
+
     @OptionGroup var nonFinite: NonFiniteOption
 
     @Option(name: .long, help: "Stored dtype of the weights: f32 (exact dequantised values), bf16 or f16.")
@@ -36,14 +39,36 @@ struct ConvertGGUFCommand: ParsableCommand {
         }
         let gguf = try GGUFFile(path: model)
         let types = Dictionary(grouping: gguf.tensors, by: { $0.type.description }).map { "\($0.key) x\($0.value.count)" }.sorted()
-        if !quiet { print("\(model): GGUF v\(gguf.version), \(gguf.tensors.count) tensors (\(types.joined(separator: ", ")))") }
+        if !quiet {
+            let header = "\(model): GGUF v\(gguf.version), \(gguf.tensors.count) tensors (\(types.joined(separator: ", ")))\n"
+            // With --json, stdout holds only the JSON object.
+            if json { FileHandle.standardError.write(Data(header.utf8)) } else { print(header, terminator: "") }
+        }
         let tty = isatty(2) != 0 && !quiet
         let summary = try GGUFConverter.convert(gguf: gguf, to: URL(fileURLWithPath: output), dtype: d, force: force,
                                                 allowNonFinite: nonFinite.allowNonFinite, dryRun: dryRun) { done, total, _ in
             guard tty else { return }
             FileHandle.standardError.write(Data("\r\(done)/\(total) tensors\(done == total ? "\n" : "")".utf8))
         }
+        if json {
+            return try printJSON(ConvertGGUFJSON(output: output, dryRun: dryRun, architecture: summary.architecture, tensors: summary.tensors,
+                                                 parameters: summary.parameters, bytes: summary.parameters * d.byteSize, dtype: d.rawValue,
+                                                 files: summary.files))
+        }
         print((dryRun ? "would write" : "wrote") + " \(output): \(summary.architecture), \(summary.tensors) tensors, \(summary.parameters) parameters as \(d.rawValue)")
         print("files: \(summary.files.joined(separator: ", "))")
     }
+}
+
+/// `convert-gguf --json`: what was (with --dry-run, would be) written; `bytes` counts the tensor
+/// data of model.safetensors (parameters × the size of `dtype`, spelled as in safetensors: F32, BF16, F16).
+struct ConvertGGUFJSON: Encodable {
+    let output: String
+    let dryRun: Bool
+    let architecture: String
+    let tensors: Int
+    let parameters: Int
+    let bytes: Int
+    let dtype: String
+    let files: [String]
 }

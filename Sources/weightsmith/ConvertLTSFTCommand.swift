@@ -1,6 +1,7 @@
 import ArgumentParser
 import Checkpoints
 import Foundation
+import Tensors
 
 struct ConvertLTSFTCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -18,6 +19,7 @@ struct ConvertLTSFTCommand: ParsableCommand {
     @Option(name: .shortAndLong, help: "Output folder (must not exist or be empty).") var output: String
     @Flag(help: "Convert the diffs and leave out the dense 'abs' tensors (listed).") var skipAbs = false
     @Flag(help: "Replace OUT when it is a previous weightsmith output.") var force = false
+    @Flag(help: "Read the diff and check OUT, print what would be written, then stop (nothing is written).") var dryRun = false
 
     @OptionGroup var quietOption: QuietOption
     @OptionGroup var nonFinite: NonFiniteOption
@@ -37,6 +39,14 @@ struct ConvertLTSFTCommand: ParsableCommand {
             var card = "# Sparse delta converted from LT-SFT\n\nConverted by `weightsmith convert-lt-sft` from `\(file)` (Ansell et al. 2022's pytorch_diff.bin): "
             card += "\(d.diffs.count) tensors, \(kept) entries of \(dense).\n"
             if !d.absNames.isEmpty { card += "\nSkipped dense 'abs' tensors: \(d.absNames.joined(separator: ", ")).\n" }
+            if dryRun {
+                // Row-major Int64 indices and the stored values (as SparseDeltaWriter lays them out), before the header.
+                let bytes = d.diffs.reduce(0) { $0 + $1.indices.count * (8 + $1.dtype.byteSize) }
+                print("would convert \(d.diffs.count) tensors (\(kept) of \(dense) entries) from \(file)")
+                if !d.absNames.isEmpty { print("would skip \(d.absNames.count) dense 'abs' tensor\(d.absNames.count == 1 ? "" : "s"): \(d.absNames.joined(separator: ", "))") }
+                print("would write \(output): sft.safetensors (about \(ByteSize.format(bytes))), README.md")
+                return
+            }
             try out.write { staging in
                 try SparseDeltaWriter.write(d.diffs, to: staging.appendingPathComponent("sft.safetensors"), extraMetadata: ["weightsmith.converted_from": "lt-sft pytorch_diff.bin"],
                                             allowNonFinite: nonFinite.allowNonFinite)

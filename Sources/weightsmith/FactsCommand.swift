@@ -34,6 +34,7 @@ struct FactsMakeCommand: ParsableCommand {
     @Option(name: .long, help: "Neighbourhood prompts per record.") var neighbours = 5
     @Option(name: .long, help: "Seed of the counterfactual targets and neighbours.") var seed: UInt64 = 0
     @Flag(name: .long, help: "Replace OUT when it is a previous weightsmith output.") var force = false
+    @Flag(help: "Check the model, the table, the relations and OUT, print what would be asked and written, then stop (the model answers nothing, nothing is written).") var dryRun = false
 
     @OptionGroup var threading: ThreadsOption
     @OptionGroup var quietOption: QuietOption
@@ -51,6 +52,13 @@ struct FactsMakeCommand: ParsableCommand {
         let names = relations.map { $0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } } ?? t.relations.map(\.name)
         let chosen = try names.map { try t.relation($0) }
         let loaded = try PretrainedModel(path: model)
+        if dryRun {
+            for r in chosen { print("\(r.name): \(r.pairs.count) facts to ask (\(r.templates.count) templates)") }
+            let total = chosen.reduce(0) { $0 + $1.pairs.count }
+            print("split: train \(tr), validation \(va), the rest test; \(neighbours) neighbours per record, seed \(seed)")
+            print("would write \(output): JSONL edit records, one per fact of the \(total) that \(model) answers correctly")
+            return
+        }
         let progress = ProgressLine(label: "facts")
         let cands = try FactBenchmark.candidates(model: loaded.model, tokenizer: loaded.tokenizer, relations: chosen) { if !quiet { progress.update($0, $1) } }
         if !quiet { progress.finish() }

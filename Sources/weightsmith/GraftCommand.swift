@@ -33,6 +33,7 @@ struct GraftCommand: ParsableCommand {
     @Option(name: .shortAndLong, help: "Output folder (must not exist or be empty; never an input or inside one).") var output: String
     @Flag(name: .long, help: "Replace OUT if it is a previous weightsmith output.") var force = false
     @Flag(name: .long, help: "Print the report as JSON.") var json = false
+    @Flag(help: "Check the models, the data, the mask and OUT, print the grafts that would be scored and the files that would be written, then stop (nothing scored, trained or written).") var dryRun = false
 
     @Option(name: .long, help: "Apply a saved mask instead of choosing one: a graft output folder, its graft.safetensors, or any sparse delta (its entries); with --train, the base patch.") var mask: String?
     @Option(name: .long, help: "Train the mask on these JSONL pairs (Panigrahi et al. 2023, §3), starting from the magnitude graft of the chosen sparsity.") var train: String?
@@ -75,6 +76,7 @@ struct GraftCommand: ParsableCommand {
         let heldOutPairs = try heldOut.map { path in
             try PromptCompletion.readJSONL(URL(fileURLWithPath: path)).map { (tok.encode($0.prompt), tok.encode($0.completion, addSpecialTokens: false)) }
         }
+        if dryRun { return try describe(pair: pair, sparsities: sparsities, heldOut: heldOutPairs, tokenizer: tok, maxLength: baseModel.model.config.maxPositions) }
         let quiet = self.quiet
         let log: (String) -> Void = { msg in if !quiet { FileHandle.standardError.write(Data("graft: \(msg)\n".utf8)) } }
         let quietLog: (String) -> Void = isatty(2) != 0 ? log : { _ in }
@@ -131,5 +133,29 @@ struct GraftCommand: ParsableCommand {
             try Data(report.modelCard(files: files).utf8).write(to: staging.appendingPathComponent("README.md"))
         }
         if !json { print("wrote \(output)") }
+    }
+
+    /// --dry-run: the pair, the sparsities (k each), the saved mask and the training data checked
+    /// as the run checks them; the grafts that would be scored and OUT's files.
+    func describe(pair: GraftPair, sparsities: [Double], heldOut: [([Int], [Int])]?, tokenizer tok: BPETokenizer, maxLength: Int) throws {
+        if let pick, !sparsities.contains(pick) { throw GraftError.pickNotRequested(pick: pick, requested: sparsities) }
+        let ks = try sparsities.map { try pair.keptCount(sparsity: $0) }
+        print("magnitude graft of \(tuned) onto \(base): \(pair.eligibleCount) eligible parameters in \(pair.tensors.count) tensors (\(pair.eligibility))")
+        print("sparsities: " + zip(sparsities, ks).map { "\(String(format: "%g", $0)) (k = \($1))" }.joined(separator: ", "))
+        if let heldOut, let heldOutPath = self.heldOut { print("would score every graft on \(heldOut.count) held-out pairs of \(heldOutPath)") }
+        if let saved = mask {
+            let m = try GraftMask(pair: pair, delta: try SparseDeltaFile(locating: saved), path: saved)
+            print("saved mask \(saved): k = \(m.count)")
+        }
+        if let train {
+            let data = try TrainingData.load(URL(fileURLWithPath: train), tokenizer: tok, maxLength: maxLength)
+            let validationText = try validation.map { v in
+                "\(try TrainingData.load(URL(fileURLWithPath: v), tokenizer: tok, maxLength: maxLength).count) validation examples of \(v)"
+            } ?? "a seeded 20% of them for validation"
+            print("would train the mask \(steps) steps (lr \(String(format: "%g", lr)), batch \(batchSize)) on \(data.count) examples of \(train), \(validationText)")
+        }
+        let which = train != nil ? "the trained mask" : mask != nil ? "the saved mask"
+            : pick.map { "sparsity \(String(format: "%g", $0))" } ?? (heldOut != nil ? "the smallest sparsity keeping 95% of the gain" : "sparsity \(String(format: "%g", sparsities[0]))")
+        print("would write \(output): \(which) as config.json, tokenizer files, model.safetensors, graft.safetensors, graft_report.json and README.md")
     }
 }

@@ -39,6 +39,7 @@ struct RepairCommand: ParsableCommand {
     @Option(name: .shortAndLong, help: "Output folder (optional with --sweep).") var output: String?
     @Flag(help: "Replace OUT (and --plot) when it is a previous weightsmith output.") var force = false
     @Flag(help: "Print the report as JSON.") var json = false
+    @Flag(help: "Check the models, the data and OUT, print the matrices that would be decomposed, the λ values and what would be written, then stop (no SVD, no scoring, no cache, nothing written).") var dryRun = false
     @Option(name: .customLong("cache-dir"), help: "Folder for cached base decompositions (default $WEIGHTSMITH_CACHE_DIR or ~/.cache/weightsmith/svd).") var cacheDir: String?
     @Flag(name: .customLong("no-cache"), help: "Neither read nor write the decomposition cache.") var noCache = false
 
@@ -93,6 +94,7 @@ struct RepairCommand: ParsableCommand {
         let baseCkpt = try Checkpoint(path: base)
         let ft = lora != nil ? try FineTune.open(path: lora!, lora: true) : try FineTune.open(path: tuned!, lora: false)
         let names = try SpectralAnalysis.selectMatrices(base: baseCkpt, fineTunes: [ft], modules: modules)
+        if dryRun { return try describe(ft, names: names, lambdas: lambdas) }
         let cache = noCache ? nil : DecompositionCache(directory: cacheDir.map { URL(fileURLWithPath: $0) } ?? DecompositionCache.defaultDirectory)
 
         // One decomposition per matrix (W0's left vectors, W's top-k triplets), reused for every λ.
@@ -171,6 +173,31 @@ struct RepairCommand: ParsableCommand {
         }
         report.totalSeconds = Date().timeIntervalSince(t0)
         if json { print(try report.json()) } else { print(report.text(), terminator: "") }
+    }
+
+    /// --dry-run: the fine-tune, the selected matrices and the data files checked (read, not
+    /// scored), then the plan: one SVD per matrix, the λ values, the files of OUT and --plot.
+    func describe(_ ft: FineTune, names: [String], lambdas: [Double]) throws {
+        if asAdapter, case let .lora(adapter) = ft.source, !adapter.savedModules.isEmpty {
+            throw ValidationError("\(lora!): the adapter has modules_to_save (\(adapter.savedModules.keys.sorted().joined(separator: ", "))); --as-adapter would drop them, write a full checkpoint instead")
+        }
+        for path in [heldOut].compactMap({ $0 }) + forgetting.filter({ $0.hasSuffix(".jsonl") }) {
+            guard !(try PromptCompletion.readJSONL(URL(fileURLWithPath: path))).isEmpty else { throw ValidationError("\(path): no examples") }
+        }
+        for path in forgetting where !path.hasSuffix(".jsonl") {
+            guard (try? String(contentsOfFile: path, encoding: .utf8)) != nil else { throw ValidationError("\(path): cannot read it as UTF-8 text") }
+        }
+        print("repair (\(target.rawValue)) of \(lora != nil ? "the LoRA \(lora!)" : "the fine-tune \(tuned!)") on \(base): \(names.count) matrices, "
+              + "one SVD each (top \(topK), ε = \(epsilon)), \(noCache ? "without" : "with") the decomposition cache")
+        if heldOut != nil || !forgetting.isEmpty {
+            let what = ([heldOut.map { "task \($0)" }].compactMap { $0 } + forgetting.map { "forgetting \($0)" }).joined(separator: ", ")
+            print("would score the base, the fine-tune and λ = \(lambdas.filter { $0 != 1 }.map { "\($0)" }.joined(separator: ", ")) on \(what)")
+        }
+        if let output {
+            print("would write \(output): " + (asAdapter ? "a PEFT adapter of the input's rank (adapter_config.json, adapter_model.safetensors)"
+                                                      : "the repaired model at λ = \(lambda) (config.json, model.safetensors, tokenizer files)") + " and repair_report.json")
+        }
+        if let plot { print("would write \(plot): the sweep's SVG") }
     }
 
     /// The fine-tuned model with every selected matrix repaired at λ (λ = 1: the fine-tune; for a

@@ -35,6 +35,7 @@ struct SearchCommand: ParsableCommand {
     @Flag(help: "Replace OUT if it is a previous weightsmith output.") var force = false
     @Flag(help: "Do not read or write the score cache.") var noCache = false
     @Flag(help: "No progress output.") var quiet = false
+    @Flag(help: "Check the recipe, the ranges, the held-out data and OUT, print the search plan, then stop (nothing merged, scored, cached, logged or written).") var dryRun = false
     @Option(help: "Forgetting: CONTROL.jsonl=FRACTION keeps the control score at least FRACTION of base_model's while the --held-out score is made worst (repeatable).") var keep: [String] = []
     @OptionGroup var nonFinite: NonFiniteOption
 
@@ -77,6 +78,26 @@ struct SearchCommand: ParsableCommand {
     }
 
     @OptionGroup var threading: ThreadsOption
+
+    /// --dry-run: the variables and their ranges, the budget, the held-out sets and, with -o, the
+    /// merge of the starting recipe (every tried recipe has its tensors); nothing merged or scored.
+    func describe(variables: [Variable], start: [Double], plan: MergePlan, sets: [HeldOutSet], model: TransformerModel) throws {
+        // Every layout entry must come from the merge, as each trial checks.
+        let produced = Set(plan.jobs.map(\.output))
+        if let missing = model.layout.entries.first(where: { !produced.contains($0.name) }) {
+            throw ValidationError("the merge does not produce \(missing.name), which the model needs")
+        }
+        let method = variables.count == 1 ? "a grid of \(budget) points" : "CMA-ES (population \(4 + Int(3 * Foundation.log(Double(variables.count))))), \(budget) trials"
+        print("search over \(variables.count) parameter\(variables.count == 1 ? "" : "s") of \(plan.method.name) by \(method), metric \(metric), seed \(seed)")
+        for (v, x) in zip(variables, start) {
+            print("  \(v.dimension.name) in [\(v.dimension.lo), \(v.dimension.hi)], start \(String(format: "%.4g", x))")
+        }
+        let examples = sets.map { $0.tokenized.count }.reduce(0, +)
+        print("held out: \(sets.count) set\(sets.count == 1 ? "" : "s") (\(sets.map(\.name).joined(separator: ", "))), \(examples) examples; up to \(budget * sets.count) evaluations, \(noCache ? "without" : "with") the score cache")
+        if let log { print("would append every trial to \(log)") }
+        guard let output else { print("would write nothing (no -o)"); return }
+        print("would write \(output): the best recipe's merge, \(plan.jobs.count) tensors, \(formatBytes(plan.outputBytes)), config.json, tokenizer files, README.md and search.jsonl")
+    }
 
     func run() throws {
         try threading.apply()
@@ -140,6 +161,10 @@ struct SearchCommand: ParsableCommand {
             guard let b = firstPlan.jobs.lazy.compactMap(\.base).first?.model else {
                 throw ValidationError("\(recipe): --keep compares with the recipe's base_model, and it has none")
             }
+            if dryRun {
+                print("forgetting: the --held-out score made worst while \(keeps.map { "\(URL(fileURLWithPath: $0.path).lastPathComponent) keeps \(String(format: "%.3g", 100 * $0.fraction))%" }.joined(separator: ", ")) of \(firstPlan.inputs[b].label)'s score")
+                return try describe(variables: variables, start: start, plan: firstPlan, sets: sets, model: model)
+            }
             let reference = try CandidateScorer(ingredients: [firstPlan.inputs[b].path], sets: sets).score(weights: [1])
             objective = try ForgettingObjective(metric: metric, targetSets: targets,
                                                 controlSets: keeps.indices.map { (sets[heldOut.count + $0].name, heldOut.count + $0, keeps[$0].fraction) },
@@ -147,6 +172,7 @@ struct SearchCommand: ParsableCommand {
             say("base_model \(firstPlan.inputs[b].label): " + objective!.constraints.map {
                 "\($0.name) \(metric == .em ? String(format: "EM %.3f", $0.reference) : String(format: "NLL %.4f", -Foundation.log($0.reference)))" }.joined(separator: ", "))
         }
+        if dryRun { return try describe(variables: variables, start: start, plan: firstPlan, sets: sets, model: model) }
         /// Whether trial a ranks before trial b.
         func ranksBefore(_ a: SoupScore, _ b: SoupScore) -> Bool {
             if let objective { return objective.isPreferred(objective.verdict(a), over: objective.verdict(b)) }

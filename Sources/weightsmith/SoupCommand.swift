@@ -62,6 +62,9 @@ struct SoupCommand: ParsableCommand {
     @Flag(help: "Print the result as JSON.")
     var json = false
 
+    @Flag(help: "Check the ingredients, the held-out data and OUT, print the plan (candidates, evaluations, what would be written), then stop (nothing scored, cached or written).")
+    var dryRun = false
+
     @Flag(help: "No progress output.")
     var quiet = false
 
@@ -92,6 +95,7 @@ struct SoupCommand: ParsableCommand {
         let first = try ModelReference.open(ingredients[0])
         guard let dir = first.directory else { throw ValidationError("\(ingredients[0]): no folder with config.json and tokenizer.json") }
         let sets = try Self.heldOutSets(heldOut, tokenizerJSON: dir.appendingPathComponent("tokenizer.json"))
+        if dryRun { return try describe(sets: sets, metric: metric) }
         let digests = noCache ? nil : try ingredients.map(Self.digest(of:))
         let cache = noCache ? nil : ScoreCache()
         let scorer = try CandidateScorer(ingredients: ingredients, sets: sets, cache: cache, digests: digests)
@@ -198,6 +202,32 @@ struct SoupCommand: ParsableCommand {
             print(footer)
             if let written { print("wrote \(written)") }
         }
+    }
+
+    /// --dry-run: the ingredients (one architecture), the base and the held-out sets checked as the
+    /// scorer checks them, the candidates the mode would score and, with -o, the uniform soup's plan
+    /// (the chosen soup has the same tensors); no score is computed, cached or written.
+    func describe(sets: [HeldOutSet], metric: CandidateScorer.Metric) throws {
+        let n = ingredients.count
+        let scorer = try CandidateScorer(ingredients: ingredients, sets: sets)
+        if let base { _ = try CandidateScorer(ingredients: [base], sets: sets) }
+        let labels = Self.labels(ingredients)
+        let examples = sets.map { $0.tokenized.count }.reduce(0, +)
+        print("\(mode.rawValue) soup of \(n) ingredient\(n == 1 ? "" : "s") (\(labels.joined(separator: ", "))), \(scorer.model.config.layers) layers"
+              + (base.map { "; base \($0) scored as a reference" } ?? ""))
+        print("held out: \(sets.count) set\(sets.count == 1 ? "" : "s") (\(sets.map(\.name).joined(separator: ", "))), \(examples) examples; metric \(metric.rawValue)")
+        // Each ingredient alone and the uniform soup, then the mode's own candidates.
+        let candidates: String
+        switch mode {
+        case .uniform: candidates = "\(n == 1 ? 1 : n + 1) candidates (each ingredient, the uniform soup)"
+        case .greedy: candidates = "up to \(n == 1 ? 1 : 2 * n) candidates (each ingredient, the uniform soup, \(n - 1) greedy addition\(n == 2 ? "" : "s"))"
+        case .learned: candidates = "\(n == 1 ? 1 : n + 1) candidates and \(steps) Adam steps on \(perLayer ? "\(n) coefficients per layer and for the rest" : "\(n) coefficients") (lr \(lr))"
+        }
+        print("would score \(candidates) on every set, \(noCache ? "without" : "with") the score cache")
+        guard let output else { print("would write nothing (no -o)"); return }
+        let plan = try MergePlanner.plan(try makeRecipe(weights: Array(repeating: 1, count: n), perLayer: nil, labels: labels), options: PlanOptions())
+        if !plan.problems.isEmpty { throw MergeError.preflight(plan.problems) }
+        print("would write \(output): the chosen soup, \(plan.jobs.count) tensors, \(formatBytes(plan.outputBytes)), config.json, tokenizer files and README.md")
     }
 
     /// A mergekit `linear` recipe with the chosen weights (zero-weight ingredients left out).

@@ -28,6 +28,7 @@ struct TaskVectorCommand: ParsableCommand {
         @Flag(help: "Print the plan and check OUT, then stop (nothing is written).") var dryRun = false
         @Flag(help: "Replace the output folder if it exists.") var force = false
         @Flag(help: "No progress output.") var quiet = false
+        @Flag(help: "Print the result as JSON on stdout (output, tensors, bytes, dtype, files; with --dry-run, what would be written).") var json = false
         @OptionGroup var nonFinite: NonFiniteOption
 
         @OptionGroup var threading: ThreadsOption
@@ -40,22 +41,38 @@ struct TaskVectorCommand: ParsableCommand {
                 FileHandle.standardError.write(Data("note: task-vector extract --top-k is now --density (a fraction of entries per tensor; --top-k counts singular vectors in spectrum and repair)\n".utf8))
             }
             let plan = try TaskVectors.extractPlan(base: base, tuned: tuned, topK: formerTopK ?? density, outDType: dtype)
+            // One dtype name when every tensor has it, else "mixed".
+            let dtypes = Set(plan.jobs.map(\.outDType.rawValue))
+            let dtypeName = dtypes.count == 1 ? dtypes.first! : "mixed"
             if dryRun {
-                print(plan.describe(), terminator: "")
+                if !json { print(plan.describe(), terminator: "") }
                 if !plan.problems.isEmpty { throw MergeError.preflight(plan.problems) }
                 var o = ExecutionOptions(overwrite: force)
                 o.command = "task-vector extract"
-                print(try MergeExecutor.checkOutput(plan, to: URL(fileURLWithPath: output), options: o))
-                return
+                let check = try MergeExecutor.checkOutput(plan, to: URL(fileURLWithPath: output), options: o)
+                guard json else { print(check); return }
+                FileHandle.standardError.write(Data((check + "\n").utf8))
+                return try printJSON(TaskVectorDryRunJSON(output: URL(fileURLWithPath: output).path, dryRun: true, tensors: plan.jobs.count,
+                                                          bytes: plan.outputBytes, dtype: dtypeName))
             }
             var options = ExecutionOptions(progress: !quiet, overwrite: force)
             options.metadata = [TaskVectors.kindKey: TaskVectors.kindValue]
             options.command = "task-vector extract"
             options.allowNonFinite = nonFinite.allowNonFinite
             let report = try MergeExecutor.run(plan, to: URL(fileURLWithPath: output), options: options)
+            if json { return try WrittenFolderJSON(report, notes: plan.notes, dtype: dtypeName).printed() }
             print("wrote task vector \(report.outputDirectory.path): \(report.tensors) tensors, \(formatBytes(report.outputBytes))")
         }
     }
+}
+
+/// `task-vector extract --dry-run --json`: what would be written (the run's report is `WrittenFolderJSON`).
+struct TaskVectorDryRunJSON: Encodable {
+    let output: String
+    let dryRun: Bool
+    let tensors: Int
+    let bytes: Int
+    let dtype: String
 }
 
 func parseOutDType(_ s: String) throws -> DType {

@@ -33,6 +33,7 @@ struct TrainEditorCommand: ParsableCommand {
     @Option(name: .long, help: "Print every N steps.") var logEvery = 10
     @Option(name: .long, help: "Seed (V init).") var seed: UInt64 = 0
     @Flag(name: .long, help: "Replace an existing OUT file.") var force = false
+    @Flag(help: "Check the model, the records and OUT, print the training plan and what would be written, then stop (no training, nothing written).") var dryRun = false
 
     @OptionGroup var threading: ThreadsOption
     @OptionGroup var nonFinite: NonFiniteOption
@@ -50,6 +51,20 @@ struct TrainEditorCommand: ParsableCommand {
                                     rank: rank, editLR: editLr, seed: seed)
         var s = MendTrainingSettings()
         s.steps = steps; s.accumulation = accumulation; s.learningRate = lr; s.editLRLearningRate = lrLr; s.cEdit = cEdit; s.cLoc = cLoc
+        if dryRun {
+            // The trainer's own precondition, checked here so a dry run fails where the run would.
+            guard !requests.isEmpty else { throw ValidationError("\(data): no training edits") }
+            // The tensors MendEditor.writeFile stores, all f32: U, V, b, s, o twice per transform, its
+            // running mean and m2, and the edit learning rates.
+            let scalars = editor.transforms.values.reduce(editor.editLRs.count) { n, t in
+                n + [t.U, t.V, t.b, t.s, t.o].reduce(2 * t.D) { $0 + $1.reduce(0) { $0 + $1.count } }
+            }
+            let tensors = 12 * editor.transforms.count + 1
+            print("MEND editor for \(editor.weights.count) matrices (\(editor.weights.joined(separator: ", "))), \(editor.transforms.count) shared transforms of rank \(rank)")
+            print("would train \(steps) steps of \(accumulation) edits on \(requests.count) training edits of \(data) (lr \(lr), edit lr \(editLr), c_edit \(cEdit), c_loc \(cLoc))")
+            print("would write \(output): a MEND editor, \(tensors) f32 tensors, \(ByteSize.format(scalars * 4))")
+            return
+        }
         if !quiet { print("MEND editor for \(editor.weights.count) matrices, \(editor.transforms.count) shared transforms; \(requests.count) training edits") }
         let t0 = Date()
         try MendTrainer.train(editor: editor, model: loaded.model, tokenizer: loaded.tokenizer, requests: requests, settings: s) { log in
