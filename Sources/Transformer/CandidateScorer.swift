@@ -80,12 +80,14 @@ public final class CandidateScorer {
         // Every ingredient's every tensor checked before anything is scored (a soup of
         // different shapes would otherwise fail on its second candidate, after minutes of work).
         for (k, ck) in ingredients.enumerated() {
-            for e in model.layout.entries {
-                guard ck.has(e.name) || ck.has(Self.strippedName(e.name)) else {
-                    throw ModelError.cannotRead(path: paths[k], reason: "missing tensor \(e.name) (is it a model of the same architecture as \(first)?)")
-                }
+            for e in model.layout.entries where !ck.has(e.name) && !ck.has(Self.strippedName(e.name)) {
+                throw ModelError.cannotRead(path: paths[k], reason: "missing tensor \(e.name) (is it a model of the same architecture as \(first)?)")
+            }
+            // Non-vocabulary matrices first: a vocabulary-only difference gets its own advice.
+            let vocabularyMatrix = { (name: String) in name.hasSuffix("embed_tokens.weight") || name.hasSuffix("lm_head.weight") || name.hasSuffix("wte.weight") }
+            for e in model.layout.entries.sorted(by: { !vocabularyMatrix($0.name) && vocabularyMatrix($1.name) }) {
                 guard let info = ck.info(ck.has(e.name) ? e.name : Self.strippedName(e.name)), info.shape.dims != e.shape.dims else { continue }
-                if e.name.hasSuffix("embed_tokens.weight") || e.name.hasSuffix("lm_head.weight") || e.name.hasSuffix("wte.weight") {
+                if vocabularyMatrix(e.name) && Array(info.shape.dims.dropFirst()) == Array(e.shape.dims.dropFirst()) {
                     throw ModelError.cannotRead(path: paths[k], reason: "tensor \"\(e.name)\" has shape \(info.shape.dims), expected \(e.shape.dims) as in \(first): "
                         + "the vocabularies differ; bring the ingredients to one vocabulary first (`merge` with tokenizer_source: union, or --vocab base)")
                 }
