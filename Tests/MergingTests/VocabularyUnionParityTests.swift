@@ -179,4 +179,19 @@ final class VocabularyUnionParityTests: XCTestCase {
         XCTAssertThrowsError(try problems("    \"x\": {source: {kind: model_token, model: a}}"))
         XCTAssertThrowsError(try problems("    \"x\": {sauce: a}"))
     }
+
+    /// A donor folder (not one of the recipe's models) without tokenizer.json is a pre-flight
+    /// problem naming the key and the folder.
+    func testDonorWithoutTokenizerJSONIsRefused() throws {
+        let donor = dir.appendingPathComponent("donor-no-json")
+        try FileManager.default.createDirectory(at: donor, withIntermediateDirectories: true)
+        try Data("{}".utf8).write(to: donor.appendingPathComponent("tokenizer_config.json"))
+        let text = try recipeText("source-donor-ties")
+            .replacingOccurrences(of: Self.root.path + "/fixtures/merge/vocab/donor", with: donor.path)
+        let plan = try MergePlanner.plan(RecipeParser.parse(text))
+        XCTAssertEqual(plan.problems.count, 1, "\(plan.problems)")
+        XCTAssertTrue(plan.problems.first?.contains("tokenizer_source") == true, "\(plan.problems)")
+        XCTAssertTrue(plan.problems.first?.contains(donor.path) == true, "\(plan.problems)")
+        XCTAssertTrue(plan.problems.first?.contains("tokenizer.json") == true, "\(plan.problems)")
+    }
 }
