@@ -38,6 +38,7 @@ ROOT = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)),
 HERE = os.path.join("fixtures", "merge", "vocab")
 OUT = os.path.join(HERE, "mergekit")
 BASE, A, B = (f"fixtures/merge/vocab/{m}" for m in ("base", "ft-a", "ft-b"))
+DONOR = "fixtures/merge/vocab/donor"
 HIDDEN, MLP = 16, 32
 
 
@@ -132,6 +133,16 @@ def make_models():
         tensors["model.embed_tokens.weight"] = e
         tensors["lm_head.weight"] = h
         write_model(os.path.join(HERE, name), tok, vocab_size, tensors)
+    # A tokenizer-only donor (no config.json, no weights): tokens of base, ft-a and ft-b, and
+    # "zq", in none of them.
+    donor = tokenizer(byte_tok, ["th", "the", "in", "ing", "zq"], ["t h", "th e", "i n", "in g", "z q"],
+                      ["<|endoftext|>", "<|im_start|>", "<|im_end|>"])
+    os.makedirs(DONOR, exist_ok=True)
+    with open(os.path.join(DONOR, "tokenizer.json"), "w") as f:
+        json.dump(donor, f, indent=2)
+    with open(os.path.join(DONOR, "tokenizer_config.json"), "w") as f:
+        json.dump({"tokenizer_class": "PreTrainedTokenizerFast", "model_max_length": 2048,
+                   "eos_token": "<|endoftext|>"}, f, indent=2)
 
 
 TOKENS_BLOCK = f"""tokenizer:
@@ -222,6 +233,17 @@ tokenizer:
   pad_to_multiple_of: 16
 dtype: float32
 """,
+    "source-donor-ties": f"""merge_method: ties
+base_model: {BASE}
+models:
+  - model: {A}
+    parameters: {{weight: 0.6, density: 0.7}}
+  - model: {B}
+    parameters: {{weight: 0.4, density: 0.5}}
+parameters: {{normalize: true}}
+tokenizer_source: {DONOR}
+dtype: float32
+""",
 }
 
 KEEP = ["model.safetensors", "config.json", "tokenizer.json", "tokenizer_config.json"]
@@ -270,11 +292,14 @@ def run(mergekit, name, text):
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--mergekit", default="mergekit-yaml", help="the mergekit-yaml executable")
+    ap.add_argument("--only", action="append", help="run only this recipe (repeatable)")
     args = ap.parse_args()
     os.chdir(ROOT)
     make_models()
     os.makedirs(OUT, exist_ok=True)
     for name, text in RECIPES.items():
+        if args.only and name not in args.only:
+            continue
         run(args.mergekit, name, text)
 
 

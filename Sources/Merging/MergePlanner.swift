@@ -138,7 +138,19 @@ public enum MergePlanner {
             case "base": source = .base
             default:
                 if let i = indexOf[t] { source = .model(i); tokenizerSource = i } else {
-                    problems.append("tokenizer_source \"\(t)\" is neither \"base\", \"union\" nor one of the recipe's models")
+                    // A tokenizer-only donor folder, resolved like a model path (mergekit 0.1.5).
+                    let path = resolve(t, options.searchDirectory)
+                    var isDir: ObjCBool = false
+                    let key = recipe.tokenEmbeddings.isEmpty && recipe.padVocabularyToMultipleOf == nil ? "tokenizer_source" : "tokenizer.source"
+                    if FileManager.default.fileExists(atPath: path, isDirectory: &isDir), isDir.boolValue {
+                        if FileManager.default.fileExists(atPath: URL(fileURLWithPath: path).appendingPathComponent("tokenizer.json").path) {
+                            source = .donor(URL(fileURLWithPath: path))
+                        } else {
+                            problems.append("\(key) \"\(t)\": donor folder \(path) has no tokenizer.json (a tokenizer donor needs a fast tokenizer, as in mergekit)")
+                        }
+                    } else {
+                        problems.append("\(key) \"\(t)\" is neither \"base\", \"union\", one of the recipe's models nor a folder with a tokenizer.json")
+                    }
                 }
             }
             if let source {

@@ -50,7 +50,9 @@ public struct VocabularyAlignment: Sendable {
 }
 
 enum TokenizerUnion {
-    enum Source: Equatable { case union, base, model(Int) }
+    /// `.donor`: a tokenizer-only folder that is not one of the recipe's models (mergekit 0.1.5
+    /// accepts a path as `tokenizer_source`); its vocabulary is taken as it is, not stripped.
+    enum Source: Equatable { case union, base, model(Int), donor(URL) }
 
     /// The vocabulary-defining part of a folder's tokenizer (tokenizer.json's vocab and added
     /// tokens, else tokenizer.model's bytes), to tell identical vocabularies apart from different ones.
@@ -122,7 +124,20 @@ enum TokenizerUnion {
         // 2. The output vocabulary.
         var out: TokenizerVocabulary
         var tokenizerSource = reference
+        var donorDirectory: URL?
         switch source {
+        case let .donor(dir):
+            donorDirectory = dir
+            do {
+                guard let v = try TokenizerVocabulary.read(dir) else {
+                    problems.append("\(key): donor folder \(dir.path) has no tokenizer.json")
+                    return (nil, problems, notes)
+                }
+                out = v
+            } catch {
+                problems.append("\(key): donor folder \(dir.path): \(error)")
+                return (nil, problems, notes)
+            }
         case .base: out = vocab[reference]
         case let .model(i): out = vocab[i]; tokenizerSource = i
         case .union:
@@ -212,10 +227,19 @@ enum TokenizerUnion {
 
         // 5. The files, when the vocabulary is not the source's as it is.
         var files: [String: [UInt8]]?
-        let sourceFiles = try? TokenizerVocabulary.read(inputs[tokenizerSource].checkpoint.directory!)
-        if sourceFiles.map({ $0.ids != out.ids || $0.added.count != out.added.count }) ?? true {
+        let sourceDirectory = donorDirectory ?? inputs[tokenizerSource].checkpoint.directory!
+        let sourceFiles = try? TokenizerVocabulary.read(sourceDirectory)
+        if donorDirectory != nil || sourceFiles.map({ $0.ids != out.ids || $0.added.count != out.added.count }) ?? true {
             var f: [String: [UInt8]] = ["tokenizer.json": Array(out.serialized().utf8)]
-            if let config = try? inputs[tokenizerSource].checkpoint.folderJSON("tokenizer_config.json") {
+            if let donorDirectory {
+                // A donor's other tokenizer files (special_tokens_map.json, ...) come from it too.
+                for name in MergeExecutor.tokenizerFiles where name != "tokenizer.json" && name != "tokenizer_config.json"
+                    && !MergeExecutor.slowVocabularyFiles.contains(name) {
+                    if let data = FileManager.default.contents(atPath: donorDirectory.appendingPathComponent(name).path) { f[name] = Array(data) }
+                }
+            }
+            if let data = FileManager.default.contents(atPath: sourceDirectory.appendingPathComponent("tokenizer_config.json").path),
+               let config = try? StrictJSONParser.parse(Array(data)) {
                 f["tokenizer_config.json"] = Array((JSONText.string(withAddedTokens(config, out)) + "\n").utf8)
             }
             files = f

@@ -68,8 +68,13 @@ final class VocabularyUnionParityTests: XCTestCase {
             let recipe = try RecipeParser.parse(recipeText(name))
             let sourcePath = recipe.tokenizerSource.flatMap { $0 == "union" || $0 == "base" ? nil : $0 } ?? recipe.baseModel ?? recipe.models![0].model
             let sourceVocab = try Self.vocabulary(URL(fileURLWithPath: sourcePath))
-            let sourceCount = try XCTUnwrap(Self.json(URL(fileURLWithPath: sourcePath).appendingPathComponent("config.json"))["vocab_size"])
-            guard case let .integer(kept) = sourceCount else { return XCTFail("vocab_size") }
+            // A tokenizer-only donor has no config.json: every token of it is kept.
+            let sourceConfig = URL(fileURLWithPath: sourcePath).appendingPathComponent("config.json")
+            var kept = Int.max
+            if FileManager.default.fileExists(atPath: sourceConfig.path) {
+                guard case let .integer(k) = try XCTUnwrap(Self.json(sourceConfig)["vocab_size"]) else { return XCTFail("vocab_size") }
+                kept = k
+            }
             var idMap: [Int: Int] = [:]  // mergekit id -> ours
             for (t, x) in e {
                 guard let y = a[t] else { continue }
@@ -178,5 +183,18 @@ final class VocabularyUnionParityTests: XCTestCase {
         XCTAssertThrowsError(try problems("    \"x\": {source: {kind: one}}"))
         XCTAssertThrowsError(try problems("    \"x\": {source: {kind: model_token, model: a}}"))
         XCTAssertThrowsError(try problems("    \"x\": {sauce: a}"))
+    }
+
+    /// A donor folder (not one of the recipe's models) without tokenizer.json is a pre-flight
+    /// problem naming the key and the folder.
+    func testDonorWithoutTokenizerJSONIsRefused() throws {
+        let donor = dir.appendingPathComponent("donor-no-json")
+        try FileManager.default.createDirectory(at: donor, withIntermediateDirectories: true)
+        try Data("{}".utf8).write(to: donor.appendingPathComponent("tokenizer_config.json"))
+        let text = try recipeText("source-donor-ties")
+            .replacingOccurrences(of: Self.root.path + "/fixtures/merge/vocab/donor", with: donor.path)
+        let plan = try MergePlanner.plan(RecipeParser.parse(text))
+        XCTAssertTrue(plan.problems.contains { $0.contains("tokenizer_source") && $0.contains(donor.path) && $0.contains("tokenizer.json") },
+                      "\(plan.problems)")
     }
 }
