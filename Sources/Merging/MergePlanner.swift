@@ -350,9 +350,13 @@ public enum MergePlanner {
                 }
             } else {
                 vocabRows = a.rows
-                let added = a.tokens.count - (TokenizerUnion.configVocabSize(inputs[tokenizerSource].checkpoint).map { min($0, a.tokens.count) } ?? a.tokens.count)
+                var donorNote: String?
+                if let t = recipe.tokenizerSource, t != "union", t != "base", indexOf[t] == nil {
+                    donorNote = "the donor \(resolve(t, options.searchDirectory))'s tokenizer"
+                }
+                let added = donorNote != nil ? 0 : a.tokens.count - (TokenizerUnion.configVocabSize(inputs[tokenizerSource].checkpoint).map { min($0, a.tokens.count) } ?? a.tokens.count)
                 notes.append("\(recipe.tokenEmbeddings.isEmpty && recipe.padVocabularyToMultipleOf == nil ? "tokenizer_source" : "tokenizer"): "
-                    + "output vocabulary of \(a.tokens.count) tokens (\(inputs[tokenizerSource].label)'s tokenizer\(added > 0 ? " + \(added)" : "")), "
+                    + "output vocabulary of \(a.tokens.count) tokens (\(donorNote ?? "\(inputs[tokenizerSource].label)'s tokenizer")\(added > 0 ? " + \(added)" : "")), "
                     + "\(a.rows) rows; \(vocabularyJobs) vocabulary matri\(vocabularyJobs == 1 ? "x" : "ces") laid out in it per input")
             }
         } else if recipe.tokenizerSource == "union", problems.isEmpty {
