@@ -35,10 +35,9 @@ struct EvalCommand: ParsableCommand {
         let url = URL(fileURLWithPath: data)
         let line = ProgressLine(label: data.hasSuffix(".jsonl") ? "eval: examples" : "eval: windows")
         let progress: (Int, Int) -> Void = { done, total in
-            // On a terminal only: a script reading stderr gets the result and nothing else.
-            guard !quiet, line.tty, total > 0 else { return }
-            line.update(done, total)
-            if done == total { line.finish() }
+            // Redrawn on a terminal; in a pipe or log a plain line every 30 s of a long run.
+            guard !quiet else { return }
+            line.step(done, total)
         }
         let result: EvaluationResult
         if data.hasSuffix(".jsonl") {

@@ -19,6 +19,26 @@ final class ProgressLine {
     }
 
     func finish() { if tty { FileHandle.standardError.write(Data("\n".utf8)) } }
+
+    /// Progress wherever stderr goes: redrawn on a terminal; otherwise a plain line
+    /// "CMD: P% (d/n UNIT), X s elapsed, ETA Y s" (LABEL is "CMD: UNIT") at most every 30 s and
+    /// never in the first 30 s, so short runs print nothing and logs of long ones show progress.
+    func step(_ done: Int, _ total: Int) {
+        guard total > 0 else { return }
+        if tty {
+            update(done, total)
+            if done == total { finish() }
+            return
+        }
+        let now = Date()
+        guard done < total, now.timeIntervalSince(max(last, start)) >= 30 else { return }
+        last = now
+        let parts = label.components(separatedBy: ": ")
+        let (cmd, unit) = parts.count >= 2 ? (parts[0], " " + parts.dropFirst().joined(separator: ": ")) : (label, "")
+        let el = now.timeIntervalSince(start), eta = done > 0 ? el / Double(done) * Double(total - done) : 0
+        FileHandle.standardError.write(Data(String(format: "%@: %d%% (%d/%d%@), %.0f s elapsed, ETA %.0f s\n",
+                                                   cmd, 100 * done / total, done, total, unit, el, eta).utf8))
+    }
 }
 
 /// A `ProgressLine` shared by parallel workers: each `tick()` counts one finished item.
@@ -31,13 +51,13 @@ final class SharedProgress: @unchecked Sendable {
     func tick() {
         lock.lock(); defer { lock.unlock() }
         done += 1
-        line.update(done, total)
-        if done == total { line.finish() }
+        line.step(done, total)
     }
 
-    /// Progress for `total` items on a terminal (nil when stderr is not one, or with --quiet).
+    /// Progress for `total` items (nil with --quiet): redrawn on a terminal, plain lines every
+    /// 30 s otherwise (`ProgressLine.step`).
     static func onTerminal(label: String, total: Int, quiet: Bool) -> SharedProgress? {
-        quiet || isatty(2) == 0 || total == 0 ? nil : SharedProgress(label: label, total: total)
+        quiet || total == 0 ? nil : SharedProgress(label: label, total: total)
     }
 }
 
