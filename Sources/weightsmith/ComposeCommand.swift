@@ -153,7 +153,12 @@ struct ComposeCommand: ParsableCommand {
         }
         // The plan that will be written must be valid before anything is measured.
         let check = try TaskVectors.composePlan(base: base, expression: expression, models: table, outDType: try outDtype.map(parseOutDType), lambda: 1)
-        if !check.problems.isEmpty { throw MergeError.preflight(check.problems) }
+        if !check.problems.isEmpty {
+            // --vocab does not go with --search: say what does instead of pointing at it.
+            throw MergeError.preflight(check.problems.map { p in
+                p.hasPrefix("vocabulary sizes differ") ? p + " (with --search: compose or merge with --vocab first, then search over that output)" : p
+            })
+        }
         let prepared = try output.map { out -> OutputFolder in
             try OutputFolder.prepare(URL(fileURLWithPath: out), inputs: (given + heldOut + keeps.map(\.path)).map { URL(fileURLWithPath: $0) }
                 + paths.flatMap { (try? ModelReference.open($0, allowDeltas: true))?.sourceURLs ?? [] }, force: force, command: "compose")

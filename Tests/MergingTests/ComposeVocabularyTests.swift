@@ -48,5 +48,9 @@ final class ComposeVocabularyTests: XCTestCase {
         let search = try Binary.run(expression + ["--vocab", "base", "--search", "lambda=0:1:0.5", "--held-out", "fixtures/merge/eval/copy.jsonl"])
         XCTAssertNotEqual(search.status, 0)
         XCTAssertTrue(search.err.contains("--vocab does not go with --search"), search.err)
+        // Without --vocab, the search's pre-flight says what to do instead.
+        let plain = try Binary.run(expression + ["--search", "lambda=0:1:0.5", "--held-out", "fixtures/merge/eval/copy.jsonl"])
+        XCTAssertNotEqual(plain.status, 0)
+        XCTAssertTrue(plain.err.contains("(with --search: compose or merge with --vocab first, then search over that output)"), plain.err)
     }
 }
