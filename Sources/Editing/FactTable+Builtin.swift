@@ -2,7 +2,10 @@ import Foundation
 
 extension FactTable {
     /// The built-in relations (real-world facts, hand-written): `capital`, `language` (official or main
-    /// language), `currency`, `continent` (of ~120 countries) and `city` (the country of ~100 cities).
+    /// language), `currency`, `continent` (of ~120 countries), `city` (the country of ~200 cities),
+    /// `landmark` (the city of ~95 buildings and sights), `company` (the home country of ~70
+    /// companies), `developer` (the maker of ~40 products), `author` (of ~40 books) and `element`
+    /// (the chemical symbol of ~50 elements).
     /// The first template of each relation is the edit prompt (phrasings that SmolLM2-135M completes
     /// with the object rather than with " the"); the fixture family's pre-training phrasings
     /// ("The capital of {} is", "{} is in") are among the templates.
@@ -22,6 +25,21 @@ extension FactTable {
         FactRelation(name: "city",
                      templates: ["{} is a city in the country of", "{} is a city in", "The city of {} is located in", "{} is a large city in"],
                      generation: ["The city of {} is famous for"], pairs: parse(cityCountries)),
+        FactRelation(name: "company",
+                     templates: ["{} is a multinational company based in the country of", "{} is a company from", "{} is a company based in", "{} has its headquarters in"],
+                     generation: ["The company {} is known for"], pairs: parse(companies)),
+        FactRelation(name: "landmark",
+                     templates: ["{} is in the city of", "{} is located in the city of", "{} can be found in the city of", "Tourists visit {} in"],
+                     generation: ["{} is a place where"], pairs: parse(landmarks)),
+        FactRelation(name: "developer",
+                     templates: ["{} is a product made by", "{} is made by the company", "{} was developed by", "The maker of {} is"],
+                     generation: ["{} is a product that"], pairs: parse(products)),
+        FactRelation(name: "author",
+                     templates: ["The book {} was written by", "{} was written by", "The author of {} is", "{} is a book by"],
+                     generation: ["{} is a book that"], pairs: parse(books)),
+        FactRelation(name: "element",
+                     templates: ["The chemical symbol for {} is", "The symbol of the element {} is", "{} has the chemical symbol", "In chemistry, {} is written as"],
+                     generation: ["{} is an element that"], pairs: parse(elements)),
     ])
 
     static func parse(_ s: String) -> [(String, String)] {
@@ -629,5 +647,418 @@ extension FactTable {
         Brisbane|Australia
         Perth|Australia
         Auckland|New Zealand
+        Nice|France
+        Toulouse|France
+        Bordeaux|France
+        Strasbourg|France
+        Stuttgart|Germany
+        Dresden|Germany
+        Leipzig|Germany
+        Dusseldorf|Germany
+        Turin|Italy
+        Genoa|Italy
+        Bologna|Italy
+        Palermo|Italy
+        Bilbao|Spain
+        Malaga|Spain
+        Granada|Spain
+        Zaragoza|Spain
+        Graz|Austria
+        Innsbruck|Austria
+        Gdansk|Poland
+        Wroclaw|Poland
+        Thessaloniki|Greece
+        Uppsala|Sweden
+        Malmo|Sweden
+        Aarhus|Denmark
+        Cork|Ireland
+        Bruges|Belgium
+        Ghent|Belgium
+        Utrecht|Netherlands
+        The Hague|Netherlands
+        Basel|Switzerland
+        Lausanne|Switzerland
+        Brno|Czech Republic
+        Novosibirsk|Russia
+        Kazan|Russia
+        Odessa|Ukraine
+        Lviv|Ukraine
+        Ankara|Turkey
+        Izmir|Turkey
+        Birmingham|England
+        Leeds|England
+        Bristol|England
+        Oxford|England
+        Cambridge|England
+        Aberdeen|Scotland
+        Cardiff|Wales
+        Nagoya|Japan
+        Hiroshima|Japan
+        Yokohama|Japan
+        Sapporo|Japan
+        Guangzhou|China
+        Wuhan|China
+        Chengdu|China
+        Nanjing|China
+        Chennai|India
+        Hyderabad|India
+        Pune|India
+        Jaipur|India
+        Ho Chi Minh City|Vietnam
+        Kuala Lumpur|Malaysia
+        Islamabad|Pakistan
+        Dhaka|Bangladesh
+        Kathmandu|Nepal
+        Colombo|Sri Lanka
+        Tel Aviv|Israel
+        Beirut|Lebanon
+        Damascus|Syria
+        Amman|Jordan
+        Doha|Qatar
+        Mecca|Saudi Arabia
+        Jeddah|Saudi Arabia
+        Isfahan|Iran
+        Kabul|Afghanistan
+        Addis Ababa|Ethiopia
+        Accra|Ghana
+        Dakar|Senegal
+        Tunis|Tunisia
+        Algiers|Algeria
+        Marrakesh|Morocco
+        Durban|South Africa
+        Khartoum|Sudan
+        Quito|Ecuador
+        La Paz|Bolivia
+        Montevideo|Uruguay
+        Medellin|Colombia
+        Brasilia|Brazil
+        Monterrey|Mexico
+        Cancun|Mexico
+        Mexico City|Mexico
+        Calgary|Canada
+        Ottawa|Canada
+        Houston|the United States
+        Dallas|the United States
+        Miami|the United States
+        Denver|the United States
+        Atlanta|the United States
+        Philadelphia|the United States
+        San Diego|the United States
+        Detroit|the United States
+        Las Vegas|the United States
+        Adelaide|Australia
+        Canberra|Australia
+        Wellington|New Zealand
+        Christchurch|New Zealand
+        """
+
+    static let companies = """
+        Toyota|Japan
+        Honda|Japan
+        Nissan|Japan
+        Sony|Japan
+        Panasonic|Japan
+        Nintendo|Japan
+        Mitsubishi|Japan
+        Toshiba|Japan
+        Canon|Japan
+        Yamaha|Japan
+        Suzuki|Japan
+        Mazda|Japan
+        Samsung|South Korea
+        Hyundai|South Korea
+        Kia|South Korea
+        Volkswagen|Germany
+        BMW|Germany
+        Mercedes-Benz|Germany
+        Siemens|Germany
+        Bosch|Germany
+        Adidas|Germany
+        Porsche|Germany
+        Audi|Germany
+        Lufthansa|Germany
+        Bayer|Germany
+        SAP|Germany
+        Fiat|Italy
+        Ferrari|Italy
+        Lamborghini|Italy
+        Gucci|Italy
+        Prada|Italy
+        Renault|France
+        Peugeot|France
+        Michelin|France
+        Airbus|France
+        Chanel|France
+        Danone|France
+        Volvo|Sweden
+        IKEA|Sweden
+        Ericsson|Sweden
+        Spotify|Sweden
+        Nokia|Finland
+        Nestle|Switzerland
+        Rolex|Switzerland
+        Novartis|Switzerland
+        Philips|Netherlands
+        Heineken|Netherlands
+        Shell|Netherlands
+        Lego|Denmark
+        Carlsberg|Denmark
+        Huawei|China
+        Alibaba|China
+        Tencent|China
+        Lenovo|China
+        Xiaomi|China
+        Tata|India
+        Infosys|India
+        Unilever|England
+        Rolls-Royce|England
+        Jaguar|England
+        Tesco|England
+        Zara|Spain
+        Seat|Spain
+        Skoda|Czech Republic
+        Embraer|Brazil
+        Petrobras|Brazil
+        Gazprom|Russia
+        """
+
+    static let landmarks = """
+        The Eiffel Tower|Paris
+        The Louvre|Paris
+        Notre-Dame Cathedral|Paris
+        The Arc de Triomphe|Paris
+        The Colosseum|Rome
+        The Pantheon|Rome
+        The Trevi Fountain|Rome
+        The Vatican|Rome
+        Big Ben|London
+        The Tower of London|London
+        Buckingham Palace|London
+        Westminster Abbey|London
+        The London Eye|London
+        The Brandenburg Gate|Berlin
+        The Reichstag|Berlin
+        The Sagrada Familia|Barcelona
+        The Prado Museum|Madrid
+        The Acropolis|Athens
+        The Parthenon|Athens
+        The Kremlin|Moscow
+        Red Square|Moscow
+        The Hermitage Museum|Saint Petersburg
+        The Hagia Sophia|Istanbul
+        The Blue Mosque|Istanbul
+        The Forbidden City|Beijing
+        Tiananmen Square|Beijing
+        The Bund|Shanghai
+        Tokyo Tower|Tokyo
+        The Taj Mahal|Agra
+        The Gateway of India|Mumbai
+        The Statue of Liberty|New York
+        Central Park|New York
+        The Empire State Building|New York
+        Times Square|New York
+        The Golden Gate Bridge|San Francisco
+        The White House|Washington
+        The Lincoln Memorial|Washington
+        The Space Needle|Seattle
+        Hollywood|Los Angeles
+        The Sydney Opera House|Sydney
+        The CN Tower|Toronto
+        Christ the Redeemer|Rio de Janeiro
+        The Rijksmuseum|Amsterdam
+        The Little Mermaid statue|Copenhagen
+        The Leaning Tower|Pisa
+        St. Mark's Basilica|Venice
+        The Uffizi Gallery|Florence
+        Charles Bridge|Prague
+        Edinburgh Castle|Edinburgh
+        The Burj Khalifa|Dubai
+        The Alhambra|Granada
+        La Scala|Milan
+        The Spanish Steps|Rome
+        Checkpoint Charlie|Berlin
+        The Atomium|Brussels
+        Manneken Pis|Brussels
+        Tivoli Gardens|Copenhagen
+        Prague Castle|Prague
+        The Sydney Harbour Bridge|Sydney
+        Alcatraz|San Francisco
+        The Hollywood Sign|Los Angeles
+        The Willis Tower|Chicago
+        The Gateway Arch|St. Louis
+        The Petronas Towers|Kuala Lumpur
+        Marina Bay Sands|Singapore
+        The Grand Palace|Bangkok
+        Shibuya Crossing|Tokyo
+        Wall Street|New York
+        Broadway|New York
+        The Brooklyn Bridge|New York
+        The Metropolitan Museum of Art|New York
+        The Smithsonian|Washington
+        The Capitol|Washington
+        Tower Bridge|London
+        Trafalgar Square|London
+        The British Museum|London
+        Hyde Park|London
+        The Champs-Elysees|Paris
+        Montmartre|Paris
+        The Palace of Versailles|Versailles
+        Cologne Cathedral|Cologne
+        The Rialto Bridge|Venice
+        The Grand Canal|Venice
+        Park Guell|Barcelona
+        La Rambla|Barcelona
+        The Bolshoi Theatre|Moscow
+        The Topkapi Palace|Istanbul
+        The Temple of Heaven|Beijing
+        The Oriental Pearl Tower|Shanghai
+        Copacabana|Rio de Janeiro
+        Sugarloaf Mountain|Rio de Janeiro
+        The Vatican Museums|Rome
+        The Berlin Wall|Berlin
+        The Golden Temple|Amritsar
+        The Alamo|San Antonio
+        """
+
+    static let products = """
+        The iPhone|Apple
+        The iPad|Apple
+        The MacBook|Apple
+        macOS|Apple
+        Safari|Apple
+        Windows|Microsoft
+        Microsoft Word|Microsoft
+        Excel|Microsoft
+        The Xbox|Microsoft
+        Outlook|Microsoft
+        Bing|Microsoft
+        Android|Google
+        Gmail|Google
+        Google Chrome|Google
+        YouTube|Google
+        The Pixel|Google
+        The PlayStation|Sony
+        The Walkman|Sony
+        The Galaxy|Samsung
+        The Switch|Nintendo
+        The Game Boy|Nintendo
+        Mario|Nintendo
+        The Model S|Tesla
+        The Model 3|Tesla
+        The Kindle|Amazon
+        Alexa|Amazon
+        Instagram|Meta
+        WhatsApp|Meta
+        Photoshop|Adobe
+        Acrobat|Adobe
+        The Corolla|Toyota
+        The Prius|Toyota
+        The Civic|Honda
+        The Golf|Volkswagen
+        The Beetle|Volkswagen
+        The Mustang|Ford
+        The F-150|Ford
+        The Boeing 747|Boeing
+        The ThinkPad|Lenovo
+        Java|Oracle
+        GeForce|Nvidia
+        Firefox|Mozilla
+        """
+
+    static let books = """
+        Hamlet|William Shakespeare
+        Macbeth|William Shakespeare
+        Romeo and Juliet|William Shakespeare
+        Othello|William Shakespeare
+        King Lear|William Shakespeare
+        Pride and Prejudice|Jane Austen
+        Emma|Jane Austen
+        Sense and Sensibility|Jane Austen
+        Oliver Twist|Charles Dickens
+        Great Expectations|Charles Dickens
+        A Christmas Carol|Charles Dickens
+        David Copperfield|Charles Dickens
+        War and Peace|Leo Tolstoy
+        Anna Karenina|Leo Tolstoy
+        Crime and Punishment|Fyodor Dostoevsky
+        The Brothers Karamazov|Fyodor Dostoevsky
+        Nineteen Eighty-Four|George Orwell
+        Animal Farm|George Orwell
+        The Great Gatsby|F. Scott Fitzgerald
+        Moby-Dick|Herman Melville
+        The Old Man and the Sea|Ernest Hemingway
+        A Farewell to Arms|Ernest Hemingway
+        Don Quixote|Miguel de Cervantes
+        Les Miserables|Victor Hugo
+        The Hunchback of Notre-Dame|Victor Hugo
+        The Odyssey|Homer
+        The Iliad|Homer
+        Frankenstein|Mary Shelley
+        Dracula|Bram Stoker
+        The Hobbit|J. R. R. Tolkien
+        The Lord of the Rings|J. R. R. Tolkien
+        Harry Potter|J. K. Rowling
+        The Adventures of Tom Sawyer|Mark Twain
+        Adventures of Huckleberry Finn|Mark Twain
+        To Kill a Mockingbird|Harper Lee
+        The Catcher in the Rye|J. D. Salinger
+        Brave New World|Aldous Huxley
+        Faust|Johann Wolfgang von Goethe
+        The Divine Comedy|Dante Alighieri
+        The Origin of Species|Charles Darwin
+        """
+
+    static let elements = """
+        hydrogen|H
+        helium|He
+        carbon|C
+        nitrogen|N
+        oxygen|O
+        sodium|Na
+        magnesium|Mg
+        aluminium|Al
+        silicon|Si
+        phosphorus|P
+        sulfur|S
+        chlorine|Cl
+        potassium|K
+        calcium|Ca
+        iron|Fe
+        copper|Cu
+        zinc|Zn
+        silver|Ag
+        tin|Sn
+        gold|Au
+        mercury|Hg
+        lead|Pb
+        uranium|U
+        neon|Ne
+        lithium|Li
+        argon|Ar
+        nickel|Ni
+        cobalt|Co
+        platinum|Pt
+        iodine|I
+        fluorine|F
+        boron|B
+        manganese|Mn
+        chromium|Cr
+        titanium|Ti
+        barium|Ba
+        bromine|Br
+        krypton|Kr
+        xenon|Xe
+        radium|Ra
+        plutonium|Pu
+        tungsten|W
+        beryllium|Be
+        arsenic|As
+        selenium|Se
+        strontium|Sr
+        radon|Rn
+        iridium|Ir
+        bismuth|Bi
+        cesium|Cs
+        antimony|Sb
         """
 }

@@ -27,7 +27,7 @@ struct FactsMakeCommand: ParsableCommand {
         """)
 
     @Argument(help: "A Hugging Face folder.") var model: String
-    @Option(name: .long, help: "Comma-separated relations (default: all of the table). Built in: capital, language, currency, continent, city.") var relations: String?
+    @Option(name: .long, help: "Comma-separated relations (default: all of the table). Built in: capital, language, currency, continent, city, landmark, company, developer, author, element.") var relations: String?
     @Option(name: .long, help: "A JSON fact table instead of the built-in one ({\"relations\": [{name, templates, generation, pairs}]}).") var table: String?
     @Option(name: .shortAndLong, help: "Output JSONL file.") var output: String
     @Option(name: .long, help: "Fractions of train and validation (the rest is test).") var split = "0.3,0.1"
