@@ -182,7 +182,7 @@ struct EditCommand: ParsableCommand {
         let after = try zip(rs, refs).map { try scorer.score($0.0, locality: $0.1) }
         let es = try rs.reduce(0.0) { $0 + (try scorer.counterFact($1).efficacyScore ?? 0) }
         let reached = zip(rs, after).filter { $0.1.answer == $0.0.target }.count
-        note(editors.notes)
+        note(editors.notes + editors.lastDetail)
         if json {
             try printJSON(BenchmarkJSON(method: "memit", protocol: "batch", requests: rs.count, secondsPerEdit: seconds / Double(rs.count),
                                         reachedTarget: reached, before: EditBenchmark.mean(before), after: EditBenchmark.mean(after)))

@@ -115,6 +115,7 @@ struct EditEvalCommand: ParsableCommand {
             let name = meth.rawValue
             if meth == .memit && batch {
                 rows.append(try evaluation.batch(name: "memit (batch)", method: { try editors.memitBatch($0) }, progress: progress(name)))
+                FileHandle.standardError.write(Data(("memit: " + editors.lastDetail).utf8))
             } else if sequential {
                 rows += try evaluation.sequential(name: "\(name) (sequential)", every: every, method: { try editors.edits(meth, $0) }, progress: progress(name))
             } else {

@@ -141,7 +141,15 @@ final class Editors {
         }
         let first = r.valueLosses.map(\.0).reduce(0, +) / Double(max(r.valueLosses.count, 1))
         let last = r.valueLosses.map(\.1).reduce(0, +) / Double(max(r.valueLosses.count, 1))
-        lastDetail = "layers \(memitLayers.map(String.init).joined(separator: ",")); mean value loss \(fmt(first)) -> \(fmt(last))\n"
+        // The share of the wanted residual change at the last layer that the update delivers,
+        // ⟨achieved, wanted⟩ / ‖wanted‖² per fact (1: all of it; MEMIT's λ trades it for locality).
+        let reached = zip(r.achieved, r.offsets).map { a, w -> Double in
+            let ww = w.reduce(0.0) { $0 + Double($1) * Double($1) }
+            return ww > 0 ? zip(a, w).reduce(0.0) { $0 + Double($1.0) * Double($1.1) } / ww : 1
+        }
+        let mean = reached.reduce(0, +) / Double(max(reached.count, 1))
+        lastDetail = "layers \(memitLayers.map(String.init).joined(separator: ",")); mean value loss \(fmt(first)) -> \(fmt(last)); "
+            + "residual change reached \(String(format: "%.2f", mean)) of the wanted (min \(String(format: "%.2f", reached.min() ?? 0)); λ = \(options.updateWeight))\n"
         return r.edits
     }
 
