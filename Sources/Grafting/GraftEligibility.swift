@@ -1,4 +1,5 @@
 import Foundation
+import Checkpoints
 
 /// Which tensors a graft may take entries from.
 ///
@@ -14,8 +15,8 @@ public struct GraftEligibility: Sendable, CustomStringConvertible {
     public init(include: String? = nil) throws {
         self.include = include
         if let include {
-            do { regex = try NSRegularExpression(pattern: include) } catch {
-                throw GraftError.invalidPattern(pattern: include, reason: "\(error.localizedDescription)")
+            do { regex = try NamePattern.compile(include) } catch {
+                throw GraftError.invalidPattern(pattern: include, reason: error.description)
             }
         } else {
             regex = nil

@@ -1,4 +1,5 @@
 import Foundation
+import Checkpoints
 
 /// Every way a graft can be refused, naming the file, the tensor and the expected value.
 public enum GraftError: Error, Equatable, CustomStringConvertible, Sendable {
@@ -33,7 +34,7 @@ public enum GraftError: Error, Equatable, CustomStringConvertible, Sendable {
         case let .noEligibleTensors(rule):
             return "no tensor is eligible for grafting under \(rule)"
         case let .invalidPattern(p, r):
-            return "--include \"\(p)\" is not a valid regular expression: \(r)"
+            return "--include \"\(NamePattern.excerpt(p))\" \(r)"
         case let .nonFinite(p, t, i):
             return "\(p): tensor \"\(t)\" has a NaN or infinite value (or difference to the base) at linear index \(i)"
         case let .pickNotRequested(p, r):

@@ -24,7 +24,7 @@ public enum SpectralError: Error, CustomStringConvertible, Equatable {
     case noMatrices(reason: String)
     case missingInFineTune(tensor: String, fineTune: String, path: String)
     case shapeMismatch(tensor: String, fineTune: String, expected: Shape, actual: Shape)
-    case invalidModuleRegex(String)
+    case invalidModuleRegex(String, reason: String)
     case invalidOption(String)
     case nonFinite(tensor: String, path: String, count: Int)
 
@@ -33,7 +33,7 @@ public enum SpectralError: Error, CustomStringConvertible, Equatable {
         case let .noMatrices(r): return "no matrices to analyse: \(r)"
         case let .missingInFineTune(t, f, p): return "\(p): fine-tune \"\(f)\" has no tensor \"\(t)\" (the base has it)"
         case let .shapeMismatch(t, f, e, a): return "fine-tune \"\(f)\": tensor \"\(t)\" has shape \(a), the base has \(e)"
-        case let .invalidModuleRegex(r): return "--modules: \"\(r)\" is not a valid regular expression"
+        case let .invalidModuleRegex(r, why): return "--modules: \"\(NamePattern.excerpt(r))\" \(why)"
         case let .invalidOption(m): return m
         case let .nonFinite(t, p, n):
             return "\(p): tensor \"\(t)\" has \(n) NaN/infinite value\(n == 1 ? "" : "s"); its singular values are undefined (repair the checkpoint, or leave the tensor out with --modules)"
@@ -61,7 +61,8 @@ public enum SpectralAnalysis {
             names = base.tensorNames.filter { base.info($0)?.shape.rank == 2 && !isEmbeddingLike($0) }
         }
         if let modules {
-            guard let re = try? NSRegularExpression(pattern: modules) else { throw SpectralError.invalidModuleRegex(modules) }
+            let re: NSRegularExpression
+            do { re = try NamePattern.compile(modules) } catch { throw SpectralError.invalidModuleRegex(modules, reason: error.description) }
             names = names.filter { re.firstMatch(in: $0, range: NSRange($0.startIndex..., in: $0)) != nil }
         }
         guard !names.isEmpty else {

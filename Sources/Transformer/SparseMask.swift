@@ -50,14 +50,14 @@ public final class SparseMask: @unchecked Sendable {
     public static func random(model: TransformerModel, density: Double, pattern: String?, seed: UInt64) throws -> SparseMask {
         guard density > 0, density <= 1 else { throw ModelError.invalidInput("mask density must be in (0, 1], got \(density)") }
         let re: NSRegularExpression?
-        do { re = try pattern.map { try NSRegularExpression(pattern: $0) } } catch {
-            throw ModelError.invalidInput("invalid mask tensor pattern \"\(pattern ?? "")\": \(error)")
+        do { re = try pattern.map { p throws(NamePattern.Failure) in try NamePattern.compile(p) } } catch {
+            throw ModelError.invalidInput("the mask tensor pattern \"\(NamePattern.excerpt(pattern ?? ""))\" \(error)")
         }
         let names = model.layout.entries.filter { e in
             if let re { return re.firstMatch(in: e.name, range: NSRange(e.name.startIndex..., in: e.name)) != nil }
             return e.shape.rank == 2
         }.map(\.name)
-        guard !names.isEmpty else { throw ModelError.invalidInput("no parameter matches the mask pattern \"\(pattern ?? "")\"") }
+        guard !names.isEmpty else { throw ModelError.invalidInput("no parameter matches the mask pattern \"\(NamePattern.excerpt(pattern ?? ""))\"") }
         let buf = ParameterBuffer(layout: try model.layout.subset(Set(names)))
         var rng = SeededRandom(seed: seed)
         for i in 0..<buf.layout.totalCount { buf.base[i] = rng.nextUniform() < density ? 1 : 0 }

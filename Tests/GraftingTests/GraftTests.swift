@@ -247,5 +247,12 @@ final class GraftErrorTests: XCTestCase {
         XCTAssertThrowsError(try GraftEligibility(include: "(unclosed")) { err in
             guard case GraftError.invalidPattern(pattern: "(unclosed", _) = err else { return XCTFail("\(err)") }
         }
+        let long = String(repeating: "(a)", count: 1_400)
+        XCTAssertThrowsError(try GraftEligibility(include: long)) { err in
+            guard case let GraftError.invalidPattern(pattern: p, reason: r) = err else { return XCTFail("\(err)") }
+            XCTAssertEqual(p, long)
+            XCTAssertEqual(r, "is 4200 characters long; at most 4096 are accepted")
+            XCTAssertLessThan("\(err)".count, 200, "the message quotes only a prefix of the pattern")
+        }
     }
 }

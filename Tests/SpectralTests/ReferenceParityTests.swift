@@ -145,7 +145,21 @@ import Tensors
         let base = try Checkpoint(path: Paths.demo.appendingPathComponent("base").path)
         let ft = try FineTune.open(path: Paths.demo.appendingPathComponent("full-a").path)
         #expect(throws: SpectralError.self) { try SpectralAnalysis.selectMatrices(base: base, fineTunes: [ft], modules: "nothing_matches") }
-        #expect(throws: SpectralError.invalidModuleRegex("([")) { try SpectralAnalysis.selectMatrices(base: base, fineTunes: [ft], modules: "([") }
+        #expect(throws: SpectralError.invalidModuleRegex("([", reason: "is not a valid regular expression")) {
+            try SpectralAnalysis.selectMatrices(base: base, fineTunes: [ft], modules: "([")
+        }
+        // A pattern past the length bound is refused before compiling, and the message quotes a prefix only.
+        let long = String(repeating: "a|", count: 2_100) + "q_proj"
+        do {
+            _ = try SpectralAnalysis.selectMatrices(base: base, fineTunes: [ft], modules: long)
+            Issue.record("a \(long.count)-character pattern was accepted")
+        } catch let e as SpectralError {
+            #expect(e == .invalidModuleRegex(long, reason: "is 4206 characters long; at most 4096 are accepted"))
+            #expect(e.description.count < 200)
+        }
+        // Just under the bound it compiles and selects.
+        let fits = String(repeating: "zq|", count: 1_300) + "q_proj"
+        #expect(try SpectralAnalysis.selectMatrices(base: base, fineTunes: [ft], modules: fits).allSatisfy { $0.contains("q_proj") })
         let names = try SpectralAnalysis.selectMatrices(base: base, fineTunes: [ft], modules: nil)
         #expect(names.count == 14 && !names.contains { $0.contains("embed") })
     }

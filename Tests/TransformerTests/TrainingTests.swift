@@ -83,6 +83,18 @@ final class TrainingTests: XCTestCase {
         XCTAssertEqual(model.parameters.tensor("model.layers.0.self_attn.q_proj.weight")!.scalars, before)
     }
 
+    func testMaskPatternIsBoundedAndValidated() throws {
+        let model = try Self.load("llama3")
+        for (pattern, want) in [("(mlp", "is not a valid regular expression"),
+                                (String(repeating: "mlp|", count: 1_100), "is 4400 characters long; at most 4096 are accepted")] {
+            XCTAssertThrowsError(try SparseMask.random(model: model, density: 0.1, pattern: pattern, seed: 1)) { err in
+                XCTAssertTrue("\(err)".contains(want), "\(err)")
+                XCTAssertLessThan("\(err)".count, 250)
+            }
+        }
+        XCTAssertNoThrow(try SparseMask.random(model: model, density: 0.1, pattern: "mlp", seed: 1))
+    }
+
     func testSparseTrainingOnlyChangesMaskedEntries() throws {
         for name in ["llama3", "gpt2"] {
             let model = try Self.load(name)
