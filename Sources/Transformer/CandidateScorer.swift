@@ -84,7 +84,7 @@ public final class CandidateScorer {
                 throw ModelError.cannotRead(path: paths[k], reason: "missing tensor \(e.name) (is it a model of the same architecture as \(first)?)")
             }
             // Non-vocabulary matrices first: a vocabulary-only difference gets its own advice.
-            let vocabularyMatrix = { (name: String) in name.hasSuffix("embed_tokens.weight") || name.hasSuffix("lm_head.weight") || name.hasSuffix("wte.weight") }
+            let vocabularyMatrix = TensorNaming.isVocabularyMatrix
             for e in model.layout.entries.sorted(by: { !vocabularyMatrix($0.name) && vocabularyMatrix($1.name) }) {
                 guard let info = ck.info(ck.has(e.name) ? e.name : Self.strippedName(e.name)), info.shape.dims != e.shape.dims else { continue }
                 if vocabularyMatrix(e.name) && Array(info.shape.dims.dropFirst()) == Array(e.shape.dims.dropFirst()) {
