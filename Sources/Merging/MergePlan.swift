@@ -67,6 +67,9 @@ public struct MergePlan: @unchecked Sendable {
     public var notes: [String]
     /// Everything that would make the merge fail or silently wrong; the merge runs only when empty.
     public var problems: [String]
+    /// Tensors among `problems` whose inputs differ only in vocabulary rows and no `--vocab`
+    /// choice was given (callers that cannot offer `--vocab` give their own advice).
+    public var vocabularyMismatches: [String] = []
     public var seed: UInt64 = 0
     /// The chat template written into the output (`chat_template:` resolved), nil = the copied files' own.
     public var chatTemplate: String? = nil

@@ -43,6 +43,7 @@ public enum MergePlanner {
     public static func plan(_ recipe: Recipe, method override: (any MergeMethod)? = nil, options: PlanOptions = PlanOptions()) throws -> MergePlan {
         let method = try override ?? MergeMethodRegistry.method(named: recipe.mergeMethod)
         var problems: [String] = []
+        var vocabularyMismatches: [String] = []
         var notes: [String] = []
 
         // 1. Open every input once.
@@ -219,6 +220,7 @@ public enum MergePlanner {
                     let rows = resolvedInputs.map { "\(inputs[$0.input.model].label): \($0.info.shape[0])" }.joined(separator: ", ")
                     switch options.vocabulary {
                     case nil:
+                        vocabularyMismatches.append(target.output)
                         problems.append("vocabulary sizes differ for \"\(target.output)\" (\(rows) rows); choose --vocab truncate (keep the first common rows) or --vocab base (keep the base model's rows)")
                         continue
                     case .truncate?:
@@ -367,6 +369,7 @@ public enum MergePlanner {
                              tokenizerSource: tokenizerSource, outputLayerCount: layersOut, outputVocabularyRows: vocabRows,
                              notes: notes, problems: problems)
         plan.seed = options.seed
+        plan.vocabularyMismatches = vocabularyMismatches
         plan.vocabulary = alignment
         if let value = recipe.chatTemplate {
             var order = [tokenizerSource]

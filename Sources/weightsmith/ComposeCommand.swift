@@ -155,9 +155,9 @@ struct ComposeCommand: ParsableCommand {
         let check = try TaskVectors.composePlan(base: base, expression: expression, models: table, outDType: try outDtype.map(parseOutDType), lambda: 1)
         if !check.problems.isEmpty {
             // --vocab does not go with --search: say what does instead of pointing at it.
-            throw MergeError.preflight(check.problems.map { p in
-                p.hasPrefix("vocabulary sizes differ") ? p + " (with --search: compose or merge with --vocab first, then search over that output)" : p
-            })
+            let advice = check.vocabularyMismatches.isEmpty ? []
+                : ["with --search, --vocab is not available: compose or merge with --vocab first, then search over that output"]
+            throw MergeError.preflight(check.problems + advice)
         }
         let prepared = try output.map { out -> OutputFolder in
             try OutputFolder.prepare(URL(fileURLWithPath: out), inputs: (given + heldOut + keeps.map(\.path)).map { URL(fileURLWithPath: $0) }
