@@ -83,7 +83,10 @@ struct EditEvalCommand: ParsableCommand {
         let loaded = try PretrainedModel(path: model, base: base)
         if !nonFinite.allowNonFinite { try loaded.model.requireFiniteWeights() }
         let m = loaded.model, tok = loaded.tokenizer
-        let editors = try Editors(options: editorOptions, model: m, tokenizer: tok, methods: methods)
+        // MEMIT's batch edit is one long step (a value per fact, then one solve per layer): its own
+        // progress, so a 100-fact run in a log shows it is alive between the unedited row and the scores.
+        let memitProgress = batch && !quiet ? ProgressLine(label: "edit-eval: value steps and layers (memit)") : nil
+        let editors = try Editors(options: editorOptions, model: m, tokenizer: tok, methods: methods, memitProgress: memitProgress)
         if !quiet && !editors.notes.isEmpty { FileHandle.standardError.write(Data(editors.notes.utf8)) }
         let evaluation = try EditEvaluation(model: m, tokenizer: tok, requests: rs, generationTokens: generationTokens)
         evaluation.perplexityText = pplText

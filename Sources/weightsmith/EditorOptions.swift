@@ -137,7 +137,7 @@ final class Editors {
     /// One MEMIT edit of all `requests` at once (not applied).
     func memitBatch(_ requests: [EditRequest]) throws -> [WeightEdit] {
         let r = try MemitEditor.edit(model: model, tokenizer: tokenizer, requests: requests, settings: memitSettings) { [memitProgress] in
-            memitProgress?.update($0, $1)
+            memitProgress?.step($0, $1)
         }
         let first = r.valueLosses.map(\.0).reduce(0, +) / Double(max(r.valueLosses.count, 1))
         let last = r.valueLosses.map(\.1).reduce(0, +) / Double(max(r.valueLosses.count, 1))
