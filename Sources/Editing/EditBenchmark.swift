@@ -26,8 +26,9 @@ public enum EditBenchmark {
             let t0 = Date()
             let edits = try method(r)
             seconds += Date().timeIntervalSince(t0)
-            for e in edits { try e.apply(to: model) }
-            defer { for e in edits { try? e.revert(from: model) } }
+            let snapshot = WeightSnapshot(model: model)
+            defer { snapshot.restore() }
+            for e in edits { try snapshot.apply(e) }
             let s = try scorer.score(r, locality: ref)
             a.append(s)
             if s.answer == r.target { changed += 1 }

@@ -88,8 +88,10 @@ public struct MendObjective {
                                  updateStatistics: Bool) throws -> (loss: Double, editLoss: Double, localityLoss: Double, gradients: MendGradients) {
         let locality = try batches.locality.map { try Self.localityTargets(model: model, batch: $0, lengths: batches.localityLengths) }
         let (factors, edits) = try editor.edit(model: model, batch: batches.inner, training: updateStatistics)
-        for e in edits { try e.apply(to: model) }
-        defer { for e in edits { try? e.revert(from: model) } }
+        // Restored bit for bit (reverting by subtraction would drift the model by rounding over a training run).
+        let snapshot = WeightSnapshot(model: model)
+        defer { snapshot.restore() }
+        for e in edits { try snapshot.apply(e) }
         let layout = try model.layout.subset(Set(editor.weights))
         let G = ParameterBuffer(layout: layout)
         let ne = Float(batches.outer.scoredTokens)

@@ -24,7 +24,7 @@ struct EditorOptions: ParsableArguments {
     @Option(name: .long, help: "FT-L: L-infinity bound on the change of each weight (0: none).") var normBound: Float = 5e-4
     @Option(name: .long, help: "Seed (ROME and MEMIT context samples).") var seed: UInt64 = 0
     @Option(name: .long, help: "MEMIT: comma-separated layers (default: the ROME layer and the two below it).") var layers: String?
-    @Option(name: .long, help: "MEMIT: λ, weight of the preserved keys (mom2_update_weight).") var updateWeight: Double = 15_000
+    @Option(name: .long, help: "MEMIT: λ, weight of the preserved keys (mom2_update_weight; default: GPT-J's 15000 per 16384 key dimensions, 15000·I/16384, 1406 for SmolLM2-135M).") var updateWeight: Double?
 
     /// Inputs read besides the model (for the output-folder check).
     var inputs: [String] { [editor, statsCorpus].compactMap { $0 } }
@@ -149,7 +149,7 @@ final class Editors {
         }
         let mean = reached.reduce(0, +) / Double(max(reached.count, 1))
         lastDetail = "layers \(memitLayers.map(String.init).joined(separator: ",")); mean value loss \(fmt(first)) -> \(fmt(last)); "
-            + "residual change reached \(String(format: "%.2f", mean)) of the wanted (min \(String(format: "%.2f", reached.min() ?? 0)); λ = \(options.updateWeight))\n"
+            + "residual change reached \(String(format: "%.2f", mean)) of the wanted (min \(String(format: "%.2f", reached.min() ?? 0)); λ = \(String(format: "%g", memitSettings.effectiveUpdateWeight(intermediateSize: model.config.intermediateSize))))\n"
         return r.edits
     }
 

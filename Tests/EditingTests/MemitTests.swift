@@ -36,6 +36,33 @@ final class MemitTests: XCTestCase {
         XCTAssertEqual(try EditScorer(model: m, tokenizer: pm.tokenizer).score(request, locality: nil).answer, " Paris")
     }
 
+    /// λ's default keeps GPT-J's 15,000 per 16,384 key dimensions; a run without λ edits exactly as
+    /// one with that value, and more than one with the unscaled 15,000 (the share s/(λ + s) grows).
+    func testDefaultUpdateWeightScalesWithTheKeyDimension() throws {
+        XCTAssertEqual(MemitSettings.defaultUpdateWeight(intermediateSize: 16_384), 15_000)
+        XCTAssertEqual(MemitSettings.defaultUpdateWeight(intermediateSize: 1_536), 1_406.25)
+        let pm = try familyBase()
+        let m = pm.model
+        let I = m.config.intermediateSize
+        let stats = try KeyStatistics.collect(model: m, tokenizer: pm.tokenizer, texts: try familyCorpus(), layer: 1, maxTokens: 2000)
+        let request = EditRequest(prompt: "The capital of France is", target: " Rome")
+        func run(_ lambda: Double?) throws -> [Float] {
+            var ms = MemitSettings(layers: [1])
+            ms.contextTemplates = 0; ms.statistics = [1: stats]; ms.updateWeight = lambda; ms.steps = 5
+            return try MemitEditor.edit(model: m, tokenizer: pm.tokenizer, requests: [request], settings: ms).edits[0].delta.scalars
+        }
+        let name = m.mlpOutputWeight(layer: 1)
+        let w0 = Array(UnsafeBufferPointer(start: m.parameters.pointer(name), count: m.layout[name]!.count))
+        let byDefault = try run(nil)
+        // The model is restored bit for bit, so the second run starts from the same weights.
+        XCTAssertTrue(w0 == Array(UnsafeBufferPointer(start: m.parameters.pointer(name), count: w0.count)), "MEMIT left \(name) changed")
+        XCTAssertTrue(byDefault == (try run(MemitSettings.defaultUpdateWeight(intermediateSize: I))), "λ = nil edits as the scaled default")
+        func norm(_ v: [Float]) -> Double { v.reduce(0.0) { $0 + Double($1) * Double($1) }.squareRoot() }
+        XCTAssertGreaterThan(norm(byDefault), 1.5 * norm(try run(15_000)), "I = \(I): the scaled λ is \(15_000 * Double(I) / 16_384)")
+        var bad = MemitSettings(layers: [1]); bad.updateWeight = -1
+        XCTAssertThrowsError(try MemitEditor.edit(model: m, tokenizer: pm.tokenizer, requests: [request], settings: bad))
+    }
+
     /// Eight capitals at once over layers 0–1 (MEMIT's default value settings, λ = 1 for this
     /// tiny corpus): the layers together deliver the wanted residual change (within 20 %), and
     /// every target gains probability (> 0.2 nat; measured 0.3-0.65). P(new) > P(true) on 1/8 only: on this 4-layer
