@@ -15,7 +15,7 @@ public struct KeyStatistics: Sendable {
     public var moment: [Double]
 
     /// Collects statistics over `texts` (each cut into windows of `window` tokens, at most
-    /// `maxTokens` tokens in all), 8 windows per pass, on a copy of the layers up to `layer`.
+    /// `maxTokens` tokens in all), 8 windows per pass, forward through the layers up to `layer` only.
     public static func collect(model: TransformerModel, tokenizer: BPETokenizer, texts: [String], layer: Int,
                                window: Int = 64, maxTokens: Int = 20_000) throws -> KeyStatistics {
         let weight = model.mlpOutputWeight(layer: layer)
@@ -35,7 +35,6 @@ public struct KeyStatistics: Sendable {
             }
         }
         guard total > 0 else { throw EditError.invalidRequest("the statistics corpus has no tokens") }
-        let prefix = try model.prefix(layers: layer + 1)
         var moment = [Double](repeating: 0, count: I * I)
         var acc = [Float](repeating: 0, count: I * I)
         // Group windows of equal length so no padding rows enter the statistics.
@@ -46,9 +45,8 @@ public struct KeyStatistics: Sendable {
             while i < ws.count {
                 let part = Array(ws[i..<min(i + 8, ws.count)])
                 i += 8
-                let batch = try TrainingBatch(tokens: part, targets: part.map { [Int](repeating: -1, count: $0.count) })
-                let cap = try prefix.capture(batch, weight: weight, lossScale: 0)
-                sgemm(transposeA: true, transposeB: false, m: I, n: I, k: cap.rows, alpha: 1, a: cap.u, lda: I, b: cap.u, ldb: I, beta: 0, c: &acc, ldc: I)
+                let u = try model.mlpKeys(part, layer: layer)
+                sgemm(transposeA: true, transposeB: false, m: I, n: I, k: u.count / I, alpha: 1, a: u, lda: I, b: u, ldb: I, beta: 0, c: &acc, ldc: I)
                 for j in 0..<(I * I) { moment[j] += Double(acc[j]) }
             }
         }

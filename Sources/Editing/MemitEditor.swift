@@ -230,16 +230,15 @@ public enum MemitEditor {
     /// output matrix) at the subject's last token.
     static func keys(model: TransformerModel, layer: Int, prompts: [[[Int]]], positions: [[Int]]) throws -> [[Float]] {
         let I = model.config.intermediateSize
-        let name = model.mlpOutputWeight(layer: layer)
-        let prefix = try model.prefix(layers: layer + 1)
         var out: [[Float]] = []
         for (ps, pos) in zip(prompts, positions) {
-            let T = ps.map(\.count).max()!
-            let padded = ps.map { $0 + [Int](repeating: 0, count: T - $0.count) }
-            let cap = try prefix.capture(try TrainingBatch(tokens: padded, targets: padded.map { [Int](repeating: -1, count: $0.count) }),
-                                         weight: name, lossScale: 0)
+            let u = try model.mlpKeys(ps, layer: layer)
             var k = [Float](repeating: 0, count: I)
-            for b in 0..<ps.count { for j in 0..<I { k[j] += cap.u[(b * T + pos[b]) * I + j] / Float(ps.count) } }
+            var offset = 0
+            for b in 0..<ps.count {
+                for j in 0..<I { k[j] += u[(offset + pos[b]) * I + j] / Float(ps.count) }
+                offset += ps[b].count
+            }
             out.append(k)
         }
         return out

@@ -77,13 +77,11 @@ public enum RomeEditor {
         let contexts = [""] + (try sampleContexts(model: model, tokenizer: tokenizer, settings: settings))
         let (prompts, positions) = subjectPrompts(tokenizer: tokenizer, text: text, subjectEnd: subjectRange.upperBound, contexts: contexts)
 
-        // Keys at the subject's last token, on the layers up to the edited one.
-        let prefix = try model.prefix(layers: settings.layer + 1)
-        let T = prompts.map(\.count).max()!
-        let padded = prompts.map { $0 + [Int](repeating: 0, count: T - $0.count) }
-        let keyCapture = try prefix.capture(try TrainingBatch(tokens: padded, targets: padded.map { [Int](repeating: -1, count: $0.count) }),
-                                            weight: name, lossScale: 0)
-        func row(_ b: Int) -> [Float] { Array(keyCapture.u[(b * T + positions[b]) * I..<(b * T + positions[b] + 1) * I]) }
+        // Keys at the subject's last token (a forward pass through the layers up to the edited one).
+        let keys = try model.mlpKeys(prompts, layer: settings.layer)
+        var offsets = [0]
+        for p in prompts { offsets.append(offsets.last! + p.count) }
+        func row(_ b: Int) -> [Float] { Array(keys[(offsets[b] + positions[b]) * I..<(offsets[b] + positions[b] + 1) * I]) }
         let key = row(0)
         var mean = [Float](repeating: 0, count: I)
         for b in 0..<prompts.count { for (j, v) in row(b).enumerated() { mean[j] += v / Float(prompts.count) } }

@@ -125,6 +125,46 @@ public final class TransformerModel: @unchecked Sendable {
         return Tensor(shape: [logitRows.count, c.vocabSize], scalars: logits)
     }
 
+    /// The input of layer `layer`'s MLP output matrix (`down_proj` / `c_proj`, the "keys" of
+    /// ROME and MEMIT) at every token of `sequences`, each run from position 0 on its own
+    /// (packed, no padding), row-major (Σ lengths, intermediateSize). A forward pass through the
+    /// layers up to `layer` only: no later layer, no logits, no backward; on the Float32
+    /// parameters even when the model holds quantised copies.
+    public func mlpKeys(_ sequences: [[Int]], layer: Int) throws -> [Float] {
+        let c = config
+        guard (0..<c.layers).contains(layer) else { throw ModelError.invalidInput("layer \(layer) outside 0..<\(c.layers)") }
+        guard !sequences.isEmpty, sequences.allSatisfy({ !$0.isEmpty }) else {
+            throw ModelError.invalidInput("mlpKeys needs a non-empty list of non-empty sequences")
+        }
+        var segments: [(offset: Int, length: Int)] = []
+        var total = 0
+        for seq in sequences {
+            if seq.count > c.maxPositions {
+                throw ModelError.invalidInput("\(seq.count) positions exceed the model's context length of \(c.maxPositions) (max_position_embeddings); shorten the input")
+            }
+            if let w = c.slidingWindow, seq.count > w {
+                throw ModelError.invalidInput("\(seq.count) positions exceed the sliding window \(w), which is not implemented")
+            }
+            for t in seq where t < 0 || t >= c.vocabSize {
+                throw ModelError.invalidInput("token id \(t) outside the vocabulary (0..<\(c.vocabSize))")
+            }
+            segments.append((total, seq.count))
+            total += seq.count
+        }
+        let limit = quantizedRowLimit
+        quantizedRowLimit = 0
+        defer { quantizedRowLimit = limit }
+        var positions: [Int32] = []
+        positions.reserveCapacity(total)
+        for seq in sequences { for i in 0..<seq.count { positions.append(Int32(i)) } }
+        var keys = [Float](repeating: 0, count: total * c.intermediateSize)
+        keys.withUnsafeMutableBufferPointer { out in
+            _ = run(flatTokens: sequences.flatMap { $0.map { Int32($0) } }, positions: positions, layout: .packed(segments),
+                    logitRows: [], keysOf: (layer, out.baseAddress!))
+        }
+        return keys
+    }
+
     /// How the rows of one pass are grouped into sequences for attention.
     enum RowLayout {
         /// B sequences of T rows each, continuing from `start` positions held in `cache`.
@@ -135,7 +175,10 @@ public final class TransformerModel: @unchecked Sendable {
 
     /// The layer walk shared by `forward` and `forwardPacked`. Returns logits for `logitRows`
     /// (all rows when nil), row-major (rows, V).
-    func run(flatTokens: [Int32], positions: [Int32], layout: RowLayout, logitRows: [Int]?) -> [Float] {
+    /// With `keysOf` = (layer, out): stops inside that layer once the input of its MLP output
+    /// matrix is computed, copies it (N rows of intermediateSize) to `out` and returns no logits.
+    func run(flatTokens: [Int32], positions: [Int32], layout: RowLayout, logitRows: [Int]?,
+             keysOf: (layer: Int, out: UnsafeMutablePointer<Float>)? = nil) -> [Float] {
         let c = config
         let N = flatTokens.count, C = c.hiddenSize, I = c.intermediateSize
         let P = parameters
@@ -150,7 +193,7 @@ public final class TransformerModel: @unchecked Sendable {
         embeddingForward(out: x.p, tokens: flatTokens, table: P.pointer(embeddingName), C: C)
         if c.family == .gpt2 { positionEmbeddingForward(out: x.p, positions: positions, table: P.pointer("transformer.wpe.weight"), C: C) }
 
-        for l in 0..<c.layers {
+        for l in 0..<(keysOf.map { $0.layer + 1 } ?? c.layers) {
             // Attention sub-block.
             switch c.family {
             case .llama:
@@ -195,6 +238,7 @@ public final class TransformerModel: @unchecked Sendable {
                 linear(out: h1.p, x: xn.p, weight: p + "mlp.gate_proj.weight", bias: p + "mlp.gate_proj.bias", N: N, I: C, O: I)
                 linear(out: h2.p, x: xn.p, weight: p + "mlp.up_proj.weight", bias: p + "mlp.up_proj.bias", N: N, I: C, O: I)
                 swigluForward(out: h1.p, gate: h1.p, up: h2.p, count: N * I)
+                if let (kl, out) = keysOf, kl == l { out.update(from: h1.p, count: N * I); return [] }
                 linear(out: proj.p, x: h1.p, weight: p + "mlp.down_proj.weight", bias: p + "mlp.down_proj.bias", N: N, I: I, O: C)
                 addInPlace(x.p, proj.p, N * C)
             case .gpt2:
@@ -204,6 +248,7 @@ public final class TransformerModel: @unchecked Sendable {
                 layerNormForward(out: xn.p, mean: nil, rstd: nil, x: x.p, weight: P.pointer(p + "ln_2.weight"), bias: P.pointer(p + "ln_2.bias"), N: N, C: C, eps: c.normEps)
                 linearForward(out: h1.p, x: xn.p, weight: P.pointer(p + "mlp.c_fc.weight"), bias: P.pointer(p + "mlp.c_fc.bias"), N: N, I: C, O: I, layout: .inOut)
                 geluForward(h1.p, count: N * I, activation: c.activation)
+                if let (kl, out) = keysOf, kl == l { out.update(from: h1.p, count: N * I); return [] }
                 linearForward(out: proj.p, x: h1.p, weight: P.pointer(p + "mlp.c_proj.weight"), bias: P.pointer(p + "mlp.c_proj.bias"), N: N, I: I, O: C, layout: .inOut)
                 addInPlace(x.p, proj.p, N * C)
             }

@@ -83,8 +83,9 @@ final class RomeTests: XCTestCase {
         XCTAssertEqual(on.essenceKL, kl, accuracy: 1e-3 * max(kl, 1e-3))
     }
 
-    /// The key capture of the truncated prefix model equals the full model's, and the
-    /// statistics are a symmetric PSD second moment that survives the cache round trip.
+    /// The forward-only keys (`mlpKeys`, stopping at the layer) equal the training forward's
+    /// capture, packed sequences equal each run alone, and the statistics are a symmetric PSD
+    /// second moment that survives the cache round trip.
     func testStatisticsAndPrefixKeys() throws {
         let pm = try familyBase()
         let m = pm.model
@@ -92,8 +93,15 @@ final class RomeTests: XCTestCase {
         let batch = try TrainingBatch(tokens: [ids], targets: [[Int](repeating: -1, count: ids.count)])
         let w = m.mlpOutputWeight(layer: 1)
         let full = try m.capture(batch, weight: w, lossScale: 0)
-        let short = try m.prefix(layers: 2).capture(batch, weight: w, lossScale: 0)
-        for (a, b) in zip(full.u, short.u) { XCTAssertEqual(a, b, accuracy: 1e-5 * max(1, abs(a))) }
+        let short = try m.mlpKeys([ids], layer: 1)
+        XCTAssertEqual(short.count, full.u.count)
+        for (a, b) in zip(full.u, short) { XCTAssertEqual(a, b, accuracy: 1e-5 * max(1, abs(a))) }
+        let other = pm.tokenizer.encode("Spain is in")
+        let packed = try m.mlpKeys([ids, other], layer: 1)
+        let alone = short + (try m.mlpKeys([other], layer: 1))
+        XCTAssertEqual(packed.count, alone.count)
+        for (a, b) in zip(packed, alone) { XCTAssertEqual(a, b, accuracy: 1e-5 * max(1, abs(a)), "packed sequences attend only to themselves") }
+        XCTAssertThrowsError(try m.mlpKeys([ids], layer: m.config.layers))
         // Naive second moment of these keys vs collect over the same single text.
         let I = m.config.intermediateSize
         let stats = try KeyStatistics.collect(model: m, tokenizer: pm.tokenizer, texts: ["The capital of France is Paris."], layer: 1)

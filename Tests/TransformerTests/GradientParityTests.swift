@@ -110,6 +110,24 @@ final class GradientParityTests: XCTestCase {
 }
 
 extension GradientParityTests {
+    /// The forward-only keys (`mlpKeys`: the input of a layer's MLP output matrix, the pass
+    /// stopping there) equal what the training forward feeds that matrix, for both families.
+    func testMLPKeysEqualTheTrainingForwardsInputs() throws {
+        for (name, weight) in [("llama", "model.layers.1.mlp.down_proj.weight"), ("gpt2", "transformer.h.1.mlp.c_proj.weight")] {
+            let model = try TransformerModel.load(path: Self.models.appendingPathComponent(name).path)
+            let (batch, _, _) = try Self.reference(name)
+            var layout = ParameterLayout()
+            layout.add(weight, model.layout[weight]!.shape.dims)
+            var u: [Float] = []
+            _ = try model.lossAndGradients(batch, into: GradientSink(model: ParameterBuffer(layout: layout), linearHook: { r in
+                if r.weight == weight { u = Array(r.u) }
+            }))
+            let keys = try model.mlpKeys(batch.tokens, layer: 1)
+            XCTAssertEqual(keys.count, u.count, name)
+            XCTAssertLessThan(Self.relativeDiff(keys, u), 1e-5, name)
+        }
+    }
+
     /// Two accumulated half-batches (different padded lengths) give the full batch's gradients;
     /// a mask zeroes exactly the unmasked entries.
     func testAccumulationAndMask() throws {
