@@ -205,6 +205,15 @@ def efficacy(r):
     return target_logprob(p, enc(r["target_new"], False)) > target_logprob(p, enc(r["ground_truth"], False))
 
 
+def adam_step(opt, loss, delta, limit):
+    """One Adam step on the value offset, then the clamp ‖δ‖ ≤ limit."""
+    opt.zero_grad(); loss.backward(); opt.step()
+    with torch.no_grad():
+        n = delta.norm()
+        if n > limit:
+            delta.mul_(limit / n)
+
+
 def rome(r, C):
     W = blocks[layer].mlp.down_proj.weight  # (O, I)
     text = r["prompt"].replace("{}", r["subject"])
@@ -232,11 +241,7 @@ def rome(r, C):
             loss = nll + 0.0625 * k_l + 1e-3 * (delta @ delta) / v0n2
             if nll.item() < 5e-2:
                 break
-            opt.zero_grad(); loss.backward(); opt.step()
-            with torch.no_grad():
-                n, lim = delta.norm(), 4 * math.sqrt(v0n2)
-                if n > lim:
-                    delta.mul_(lim / n)
+            adam_step(opt, loss, delta, 4 * math.sqrt(v0n2))
     finally:
         hook.remove()
     with torch.no_grad():
@@ -305,11 +310,7 @@ def memit(records, stats):
             loss = nll + 0.0625 * k_l + 0.5 * (delta @ delta) / hn2
             if nll.item() < 5e-2 or step > args.steps:
                 break
-            opt.zero_grad(); loss.backward(); opt.step()
-            with torch.no_grad():
-                n, lim = delta.norm(), 0.75 * math.sqrt(hn2)
-                if n > lim:
-                    delta.mul_(lim / n)
+            adam_step(opt, loss, delta, 0.75 * math.sqrt(hn2))
         targets.append(h + delta.detach())
     Z = torch.stack(targets)
     edits = []

@@ -96,24 +96,7 @@ public final class TransformerModel: @unchecked Sendable {
     /// - Returns: logits of shape (logitRows.count, V).
     public func forwardPacked(_ sequences: [[Int]], logitRows: [Int]) throws -> Tensor {
         let c = config
-        guard !sequences.isEmpty, sequences.allSatisfy({ !$0.isEmpty }) else {
-            throw ModelError.invalidInput("forwardPacked needs a non-empty list of non-empty sequences")
-        }
-        var segments: [(offset: Int, length: Int)] = []
-        var total = 0
-        for seq in sequences {
-            if seq.count > c.maxPositions {
-                throw ModelError.invalidInput("\(seq.count) positions exceed the model's context length of \(c.maxPositions) (max_position_embeddings); shorten the input")
-            }
-            if let w = c.slidingWindow, seq.count > w {
-                throw ModelError.invalidInput("\(seq.count) positions exceed the sliding window \(w), which is not implemented")
-            }
-            for t in seq where t < 0 || t >= c.vocabSize {
-                throw ModelError.invalidInput("token id \(t) outside the vocabulary (0..<\(c.vocabSize))")
-            }
-            segments.append((total, seq.count))
-            total += seq.count
-        }
+        let (segments, total) = try packedSegments(sequences, caller: "forwardPacked")
         for r in logitRows where r < 0 || r >= total {
             throw ModelError.invalidInput("logit row \(r) outside the packed sequence of \(total) tokens")
         }
@@ -133,8 +116,27 @@ public final class TransformerModel: @unchecked Sendable {
     public func mlpKeys(_ sequences: [[Int]], layer: Int) throws -> [Float] {
         let c = config
         guard (0..<c.layers).contains(layer) else { throw ModelError.invalidInput("layer \(layer) outside 0..<\(c.layers)") }
+        let (segments, total) = try packedSegments(sequences, caller: "mlpKeys")
+        let limit = quantizedRowLimit
+        quantizedRowLimit = 0
+        defer { quantizedRowLimit = limit }
+        var positions: [Int32] = []
+        positions.reserveCapacity(total)
+        for seq in sequences { for i in 0..<seq.count { positions.append(Int32(i)) } }
+        var keys = [Float](repeating: 0, count: total * c.intermediateSize)
+        keys.withUnsafeMutableBufferPointer { out in
+            _ = run(flatTokens: sequences.flatMap { $0.map { Int32($0) } }, positions: positions, layout: .packed(segments),
+                    logitRows: [], keysOf: (layer, out.baseAddress!))
+        }
+        return keys
+    }
+
+    /// Checks packed sequences (non-empty, within the context length and the sliding window,
+    /// ids in the vocabulary) and lays them end to end: (offset, length) per sequence and the total.
+    func packedSegments(_ sequences: [[Int]], caller: String) throws -> (segments: [(offset: Int, length: Int)], total: Int) {
+        let c = config
         guard !sequences.isEmpty, sequences.allSatisfy({ !$0.isEmpty }) else {
-            throw ModelError.invalidInput("mlpKeys needs a non-empty list of non-empty sequences")
+            throw ModelError.invalidInput("\(caller) needs a non-empty list of non-empty sequences")
         }
         var segments: [(offset: Int, length: Int)] = []
         var total = 0
@@ -151,18 +153,7 @@ public final class TransformerModel: @unchecked Sendable {
             segments.append((total, seq.count))
             total += seq.count
         }
-        let limit = quantizedRowLimit
-        quantizedRowLimit = 0
-        defer { quantizedRowLimit = limit }
-        var positions: [Int32] = []
-        positions.reserveCapacity(total)
-        for seq in sequences { for i in 0..<seq.count { positions.append(Int32(i)) } }
-        var keys = [Float](repeating: 0, count: total * c.intermediateSize)
-        keys.withUnsafeMutableBufferPointer { out in
-            _ = run(flatTokens: sequences.flatMap { $0.map { Int32($0) } }, positions: positions, layout: .packed(segments),
-                    logitRows: [], keysOf: (layer, out.baseAddress!))
-        }
-        return keys
+        return (segments, total)
     }
 
     /// How the rows of one pass are grouped into sequences for attention.
