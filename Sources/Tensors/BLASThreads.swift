@@ -36,6 +36,19 @@ public enum BLASThreads {
     /// budget without oversubscribing it.
     public static func threads(forWorkers workers: Int) -> Int { max(1, budget / max(1, workers)) }
 
+    /// BLAS threads for a section that runs one BLAS call at a time and no workers of its own
+    /// (a training loop's forward and backward passes): the whole budget.
+    public static var serialThreads: Int { budget }
+
+    /// Runs `body` with OpenBLAS on `n` threads and restores the previous count afterwards.
+    /// The setting is process-wide: use it only where nothing else runs BLAS meanwhile.
+    public static func withThreads<T>(_ n: Int, _ body: () throws -> T) rethrows -> T {
+        let before = current
+        set(n)
+        defer { set(before) }
+        return try body()
+    }
+
     /// weightsmith's default: the user's `OPENBLAS_NUM_THREADS` when set, else one BLAS thread.
     /// Called once at the start of the command-line tool; library users may call it too.
     public static func configureDefault() {

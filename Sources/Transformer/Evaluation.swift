@@ -111,14 +111,7 @@ public struct Evaluator {
             }
         }
         // Passes: consecutive runs of examples up to packTokens tokens.
-        var packs: [Range<Int>] = []
-        var first = 0, tokens = 0
-        for (i, (p, c)) in tokenized.enumerated() {
-            let n = p.count + c.count
-            if i > first, tokens + n > packTokens { packs.append(first..<i); first = i; tokens = 0 }
-            tokens += n
-        }
-        if first < tokenized.count { packs.append(first..<tokenized.count) }
+        let packs = TrainingBatch.packedRuns(lengths: tokenized.map { $0.0.count + $0.1.count }, tokens: packTokens)
 
         // Per pass: for each example, log-probabilities of its completion tokens and whether all were the argmax.
         func pass(_ k: Int) throws -> [([Double], Bool)] {

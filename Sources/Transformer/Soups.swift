@@ -66,8 +66,10 @@ public enum Soups {
         /// One coefficient per ingredient and layer (embeddings, final norm and head form one
         /// more group) instead of one per ingredient.
         public var perLayer = false
-        /// Examples per forward/backward micro-batch.
-        public var batchSize = 16
+        /// Tokens per forward/backward pass: examples are packed end to end, in order, into rows
+        /// of at most this many tokens (`TrainingBatch.packedCompletions`, no padding). Only the
+        /// cost and the memory of a pass depend on it, not the gradient (up to rounding).
+        public var packTokens = 256
         public init() {}
     }
 
@@ -116,19 +118,16 @@ public enum Soups {
     /// The soup objective at the model's current parameters: the mean over the held-out sets of
     /// each set's token-mean completion NLL (the `meanNLL` a `SoupScore` reports), and (when
     /// `gradient` is given) its gradient with respect to every parameter, accumulated into it.
-    static func lossAndGradient(_ model: TransformerModel, _ sets: [[([Int], [Int])]], batchSize: Int,
+    static func lossAndGradient(_ model: TransformerModel, _ sets: [[([Int], [Int])]], packTokens: Int,
                                 gradient: ParameterBuffer?) throws -> Double {
         var loss = 0.0
         for examples in sets {
             let total = examples.reduce(0) { $0 + $1.1.count }
             guard total > 0 else { throw ModelError.invalidInput("a held-out set has no completion tokens") }
             let scale = 1 / (Double(total) * Double(sets.count))
-            var start = 0
-            while start < examples.count {
-                let chunk = examples[start..<min(start + batchSize, examples.count)].map { (prompt: $0.0, completion: $0.1) }
-                let batch = try TrainingBatch.completions(chunk)
+            for run in TrainingBatch.packedRuns(lengths: examples.map { $0.0.count + $0.1.count }, tokens: packTokens) {
+                let batch = try TrainingBatch.packedCompletions(examples[run].map { (prompt: $0.0, completion: $0.1) })
                 loss += scale * (try model.accumulateGradients(batch, into: GradientSink(model: gradient), lossScale: Float(scale)))
-                start += batchSize
             }
         }
         return loss
@@ -156,11 +155,14 @@ public enum Soups {
     /// The loss at logits `beta` (α = softmax(β) per group) and dL/dβ, through the engine's
     /// backward pass: dL/dβ_j = α_j (dL/dα_j − Σ_i α_i dL/dα_i).
     public static func lossAndBetaGradient(_ scorer: CandidateScorer, beta: [[Double]], groupOf: [Int],
-                                           sets: [[([Int], [Int])]], batchSize: Int = 16) throws -> (Double, [[Double]]) {
+                                           sets: [[([Int], [Int])]], packTokens: Int = 256) throws -> (Double, [[Double]]) {
         let alpha = softmax(beta)
         try scorer.build { alpha[groupOf[$0]] }
         let g = ParameterBuffer(layout: scorer.model.layout)
-        let loss = try lossAndGradient(scorer.model, sets, batchSize: batchSize, gradient: g)
+        // One pass at a time: BLAS gets the whole thread budget for the pass's GEMMs.
+        let loss = try BLASThreads.withThreads(BLASThreads.serialThreads) {
+            try lossAndGradient(scorer.model, sets, packTokens: packTokens, gradient: g)
+        }
         let dA = try coefficientGradient(scorer, g, groupOf: groupOf, groups: beta.count)
         let dB = zip(alpha, dA).map { a, d -> [Double] in
             let mean = zip(a, d).reduce(0) { $0 + $1.0 * $1.1 }
@@ -185,7 +187,7 @@ public enum Soups {
         var history: [LearnedStep] = []
         var best = (loss: Double.infinity, beta: beta, step: 0)
         for step in 0...options.steps {
-            let (loss, grad) = try lossAndBetaGradient(scorer, beta: beta, groupOf: groupOf, sets: sets, batchSize: options.batchSize)
+            let (loss, grad) = try lossAndBetaGradient(scorer, beta: beta, groupOf: groupOf, sets: sets, packTokens: options.packTokens)
             guard loss.isFinite else { throw ModelError.invalidInput("the learned soup's loss is not finite at step \(step)") }
             let norm = Foundation.sqrt(grad.flatMap { $0 }.reduce(0) { $0 + $1 * $1 })
             let s = LearnedStep(step: step, loss: loss, gradientNorm: norm)

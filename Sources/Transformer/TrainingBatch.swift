@@ -3,9 +3,17 @@
 /// `targets[b][t]` is the id the model should predict at position t (normally `tokens[b][t + 1]`),
 /// or -1 where the position is not scored (prompt tokens, padding, the last position). Padding
 /// goes at the end of a sequence: attention is causal, so it never changes earlier positions.
+///
+/// A row may hold several independent sequences laid end to end ("packing", as the packed
+/// evaluation does): `segments[b]` lists their lengths, summing to T. Each segment starts at
+/// position 0 and attends only to itself (block-diagonal causal attention), so a packed row
+/// gives the loss and gradients of its segments run one by one, while every linear layer sees
+/// all rows at once and no padding is computed.
 public struct TrainingBatch: Sendable, Equatable {
     public let tokens: [[Int]]
     public let targets: [[Int]]
+    /// Per row, the lengths of the sequences packed into it (one segment of length T when not packed).
+    public let segments: [[Int]]
     /// Positions scored against a whole next-token distribution instead of one id (their target
     /// is -1): the loss adds the cross-entropy `−Σ_v p_v log q_v`, whose gradient is that of
     /// KL(p ‖ q) (a distillation or locality term). `probabilities` has the model's vocabulary
@@ -22,10 +30,17 @@ public struct TrainingBatch: Sendable, Equatable {
     }
     public let softTargets: [SoftTarget]
 
-    public init(tokens: [[Int]], targets: [[Int]], softTargets: [SoftTarget] = []) throws {
+    public init(tokens: [[Int]], targets: [[Int]], softTargets: [SoftTarget] = [], segments: [[Int]]? = nil) throws {
         guard let T = tokens.first?.count, T > 0, tokens.allSatisfy({ $0.count == T }),
               targets.count == tokens.count, targets.allSatisfy({ $0.count == T }) else {
             throw ModelError.invalidInput("a training batch needs B token sequences and B target sequences, all of the same non-zero length")
+        }
+        let segments = segments ?? tokens.map { _ in [T] }
+        guard segments.count == tokens.count else {
+            throw ModelError.invalidInput("a packed training batch needs one list of segment lengths per row (\(tokens.count) rows, \(segments.count) lists)")
+        }
+        for (b, row) in segments.enumerated() where row.isEmpty || row.contains(where: { $0 <= 0 }) || row.reduce(0, +) != T {
+            throw ModelError.invalidInput("row \(b) of a packed training batch: segment lengths must be positive and sum to the row length \(T) (got \(row.prefix(8).map(String.init).joined(separator: ", "))\(row.count > 8 ? ", ..." : ""))")
         }
         var seen = Set<Int>()
         for s in softTargets {
@@ -37,6 +52,7 @@ public struct TrainingBatch: Sendable, Equatable {
         self.tokens = tokens
         self.targets = targets
         self.softTargets = softTargets
+        self.segments = segments
     }
 
     public var batchSize: Int { tokens.count }
@@ -62,5 +78,35 @@ public struct TrainingBatch: Sendable, Equatable {
             targets.append(tg)
         }
         return try TrainingBatch(tokens: tokens, targets: targets)
+    }
+
+    /// Prompt/completion pairs packed end to end into one row (no padding): each pair is its own
+    /// segment, only completion tokens are scored (as in `completions`, the first completion
+    /// token of a pair without a prompt is not). The loss and gradients equal those of
+    /// `completions` up to rounding, at the cost of the real tokens only.
+    public static func packedCompletions(_ pairs: [(prompt: [Int], completion: [Int])]) throws -> TrainingBatch {
+        var tokens: [Int] = [], targets: [Int] = [], lengths: [Int] = []
+        for (i, (p, c)) in pairs.enumerated() {
+            guard p.count + c.count > 0 else { throw ModelError.invalidInput("pair \(i + 1) has no tokens") }
+            var tg = [Int](repeating: -1, count: p.count + c.count)
+            for j in 0..<c.count where p.count - 1 + j >= 0 { tg[p.count - 1 + j] = c[j] }
+            tokens += p + c
+            targets += tg
+            lengths.append(p.count + c.count)
+        }
+        return try TrainingBatch(tokens: [tokens], targets: [targets], segments: [lengths])
+    }
+
+    /// Consecutive runs of sequences (in order, by their `lengths`) of at most `tokens` tokens
+    /// each, for packing one run per pass; a sequence longer than `tokens` forms a run of its own.
+    public static func packedRuns(lengths: [Int], tokens: Int) -> [Range<Int>] {
+        var runs: [Range<Int>] = []
+        var first = 0, n = 0
+        for (i, len) in lengths.enumerated() {
+            if i > first, n + len > tokens { runs.append(first..<i); first = i; n = 0 }
+            n += len
+        }
+        if first < lengths.count { runs.append(first..<lengths.count) }
+        return runs
     }
 }

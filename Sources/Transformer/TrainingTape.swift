@@ -6,17 +6,20 @@ import Foundation
 /// needs gradients share one scratch set (their activations are not kept).
 ///
 /// Shapes (N = B·T rows): xIn, xn1, xMid, xn2: (N, C); q, att: (N, H·D); k, v: (N, KV·D);
-/// probs: (B, H, T, T); a1, a2, h: (N, I) — a1/a2 are gate/up (SwiGLU) or the fc pre-activation
-/// (GELU, a2 unused), h the MLP hidden after the activation.
+/// probs: (H, n, n) per segment of n rows, one after the other; a1, a2, h: (N, I) — a1/a2 are
+/// gate/up (SwiGLU) or the fc pre-activation (GELU, a2 unused), h the MLP hidden after the
+/// activation. The head runs only on the M rows that are scored (`headRows`): xnF (N, C) is the
+/// final norm of every row, xnS (M, C) its scored rows (empty when every row is scored), logits
+/// and lse (M, V) and (M).
 final class TrainingTape {
     final class Layer {
         let xIn, xn1, mean1, rstd1, q, k, v, probs, att, xMid, xn2, mean2, rstd2, a1, a2, h: Scratch
         var lora: [String: Scratch] = [:]   // x A^T (N, r) per adapted weight
-        init(_ c: ModelConfig, B: Int, T: Int) {
-            let N = B * T, C = c.hiddenSize, I = c.intermediateSize
+        init(_ c: ModelConfig, N: Int, probCount: Int) {
+            let C = c.hiddenSize, I = c.intermediateSize
             xIn = Scratch(N * C); xn1 = Scratch(N * C); mean1 = Scratch(N); rstd1 = Scratch(N)
             q = Scratch(N * c.qDim); k = Scratch(N * c.kvDim); v = Scratch(N * c.kvDim)
-            probs = Scratch(B * c.heads * T * T); att = Scratch(N * c.qDim)
+            probs = Scratch(probCount); att = Scratch(N * c.qDim)
             xMid = Scratch(N * C); xn2 = Scratch(N * C); mean2 = Scratch(N); rstd2 = Scratch(N)
             a1 = Scratch(N * I); a2 = Scratch(c.family == .llama ? N * I : 0); h = Scratch(N * I)
         }
@@ -28,34 +31,64 @@ final class TrainingTape {
 
     let B: Int, T: Int, N: Int
     let tokens: [Int32]
+    /// Every attention block: its first row, its length and where its probabilities start in `probs`.
+    let segments: [(offset: Int, length: Int, probs: Int)]
+    /// The rows the head runs on (a hard or a soft target), ascending; M = headRows.count.
+    let headRows: [Int]
+    /// Hard targets of the head rows (-1 for a soft one).
     let targets: [Int32]
-    /// Soft targets by flat row (b * T + t).
+    /// Soft targets by head row index (0..<M).
     let soft: [Int: [Float]]
+    /// Position of each row within its segment.
     let positions: [Int32]
     /// First layer whose activations are kept.
     let firstKept: Int
     var layers: [Layer] = []
-    let xFinal: Scratch, xnF: Scratch, meanF: Scratch, rstdF: Scratch, logits: Scratch, lse: Scratch
+    let xFinal: Scratch, xnF: Scratch, xnS: Scratch, meanF: Scratch, rstdF: Scratch, logits: Scratch, lse: Scratch
     var lossSum = 0.0
+    var M: Int { headRows.count }
+    /// Whether the head runs on fewer rows than the pass has (then through `xnS`).
+    var compactHead: Bool { headRows.count < N }
 
     init(config c: ModelConfig, batch: TrainingBatch, firstKept: Int) {
         B = batch.batchSize; T = batch.length; N = B * T
         tokens = batch.tokens.flatMap { $0.map { Int32($0) } }
-        targets = batch.targets.flatMap { $0.map { Int32($0) } }
-        soft = Dictionary(uniqueKeysWithValues: batch.softTargets.map { ($0.sequence * batch.length + $0.position, $0.probabilities) })
-        positions = (0..<N).map { Int32($0 % batch.length) }
+        var segs: [(offset: Int, length: Int, probs: Int)] = []
+        var pos: [Int32] = []
+        pos.reserveCapacity(N)
+        var probCount = 0
+        for (b, row) in batch.segments.enumerated() {
+            var o = b * T
+            for n in row {
+                segs.append((o, n, probCount))
+                probCount += c.heads * n * n
+                for i in 0..<n { pos.append(Int32(i)) }
+                o += n
+            }
+        }
+        segments = segs
+        positions = pos
+        let flatTargets = batch.targets.flatMap { $0 }
+        let softByRow = Dictionary(uniqueKeysWithValues: batch.softTargets.map { ($0.sequence * batch.length + $0.position, $0.probabilities) })
+        let rows = (0..<N).filter { flatTargets[$0] >= 0 || softByRow[$0] != nil }
+        headRows = rows
+        targets = rows.map { Int32(flatTargets[$0]) }
+        var softByHead: [Int: [Float]] = [:]
+        for (m, r) in rows.enumerated() { if let p = softByRow[r] { softByHead[m] = p } }
+        soft = softByHead
         self.firstKept = firstKept
-        let shared = firstKept > 0 ? Layer(c, B: B, T: T) : nil
-        for l in 0..<c.layers { layers.append(l < firstKept ? shared! : Layer(c, B: B, T: T)) }
-        let C = c.hiddenSize
+        let shared = firstKept > 0 ? Layer(c, N: N, probCount: probCount) : nil
+        for l in 0..<c.layers { layers.append(l < firstKept ? shared! : Layer(c, N: N, probCount: probCount)) }
+        let C = c.hiddenSize, M = rows.count
         xFinal = Scratch(N * C); xnF = Scratch(N * C); meanF = Scratch(N); rstdF = Scratch(N)
-        logits = Scratch(N * c.vocabSize); lse = Scratch(N)
+        xnS = Scratch(M < N ? M * C : 0)
+        logits = Scratch(M * c.vocabSize); lse = Scratch(M)
     }
 
     func free() {
         var seen = Set<ObjectIdentifier>()
         for l in layers where seen.insert(ObjectIdentifier(l)).inserted { l.free() }
-        [xFinal, xnF, meanF, rstdF, logits, lse].forEach { $0.free() }
+        [xFinal, xnF, xnS, meanF, rstdF, logits, lse].forEach { $0.free() }
     }
 }
 
@@ -89,14 +122,15 @@ extension TransformerModel {
                 throw ModelError.invalidInput("soft target at sequence \(s.sequence), position \(s.position): needs \(c.vocabSize) finite probabilities ≥ 0 summing to 1 (got \(s.probabilities.count) summing to \(sum))")
             }
         }
-        if c.family == .gpt2 && batch.length > c.maxPositions {
-            throw ModelError.invalidInput("GPT-2 supports at most \(c.maxPositions) positions, got \(batch.length)")
+        let longest = batch.segments.flatMap { $0 }.max() ?? 0
+        if c.family == .gpt2 && longest > c.maxPositions {
+            throw ModelError.invalidInput("GPT-2 supports at most \(c.maxPositions) positions, got \(longest)")
         }
-        if let w = c.slidingWindow, batch.length > w {
-            throw ModelError.invalidInput("\(batch.length) positions exceed the sliding window \(w), which is not implemented")
+        if let w = c.slidingWindow, longest > w {
+            throw ModelError.invalidInput("\(longest) positions exceed the sliding window \(w), which is not implemented")
         }
         let tape = TrainingTape(config: c, batch: batch, firstKept: firstKept)
-        let B = tape.B, T = tape.T, N = tape.N, C = c.hiddenSize, I = c.intermediateSize
+        let N = tape.N, C = c.hiddenSize, I = c.intermediateSize
         let P = parameters
         let x = Scratch(N * C), proj = Scratch(N * C)
         let qkv = c.family == .gpt2 ? Scratch(N * 3 * C) : Scratch(0)
@@ -127,9 +161,9 @@ extension TransformerModel {
                     (L.v.p + n * C).update(from: qkv.p + n * 3 * C + 2 * C, count: C)
                 }
             }
-            for b in 0..<B {
-                attentionForward(out: L.att.p + b * T * c.qDim, probs: L.probs.p + b * c.heads * T * T, q: L.q.p + b * T * c.qDim,
-                                 keys: L.k.p + b * T * c.kvDim, values: L.v.p + b * T * c.kvDim, T: T, start: 0, H: c.heads, KV: c.kvHeads, D: c.headDim)
+            for (o, n, po) in tape.segments {
+                attentionForward(out: L.att.p + o * c.qDim, probs: L.probs.p + po, q: L.q.p + o * c.qDim,
+                                 keys: L.k.p + o * c.kvDim, values: L.v.p + o * c.kvDim, T: n, start: 0, H: c.heads, KV: c.kvHeads, D: c.headDim)
             }
             switch c.family {
             case .llama:
@@ -162,8 +196,16 @@ extension TransformerModel {
         case .llama: rmsNormForward(out: tape.xnF.p, rstd: tape.rstdF.p, x: x.p, weight: P.pointer("model.norm.weight"), N: N, C: C, eps: c.normEps)
         case .gpt2: layerNormForward(out: tape.xnF.p, mean: tape.meanF.p, rstd: tape.rstdF.p, x: x.p, weight: P.pointer("transformer.ln_f.weight"), bias: P.pointer("transformer.ln_f.bias"), N: N, C: C, eps: c.normEps)
         }
-        linearForward(out: tape.logits.p, x: tape.xnF.p, weight: P.pointer(outputName), bias: nil, N: N, I: C, O: c.vocabSize, layout: .outIn)
-        tape.lossSum = crossEntropyForward(lse: tape.lse.p, logits: tape.logits.p, targets: tape.targets, N: N, V: c.vocabSize, soft: tape.soft)
+        // The head only where a target is scored (prompt and padding rows have no loss).
+        let M = tape.M
+        if tape.compactHead {
+            for (m, r) in tape.headRows.enumerated() { (tape.xnS.p + m * C).update(from: tape.xnF.p + r * C, count: C) }
+        }
+        if M > 0 {
+            linearForward(out: tape.logits.p, x: tape.compactHead ? tape.xnS.p : tape.xnF.p, weight: P.pointer(outputName), bias: nil,
+                          N: M, I: C, O: c.vocabSize, layout: .outIn)
+        }
+        tape.lossSum = crossEntropyForward(lse: tape.lse.p, logits: tape.logits.p, targets: tape.targets, N: M, V: c.vocabSize, soft: tape.soft)
         return tape
     }
 }

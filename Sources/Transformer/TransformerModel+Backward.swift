@@ -90,12 +90,13 @@ extension TransformerModel {
     /// The backward pass, the training forward replayed in reverse.
     func backward(_ tape: TrainingTape, sink: GradientSink, lora: LoRAAdapters?, lowest: Int, lossScale: Float) {
         let c = config
-        let B = tape.B, T = tape.T, N = tape.N, C = c.hiddenSize, I = c.intermediateSize, V = c.vocabSize
+        let N = tape.N, M = tape.M, C = c.hiddenSize, I = c.intermediateSize, V = c.vocabSize
         let P = parameters, G = sink.model
         func g(_ name: String) -> UnsafeMutablePointer<Float>? { G?.optionalPointer(name) }
         // Linear backward with its adapter and the hook; dx only when something below trains.
         func linear(_ dx: UnsafeMutablePointer<Float>, _ dOut: UnsafePointer<Float>, _ x: UnsafePointer<Float>, _ weight: String, _ bias: String?,
-                    _ I: Int, _ O: Int, _ layout: WeightLayout, _ L: TrainingTape.Layer?, headStage: Int? = nil) {
+                    _ I: Int, _ O: Int, _ layout: WeightLayout, _ L: TrainingTape.Layer?, headStage: Int? = nil, rows: Int? = nil) {
+            let N = rows ?? N
             // A tied head's weight is the embedding (stage 0) but it runs at the top.
             let s = headStage ?? stage(of: weight)
             sink.linearHook?(LinearGradientRecord(weight: weight, rows: N, inFeatures: I, outFeatures: O,
@@ -116,14 +117,24 @@ extension TransformerModel {
             if wantDx { gemm(transA: false, transB: false, M: N, N: I, K: r, A: dxa.p, lda: r, B: a, ldb: I, beta: 1, C: dx, ldc: I) }
         }
 
-        // Head and loss. dLogits overwrite the logits in place.
-        crossEntropyBackward(dLogits: tape.logits.p, logits: tape.logits.p, lse: tape.lse.p, targets: tape.targets, N: N, V: V, scale: lossScale,
+        // Head and loss, on the scored rows only. dLogits overwrite the logits in place.
+        crossEntropyBackward(dLogits: tape.logits.p, logits: tape.logits.p, lse: tape.lse.p, targets: tape.targets, N: M, V: V, scale: lossScale,
                              soft: tape.soft)
         let dx = Scratch(N * C), dxn = Scratch(N * C)
         defer { dx.free(); dxn.free() }
         dx.p.initialize(repeating: 0, count: N * C)
         dxn.p.initialize(repeating: 0, count: N * C)
-        linear(dxn.p, tape.logits.p, tape.xnF.p, outputName, nil, C, V, .outIn, nil, headStage: 2 + 6 * c.layers)
+        if M > 0 {
+            if tape.compactHead {
+                // dxnS (M, C) in dx's storage (zeroed again below), scattered to the scored rows of dxn.
+                let dxnS = dx.p
+                linear(dxnS, tape.logits.p, tape.xnS.p, outputName, nil, C, V, .outIn, nil, headStage: 2 + 6 * c.layers, rows: M)
+                for (m, r) in tape.headRows.enumerated() { (dxn.p + r * C).update(from: dxnS + m * C, count: C) }
+                dx.p.initialize(repeating: 0, count: M * C)
+            } else {
+                linear(dxn.p, tape.logits.p, tape.xnF.p, outputName, nil, C, V, .outIn, nil, headStage: 2 + 6 * c.layers)
+            }
+        }
         let finalStage = 1 + 6 * c.layers
         guard lowest <= finalStage else { return }
         switch c.family {
@@ -174,10 +185,10 @@ extension TransformerModel {
             let oName = c.family == .llama ? "model.layers.\(l).self_attn.o_proj" : "transformer.h.\(l).attn.c_proj"
             linear(datt.p, dx.p, L.att.p, oName + ".weight", oName + ".bias", c.qDim, C, c.family == .llama ? .outIn : .inOut, L)
             guard lowest < base + 2 else { break }
-            for b in 0..<B {
-                attentionBackward(dq: dq.p + b * T * c.qDim, dk: dk.p + b * T * c.kvDim, dv: dv.p + b * T * c.kvDim, dOut: datt.p + b * T * c.qDim,
-                                  q: L.q.p + b * T * c.qDim, keys: L.k.p + b * T * c.kvDim, values: L.v.p + b * T * c.kvDim,
-                                  probs: L.probs.p + b * c.heads * T * T, T: T, H: c.heads, KV: c.kvHeads, D: c.headDim)
+            for (o, n, po) in tape.segments {
+                attentionBackward(dq: dq.p + o * c.qDim, dk: dk.p + o * c.kvDim, dv: dv.p + o * c.kvDim, dOut: datt.p + o * c.qDim,
+                                  q: L.q.p + o * c.qDim, keys: L.k.p + o * c.kvDim, values: L.v.p + o * c.kvDim,
+                                  probs: L.probs.p + po, T: n, H: c.heads, KV: c.kvHeads, D: c.headDim)
             }
             switch c.family {
             case .llama:

@@ -83,6 +83,50 @@ final class TrainingTests: XCTestCase {
         XCTAssertEqual(model.parameters.tensor("model.layers.0.self_attn.q_proj.weight")!.scalars, before)
     }
 
+    /// A packed row (each pair its own block of causal attention, positions from 0) gives the
+    /// loss and the gradients of every parameter that the pairs give run one by one, and that
+    /// a right-padded batch gives: packing changes the cost, not the result.
+    func testPackedBatchMatchesSequencesRunAlone() throws {
+        for name in ["llama3", "gpt2"] {
+            let model = try Self.load(name)
+            var g = SeededGenerator(seed: 21)
+            let V = UInt64(model.config.vocabSize)
+            let pairs: [(prompt: [Int], completion: [Int])] = (0..<5).map { i in
+                (prompt: (0..<(2 + i % 3)).map { _ in Int(g.next() % V) }, completion: (0..<(1 + i % 2)).map { _ in Int(g.next() % V) })
+            }
+            let scored = pairs.reduce(0) { $0 + $1.completion.count }
+            let scale = 1 / Float(scored)
+            let alone = ParameterBuffer(layout: model.layout)
+            var aloneLoss = 0.0
+            for p in pairs {
+                aloneLoss += try model.accumulateGradients(try .completions([p]), into: GradientSink(model: alone), lossScale: scale)
+            }
+            let packed = ParameterBuffer(layout: model.layout)
+            let batch = try TrainingBatch.packedCompletions(pairs)
+            XCTAssertEqual(batch.batchSize, 1)
+            XCTAssertEqual(batch.segments, [pairs.map { $0.prompt.count + $0.completion.count }])
+            let packedLoss = try model.accumulateGradients(batch, into: GradientSink(model: packed), lossScale: scale)
+            let padded = ParameterBuffer(layout: model.layout)
+            let paddedLoss = try model.accumulateGradients(try .completions(pairs), into: GradientSink(model: padded), lossScale: scale)
+            XCTAssertEqual(packedLoss, aloneLoss, accuracy: 1e-4 * aloneLoss, name)
+            XCTAssertEqual(paddedLoss, aloneLoss, accuracy: 1e-4 * aloneLoss, name)
+            for e in model.layout.entries {
+                let a = alone.tensor(e.name)!.scalars
+                XCTAssertGreaterThan(a.map(abs).max()!, 0, "\(name) \(e.name) has a gradient")
+                XCTAssertLessThan(GradientParityTests.relativeDiff(packed.tensor(e.name)!.scalars, a), 1e-4, "\(name) packed \(e.name)")
+                XCTAssertLessThan(GradientParityTests.relativeDiff(padded.tensor(e.name)!.scalars, a), 1e-4, "\(name) padded \(e.name)")
+            }
+            // Packing is not the same as one long sequence: attention across pairs would change the loss.
+            let joined = try TrainingBatch(tokens: batch.tokens, targets: batch.targets)
+            let joinedLoss = try model.accumulateGradients(joined, into: GradientSink(), lossScale: scale)
+            XCTAssertGreaterThan(abs(joinedLoss - aloneLoss), 1e-3 * aloneLoss, name)
+        }
+        XCTAssertThrowsError(try TrainingBatch(tokens: [[1, 2, 3]], targets: [[2, 3, -1]], segments: [[2, 2]])) { err in
+            XCTAssertTrue("\(err)".contains("segment lengths must be positive and sum to the row length 3"), "\(err)")
+        }
+        XCTAssertEqual(TrainingBatch.packedRuns(lengths: [3, 4, 2, 9, 1], tokens: 7), [0..<2, 2..<3, 3..<4, 4..<5])
+    }
+
     func testMaskPatternIsBoundedAndValidated() throws {
         let model = try Self.load("llama3")
         for (pattern, want) in [("(mlp", "is not a valid regular expression"),
