@@ -88,14 +88,14 @@ static inline double scalar_delta(const ws_merge_operand *op, const float *b, si
 }
 
 static void scalar_sign_elect(const float *b, const ws_merge_operand *ops, size_t m, size_t n, double lambda,
-                              int normalize, float *out) {
+                              int normalize, int elect, float *out) {
     for (size_t j = 0; j < n; j++) {
         double s = 0;
         for (size_t i = 0; i < m; i++) s += ops[i].weight * scalar_delta(&ops[i], b, j);
         double mixed = 0, den = 0;
         for (size_t i = 0; i < m; i++) {
             double w = ops[i].weight, d = w * scalar_delta(&ops[i], b, j);
-            int agree = s >= 0 ? d > 0 : d < 0;
+            int agree = elect ? (s >= 0 ? d > 0 : d < 0) : (d > 0 || d < 0);
             mixed += agree ? d : 0.0;
             den += agree ? w : 0.0;
         }
@@ -279,7 +279,7 @@ static inline __m256d avx2_agree(__m256d s, __m256d d) {
 
 __attribute__((target("avx2")))
 static void avx2_sign_elect(const float *b, const ws_merge_operand *ops, size_t m, size_t n, double lambda,
-                            int normalize, float *out) {
+                            int normalize, int elect, float *out) {
     const __m256d zero = _mm256_setzero_pd(), one = _mm256_set1_pd(1.0), lam = _mm256_set1_pd(lambda);
     size_t j = 0;
     for (; j + 8 <= n; j += 8) {
@@ -298,7 +298,8 @@ static void avx2_sign_elect(const float *b, const ws_merge_operand *ops, size_t 
             avx2_delta(&ops[i], bv, blo, bhi, j, &dlo, &dhi);
             dlo = _mm256_mul_pd(w, dlo);
             dhi = _mm256_mul_pd(w, dhi);
-            __m256d alo = avx2_agree(slo, dlo), ahi = avx2_agree(shi, dhi);
+            __m256d alo = elect ? avx2_agree(slo, dlo) : _mm256_cmp_pd(dlo, zero, _CMP_NEQ_OQ);
+            __m256d ahi = elect ? avx2_agree(shi, dhi) : _mm256_cmp_pd(dhi, zero, _CMP_NEQ_OQ);
             mlo = _mm256_add_pd(mlo, _mm256_and_pd(alo, dlo));
             mhi = _mm256_add_pd(mhi, _mm256_and_pd(ahi, dhi));
             nlo = _mm256_add_pd(nlo, _mm256_and_pd(alo, w));
@@ -315,7 +316,7 @@ static void avx2_sign_elect(const float *b, const ws_merge_operand *ops, size_t 
     if (j < n) {
         ws_merge_operand tail[m > 0 ? m : 1];
         shift_operands(ops, m, j, tail);
-        scalar_sign_elect(b + j, tail, m, n - j, lambda, normalize, out + j);
+        scalar_sign_elect(b + j, tail, m, n - j, lambda, normalize, elect, out + j);
     }
 }
 
@@ -378,9 +379,9 @@ void ws_merge_random_l1(const float *x, const float *b, size_t n, uint32_t k0, u
 }
 
 void ws_merge_sign_elect(const float *b, const ws_merge_operand *ops, size_t m, size_t n, double lambda,
-                         int normalize, float *out) {
-    if (ws_merge_avx2_available()) avx2_sign_elect(b, ops, m, n, lambda, normalize, out);
-    else scalar_sign_elect(b, ops, m, n, lambda, normalize, out);
+                         int normalize, int elect, float *out) {
+    if (ws_merge_avx2_available()) avx2_sign_elect(b, ops, m, n, lambda, normalize, elect, out);
+    else scalar_sign_elect(b, ops, m, n, lambda, normalize, elect, out);
 }
 
 #else
@@ -411,8 +412,8 @@ size_t ws_merge_bin_scan(const float *x, const float *b, size_t n, uint32_t high
 }
 
 void ws_merge_sign_elect(const float *b, const ws_merge_operand *ops, size_t m, size_t n, double lambda,
-                         int normalize, float *out) {
-    scalar_sign_elect(b, ops, m, n, lambda, normalize, out);
+                         int normalize, int elect, float *out) {
+    scalar_sign_elect(b, ops, m, n, lambda, normalize, elect, out);
 }
 
 #endif

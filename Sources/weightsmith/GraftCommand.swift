@@ -22,12 +22,14 @@ struct GraftCommand: ParsableCommand {
         kept when train + validation exact match improves, and it is what OUT then holds. \
         --mask MASK (a graft output folder, its graft.safetensors, or any sparse delta: the entries it lists) \
         grafts those entries instead, as a "saved" row of the table; with --train it is the base patch.
+
+        Several tasks (--tuned NAME=DIR, repeated; one --sparsity): each task's magnitude graft (or its         --mask NAME=MASK, e.g. a trained graft saved by an earlier run) is stitched into one model,         Localize-and-Stitch (He et al. 2024, §3): θ = θ_base + Σ_t (m_t / max(1, Σ_s m_s)) ⊙ τ_t, each kept         entry the task's value, entries kept by several tasks the mean. With --held-out NAME=FILE, the table         scores each task's base, fine-tune, own graft and the stitched model. OUT holds the stitched model,         graft-NAME.safetensors per task, stitch_report.json and README.md.
         """)
 
     @Option(name: .long, help: "The base model (Hugging Face folder).") var base: String
-    @Option(name: .long, help: "The fine-tune of the base (same architecture).") var tuned: String
+    @Option(name: .customLong("tuned"), help: "The fine-tune of the base (same architecture); repeat as --tuned NAME=DIR to graft several tasks and stitch them (Localize-and-Stitch).") var tunedArgs: [String] = []
     @Option(name: .long, help: "Comma-separated fractions of the eligible parameters to graft, e.g. 0.0001,0.001,0.01.") var sparsity = "0.0001"
-    @Option(name: .long, help: "Held-out JSONL {\"prompt\", \"completion\"} pairs to score the grafts on.") var heldOut: String?
+    @Option(name: .customLong("held-out"), help: "Held-out JSONL {\"prompt\", \"completion\"} pairs to score the grafts on (with several tasks: NAME=FILE per task).") var heldOutArgs: [String] = []
     @Option(name: .long, help: "Regular expression: only tensors whose name matches are eligible (replaces the default rule).") var include: String?
     @Option(name: .long, help: "Write this sparsity (one of --sparsity) instead of the automatic choice.") var pick: Double?
     @Option(name: .shortAndLong, help: "Output folder (must not exist or be empty; never an input or inside one).") var output: String
@@ -35,7 +37,7 @@ struct GraftCommand: ParsableCommand {
     @Flag(name: .long, help: "Print the report as JSON.") var json = false
     @Flag(help: "Check the models, the data, the mask and OUT, print the grafts that would be scored and the files that would be written, then stop (nothing scored, trained or written).") var dryRun = false
 
-    @Option(name: .long, help: "Apply a saved mask instead of choosing one: a graft output folder, its graft.safetensors, or any sparse delta (its entries); with --train, the base patch.") var mask: String?
+    @Option(name: .customLong("mask"), help: "Apply a saved mask instead of choosing one: a graft output folder, its graft.safetensors, or any sparse delta (its entries); with --train, the base patch. With several tasks: NAME=MASK for a task.") var maskArgs: [String] = []
     @Option(name: .long, help: "Train the mask on these JSONL pairs (Panigrahi et al. 2023, §3), starting from the magnitude graft of the chosen sparsity.") var train: String?
     @Option(name: .long, help: "Trained mask: gradient steps.") var steps = 10
     @Option(name: .long, help: "Trained mask: learning rate on the mask logits S (the paper's 1e7).") var lr = 1e7
@@ -49,9 +51,33 @@ struct GraftCommand: ParsableCommand {
     @OptionGroup var quietOption: QuietOption
     var quiet: Bool { quietOption.quiet }
 
+    /// Single-task form: the one --tuned, --held-out and --mask.
+    var tuned: String { tunedArgs[0] }
+    var heldOut: String? { heldOutArgs.first }
+    var mask: String? { maskArgs.first }
+
+    /// Several tasks: more than one --tuned, or one given as NAME=DIR.
+    var isMultiTask: Bool { tunedArgs.count > 1 || tunedArgs.contains { Self.namedValue($0) != nil } }
+
+    /// NAME=VALUE when NAME is a plain name (no path separator) and the whole is not an existing path.
+    static func namedValue(_ s: String) -> (name: String, value: String)? {
+        guard let eq = s.firstIndex(of: "="), !FileManager.default.fileExists(atPath: s) else { return nil }
+        let name = String(s[..<eq]), value = String(s[s.index(after: eq)...])
+        guard !name.isEmpty, !name.contains("/"), !value.isEmpty else { return nil }
+        return (name, value)
+    }
+
     func run() throws {
         try threading.apply()
-        try reportingErrors { try graft() }
+        try reportingErrors {
+            guard !tunedArgs.isEmpty else { throw ValidationError("give the fine-tune with --tuned DIR (or several as --tuned NAME=DIR)") }
+            if isMultiTask { try graftTasks() } else {
+                if heldOutArgs.count > 1 || maskArgs.count > 1 {
+                    throw ValidationError("--held-out and --mask are given once for one fine-tune (several tasks: --tuned NAME=DIR with --held-out NAME=FILE)")
+                }
+                try graft()
+            }
+        }
     }
 
     func graft() throws {

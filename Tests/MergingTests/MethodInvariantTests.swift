@@ -57,6 +57,48 @@ final class MethodInvariantTests: XCTestCase {
         for (a, e) in zip(ties.scalars, expected) { XCTAssertEqual(a, e, accuracy: 1e-6) }
     }
 
+    /// Localize-and-Stitch (He et al. 2024, §3.2): each task keeps its top-density |τ_t| of the
+    /// tensor; an entry kept by one task gets that task's τ in full, one kept by several the mean
+    /// of theirs, one kept by none the base. Disjoint masks stitch to the sum of the masked task
+    /// vectors; at density 1 every entry is the mean of the models (a uniform linear merge).
+    func testLocalizeStitchAveragesOnlyWhereMasksOverlap() throws {
+        let m = try MergeMethodRegistry.method(named: "localize_stitch")
+        XCTAssertEqual(m.parameters.first { $0.name == "density" }?.defaultValue, .number(0.05), "the dataless variant's ρ")
+        let n = 40
+        let base = random([n], seed: 20)
+        // Task vectors with distinct magnitudes: task 0 is large on entries 0..<8, task 1 on 4..<12.
+        func tuned(_ big: Range<Int>, seed: UInt64) -> (Tensor, [Float]) {
+            var r = SeededRandom(seed: seed)
+            let tau: [Float] = (0..<n).map { big.contains($0) ? Float(2 + $0) * (r.nextUniform() < 0.5 ? -1 : 1) : Float(r.nextUniform() * 0.5 + 0.01) }
+            return (Tensor(shape: [n], scalars: zip(base.scalars, tau).map { Float(Double($0) + Double($1)) }), tau)
+        }
+        let (a, ta) = tuned(0..<8, seed: 21), (b, tb) = tuned(4..<12, seed: 22)
+        let d = p([:], [["density": .number(0.2)], ["density": .number(0.2)]])   // 8 of 40 entries each
+        let out = try m.merge(base: base, models: [a, b], parameters: d)
+        for j in 0..<n {
+            let da = Double(a.scalars[j]) - Double(base.scalars[j]), db = Double(b.scalars[j]) - Double(base.scalars[j])
+            let want: Double
+            switch (j < 8, (4..<12).contains(j)) {
+            case (true, true): want = (da + db) / 2
+            case (true, false): want = da
+            case (false, true): want = db
+            case (false, false): want = 0
+            }
+            XCTAssertEqual(Double(out.scalars[j]), Double(base.scalars[j]) + want, accuracy: 1e-5, "entry \(j) (τ \(ta[j]), \(tb[j]))")
+        }
+        // Disjoint masks: the sum of the masked task vectors.
+        let (c, _) = tuned(20..<28, seed: 23)
+        let disjoint = try m.merge(base: base, models: [a, c], parameters: d)
+        for j in 0..<n {
+            let dj = j < 8 ? Double(a.scalars[j]) - Double(base.scalars[j]) : (20..<28).contains(j) ? Double(c.scalars[j]) - Double(base.scalars[j]) : 0
+            XCTAssertEqual(Double(disjoint.scalars[j]), Double(base.scalars[j]) + dj, accuracy: 1e-5, "entry \(j)")
+        }
+        // Density 1: the uniform average of the models.
+        let all = try m.merge(base: base, models: [a, b], parameters: p([:], [["density": .number(1)], ["density": .number(1)]]))
+        let linear = try LinearMerge().merge(base: nil, models: [a, b], parameters: p([:], [["weight": .number(1)], ["weight": .number(1)]]))
+        for (x, y) in zip(all.scalars, linear.scalars) { XCTAssertEqual(x, y, accuracy: 1e-5) }
+    }
+
     func testPassthroughCopies() throws {
         let x = random([5, 5], seed: 12)
         XCTAssertEqual(try PassthroughMerge().merge(base: nil, models: [x]), x)

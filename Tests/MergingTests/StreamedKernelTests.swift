@@ -134,6 +134,7 @@ final class StreamedKernelTests: XCTestCase {
                     try assertSame("ties", params(three), kind, candidateLimit: limit)
                     try assertSame("ties", params(three, ["rescale": .bool(true), "normalize": .bool(false)]), kind, candidateLimit: limit)
                     try assertSame("breadcrumbs_ties", params(p), kind, candidateLimit: limit)
+                    try assertSame("localize_stitch", params(three), kind, candidateLimit: limit)
                 }
                 try assertSame("dare_ties", params(three), .special, candidateLimit: limit)
                 try assertSame("dare_ties", params(three, ["rescale": .bool(false)]), .continuous, candidateLimit: limit)

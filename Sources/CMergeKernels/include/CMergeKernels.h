@@ -66,13 +66,14 @@ uint32_t ws_merge_bits32(uint32_t k0, uint32_t k1, uint32_t index);
 void ws_merge_random_l1(const float *x, const float *b, size_t n, uint32_t k0, uint32_t k1, int64_t start, uint32_t limit,
                         double sums[2]);
 
-/* TIES sign election over n elements:
+/* TIES sign election over n elements (elect != 0):
  *   S = sum_i w_i d_i;  agree_i = S >= 0 ? w_i d_i > 0 : w_i d_i < 0;
+ * or, with elect == 0, the disjoint mean of Localize-and-Stitch: agree_i = w_i d_i != 0;
  *   M = sum_i (agree_i ? w_i d_i : 0);  D = sum_i (agree_i ? w_i : 0);
  *   out = Float(Double(b) + lambda * (normalize ? M / (D == 0 ? 1 : D) : M)),
  * every sum in Float64 starting from +0 and taken in model order. */
 void ws_merge_sign_elect(const float *b, const ws_merge_operand *ops, size_t m, size_t n, double lambda,
-                         int normalize, float *out);
+                         int normalize, int elect, float *out);
 
 /* Weighted sums over n elements, every sum in Float64 taken in model order (w_i = ops[i].weight):
  *   base_first != 0: out = Float(((Double(b) + w_0 d_0) + w_1 d_1) + ...)   (task arithmetic

@@ -1,16 +1,18 @@
 import Tensors
 
-/// The task-arithmetic family: task arithmetic, TIES, DARE, Model Breadcrumbs and DELLA share
-/// one implementation, configured by a consensus and a sparsification strategy
-/// (mergekit `generalized_task_arithmetic.py`).
+/// The task-arithmetic family: task arithmetic, TIES, DARE, Model Breadcrumbs, DELLA and the
+/// dataless Localize-and-Stitch share one implementation, configured by a consensus and a
+/// sparsification strategy (mergekit `generalized_task_arithmetic.py`, plus the non-zero consensus).
 ///
 /// For each model `δ_i = x_i − base`, pruned by the sparsifier (with its L1 rescale), weighted
 /// `D_i = w_i·δ_i`. Without consensus `mixed = Σ D_i`, `divisor = Σ w_i` (|divisor| < 1e-8 → 1).
 /// With the TIES sign election `σ = sign(Σ D_i)` (0 counts as +), `M_i = [sign D_i = σ]`
-/// (zeros never agree), `mixed = Σ D_i M_i`, `divisor = Σ w_i M_i` (0 → 1).
+/// (zeros never agree), `mixed = Σ D_i M_i`, `divisor = Σ w_i M_i` (0 → 1). The non-zero
+/// consensus (Localize-and-Stitch, He et al. 2024, §3.2 "stitching") takes `M_i = [D_i ≠ 0]`:
+/// with weights 1 each entry gets the mean of the task vectors whose mask keeps it.
 /// `out = base + λ·mixed / (normalize ? divisor : 1)`. Float64 per element.
 public struct TaskArithmeticFamily: MergeMethod {
-    public enum Consensus: String, Sendable { case none, signSum }
+    public enum Consensus: String, Sendable { case none, signSum, nonzero }
 
     public struct Global { public var normalize: Bool; public var rescale: Bool; public var lambda: Double }
     public struct PerModel { public var weight: Double; public var density: Double; public var gamma: Double; public var epsilon: Double }
@@ -22,6 +24,8 @@ public struct TaskArithmeticFamily: MergeMethod {
     public let sparsification: Sparsification
     let defaultNormalize: Bool
     let defaultRescale: Bool
+    let defaultDensity: Double
+    let defaultWeight: Double?
 
     public let baseRole = BaseRole.required
     public let modelCount = 1...Int.max
@@ -48,7 +52,7 @@ public struct TaskArithmeticFamily: MergeMethod {
     }
 
     public init(name: String, reference: String, summary: String, consensus: Consensus, sparsification: Sparsification,
-                normalize: Bool, rescale: Bool) {
+                normalize: Bool, rescale: Bool, density: Double = 1, weight: Double? = nil) {
         self.name = name
         self.reference = reference
         self.summary = summary
@@ -56,12 +60,14 @@ public struct TaskArithmeticFamily: MergeMethod {
         self.sparsification = sparsification
         self.defaultNormalize = normalize
         self.defaultRescale = rescale
+        self.defaultDensity = density
+        self.defaultWeight = weight
     }
 
     public var parameters: [ParameterSpec] {
         var specs: [ParameterSpec] = [
-            .number("weight", .perModel, default: nil, "weight of the model's task vector"),
-            .number("density", .perModel, default: 1, "fraction of the task vector kept (1 = all)", range: .leftOpen(0, 1)),
+            .number("weight", .perModel, default: defaultWeight, "weight of the model's task vector"),
+            .number("density", .perModel, default: defaultDensity, "fraction of the task vector kept (1 = all)", range: .leftOpen(0, 1)),
             .bool("normalize", .global, default: defaultNormalize, "divide by the sum of (agreeing) weights"),
             .bool("rescale", .global, default: defaultRescale, "restore the L1 norm of a pruned task vector"),
             .number("lambda", .global, default: 1, "scale of the merged task vector"),

@@ -64,6 +64,7 @@ extension TaskArithmeticFamily {
             let o = out.baseAddress!
             let lambda = g.lambda
             let normalize = g.normalize
+            let elect = consensus == .signSum
             // Blocks of 1024 elements: the vote S = Σ D_i, then the agreeing sums, each a
             // vectorisable loop per model (Float64 accumulators on the stack).
             ParallelLoops.forEachChunk(n) { range in
@@ -86,7 +87,7 @@ extension TaskArithmeticFamily {
                             let w = weights[i], x = xs[i] + start, delta = isDelta[i]
                             for j in 0..<len {
                                 let d = w * (delta ? Double(x[j]) : Double(x[j]) - Double(bb[j]))
-                                let agree = S[j] >= 0 ? d > 0 : d < 0
+                                let agree = elect ? (S[j] >= 0 ? d > 0 : d < 0) : d != 0 && !d.isNaN
                                 M[j] += agree ? d : 0
                                 D[j] += agree ? w : 0
                             }

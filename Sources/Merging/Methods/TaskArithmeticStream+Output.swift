@@ -3,7 +3,8 @@ import Foundation
 
 extension TaskArithmeticStream {
     /// Pass 5: pruned deltas, consensus and output, window by window, in `CMergeKernels`:
-    /// `ws_merge_sign_elect` (TIES consensus) or `ws_merge_weighted_sum` (task arithmetic: a
+    /// `ws_merge_sign_elect` (TIES consensus, or the non-zero disjoint mean of Localize-and-Stitch)
+    /// or `ws_merge_weighted_sum` (task arithmetic: a
     /// running sum from the base when any vector is pruned, else the weighted deltas added to the
     /// base last). Plain magnitude ranges and DARE masks are applied on the fly; tie ordinals
     /// and DELLA masks go through a per-worker buffer (`operand`).
@@ -17,7 +18,8 @@ extension TaskArithmeticStream {
         defer { deltas.deallocate() }
         let scratch = DellaScratch(workers: workers, cols: blocks.cols, rows: be / blocks.cols)
         let lambda = self.lambda, normalize = self.normalize
-        let signSum = consensus == .signSum
+        let signSum = consensus != .none
+        let elect: Int32 = consensus == .signSum ? 1 : 0
         var c = weights
         if !signSum {
             let total = weights.reduce(0, +)
@@ -49,7 +51,7 @@ extension TaskArithmeticStream {
                                                      count: len, st, scratch: scratch, worker: worker, buffer: dt + i * be)
                                 }
                                 if signSum {
-                                    ws_merge_sign_elect(b, ops.baseAddress, m, len, lambda, normalize ? 1 : 0, oo)
+                                    ws_merge_sign_elect(b, ops.baseAddress, m, len, lambda, normalize ? 1 : 0, elect, oo)
                                 } else {
                                     ws_merge_weighted_sum(b, ops.baseAddress, m, len, baseFirst, oo)
                                 }
