@@ -1,4 +1,5 @@
 import Foundation
+import Tensors
 
 /// What one linear layer saw in a backward pass (the u and delta of MEND, Mitchell et al. 2022):
 /// its input u (N, I) and the gradient of the loss with respect to its output delta (N, O), so
@@ -61,8 +62,19 @@ extension TransformerModel {
     /// Mean cross-entropy over the scored positions and its gradients, accumulated (+=) into
     /// `sink`, scaled by `lossScale` (1 / scored tokens gives the gradient of the mean; pass
     /// 1 / (tokens of all micro-batches) to accumulate). Returns the summed (unscaled) NLL.
+    ///
+    /// The pass's matrix products run on the process's whole thread budget
+    /// (`BLASThreads.serialThreads`; one thread with `--threads 1` or `OPENBLAS_NUM_THREADS=1`),
+    /// the previous BLAS thread count restored after: training loops call this one pass at a
+    /// time. OpenBLAS's count is process-wide, so do not call it from parallel workers of your own.
     @discardableResult
     public func accumulateGradients(_ batch: TrainingBatch, into sink: GradientSink, lora: LoRAAdapters? = nil, lossScale: Float) throws -> Double {
+        try BLASThreads.withThreads(BLASThreads.serialThreads) {
+            try accumulateGradientsSerial(batch, into: sink, lora: lora, lossScale: lossScale)
+        }
+    }
+
+    func accumulateGradientsSerial(_ batch: TrainingBatch, into sink: GradientSink, lora: LoRAAdapters?, lossScale: Float) throws -> Double {
         var names = sink.model.map { $0.layout.entries.map(\.name) } ?? []
         names += sink.lora.map { $0.layout.entries.map(\.name) } ?? []
         for n in sink.model?.layout.entries ?? [] where layout[n.name]?.shape != n.shape {
