@@ -55,7 +55,7 @@ public enum TrainedGraft {
         let work = TransformerModel(config: baseModel.config)
         work.parameters.base.update(from: pair.base.base, count: pair.base.layout.totalCount)
         let batches = try stride(from: 0, to: min(train.count, settings.batchSize * settings.maxBatches), by: settings.batchSize).map { i in
-            try TrainingBatch.completions(train[i..<min(i + settings.batchSize, train.count)].map { ($0.context, $0.target) })
+            try TrainingBatch.packedCompletions(train[i..<min(i + settings.batchSize, train.count)].map { ($0.context, $0.target) })
         }
         let trainPairs = train.map { ($0.context, $0.target) }, valPairs = validation.map { ($0.context, $0.target) }
 

@@ -1,4 +1,5 @@
 import Foundation
+import Tensors
 
 /// Scores a model on data it did not generate.
 ///
@@ -93,12 +94,17 @@ public struct Evaluator {
     /// end to end up to this many tokens (an example longer than this runs alone).
     public static let packTokens = 512
 
+    /// Passes run side by side by default: the thread budget over the BLAS threads each pass
+    /// uses (both cores of a 2-core machine with weightsmith's one BLAS thread; 1 with
+    /// `--threads 1`). The result does not depend on it.
+    public static var defaultWorkers: Int { max(1, BLASThreads.budget / BLASThreads.current) }
+
     /// The same on token ids: (prompt ids, completion ids) pairs. Examples are packed, in order,
     /// into passes of about `packTokens` tokens (`TransformerModel.forwardPacked`: each example
     /// attends only to itself, logits only where a completion token is scored); `workers` > 1
     /// runs passes side by side. Packing depends only on the data and the sums are taken in
     /// example order afterwards, so the result is bit-identical for any number of workers.
-    public static func evaluate(model: TransformerModel, tokenized: [([Int], [Int])], workers: Int = 1,
+    public static func evaluate(model: TransformerModel, tokenized: [([Int], [Int])], workers: Int = Evaluator.defaultWorkers,
                                 packTokens: Int = Evaluator.packTokens,
                                 progress: ((Int, Int) -> Void)? = nil) throws -> EvaluationResult {
         let V = model.config.vocabSize
