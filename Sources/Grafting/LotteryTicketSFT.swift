@@ -16,9 +16,10 @@ import Transformer
 ///
 /// Eligibility is the graft's rule (embeddings, the head and norms excluded by default, like the
 /// reference scripts' `--freeze_layer_norm` and a frozen head); tensors that are not eligible stay
-/// frozen in both phases, so the delta describes the whole change. Not implemented: the optional
-/// L1 pull towards θ0 (`full_l1_reg`/`sparse_l1_reg`, default 0 in the reference), several
-/// iterations (`n_ft_iterations`, default 1) and dense "abs" tensors for a trained head.
+/// frozen in both phases, so the delta describes the whole change. The optional L1 pull towards
+/// θ0 (`full_l1_reg`/`sparse_l1_reg`, default 0 in the reference) is each phase's
+/// `Trainer.Settings.l1Pull` (both phases start from θ0). Not implemented: several iterations
+/// (`n_ft_iterations`, default 1) and dense "abs" tensors for a trained head.
 /// Composition (Ansell et al. 2022) is θ0 + Σ φ_i: `BASE+DELTA` references and `compose`.
 public enum LotteryTicketSFT {
     public struct Settings: Sendable {

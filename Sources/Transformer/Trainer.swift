@@ -6,8 +6,9 @@ import Tensors
 /// gradient clipping and gradient accumulation. Deterministic for a given seed: batches are
 /// drawn from a seeded shuffle, epoch after epoch.
 ///
-/// One optimizer step = `accumulation` micro-batches of `batchSize` examples (right-padded to
-/// the longest); the loss is the mean NLL over all scored tokens of the step.
+/// One optimizer step = `accumulation` micro-batches of `batchSize` examples (each packed end to
+/// end in one row); the loss is the mean NLL over all scored tokens of the step, plus the optional
+/// L1 pull towards the starting weights.
 public final class Trainer: @unchecked Sendable {
     public enum Mode: Sendable {
         case full
@@ -29,6 +30,12 @@ public final class Trainer: @unchecked Sendable {
         public var seed: UInt64 = 0
         /// Held-out loss every this many steps (0: only at the end).
         public var evalEvery = 0
+        /// λ of the L1 pull towards the weights the trainer started from (full and sparse modes):
+        /// the step's loss gains λ·Σ|θ − θ_start| / N over the trainable entries, N the model's
+        /// parameter count, as LT-SFT's `full_l1_reg`/`sparse_l1_reg` (Ansell et al. 2022; the
+        /// reference's language adapters use 0.1). Its gradient λ·sign(θ − θ_start) / N (0 where
+        /// θ = θ_start) is added before clipping. The reported loss is the NLL alone.
+        public var l1Pull = 0.0
         public init(steps: Int) { self.steps = steps }
     }
 
@@ -52,6 +59,8 @@ public final class Trainer: @unchecked Sendable {
     let optimizer: AdamW
     let mask: ParameterBuffer?
     let schedule: LearningRateSchedule
+    /// The trainable tensors at the start (for the L1 pull), in the gradients' layout.
+    let anchor: ParameterBuffer?
 
     public init(model: TransformerModel, mode: Mode, settings: Settings) throws {
         guard settings.steps > 0, settings.batchSize > 0, settings.accumulation > 0, settings.learningRate > 0 else {
@@ -74,6 +83,15 @@ public final class Trainer: @unchecked Sendable {
             lora = nil; mask = m.values
             gradients = ParameterBuffer(layout: m.layout)
         }
+        guard settings.l1Pull >= 0, settings.l1Pull.isFinite else { throw ModelError.invalidInput("the L1 pull must be a finite number ≥ 0") }
+        if settings.l1Pull > 0 {
+            if case .lora = mode { throw ModelError.invalidInput("the L1 pull towards the starting weights applies to full and sparse training, not LoRA") }
+            let a = ParameterBuffer(layout: gradients.layout)
+            for e in gradients.layout.entries { a.pointer(e.name).update(from: model.parameters.pointer(e.name), count: e.count) }
+            anchor = a
+        } else {
+            anchor = nil
+        }
         optimizer = AdamW(layout: gradients.layout, settings: AdamW.Settings(weightDecay: Float(settings.weightDecay)))
         schedule = LearningRateSchedule(peak: settings.learningRate, warmupSteps: settings.warmupSteps, totalSteps: settings.steps,
                                         kind: settings.schedule, minRatio: settings.minLearningRateRatio)
@@ -87,6 +105,18 @@ public final class Trainer: @unchecked Sendable {
 
     func sink() -> GradientSink {
         lora == nil ? GradientSink(model: gradients) : GradientSink(lora: gradients)
+    }
+
+    /// g += λ·sign(θ − θ_start) / N for every trainable tensor (the L1 pull's gradient).
+    func addL1Pull(_ anchor: ParameterBuffer) {
+        let c = Float(settings.l1Pull / Double(model.layout.totalCount))
+        for e in gradients.layout.entries {
+            let g = gradients.pointer(e.name), a = anchor.pointer(e.name), w = model.parameters.pointer(e.name)
+            for i in 0..<e.count {
+                let d = w[i] - a[i]
+                if d > 0 { g[i] += c } else if d < 0 { g[i] -= c }
+            }
+        }
     }
 
     /// A micro-batch: its examples packed end to end in one row (each attends only to itself),
@@ -146,6 +176,7 @@ public final class Trainer: @unchecked Sendable {
                 nll += try model.accumulateGradients(b, into: sink(), lora: lora, lossScale: 1 / Float(scored))
                 tokens += b.tokens.reduce(0) { $0 + $1.count }
             }
+            if let anchor { addL1Pull(anchor) }
             if let mask { gradients.multiply(by: mask) }
             let norm = gradients.globalNorm()
             if let clip = settings.clipNorm, norm > clip { gradients.scale(by: Float(clip / norm)) }

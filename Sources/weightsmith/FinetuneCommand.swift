@@ -49,6 +49,7 @@ struct FinetuneCommand: ParsableCommand {
     @Option(name: .long, help: "Final learning rate as a fraction of the peak.") var minLrRatio = 0.0
     @Option(name: .long, help: "AdamW weight decay (matrices only).") var weightDecay = 0.0
     @Option(name: .long, help: "Clip the global gradient norm (0: no clipping).") var clip = 1.0
+    @Option(name: .long, help: "full, sparse, lt-sft (both phases): L1 pull towards the starting weights, λ·Σ|θ − θ_start| / N added to the loss (LT-SFT's full_l1_reg/sparse_l1_reg; 0.1 in Ansell et al.'s language SFTs).") var l1Pull = 0.0
     @Option(name: .long, help: "Seed (data order, LoRA init, random masks).") var seed: UInt64 = 0
     @Option(name: .customLong("max-length"), help: "Maximum tokens per example (plain text: window length; default 128, or the context length when shorter).") var maxLengthOption: Int?
 
@@ -120,6 +121,7 @@ struct FinetuneCommand: ParsableCommand {
         s.learningRate = lr ?? (mode == .full || mode == .ltSft ? 1e-4 : 1e-3)
         s.warmupSteps = warmup; s.schedule = kind; s.minLearningRateRatio = minLrRatio
         s.weightDecay = weightDecay; s.clipNorm = clip > 0 ? clip : nil; s.seed = seed; s.evalEvery = evalEvery
+        s.l1Pull = l1Pull
         if dryRun {
             try describe(loaded: loaded, train: train, heldOut: heldOut, settings: s, saveType: saveType)
             return
@@ -246,6 +248,7 @@ struct FinetuneCommand: ParsableCommand {
             full.batchSize = s.batchSize; full.accumulation = s.accumulation; full.learningRate = s.learningRate
             full.warmupSteps = s.warmupSteps; full.schedule = s.schedule; full.minLearningRateRatio = s.minLearningRateRatio
             full.weightDecay = s.weightDecay; full.clipNorm = s.clipNorm; full.seed = s.seed; full.evalEvery = s.evalEvery
+            full.l1Pull = s.l1Pull
         }
         var sparse = s
         if let sparseLr { sparse.learningRate = sparseLr }
