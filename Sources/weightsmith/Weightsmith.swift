@@ -20,7 +20,7 @@ struct Weightsmith: AsyncParsableCommand {
             MergeCommand.self, TaskVectorCommand.self, ComposeCommand.self,
             EditCommand.self, EditEvalCommand.self, TrainEditorCommand.self, FactsCommand.self,
             SoupCommand.self, SearchCommand.self,
-            GraftCommand.self, MasksCommand.self,
+            GraftCommand.self, MasksCommand.self, SFTCommand.self,
             RepairCommand.self, InterferenceCommand.self,
         ]
     )
