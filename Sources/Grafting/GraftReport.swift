@@ -55,11 +55,7 @@ public struct GraftReport: Codable, Sendable {
     /// gains exact match on the held-out data, else NLL.
     static func primaryRecovery(_ row: GraftRow, emGain: Bool) -> Double? { emGain ? row.emRecovered : row.nllRecovered }
 
-    public func json() throws -> String {
-        let enc = JSONEncoder()
-        enc.outputFormatting = [.sortedKeys, .prettyPrinted]
-        return String(decoding: try enc.encode(self), as: UTF8.self)
-    }
+    public func json() throws -> String { try ReportColumns.json(self) }
 
     /// A fixed-width table: model, sparsity, k, τ energy kept, EM, NLL, shares of the gain kept.
     public func table() -> String {
@@ -79,11 +75,7 @@ public struct GraftReport: Codable, Sendable {
                           r.score.map { String(format: "%.4f", $0.meanNLL) } ?? "-", pct(r.emRecovered), pct(r.nllRecovered)])
         }
         if heldOut == nil { lines = lines.map { Array($0[0..<4]) } }
-        let widths = (0..<lines[0].count).map { c in lines.map { $0[c].count }.max() ?? 0 }
-        return lines.map { row in
-            row.enumerated().map { c, s in c == row.count - 1 ? s : s + String(repeating: " ", count: widths[c] - s.count) }
-                .joined(separator: "  ")
-        }.joined(separator: "\n")
+        return ReportColumns.render(lines)
     }
 
     /// The README written beside the grafted model.

@@ -111,11 +111,7 @@ public enum GraftStitch {
             case basePath = "base_path", selection, eligibility, eligibleParameters = "eligible_parameters", sharedEntries = "shared_entries", tasks
         }
 
-        public func json() throws -> String {
-            let enc = JSONEncoder()
-            enc.outputFormatting = [.sortedKeys, .prettyPrinted]
-            return String(decoding: try enc.encode(self), as: UTF8.self)
-        }
+        public func json() throws -> String { try ReportColumns.json(self) }
 
         /// Per task with held-out data: the base, the fine-tune, the task's own graft and the
         /// stitched model on that data, with the share of the fine-tune's gain kept.
@@ -131,11 +127,7 @@ public enum GraftStitch {
                                   keep ? pct(r.gainKept(score, nll: false)) : "", keep ? pct(r.gainKept(score, nll: true)) : ""])
                 }
             }
-            let widths = (0..<lines[0].count).map { c in lines.map { $0[c].count }.max() ?? 0 }
-            return lines.map { row in
-                row.enumerated().map { c, s in c == row.count - 1 ? s : s + String(repeating: " ", count: widths[c] - s.count) }
-                    .joined(separator: "  ")
-            }.map { String($0.reversed().drop { $0 == " " }.reversed()) }.joined(separator: "\n")
+            return ReportColumns.render(lines)
         }
 
         public func modelCard(files: [String]) -> String {

@@ -130,9 +130,7 @@ struct SFTCommand: ParsableCommand {
                 let meta = ["format": "pt", "weightsmith.sft_compose": named.map { "\($0.name)=\($0.path)" }.joined(separator: ", ")]
                 try out.write { staging in
                     try model.save(to: staging, sideFilesFrom: loaded.directory, metadata: meta, allowNonFinite: nonFinite.allowNonFinite)
-                    let enc = JSONEncoder()
-                    enc.outputFormatting = [.sortedKeys, .prettyPrinted]
-                    let report = String(decoding: try enc.encode(rows), as: UTF8.self)
+                    let report = try ReportColumns.json(rows)
                     try Data((report + "\n").utf8).write(to: staging.appendingPathComponent("sft_compose_report.json"))
                     var card = "# Composed sparse fine-tunes (weightsmith sft compose)\n\n"
                     card += "θ = θ_base + Σ φ_i (Ansell et al. 2022, \"Composable Sparse Fine-Tuning for Cross-Lingual Transfer\", §3).\n\n"
@@ -142,9 +140,7 @@ struct SFTCommand: ParsableCommand {
                 }
             }
             if json {
-                let enc = JSONEncoder()
-                enc.outputFormatting = [.sortedKeys, .prettyPrinted]
-                print(String(decoding: try enc.encode(rows), as: UTF8.self))
+                print(try ReportColumns.json(rows))
             } else {
                 print("composed \(rows.count) sparse deltas onto \(base): " + rows.map { "\($0.task) (\($0.entries) entries)" }.joined(separator: ", "))
                 if rows.contains(where: { $0.heldOut != nil }) { print(table(rows)) }
@@ -161,10 +157,7 @@ struct SFTCommand: ParsableCommand {
                 let change = (r.alone != nil && r.composed != nil) ? String(format: "%+.4f", r.composed!.meanNLL - r.alone!.meanNLL) : "-"
                 lines.append([r.task, nll(r.alone), nll(r.composed), change, em(r.alone), em(r.composed)])
             }
-            let widths = (0..<lines[0].count).map { c in lines.map { $0[c].count }.max() ?? 0 }
-            return lines.map { row in
-                row.enumerated().map { c, s in c == row.count - 1 ? s : s + String(repeating: " ", count: widths[c] - s.count) }.joined(separator: "  ")
-            }.joined(separator: "\n")
+            return ReportColumns.render(lines)
         }
     }
 }
