@@ -23,7 +23,7 @@ struct GraftCommand: ParsableCommand {
         --mask MASK (a graft output folder, its graft.safetensors, or any sparse delta: the entries it lists) \
         grafts those entries instead, as a "saved" row of the table; with --train it is the base patch.
 
-        Several tasks (--tuned NAME=DIR, repeated; one --sparsity): each task's magnitude graft (or its         --mask NAME=MASK, e.g. a trained graft saved by an earlier run) is stitched into one model,         Localize-and-Stitch (He et al. 2024, §3): θ = θ_base + Σ_t (m_t / max(1, Σ_s m_s)) ⊙ τ_t, each kept         entry the task's value, entries kept by several tasks the mean. With --held-out NAME=FILE, the table         scores each task's base, fine-tune, own graft and the stitched model. OUT holds the stitched model,         graft-NAME.safetensors per task, stitch_report.json and README.md.
+        Several tasks (--tuned NAME=DIR, repeated; one --sparsity): each task's magnitude graft (or its --mask NAME=MASK, e.g. a trained graft saved by an earlier run) is stitched into one model, Localize-and-Stitch (He et al. 2024, §3): θ = θ_base + Σ_t (m_t / max(1, Σ_s m_s)) ⊙ τ_t, each kept entry the task's value, entries kept by several tasks the mean. With --held-out NAME=FILE, the table scores each task's base, fine-tune, own graft and the stitched model. OUT holds the stitched model, graft-NAME.safetensors per task, stitch_report.json and README.md.
         """)
 
     @Option(name: .long, help: "The base model (Hugging Face folder).") var base: String
