@@ -68,10 +68,10 @@ public enum GraftStitch {
     public static func sharedEntries(_ tasks: [Task]) -> Int {
         guard let first = tasks.first else { return 0 }
         var shared = 0
-        for j in first.pair.tensors.indices {
-            var seen: [Int: Int] = [:]
-            for t in tasks { for i in t.mask.parts[j].indices { seen[i, default: 0] += 1 } }
-            shared += seen.values.filter { $0 > 1 }.count
+        for (j, entry) in first.pair.tensors.enumerated() where tasks.contains(where: { !$0.mask.parts[j].indices.isEmpty }) {
+            var counts = [Int32](repeating: 0, count: entry.count)
+            for t in tasks { for i in t.mask.parts[j].indices { counts[i] += 1 } }
+            shared += counts.reduce(0) { $0 + ($1 > 1 ? 1 : 0) }
         }
         return shared
     }

@@ -159,10 +159,7 @@ public enum Soups {
         let alpha = softmax(beta)
         try scorer.build { alpha[groupOf[$0]] }
         let g = ParameterBuffer(layout: scorer.model.layout)
-        // One pass at a time: BLAS gets the whole thread budget for the pass's GEMMs.
-        let loss = try BLASThreads.withThreads(BLASThreads.serialThreads) {
-            try lossAndGradient(scorer.model, sets, packTokens: packTokens, gradient: g)
-        }
+        let loss = try lossAndGradient(scorer.model, sets, packTokens: packTokens, gradient: g)
         let dA = try coefficientGradient(scorer, g, groupOf: groupOf, groups: beta.count)
         let dB = zip(alpha, dA).map { a, d -> [Double] in
             let mean = zip(a, d).reduce(0) { $0 + $1.0 * $1.1 }

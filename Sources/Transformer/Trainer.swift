@@ -1,5 +1,4 @@
 import Foundation
-import Tensors
 
 /// Fine-tunes a model in place: full (every parameter), LoRA (adapters only, base frozen) or
 /// sparse (only the entries of a mask), with AdamW, a warm-up + decay schedule, global-norm
@@ -127,10 +126,6 @@ public final class Trainer: @unchecked Sendable {
 
     /// Mean NLL of the target tokens of `examples` under the current weights (and adapters).
     public func heldOutLoss(_ examples: [TrainingExample], batchSize: Int = 16) throws -> Double {
-        try BLASThreads.withThreads(BLASThreads.serialThreads) { try heldOutLossSerial(examples, batchSize: batchSize) }
-    }
-
-    func heldOutLossSerial(_ examples: [TrainingExample], batchSize: Int) throws -> Double {
         var nll = 0.0, n = 0
         var i = 0
         while i < examples.count {
@@ -145,12 +140,9 @@ public final class Trainer: @unchecked Sendable {
 
     /// Runs `settings.steps` optimizer steps; `report` is called after every step.
     @discardableResult
-    /// One step at a time, with BLAS on the whole thread budget (`BLASThreads.serialThreads`).
+    /// One step at a time; each pass's matrix products use the whole thread budget
+    /// (`TransformerModel.accumulateGradients`).
     public func train(_ examples: [TrainingExample], heldOut: [TrainingExample] = [], report: (Progress) -> Void = { _ in }) throws -> [Progress] {
-        try BLASThreads.withThreads(BLASThreads.serialThreads) { try trainSerial(examples, heldOut: heldOut, report: report) }
-    }
-
-    func trainSerial(_ examples: [TrainingExample], heldOut: [TrainingExample], report: (Progress) -> Void) throws -> [Progress] {
         guard !examples.isEmpty else { throw ModelError.invalidInput("no training examples") }
         var rng = SeededGenerator(seed: settings.seed &+ 0x5EED)
         var order = examples.shuffledDeterministically(using: &rng)
@@ -191,7 +183,7 @@ public final class Trainer: @unchecked Sendable {
                              tokensPerSecond: Double(tokens) / max(elapsed, 1e-9), elapsed: elapsed,
                              eta: elapsed / Double(step) * Double(settings.steps - step), heldOutLoss: nil)
             let evalNow = !heldOut.isEmpty && (step == settings.steps || (settings.evalEvery > 0 && step % settings.evalEvery == 0))
-            if evalNow { p.heldOutLoss = try heldOutLossSerial(heldOut, batchSize: 16) }
+            if evalNow { p.heldOutLoss = try heldOutLoss(heldOut) }
             history.append(p)
             report(p)
         }
