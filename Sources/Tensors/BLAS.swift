@@ -161,3 +161,43 @@ extension Tensor {
         }
     }
 }
+
+/// The Gram matrix of a row-major (m, n) Float32 matrix on its smaller side, in Float64:
+/// AᵀA (n, n) when m ≥ n, else AAᵀ (m, m); returned row-major with both triangles filled.
+/// The eigenvalues of the Gram matrix are the squared singular values of A. Products of Float32
+/// values are exact in Float64, so the only rounding is the Float64 accumulation. Rows are
+/// converted `blockRows` at a time (a tall matrix never exists twice in Float64), with `dsyrk`.
+public func smallerSideGram64(_ a: Tensor, blockRows: Int = 4096) -> (n: Int, gram: [Double]) {
+    precondition(a.shape.rank == 2, "smallerSideGram64 needs a matrix")
+    let (m, n) = (a.shape[0], a.shape[1])
+    let k = min(m, n)
+    var g = [Double](repeating: 0, count: k * k)
+    guard k > 0 else { return (0, g) }
+    a.scalars.withUnsafeBufferPointer { src in
+        g.withUnsafeMutableBufferPointer { pg in
+            if m >= n {
+                let rows = max(1, blockRows)
+                var block = [Double](repeating: 0, count: min(rows, m) * n)
+                var r0 = 0
+                while r0 < m {
+                    let b = min(rows, m - r0)
+                    for i in 0..<(b * n) { block[i] = Double(src[r0 * n + i]) }
+                    block.withUnsafeBufferPointer { pb in
+                        // row-major: C (n, n) += Bᵀ B with B (b, n)
+                        cblas_dsyrk(CblasRowMajor, CblasUpper, CblasTrans, Int32(n), Int32(b), 1, pb.baseAddress!, Int32(n),
+                                    1, pg.baseAddress!, Int32(n))
+                    }
+                    r0 += b
+                }
+            } else {
+                let full = src.map(Double.init)
+                full.withUnsafeBufferPointer { pf in
+                    cblas_dsyrk(CblasRowMajor, CblasUpper, CblasNoTrans, Int32(m), Int32(n), 1, pf.baseAddress!, Int32(n),
+                                0, pg.baseAddress!, Int32(m))
+                }
+            }
+            for i in 0..<k { for j in 0..<i { pg[i * k + j] = pg[j * k + i] } }
+        }
+    }
+    return (k, g)
+}

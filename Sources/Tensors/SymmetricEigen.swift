@@ -98,3 +98,9 @@ public func naiveSymmetricEigen64(_ a: [Double], n: Int) -> (values: [Double], v
     }
     return (vals, vecs)
 }
+
+/// Eigenvalues only (ascending) of a symmetric row-major (n, n) Float64 buffer, with `dsyevd`.
+public func symmetricEigenvalues64(_ a: [Double], n: Int) throws -> [Double] {
+    guard a.count == n * n else { throw TensorError.byteCountMismatch(context: "symmetricEigenvalues64 buffer", expected: n * n, actual: a.count) }
+    return try syevdRowMajor(a, n: n, vectors: false).values
+}

@@ -6,12 +6,23 @@ import Spectral
 struct SpectrumCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "spectrum",
-        abstract: "Spectral diagnostics of one fine-tune against its base: update spectra, effective/stable rank, relative norms, intruder dimensions.",
-        discussion: "Give the fine-tune as --tuned (a checkpoint) or --lora (a PEFT adapter folder)."
+        abstract: "Spectral diagnostics: one fine-tune against its base (update spectra, ranks, intruder dimensions), or one model alone (WeightWatcher's metrics).",
+        discussion: """
+        spectrum --base BASE (--tuned T | --lora A): the update ΔW of each matrix against the base: relative norm, \
+        effective and stable rank, energy, intruder dimensions (Shuttleworth et al. 2024).
+
+        spectrum MODEL: no base needed. WeightWatcher's per-matrix metrics of the empirical spectral density \
+        (Martin & Mahoney 2021): the power-law exponent α of the eigenvalues of WᵀW (fitted as weightwatcher 0.7.7 \
+        fits it), alpha_weighted, log norms, stable rank, matrix entropy and the over-/under-trained warnings, \
+        with the package's column names in --json. Only --modules, --json and --jobs apply.
+        """
     )
 
+    @Argument(help: "A model to analyse alone (WeightWatcher's metrics): any model reference.")
+    var model: String?
+
     @Option(help: "The base model: any model reference (folder, .safetensors, .gguf, org/name from the HF cache, BASE+ADAPTER).")
-    var base: String
+    var base: String?
 
     @Option(help: "A fine-tune of the same base: any model reference (a task vector or sparse delta is added to --base).")
     var tuned: String?
@@ -22,6 +33,14 @@ struct SpectrumCommand: ParsableCommand {
     @OptionGroup var options: SpectralOptionGroup
 
     func validate() throws {
+        if model != nil {
+            guard base == nil, tuned == nil, lora == nil else {
+                throw ValidationError("give either MODEL (one model alone) or --base with --tuned or --lora, not both")
+            }
+            guard options.plots == nil else { throw ValidationError("--plots draws the fine-tune report; MODEL alone has no plots yet") }
+            return
+        }
+        guard base != nil else { throw ValidationError("give MODEL (one model alone) or --base BASE with --tuned or --lora") }
         guard (tuned == nil) != (lora == nil) else { throw ValidationError("give exactly one of --tuned and --lora") }
     }
 
@@ -31,6 +50,8 @@ struct SpectrumCommand: ParsableCommand {
 
     func run() throws {
         try threading.apply()
+        if let model { return try runAlone(model) }
+        let base = base!
         let plots = try options.preparePlots(inputs: [base, tuned, lora].compactMap { $0 })
         let baseCkpt = try ModelReference.open(base)
         let ft = lora != nil ? try FineTune.open(path: lora!, lora: true) : try FineTune.open(path: tuned!, lora: false, base: base)
@@ -40,5 +61,14 @@ struct SpectrumCommand: ParsableCommand {
                                               options: try options.spectralOptions(), jobs: options.workerCount(),
                                               progress: tickProgress(progress))
         try options.emit(report, plotsFolder: plots)
+    }
+
+    /// WeightWatcher's metrics of one model.
+    func runAlone(_ path: String) throws {
+        let ckpt = try ModelReference.open(path)
+        let total = try ModelSpectrum.select(ckpt, modules: options.modules).names.count
+        let progress = SharedProgress.onTerminal(label: "spectrum: matrices", total: total, quiet: quiet)
+        let report = try ModelSpectrum.analyze(ckpt, modules: options.modules, jobs: options.workerCount(), progress: tickProgress(progress))
+        if options.json { try printJSON(report) } else { print(report.text(), terminator: "") }
     }
 }

@@ -1,0 +1,134 @@
+import XCTest
+import Foundation
+import Checkpoints
+import Tensors
+@testable import Spectral
+
+/// `spectrum MODEL`: weightwatcher's metrics, against references written by weightwatcher 0.7.7
+/// itself (scripts/make_esd_fixtures.py), and properties of the power-law fit.
+final class ModelSpectrumTests: XCTestCase {
+    static let spectral = Paths.root.appendingPathComponent("fixtures/spectral")
+
+    struct Reference: Decodable {
+        var weightwatcher: String
+        var layers: [[String: Value]]
+        enum Value: Decodable {
+            case number(Double), text(String)
+            init(from d: Decoder) throws {
+                let c = try d.singleValueContainer()
+                if let x = try? c.decode(Double.self) { self = .number(x) } else { self = .text(try c.decode(String.self)) }
+            }
+            var number: Double { if case let .number(x) = self { return x }; return .nan }
+            var text: String { if case let .text(s) = self { return s }; return "" }
+        }
+    }
+
+    func reference(_ file: String) throws -> Reference {
+        try JSONDecoder().decode(Reference.self, from: Data(contentsOf: Self.spectral.appendingPathComponent(file)))
+    }
+
+    /// Every analysed matrix and every column agrees with weightwatcher's DataFrame.
+    func checkAgainst(model: String, referenceFile: String, file: StaticString = #filePath, line: UInt = #line) throws -> ModelSpectrumReport {
+        let ref = try reference(referenceFile)
+        XCTAssertEqual(ref.weightwatcher, "0.7.7")
+        let report = try ModelSpectrum.analyze(try ModelReference.open(model), jobs: 2)
+        let ours = Dictionary(uniqueKeysWithValues: report.layers.map { ($0.name, $0) })
+        XCTAssertEqual(Set(ours.keys), Set(ref.layers.map { $0["name"]!.text }), "the same matrices", file: file, line: line)
+        for r in ref.layers {
+            let name = r["name"]!.text
+            guard let o = ours[name] else { continue }
+            func close(_ column: String, _ value: Double, tol: Double = 1e-9) {
+                let want = r[column]!.number
+                XCTAssertEqual(value, want, accuracy: tol * max(1, abs(want)), "\(name) \(column)", file: file, line: line)
+            }
+            close("alpha", o.alpha); close("xmin", o.xmin); close("xmax", o.xmax); close("D", o.D); close("sigma", o.sigma)
+            close("lambda_max", o.lambdaMax); close("sv_max", o.svMax); close("sv_min", o.svMin, tol: 1e-7)
+            close("norm", o.norm); close("log_norm", o.logNorm); close("spectral_norm", o.spectralNorm)
+            close("log_spectral_norm", o.logSpectralNorm); close("alpha_weighted", o.alphaWeighted)
+            close("log_alpha_norm", o.logAlphaNorm); close("stable_rank", o.stableRank); close("entropy", o.entropy)
+            XCTAssertEqual(o.N, Int(r["N"]!.number), name, file: file, line: line)
+            XCTAssertEqual(o.M, Int(r["M"]!.number), name, file: file, line: line)
+            XCTAssertEqual(o.numPLSpikes, Int(r["num_pl_spikes"]!.number), "\(name) num_pl_spikes", file: file, line: line)
+            XCTAssertEqual(o.matrixRank, Int(r["matrix_rank"]!.number), "\(name) matrix_rank", file: file, line: line)
+            XCTAssertEqual(o.rankLoss, Int(r["rank_loss"]!.number), "\(name) rank_loss", file: file, line: line)
+            XCTAssertEqual(o.weakRankLoss, Int(r["weak_rank_loss"]!.number), "\(name) weak_rank_loss", file: file, line: line)
+            XCTAssertEqual(o.warning, r["warning"]!.text, "\(name) warning", file: file, line: line)
+            XCTAssertEqual(o.status, r["status"]!.text, "\(name) status", file: file, line: line)
+        }
+        return report
+    }
+
+    func testFixtureModelMatchesWeightWatcher() throws {
+        let report = try checkAgainst(model: Paths.root.appendingPathComponent("fixtures/family/base").path,
+                                      referenceFile: "weightwatcher-family-base.json")
+        XCTAssertEqual(report.layers.count, 29)
+        // The summary is the mean over the matrices, as weightwatcher's get_summary().
+        let mean = report.layers.map(\.alpha).reduce(0, +) / Double(report.layers.count)
+        XCTAssertEqual(report.summary.alpha, mean, accuracy: 1e-12)
+    }
+
+    /// Heavy tail, exact rank loss (the SVD fallback), the small-sample rule, a wide matrix, skips.
+    func testEdgeCasesMatchWeightWatcher() throws {
+        let report = try checkAgainst(model: Self.spectral.appendingPathComponent("esd-cases.safetensors").path,
+                                      referenceFile: "weightwatcher-esd-cases.json")
+        let byName = Dictionary(uniqueKeysWithValues: report.layers.map { ($0.name, $0) })
+        XCTAssertEqual(byName["low_rank.weight"]?.method, "gesdd", "8 zero singular values need the SVD")
+        XCTAssertEqual(byName["low_rank.weight"]?.rankLoss, 8)
+        XCTAssertEqual(byName["heavy.weight"]?.method, "gram")
+        XCTAssertEqual(byName["wide.weight"].map { [$0.N, $0.M] }, [90, 30])
+        XCTAssertEqual(report.skipped.map(\.name), ["thin.weight"])
+        XCTAssertNil(byName["norm.weight"]); XCTAssertNil(byName["other.bias"])
+    }
+
+    /// Eigenvalues at the quantiles of a Pareto law with exponent 3 give α near 3; scaling every
+    /// eigenvalue by c scales x_min by c and leaves α, D and the tail unchanged.
+    func testPowerLawFitRecoversExponentAndIsScaleInvariant() throws {
+        let n = 2000
+        let alpha = 3.0
+        // inverse CDF of p(x) ∝ x^(−α) on [1, ∞): x = (1 − u)^(−1/(α−1))
+        let values = (0..<n).map { k in Foundation.pow(1 - (Double(k) + 0.5) / Double(n), -1 / (alpha - 1)) }
+        let fit = try XCTUnwrap(PowerLawFit.fit(values))
+        XCTAssertEqual(fit.alpha, alpha, accuracy: 0.1)
+        XCTAssertLessThan(fit.D, 0.05)
+        let scaled = try XCTUnwrap(PowerLawFit.fit(values.map { $0 * 37.5 }))
+        XCTAssertEqual(scaled.alpha, fit.alpha, accuracy: 1e-9)
+        XCTAssertEqual(scaled.D, fit.D, accuracy: 1e-9)
+        XCTAssertEqual(scaled.tailCount, fit.tailCount)
+        XCTAssertEqual(scaled.xmin, fit.xmin * 37.5, accuracy: 1e-9 * scaled.xmin)
+        // A lighter tail (α = 5) fits a larger exponent.
+        let lighter = (0..<n).map { k in Foundation.pow(1 - (Double(k) + 0.5) / Double(n), -1 / 4.0) }
+        XCTAssertEqual(try XCTUnwrap(PowerLawFit.fit(lighter)).alpha, 5, accuracy: 0.2)
+    }
+
+    /// Hand-computed: the tail from x_min = 1 of {1, e, e²} (below 20 values, no tail of 8: the
+    /// whole sample) has Σ ln(x/x_min) = 3, so α = 1 + (3 − 1)/3, and D from the three CDF steps.
+    func testSmallSampleFallbackByHand() throws {
+        let e = Foundation.exp(1.0)
+        let fit = try XCTUnwrap(PowerLawFit.fit([e * e, 1, e]))
+        let a = 1 + 2.0 / 3
+        XCTAssertEqual(fit.alpha, a, accuracy: 1e-12)
+        XCTAssertEqual(fit.xmin, 1)
+        let steps = [0.0, 1, 2].map { k in abs(1 - Foundation.exp((1 - a) * k) - k / 3) }
+        XCTAssertEqual(fit.D, steps.max()!, accuracy: 1e-12)
+        XCTAssertNil(PowerLawFit.fit([1e-7, 2]), "values at or below 1e-5 are left out; one value is no fit")
+    }
+
+    func testGramEigenvaluesAreSquaredSingularValues() throws {
+        for (m, n) in [(50, 20), (20, 50), (9000, 12)] {
+            let w = random(m, n, seed: UInt64(m * 31 + n))
+            let (values, method) = try LayerSpectrum.eigenvalues(of: w)
+            XCTAssertEqual(method, "gram")
+            let s = try singularValues64(w.scalars.map(Double.init), rows: m, cols: n).map { $0 * $0 }.reversed()
+            for (x, y) in zip(values, s) { XCTAssertEqual(x, y, accuracy: 1e-10 * s.last!) }
+        }
+    }
+
+    func testModulesFilterAndNoMatrices() throws {
+        let base = try ModelReference.open(Paths.root.appendingPathComponent("fixtures/family/base").path)
+        let r = try ModelSpectrum.analyze(base, modules: "mlp\\.down_proj")
+        XCTAssertEqual(r.layers.count, 4)
+        XCTAssertThrowsError(try ModelSpectrum.analyze(base, modules: "no-such-tensor")) { e in
+            XCTAssertTrue("\(e)".contains("matches none"), "\(e)")
+        }
+    }
+}
