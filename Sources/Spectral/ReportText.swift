@@ -83,6 +83,7 @@ public enum ReportText {
         }
         out += renderIntruderDetails(report, rowNames: rowNames, byName: byName)
         out += "\n" + renderSummary(report)
+        if let alpha = report.alpha { out += "\n" + alpha.text() }
         return out
     }
 

@@ -10,6 +10,8 @@ public struct SpectralReport: Sendable, Codable {
     public var seconds: Double
     public var cacheHits: Int
     public var cacheMisses: Int
+    /// WeightWatcher's α before and after each fine-tune (`--alpha`); absent otherwise.
+    public var alpha: AlphaComparison? = nil
 }
 
 public struct FineTuneReport: Sendable, Codable {

@@ -35,11 +35,13 @@ struct CompareCommand: ParsableCommand {
         var fts = try lora.map { try FineTune.open(path: $0, lora: true) } + full.map { try FineTune.open(path: $0, lora: false, base: base) }
         // Labels must be distinct: fall back to the full path when two folders share a name.
         if Set(fts.map(\.label)).count != fts.count { for i in fts.indices { fts[i].label = fts[i].path } }
-        let total = try SpectralAnalysis.selectMatrices(base: baseCkpt, fineTunes: fts, modules: options.modules).count
+        let names = try SpectralAnalysis.selectMatrices(base: baseCkpt, fineTunes: fts, modules: options.modules)
+        let total = names.count
         let progress = SharedProgress.onTerminal(label: "compare: matrices", total: total, quiet: quiet)
-        let report = try SpectralAnalysis.run(base: baseCkpt, fineTunes: fts, modules: options.modules,
+        var report = try SpectralAnalysis.run(base: baseCkpt, fineTunes: fts, modules: options.modules,
                                               options: try options.spectralOptions(), jobs: options.workerCount(),
                                               progress: tickProgress(progress))
+        if options.alpha { report.alpha = try AlphaComparison.run(base: baseCkpt, fineTunes: fts, names: names, jobs: options.workerCount()) }
         try options.emit(report, plotsFolder: plots)
     }
 }

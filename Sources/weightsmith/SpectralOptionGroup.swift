@@ -21,6 +21,9 @@ struct SpectralOptionGroup: ParsableArguments {
     @Flag(help: "Print the report as JSON.")
     var json = false
 
+    @Flag(help: "Also WeightWatcher's power-law exponent α of each matrix before (W0) and after (W) each fine-tune, side by side.")
+    var alpha = false
+
     @Option(help: "Write SVG plots (spectra, intruders per layer, cosine heat maps) as this folder (must not exist or be empty).")
     var plots: String?
 

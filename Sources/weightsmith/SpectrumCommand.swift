@@ -55,11 +55,13 @@ struct SpectrumCommand: ParsableCommand {
         let plots = try options.preparePlots(inputs: [base, tuned, lora].compactMap { $0 })
         let baseCkpt = try ModelReference.open(base)
         let ft = lora != nil ? try FineTune.open(path: lora!, lora: true) : try FineTune.open(path: tuned!, lora: false, base: base)
-        let total = try SpectralAnalysis.selectMatrices(base: baseCkpt, fineTunes: [ft], modules: options.modules).count
+        let names = try SpectralAnalysis.selectMatrices(base: baseCkpt, fineTunes: [ft], modules: options.modules)
+        let total = names.count
         let progress = SharedProgress.onTerminal(label: "spectrum: matrices", total: total, quiet: quiet)
-        let report = try SpectralAnalysis.run(base: baseCkpt, fineTunes: [ft], modules: options.modules,
+        var report = try SpectralAnalysis.run(base: baseCkpt, fineTunes: [ft], modules: options.modules,
                                               options: try options.spectralOptions(), jobs: options.workerCount(),
                                               progress: tickProgress(progress))
+        if options.alpha { report.alpha = try AlphaComparison.run(base: baseCkpt, fineTunes: [ft], names: names, jobs: options.workerCount()) }
         try options.emit(report, plotsFolder: plots)
     }
 

@@ -132,3 +132,31 @@ final class ModelSpectrumTests: XCTestCase {
         }
     }
 }
+
+/// `compare --alpha` / `spectrum --alpha`: α before and after, consistent with `spectrum MODEL`.
+final class AlphaComparisonTests: XCTestCase {
+    func testAlphaBeforeAndAfterAgreesWithTheModelAloneReport() throws {
+        let family = Paths.root.appendingPathComponent("fixtures/family")
+        let base = try ModelReference.open(family.appendingPathComponent("base").path)
+        let full = try FineTune.open(path: family.appendingPathComponent("capital-full").path, lora: false)
+        let lora = try FineTune.open(path: family.appendingPathComponent("capital-lora").path, lora: true)
+        let names = try SpectralAnalysis.selectMatrices(base: base, fineTunes: [lora, full], modules: nil)
+        let c = try AlphaComparison.run(base: base, fineTunes: [lora, full], names: names, jobs: 2)
+        XCTAssertEqual(c.rows.map(\.name), names)
+        let alone = try ModelSpectrum.analyze(base)
+        let tunedAlone = try ModelSpectrum.analyze(try ModelReference.open(family.appendingPathComponent("capital-full").path))
+        let a0 = Dictionary(uniqueKeysWithValues: alone.layers.map { ($0.name, $0.alpha) })
+        let a1 = Dictionary(uniqueKeysWithValues: tunedAlone.layers.map { ($0.name, $0.alpha) })
+        var changed = 0
+        for r in c.rows {
+            XCTAssertEqual(r.base, a0[r.name]!, accuracy: 1e-12, r.name)
+            XCTAssertEqual(r.tuned[1]!, a1[r.name]!, accuracy: 1e-12, r.name)
+            let lo = try XCTUnwrap(r.tuned[0], "the LoRA adapts \(r.name)")
+            if abs(lo - r.base) > 1e-6 { changed += 1 }
+        }
+        XCTAssertGreaterThan(changed, c.rows.count / 2, "the LoRA's update moves α in most matrices")
+        XCTAssertEqual(c.decreased[1], c.rows.filter { $0.tuned[1]! < $0.base }.count)
+        XCTAssertEqual(c.meanTuned[1], c.rows.map { $0.tuned[1]! }.reduce(0, +) / Double(c.rows.count), accuracy: 1e-12)
+        XCTAssertTrue(c.text().contains("capital-lora: α fell in \(c.decreased[0]) of \(c.rows.count) matrices"))
+    }
+}
