@@ -84,6 +84,7 @@ public enum ReportText {
         out += renderIntruderDetails(report, rowNames: rowNames, byName: byName)
         out += "\n" + renderSummary(report)
         if let alpha = report.alpha { out += "\n" + alpha.text() }
+        if let forgetting = report.forgetting { out += "\n" + forgetting.text() }
         return out
     }
 

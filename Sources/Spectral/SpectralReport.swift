@@ -12,6 +12,8 @@ public struct SpectralReport: Sendable, Codable {
     public var cacheMisses: Int
     /// WeightWatcher's α before and after each fine-tune (`--alpha`); absent otherwise.
     public var alpha: AlphaComparison? = nil
+    /// `compare --forgetting`: measured forgetting beside the intruder counts; absent otherwise.
+    public var forgetting: ForgettingColumn? = nil
 }
 
 public struct FineTuneReport: Sendable, Codable {
@@ -77,4 +79,81 @@ public struct OverlapEntry: Sendable, Codable {
     /// Columns compared on each side (the LoRA rank, or the energy rank for a dense update).
     public var ranks: [Int]
     public var overlap: SubspaceOverlap
+}
+
+/// `compare --forgetting`: each fine-tune's measured forgetting beside its intruder count
+/// (Shuttleworth et al. 2024, §4: intruder dimensions go with forgetting of pre-training data).
+public struct ForgettingColumn: Sendable, Codable {
+    public struct Entry: Sendable, Codable {
+        public var label: String
+        /// Mean of the forgetting losses (LM loss per token of each text, completion NLL of each JSONL).
+        public var loss: Double
+        /// loss − the base's loss.
+        public var forgetting: Double
+        public var intruders: Int
+        public init(label: String, loss: Double, forgetting: Double, intruders: Int) {
+            self.label = label; self.loss = loss; self.forgetting = forgetting; self.intruders = intruders
+        }
+    }
+    public var data: [String]
+    public var baseLoss: Double
+    public var epsilon: Double
+    public var fineTunes: [Entry]
+    /// Spearman's rank correlation of intruder count and forgetting, when there are 4 or more fine-tunes.
+    public var spearman: Double?
+
+    public init(data: [String], baseLoss: Double, epsilon: Double, fineTunes: [Entry]) {
+        self.data = data
+        self.baseLoss = baseLoss
+        self.epsilon = epsilon
+        self.fineTunes = fineTunes
+        spearman = fineTunes.count >= 4 ? Self.spearman(fineTunes.map { Double($0.intruders) }, fineTunes.map(\.forgetting)) : nil
+    }
+
+    /// Spearman's ρ: Pearson's correlation of the ranks (ties take their mean rank); nil when a
+    /// side is constant.
+    public static func spearman(_ x: [Double], _ y: [Double]) -> Double? {
+        precondition(x.count == y.count)
+        func ranks(_ v: [Double]) -> [Double] {
+            let order = v.indices.sorted { v[$0] < v[$1] }
+            var r = [Double](repeating: 0, count: v.count)
+            var i = 0
+            while i < order.count {
+                var j = i
+                while j + 1 < order.count && v[order[j + 1]] == v[order[i]] { j += 1 }
+                let mean = Double(i + j) / 2 + 1
+                for k in i...j { r[order[k]] = mean }
+                i = j + 1
+            }
+            return r
+        }
+        let (rx, ry) = (ranks(x), ranks(y))
+        let n = Double(x.count)
+        let (mx, my) = (rx.reduce(0, +) / n, ry.reduce(0, +) / n)
+        var (sxy, sxx, syy) = (0.0, 0.0, 0.0)
+        for i in rx.indices {
+            sxy += (rx[i] - mx) * (ry[i] - my); sxx += (rx[i] - mx) * (rx[i] - mx); syy += (ry[i] - my) * (ry[i] - my)
+        }
+        guard sxx > 0, syy > 0 else { return nil }
+        return sxy / (sxx * syy).squareRoot()
+    }
+
+    public func text() -> String {
+        let w = max(12, (fineTunes.map(\.label.count).max() ?? 0) + 2)
+        var out = "forgetting on \(data.joined(separator: ", ")) (loss − the base's \(String(format: "%.4f", baseLoss)); intruders at ε = \(String(format: "%.2f", epsilon)))\n"
+        out += "  " + ReportText.pad("fine-tune", w) + ReportText.pad("loss", 10, right: true) + ReportText.pad("forgetting", 12, right: true)
+            + ReportText.pad("intruders", 11, right: true) + "\n"
+        for e in fineTunes {
+            out += "  " + ReportText.pad(e.label, w) + ReportText.pad(String(format: "%.4f", e.loss), 10, right: true)
+                + ReportText.pad(String(format: "%+.4f", e.forgetting), 12, right: true) + ReportText.pad("\(e.intruders)", 11, right: true) + "\n"
+        }
+        if let s = spearman {
+            out += "  Spearman ρ(intruders, forgetting) = \(String(format: "%.3f", s)) over \(fineTunes.count) fine-tunes\n"
+        } else if fineTunes.count >= 4 {
+            out += "  Spearman ρ undefined (intruder counts or forgetting all equal)\n"
+        } else {
+            out += "  (a rank correlation needs at least 4 fine-tunes)\n"
+        }
+        return out
+    }
 }

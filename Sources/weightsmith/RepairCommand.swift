@@ -181,12 +181,10 @@ struct RepairCommand: ParsableCommand {
         if asAdapter, case let .lora(adapter) = ft.source, !adapter.savedModules.isEmpty {
             throw ValidationError("\(lora!): the adapter has modules_to_save (\(adapter.savedModules.keys.sorted().joined(separator: ", "))); --as-adapter would drop them, write a full checkpoint instead")
         }
-        for path in [heldOut].compactMap({ $0 }) + forgetting.filter({ $0.hasSuffix(".jsonl") }) {
+        for path in [heldOut].compactMap({ $0 }) {
             guard !(try PromptCompletion.readJSONL(URL(fileURLWithPath: path))).isEmpty else { throw ValidationError("\(path): no examples") }
         }
-        for path in forgetting where !path.hasSuffix(".jsonl") {
-            guard (try? String(contentsOfFile: path, encoding: .utf8)) != nil else { throw ValidationError("\(path): cannot read it as UTF-8 text") }
-        }
+        try ForgettingProbes.check(forgetting)
         print("repair (\(target.rawValue)) of \(lora != nil ? "the LoRA \(lora!)" : "the fine-tune \(tuned!)") on \(base): \(names.count) matrices, "
               + "one SVD each (top \(topK), ε = \(epsilon)), \(noCache ? "without" : "with") the decomposition cache")
         if heldOut != nil || !forgetting.isEmpty {
@@ -239,27 +237,10 @@ struct RepairCommand: ParsableCommand {
             guard !ex.isEmpty else { throw ValidationError("\(path): no examples") }
             return ex.map { (tok.encode($0.prompt), tok.encode($0.completion, addSpecialTokens: false)) }
         }
-        enum Probe { case text(String), pairs([([Int], [Int])]) }
-        let probes: [Probe] = try forgetting.map { path in
-            if path.hasSuffix(".jsonl") {
-                let ex = try PromptCompletion.readJSONL(URL(fileURLWithPath: path))
-                guard !ex.isEmpty else { throw ValidationError("\(path): no examples") }
-                return .pairs(ex.map { (tok.encode($0.prompt), tok.encode($0.completion, addSpecialTokens: false)) })
-            }
-            guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { throw ValidationError("\(path): cannot read it as UTF-8 text") }
-            return .text(text)
-        }
+        let probes = try ForgettingProbes(paths: forgetting, tokenizer: tok, window: window)
         func score(_ model: TransformerModel) throws -> (em: Double?, nll: Double?, forget: Double?) {
             let t = try task.map { try Evaluator.evaluate(model: model, tokenized: $0, workers: workers) }
-            var f: [Double] = []
-            for p in probes {
-                switch p {
-                case let .pairs(pairs): f.append(try Evaluator.evaluate(model: model, tokenized: pairs, workers: workers).meanNLL)
-                case let .text(text):
-                    f.append(try Evaluator(model: model, tokenizer: tok).perplexity(text: text, window: min(window, model.config.maxPositions)).meanNLL)
-                }
-            }
-            return (t?.exactMatch, t?.meanNLL, f.isEmpty ? nil : f.reduce(0, +) / Double(f.count))
+            return (t?.exactMatch, t?.meanNLL, try probes.loss(model, tokenizer: tok))
         }
         log("scoring the base")
         let b = try score(pm.model)

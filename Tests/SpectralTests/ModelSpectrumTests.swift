@@ -160,3 +160,19 @@ final class AlphaComparisonTests: XCTestCase {
         XCTAssertTrue(c.text().contains("capital-lora: α fell in \(c.decreased[0]) of \(c.rows.count) matrices"))
     }
 }
+
+final class SpearmanTests: XCTestCase {
+    /// Hand-computed: no ties, 1 − 6Σd²/(n(n²−1)) = 1 − 12/60; with a tie (mean ranks 1.5, 1.5),
+    /// Pearson's r of the ranks = 4.5/√(4.5·5).
+    func testSpearmanByHand() throws {
+        XCTAssertEqual(try XCTUnwrap(ForgettingColumn.spearman([1, 2, 3, 4], [1, 3, 2, 4])), 0.8, accuracy: 1e-12)
+        XCTAssertEqual(try XCTUnwrap(ForgettingColumn.spearman([0, 0, 1, 2], [1, 2, 3, 4])), 4.5 / (4.5 * 5).squareRoot(), accuracy: 1e-12)
+        XCTAssertEqual(try XCTUnwrap(ForgettingColumn.spearman([4, 3, 2, 1], [10, 20, 30, 40])), -1, accuracy: 1e-12)
+        XCTAssertNil(ForgettingColumn.spearman([1, 1, 1, 1], [1, 2, 3, 4]), "a constant side has no rank correlation")
+        let col = ForgettingColumn(data: ["t"], baseLoss: 1, epsilon: 0.5, fineTunes: [
+            .init(label: "a", loss: 1.1, forgetting: 0.1, intruders: 0), .init(label: "b", loss: 1.3, forgetting: 0.3, intruders: 5),
+            .init(label: "c", loss: 1.2, forgetting: 0.2, intruders: 2)])
+        XCTAssertNil(col.spearman, "fewer than 4 fine-tunes")
+        XCTAssertTrue(col.text().contains("at least 4"))
+    }
+}
