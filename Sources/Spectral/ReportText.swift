@@ -85,6 +85,9 @@ public enum ReportText {
         out += "\n" + renderSummary(report)
         if let alpha = report.alpha { out += "\n" + alpha.text() }
         if let forgetting = report.forgetting { out += "\n" + forgetting.text() }
+        if let survival = report.survival, let merged = report.fineTunes.first?.label {
+            out += "\n" + IngredientSurvival.text(survival, merged: merged)
+        }
         return out
     }
 

@@ -14,6 +14,8 @@ public struct SpectralReport: Sendable, Codable {
     public var alpha: AlphaComparison? = nil
     /// `compare --forgetting`: measured forgetting beside the intruder counts; absent otherwise.
     public var forgetting: ForgettingColumn? = nil
+    /// `spectrum --ingredient`: what survives of each ingredient's update in the merged one.
+    public var survival: [IngredientSurvival]? = nil
 }
 
 public struct FineTuneReport: Sendable, Codable {
@@ -153,6 +155,56 @@ public struct ForgettingColumn: Sendable, Codable {
             out += "  Spearman ρ undefined (intruder counts or forgetting all equal)\n"
         } else {
             out += "  (a rank correlation needs at least 4 fine-tunes)\n"
+        }
+        return out
+    }
+}
+
+/// `spectrum --base B --tuned MERGED --ingredient T ...`: how much of each ingredient's top update
+/// subspace survives in the merged update, φ = ‖U_mᵀU_i‖F² / r over the top-r left singular
+/// vectors of ΔW_merged and of the ingredient's ΔW_i (the subspace overlap of `compare`), per matrix.
+public struct IngredientSurvival: Sendable, Codable {
+    public struct ByType: Sendable, Codable { public var moduleType: String; public var meanPhi: Double }
+    public struct Matrix: Sendable, Codable { public var name: String; public var phi: Double }
+    public var ingredient: String
+    public var matrices: Int
+    public var meanPhi: Double
+    /// φ of random subspaces of the same sizes (r/m), averaged over the matrices.
+    public var chance: Double
+    public var byModuleType: [ByType]
+    /// The matrices where the least survives, lowest first (up to 5).
+    public var lowest: [Matrix]
+
+    /// One entry per ingredient from the merged-vs-ingredient overlaps.
+    public static func from(_ overlaps: [OverlapEntry], merged: String, ingredients: [String]) -> [IngredientSurvival] {
+        ingredients.map { ing in
+            let os = overlaps.filter { ($0.first == merged && $0.second == ing) || ($0.first == ing && $0.second == merged) }
+            let n = Double(max(os.count, 1))
+            let types = Array(Set(os.map(\.moduleType))).sorted { (ReportText.moduleOrder($0), $0) < (ReportText.moduleOrder($1), $1) }
+            return IngredientSurvival(
+                ingredient: ing, matrices: os.count, meanPhi: os.reduce(0) { $0 + $1.overlap.phi } / n,
+                chance: os.reduce(0) { $0 + $1.overlap.randomBaseline } / n,
+                byModuleType: types.map { t in
+                    let ts = os.filter { $0.moduleType == t }
+                    return ByType(moduleType: t, meanPhi: ts.reduce(0) { $0 + $1.overlap.phi } / Double(ts.count))
+                },
+                lowest: os.sorted { $0.overlap.phi < $1.overlap.phi }.prefix(5).map { Matrix(name: $0.name, phi: $0.overlap.phi) })
+        }
+    }
+
+    public static func text(_ entries: [IngredientSurvival], merged: String) -> String {
+        var out = "what survives of each ingredient in \(merged): φ = ‖U_mᵀU_i‖F²/r of the top update directions (1 = all, chance ≈ r/m)\n"
+        let types = entries.first?.byModuleType.map(\.moduleType) ?? []
+        let w = max(12, (entries.map(\.ingredient.count).max() ?? 0) + 2)
+        out += "  " + ReportText.pad("ingredient", w) + ReportText.pad("mean φ", 9, right: true) + ReportText.pad("chance", 8, right: true)
+            + types.map { ReportText.pad($0, max(10, $0.count + 2), right: true) }.joined() + "\n"
+        for e in entries {
+            out += "  " + ReportText.pad(e.ingredient, w) + ReportText.pad(String(format: "%.3f", e.meanPhi), 9, right: true)
+                + ReportText.pad(String(format: "%.3f", e.chance), 8, right: true)
+                + types.map { t in ReportText.pad(e.byModuleType.first { $0.moduleType == t }.map { String(format: "%.3f", $0.meanPhi) } ?? "-", max(10, t.count + 2), right: true) }.joined() + "\n"
+        }
+        for e in entries where !e.lowest.isEmpty {
+            out += "  least of \(e.ingredient) in: " + e.lowest.prefix(3).map { "\($0.name.replacingOccurrences(of: ".weight", with: "")) \(String(format: "%.3f", $0.phi))" }.joined(separator: ", ") + "\n"
         }
         return out
     }

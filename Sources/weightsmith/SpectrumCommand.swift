@@ -30,11 +30,14 @@ struct SpectrumCommand: ParsableCommand {
     @Option(help: "A PEFT LoRA adapter folder (adapter_config.json + adapter_model.safetensors).")
     var lora: String?
 
+    @Option(help: "With --tuned MERGED: an ingredient of the merge (repeatable); reports how much of its top update subspace survives in the merged update.")
+    var ingredient: [String] = []
+
     @OptionGroup var options: SpectralOptionGroup
 
     func validate() throws {
         if model != nil {
-            guard base == nil, tuned == nil, lora == nil else {
+            guard base == nil, tuned == nil, lora == nil, ingredient.isEmpty else {
                 throw ValidationError("give either MODEL (one model alone) or --base with --tuned or --lora, not both")
             }
             guard options.plots == nil else { throw ValidationError("--plots draws the fine-tune report; MODEL alone has no plots yet") }
@@ -52,16 +55,25 @@ struct SpectrumCommand: ParsableCommand {
         try threading.apply()
         if let model { return try runAlone(model) }
         let base = base!
-        let plots = try options.preparePlots(inputs: [base, tuned, lora].compactMap { $0 })
+        let plots = try options.preparePlots(inputs: [base, tuned, lora].compactMap { $0 } + ingredient)
         let baseCkpt = try ModelReference.open(base)
         let ft = lora != nil ? try FineTune.open(path: lora!, lora: true) : try FineTune.open(path: tuned!, lora: false, base: base)
-        let names = try SpectralAnalysis.selectMatrices(base: baseCkpt, fineTunes: [ft], modules: options.modules)
+        var fts = [ft] + (try ingredient.map { try FineTune.open(path: $0, base: base) })
+        if Set(fts.map(\.label)).count != fts.count { for i in fts.indices { fts[i].label = fts[i].path } }
+        let names = try SpectralAnalysis.selectMatrices(base: baseCkpt, fineTunes: fts, modules: options.modules)
         let total = names.count
         let progress = SharedProgress.onTerminal(label: "spectrum: matrices", total: total, quiet: quiet)
-        var report = try SpectralAnalysis.run(base: baseCkpt, fineTunes: [ft], modules: options.modules,
+        var report = try SpectralAnalysis.run(base: baseCkpt, fineTunes: fts, modules: options.modules,
                                               options: try options.spectralOptions(), jobs: options.workerCount(),
                                               progress: tickProgress(progress))
-        if options.alpha { report.alpha = try AlphaComparison.run(base: baseCkpt, fineTunes: [ft], names: names, jobs: options.workerCount()) }
+        if !ingredient.isEmpty {
+            // The report is the merged update's; the ingredients enter only through the overlaps.
+            let merged = fts[0].label
+            report.survival = IngredientSurvival.from(report.overlaps, merged: merged, ingredients: fts.dropFirst().map(\.label))
+            report.overlaps = report.overlaps.filter { $0.first == merged || $0.second == merged }
+            report.fineTunes = [report.fineTunes[0]]
+        }
+        if options.alpha { report.alpha = try AlphaComparison.run(base: baseCkpt, fineTunes: [fts[0]], names: names, jobs: options.workerCount()) }
         try options.emit(report, plotsFolder: plots)
     }
 

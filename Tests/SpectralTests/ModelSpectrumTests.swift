@@ -176,3 +176,28 @@ final class SpearmanTests: XCTestCase {
         XCTAssertTrue(col.text().contains("at least 4"))
     }
 }
+
+/// `spectrum --tuned MERGED --ingredient T`: φ of each ingredient's top update subspace in the merged one.
+final class IngredientSurvivalTests: XCTestCase {
+    func testAnIngredientSurvivesWhollyInItselfAndPartlyInAnother() throws {
+        let family = Paths.root.appendingPathComponent("fixtures/family")
+        let base = try ModelReference.open(family.appendingPathComponent("base").path)
+        let merged = try FineTune.open(path: family.appendingPathComponent("capital-full").path, label: "merged", lora: false)
+        let same = try FineTune.open(path: family.appendingPathComponent("capital-full").path, label: "same", lora: false)
+        let other = try FineTune.open(path: family.appendingPathComponent("continent-full").path, label: "other", lora: false)
+        var o = SpectralOptions()
+        o.cache = nil
+        let report = try SpectralAnalysis.run(base: base, fineTunes: [merged, same, other], options: o, jobs: 2)
+        let s = IngredientSurvival.from(report.overlaps, merged: "merged", ingredients: ["same", "other"])
+        XCTAssertEqual(s.map(\.ingredient), ["same", "other"])
+        XCTAssertEqual(s[0].matrices, 28)
+        XCTAssertEqual(s[0].meanPhi, 1, accuracy: 1e-5, "an update's top subspace lies wholly in itself")
+        for t in s[0].byModuleType { XCTAssertEqual(t.meanPhi, 1, accuracy: 1e-5, t.moduleType) }
+        XCTAssertLessThan(s[1].meanPhi, 0.9)
+        XCTAssertGreaterThan(s[1].meanPhi, s[1].chance, "two fine-tunes of one family share more than random subspaces")
+        XCTAssertEqual(s[1].lowest.map(\.phi), s[1].lowest.map(\.phi).sorted())
+        let perMatrix = report.overlaps.filter { $0.second == "other" && $0.first == "merged" }.map(\.overlap.phi)
+        XCTAssertEqual(s[1].meanPhi, perMatrix.reduce(0, +) / Double(perMatrix.count), accuracy: 1e-12)
+        XCTAssertTrue(IngredientSurvival.text(s, merged: "merged").contains("least of other in:"))
+    }
+}
