@@ -5,7 +5,7 @@ let package = Package(
     name: "weightsmith",
     platforms: [.macOS(.v14)],
     products: [
-        .library(name: "WeightsmithKit", targets: ["Tensors", "Checkpoints", "Merging", "Spectral", "Transformer", "Editing", "Grafting"]),
+        .library(name: "WeightsmithKit", targets: ["Tensors", "Checkpoints", "Merging", "Spectral", "Tokenizers", "Transformer", "Editing", "Grafting"]),
         .executable(name: "weightsmith", targets: ["weightsmith"]),
     ],
     dependencies: [
@@ -27,14 +27,16 @@ let package = Package(
         .target(name: "Spectral", dependencies: ["Tensors", "Checkpoints"], exclude: ["README.md"]),
         // AVX2 (run-time checked) matrix-vector kernels over GGUF block-quantised weights, for decoding.
         .target(name: "CTransformerKernels"),
-        .target(name: "Transformer", dependencies: ["Tensors", "Checkpoints", "CLinearAlgebra", "CTransformerKernels"], exclude: ["README.md", "Training.md"]),
-        .target(name: "Editing", dependencies: ["Tensors", "Checkpoints", "Transformer", "CLinearAlgebra"], exclude: ["README.md"]),
+        // Byte-level BPE tokenizers from tokenizer.json or GGUF metadata, apart from the models (as swift-transformers keeps Tokenizers).
+        .target(name: "Tokenizers", dependencies: ["Checkpoints"], exclude: ["README.md"]),
+        .target(name: "Transformer", dependencies: ["Tensors", "Checkpoints", "Tokenizers", "CLinearAlgebra", "CTransformerKernels"], exclude: ["README.md", "Training/Training.md"]),
+        .target(name: "Editing", dependencies: ["Tensors", "Checkpoints", "Tokenizers", "Transformer", "CLinearAlgebra"], exclude: ["README.md"]),
         // Skill localization and sparse fine-tunes: magnitude and trained grafts (Panigrahi et al. 2023), mask overlap, LT-SFT (Ansell et al. 2022).
-        .target(name: "Grafting", dependencies: ["Tensors", "Checkpoints", "Transformer", "Spectral"], exclude: ["README.md"]),
+        .target(name: "Grafting", dependencies: ["Tensors", "Checkpoints", "Tokenizers", "Transformer", "Spectral"], exclude: ["README.md"]),
         .executableTarget(
             name: "weightsmith",
             dependencies: [
-                "Tensors", "Checkpoints", "Merging", "Spectral", "Transformer", "Editing", "Grafting",
+                "Tensors", "Checkpoints", "Merging", "Spectral", "Tokenizers", "Transformer", "Editing", "Grafting",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -43,8 +45,8 @@ let package = Package(
         .testTarget(name: "CheckpointsTests", dependencies: ["Checkpoints"], resources: [.copy("Fixtures")]),
         .testTarget(name: "MergingTests", dependencies: ["Merging", "Checkpoints", "CMergeKernels"], resources: [.copy("Fixtures")]),
         .testTarget(name: "SpectralTests", dependencies: ["Spectral", "Checkpoints", "Tensors"], resources: [.copy("Fixtures")]),
-        .testTarget(name: "EditingTests", dependencies: ["Editing", "Transformer", "Tensors"], resources: [.copy("Fixtures")]),
-        .testTarget(name: "TransformerTests", dependencies: ["Transformer", "Merging", "Checkpoints", "Tensors"], resources: [.copy("Fixtures")]),
-        .testTarget(name: "GraftingTests", dependencies: ["Grafting", "Transformer", "Checkpoints", "Tensors", "Spectral"]),
+        .testTarget(name: "EditingTests", dependencies: ["Editing", "Tokenizers", "Transformer", "Tensors"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "TransformerTests", dependencies: ["Tokenizers", "Transformer", "Merging", "Checkpoints", "Tensors"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "GraftingTests", dependencies: ["Grafting", "Tokenizers", "Transformer", "Checkpoints", "Tensors", "Spectral"]),
     ]
 )

@@ -1,5 +1,6 @@
 import Foundation
 import Transformer
+import Tokenizers
 
 /// Single-edit protocol over many requests (EasyEdit's single-edit evaluation, Wang et al. 2024): for each, record the locality
 /// reference, score, compute and apply the edit, score again, restore the weights. Returns the

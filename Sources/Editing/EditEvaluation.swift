@@ -1,5 +1,6 @@
 import Foundation
 import Transformer
+import Tokenizers
 
 /// Every score of one request on one model: EasyEdit's token-level scores (Wang et al. 2024;
 /// `EditScores`), CounterFact's probability scores (Meng et al. 2022, §3; `CounterFactScores`)

@@ -1,5 +1,6 @@
 import Foundation
 import Transformer
+import Tokenizers
 
 /// Scores of one edit request on one model (EasyEdit's token-level protocol, Wang et al. 2024).
 ///

@@ -1,5 +1,6 @@
 import Foundation
 import Transformer
+import Tokenizers
 
 /// One relation of a fact table: prompt templates with `{}` for the subject (the first is the
 /// edit prompt, the others its paraphrases), generation templates, and (subject, object) pairs.

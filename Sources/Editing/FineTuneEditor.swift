@@ -1,6 +1,7 @@
 import Foundation
 import Tensors
 import Transformer
+import Tokenizers
 
 /// FT-L: constrained fine-tuning of one MLP output matrix (Zhu et al. 2020; ROME's FT+L baseline, Meng et al. 2022 §4 /
 /// EasyEdit's FT with `prompt_last`). Adam on that matrix only, up to `steps` steps, stopping when

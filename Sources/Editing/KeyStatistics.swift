@@ -3,6 +3,7 @@ import Checkpoints
 import Foundation
 import Tensors
 import Transformer
+import Tokenizers
 
 /// The uncentred second moment C = E[k kᵀ] of the keys (inputs of one layer's MLP output
 /// matrix) over every token of a text corpus (ROME's `layer_stats`, Meng et al. 2022, §3.1), in

@@ -2,6 +2,7 @@ import CLinearAlgebra
 import Foundation
 import Tensors
 import Transformer
+import Tokenizers
 
 /// MEMIT settings (Meng et al. 2023, MEMIT, §4.3; defaults follow the reference's GPT-J
 /// hyper-parameters where they carry over).

@@ -1,6 +1,7 @@
 import Foundation
 import Tensors
 import Transformer
+import Tokenizers
 
 /// MEND (Mitchell et al. 2022, §3): a trained editor maps the rank-one factors (u,
 /// delta) of the fine-tuning gradient of each edited matrix to pseudo-factors (ũ, δ̃); the edit

@@ -1,6 +1,7 @@
 import Foundation
 import Tensors
 import Transformer
+import Tokenizers
 
 /// MEND meta-training (Mitchell et al. 2022, MEND, §3): gradients accumulated over `accumulation` edits (each
 /// /accumulation, a non-finite one skipped), global-norm clipping to `clip`, then Adam(lr) on

@@ -1,6 +1,7 @@
 import Foundation
 import Tensors
 import Transformer
+import Tokenizers
 
 /// Gradients of a `MendEditor`'s trainable parameters: per transform key, and of the edit lrs.
 public struct MendGradients {

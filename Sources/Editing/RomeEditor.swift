@@ -1,6 +1,7 @@
 import Foundation
 import Tensors
 import Transformer
+import Tokenizers
 
 /// ROME settings (Meng et al. 2022, ROME, §3; defaults follow EasyEdit's Llama hyper-parameters, with fewer
 /// context templates for CPU speed).

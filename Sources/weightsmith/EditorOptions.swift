@@ -2,6 +2,7 @@ import ArgumentParser
 import Editing
 import Foundation
 import Transformer
+import Tokenizers
 
 /// The editing methods of `edit` and `edit-eval`.
 enum EditMethod: String, ExpressibleByArgument, CaseIterable { case rome, ft, mend, memit }

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Tensors
 import Transformer
+import Tokenizers
 
 /// Prior-knowledge data for measuring forgetting (`repair --forgetting`, `compare --forgetting`):
 /// a plain-text file gives the LM loss per token over windows of `window` tokens, a JSONL file of

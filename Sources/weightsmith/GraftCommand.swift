@@ -3,6 +3,7 @@ import Checkpoints
 import Foundation
 import Grafting
 import Transformer
+import Tokenizers
 
 struct GraftCommand: ParsableCommand {
     static let configuration = CommandConfiguration(

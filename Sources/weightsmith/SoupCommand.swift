@@ -4,6 +4,7 @@ import Foundation
 import Merging
 import Tensors
 import Transformer
+import Tokenizers
 
 struct SoupCommand: ParsableCommand {
     static let configuration = CommandConfiguration(

@@ -3,6 +3,7 @@ import Foundation
 import Tensors
 import XCTest
 @testable import Transformer
+import Tokenizers
 
 final class GGUFConversionTests: XCTestCase {
     static let tokDir = TokenizerTests.dir

@@ -4,6 +4,7 @@ import Merging
 import Tensors
 import XCTest
 @testable import Transformer
+import Tokenizers
 
 /// Soups on the committed fixture family (fixtures/family: a 0.8M-parameter Llama base and full
 /// fine-tunes on three tasks, made by scripts/make_fixture_family.sh).

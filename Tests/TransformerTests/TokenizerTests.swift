@@ -2,6 +2,7 @@ import Checkpoints
 import Foundation
 import XCTest
 @testable import Transformer
+import Tokenizers
 
 final class TokenizerTests: XCTestCase {
     static let dir = Bundle.module.url(forResource: "Fixtures", withExtension: nil)!.appendingPathComponent("tokenizer")

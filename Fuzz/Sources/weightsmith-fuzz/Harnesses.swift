@@ -3,6 +3,7 @@ import Editing
 import Foundation
 import Merging
 import Transformer
+import Tokenizers
 
 /// One libFuzzer binary, six harnesses; `WEIGHTSMITH_FUZZ=<name>` picks the one to run
 /// (`scripts/fuzz.sh` sets it). Each harness hands the input bytes to the library's own parsing

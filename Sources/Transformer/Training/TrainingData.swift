@@ -1,4 +1,5 @@
 import Foundation
+import Tokenizers
 
 /// One training example: `context` tokens are read, `target` tokens (which follow them) are
 /// predicted and scored.

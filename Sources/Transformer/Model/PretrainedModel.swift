@@ -1,5 +1,6 @@
 import Checkpoints
 import Foundation
+import Tokenizers
 
 /// A model with its tokenizer, opened from what users have: a GGUF file (tokenizer from its
 /// `tokenizer.ggml.*` metadata), a Hugging Face folder, or a safetensors file inside one

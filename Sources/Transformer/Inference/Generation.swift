@@ -1,5 +1,6 @@
 import Foundation
 import Tensors
+import Tokenizers
 
 /// Autoregressive generation with a KV cache: one prefill over the prompt, then one position
 /// per new token, sampling by `SamplingOptions`. Stops at `maxTokens`, an end-of-sequence token

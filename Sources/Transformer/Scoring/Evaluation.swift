@@ -1,5 +1,6 @@
 import Foundation
 import Tensors
+import Tokenizers
 
 /// Scores a model on data it did not generate.
 ///
