@@ -1,5 +1,8 @@
 import Checkpoints
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 
 extension MergeParts {
     /// Finishes a merge whose parts have run: checks the inputs and the plan again, requires one
@@ -16,6 +19,10 @@ extension MergeParts {
         let start = Date()
         let plan = try file.replan()
         let out = try openOutput(file, plan: plan, output: output, creating: false)
+        // One assembly at a time: a second one started meanwhile fails here instead of racing the
+        // first through the receipts it removes.
+        let lock = try AssemblyLock(out)
+        defer { lock.release() }
         let fm = FileManager.default
         let entries = try fm.contentsOfDirectory(atPath: out.path)
         var receipts: [(name: String, index: Int, count: Int)] = []
@@ -96,4 +103,44 @@ extension MergeParts {
         return MergeReport(outputDirectory: out, tensors: plan.jobs.count, outputBytes: plan.outputBytes,
                            seconds: Date().timeIntervalSince(start), files: listing)
     }
+}
+
+/// An exclusive `flock` on `OUT/.weightsmith-assemble.lock` for the length of an assembly; the
+/// file is removed (while still held) when the assembly ends. A lock file left by a killed
+/// assembly is locked again by the next one (the kernel released it with the process).
+final class AssemblyLock {
+    static let name = ".weightsmith-assemble.lock"
+    private var fd: Int32 = -1
+    private let url: URL
+
+    init(_ out: URL) throws {
+        url = out.appendingPathComponent(Self.name)
+        for _ in 0..<100 {
+            let f = open(url.path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+            guard f >= 0 else {
+                throw MergePartsError.outputNotUsable(path: out.path, reason: "cannot create \(Self.name): \(String(cString: strerror(errno)))")
+            }
+            guard flock(f, LOCK_EX | LOCK_NB) == 0 else {
+                close(f)
+                throw MergePartsError.outputNotUsable(path: out.path, reason: "another merge --assemble is running on this folder (it holds \(Self.name)); wait for it to finish")
+            }
+            // The previous holder may have removed the file between our open and our lock: retry on the new one.
+            var held = stat(), named = stat()
+            if fstat(f, &held) == 0, stat(url.path, &named) == 0, held.st_ino == named.st_ino, held.st_dev == named.st_dev {
+                fd = f
+                return
+            }
+            close(f)
+        }
+        throw MergePartsError.outputNotUsable(path: out.path, reason: "could not take \(Self.name)")
+    }
+
+    func release() {
+        guard fd >= 0 else { return }
+        unlink(url.path)
+        close(fd)
+        fd = -1
+    }
+
+    deinit { release() }
 }

@@ -310,7 +310,7 @@ public enum MergeParts {
             // Assembled, the assembly's clean-up interrupted (`assemble` finishes it): no more parts.
             throw MergePartsError.outputNotUsable(path: given.path, reason: "is already assembled (run --assemble again to finish removing its receipts); parts write only into a new folder or a partial output")
         }
-        let known = finalNames(file, plan: plan).union([partialMarker])
+        let known = finalNames(file, plan: plan).union([partialMarker, AssemblyLock.name])
         for e in entries.sorted() {
             if known.contains(e) || PartNumber.fromReceiptName(e) != nil { continue }
             if let name = temporaryFileTarget(e) {

@@ -307,6 +307,31 @@ final class MergePartsTests: XCTestCase {
         try assertIdentical(one, out, "after a rerun")
     }
 
+    /// Two assemblies at once: the second fails at once, naming the lock, and leaves the folder as
+    /// it was; after the first, no lock file is left; a lock file left by a killed assembly is taken over.
+    func testASecondAssemblyAtTheSameTimeFailsFast() throws {
+        let dir = try tmp()
+        let file = try planFile(Self.ties, in: dir)
+        let out = dir.appendingPathComponent("parts/out")
+        for i in 1...2 { try runPart(file, i, of: 2) }
+        let before = try contents(out)
+        let held = try AssemblyLock(out)
+        XCTAssertThrowsError(try MergeParts.assemble(file)) { e in
+            guard case let .outputNotUsable(_, reason)? = e as? MergePartsError else { return XCTFail("\(e)") }
+            XCTAssertTrue(reason.contains("another merge --assemble") && reason.contains(AssemblyLock.name), reason)
+        }
+        var now = try contents(out)
+        now[AssemblyLock.name] = nil
+        XCTAssertEqual(now, before, "the refused assembly wrote or removed nothing")
+        held.release()
+        // A stale lock file (its holder killed: no flock on it) does not stop the next assembly or a part.
+        try Data().write(to: out.appendingPathComponent(AssemblyLock.name))
+        try runPart(file, 1, of: 2)
+        try MergeParts.assemble(file)
+        XCTAssertFalse(fm.fileExists(atPath: out.appendingPathComponent(AssemblyLock.name).path))
+        try assertIdentical(try oneProcess(Self.ties, seed: 0, in: dir), out, "after a refused concurrent assembly")
+    }
+
     // MARK: - Refusals
 
     func testAssemblyRefusesMissingExtraForeignAndTamperedParts() throws {
