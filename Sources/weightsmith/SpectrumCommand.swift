@@ -14,7 +14,8 @@ struct SpectrumCommand: ParsableCommand {
         spectrum MODEL: no base needed. WeightWatcher's per-matrix metrics of the empirical spectral density \
         (Martin & Mahoney 2021): the power-law exponent α of the eigenvalues of WᵀW (fitted as weightwatcher 0.7.7 \
         fits it), alpha_weighted, log norms, stable rank, matrix entropy and the over-/under-trained warnings, \
-        with the package's column names in --json. Only --modules, --json and --jobs apply.
+        with the package's column names in --json; --plots DIR draws alpha-by-layer.svg. Only --modules, --json, \
+        --plots and --jobs apply.
         """
     )
 
@@ -40,7 +41,6 @@ struct SpectrumCommand: ParsableCommand {
             guard base == nil, tuned == nil, lora == nil, ingredient.isEmpty else {
                 throw ValidationError("give either MODEL (one model alone) or --base with --tuned or --lora, not both")
             }
-            guard options.plots == nil else { throw ValidationError("--plots draws the fine-tune report; MODEL alone has no plots yet") }
             return
         }
         guard base != nil else { throw ValidationError("give MODEL (one model alone) or --base BASE with --tuned or --lora") }
@@ -79,10 +79,15 @@ struct SpectrumCommand: ParsableCommand {
 
     /// WeightWatcher's metrics of one model.
     func runAlone(_ path: String) throws {
+        let plots = try options.preparePlots(inputs: [path])
         let ckpt = try ModelReference.open(path)
         let total = try ModelSpectrum.select(ckpt, modules: options.modules).names.count
         let progress = SharedProgress.onTerminal(label: "spectrum: matrices", total: total, quiet: quiet)
         let report = try ModelSpectrum.analyze(ckpt, modules: options.modules, jobs: options.workerCount(), progress: tickProgress(progress))
         if options.json { try printJSON(report) } else { print(report.text(), terminator: "") }
+        if let plots {
+            let files = try ModelSpectrumPlot.write(report, with: plots)
+            if !options.json { print("plots: " + files.map { URL(fileURLWithPath: $0).lastPathComponent }.joined(separator: ", ") + " in \(options.plots!)") }
+        }
     }
 }

@@ -201,3 +201,21 @@ final class IngredientSurvivalTests: XCTestCase {
         XCTAssertTrue(IngredientSurvival.text(s, merged: "merged").contains("least of other in:"))
     }
 }
+
+final class ModelSpectrumPlotTests: XCTestCase {
+    /// One panel per module type, one mark per matrix with a layer (filled inside 2-6, hollow red
+    /// outside, a triangle above the scale), and the matrices without a layer listed.
+    func testAlphaByLayerDrawsEveryMatrix() throws {
+        let base = try ModelReference.open(Paths.root.appendingPathComponent("fixtures/family/base").path)
+        let report = try ModelSpectrum.analyze(base)
+        let svg = ModelSpectrumPlot.alphaByLayer(report)
+        let layered = report.layers.filter { $0.layer != nil && $0.status == "success" }
+        func count(_ s: String) -> Int { svg.components(separatedBy: s).count - 1 }
+        XCTAssertEqual(count("<circle") + count("<path d=\"M"), layered.count)
+        let outside = layered.filter { $0.alpha < 2 || $0.alpha > 6 }.count
+        XCTAssertEqual(count("stroke=\"#d62728\" stroke-width=\"1.5\"") + count("<path d=\"M"), outside)
+        for t in Set(layered.map(\.moduleType)) { XCTAssertTrue(svg.contains(">\(t)</text>"), t) }
+        XCTAssertTrue(svg.contains("not in a layer: model.embed_tokens.weight"))
+        XCTAssertTrue(svg.hasPrefix("<svg") && svg.hasSuffix("</svg>\n"))
+    }
+}
