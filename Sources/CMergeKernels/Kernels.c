@@ -417,3 +417,69 @@ void ws_merge_sign_elect(const float *b, const ws_merge_operand *ops, size_t m, 
 }
 
 #endif
+
+/* ---- SHA-256 with the x86 SHA extensions (FIPS 180-4 compression, Intel's SHA-NI) ----
+ * The state is kept as the two registers the instructions use, ABEF and CDGH. Message words are
+ * grouped four at a time, M_g = (W_4g .. W_4g+3); for g >= 4 the schedule
+ *   W_t = σ1(W_t-2) + W_t-7 + σ0(W_t-15) + W_t-16
+ * is M_g = msg2(msg1(M_g-4, M_g-3) + alignr(M_g-1, M_g-2, 4 bytes), M_g-1), with the last four
+ * groups in a ring. Each group is two rnds2 (two rounds each) on W + K. */
+static int shani = -1;
+
+int ws_sha256_shani_available(void) {
+    if (shani < 0) {
+        __builtin_cpu_init();
+        shani = (__builtin_cpu_supports("sha") && __builtin_cpu_supports("sse4.1")) ? 1 : 0;
+    }
+    return shani == 1;
+}
+
+static const uint32_t ws_sha256_k[64] = {
+    0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5,
+    0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe, 0x9bdc06a7, 0xc19bf174,
+    0xe49b69c1, 0xefbe4786, 0x0fc19dc6, 0x240ca1cc, 0x2de92c6f, 0x4a7484aa, 0x5cb0a9dc, 0x76f988da,
+    0x983e5152, 0xa831c66d, 0xb00327c8, 0xbf597fc7, 0xc6e00bf3, 0xd5a79147, 0x06ca6351, 0x14292967,
+    0x27b70a85, 0x2e1b2138, 0x4d2c6dfc, 0x53380d13, 0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85,
+    0xa2bfe8a1, 0xa81a664b, 0xc24b8b70, 0xc76c51a3, 0xd192e819, 0xd6990624, 0xf40e3585, 0x106aa070,
+    0x19a4c116, 0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3,
+    0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7, 0xc67178f2,
+};
+
+__attribute__((target("sha,sse4.1")))
+void ws_sha256_compress_shani(uint32_t state[8], const uint8_t *data, size_t blocks) {
+    /* big-endian words of the message: byte-swap each 32-bit lane */
+    const __m128i swap = _mm_set_epi64x(0x0c0d0e0f08090a0bULL, 0x0405060700010203ULL);
+    __m128i dcba = _mm_loadu_si128((const __m128i *)&state[0]);  /* lanes A B C D */
+    __m128i hgfe = _mm_loadu_si128((const __m128i *)&state[4]);  /* lanes E F G H */
+    __m128i badc = _mm_shuffle_epi32(dcba, 0xB1);                /* B A D C */
+    __m128i efgh = _mm_shuffle_epi32(hgfe, 0x1B);                /* H G F E */
+    __m128i abef = _mm_alignr_epi8(badc, efgh, 8);               /* F E B A: ABEF as the instructions want */
+    __m128i cdgh = _mm_blend_epi16(efgh, badc, 0xF0);            /* H G D C: CDGH */
+    for (size_t blk = 0; blk < blocks; blk++) {
+        const uint8_t *p = data + 64 * blk;
+        __m128i abef0 = abef, cdgh0 = cdgh;
+        __m128i m[4];
+        for (int g = 0; g < 16; g++) {
+            __m128i cur;
+            if (g < 4) {
+                cur = _mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)(p + 16 * g)), swap);
+            } else {
+                __m128i s = _mm_sha256msg1_epu32(m[g & 3], m[(g + 1) & 3]);
+                s = _mm_add_epi32(s, _mm_alignr_epi8(m[(g + 3) & 3], m[(g + 2) & 3], 4));
+                cur = _mm_sha256msg2_epu32(s, m[(g + 3) & 3]);
+            }
+            m[g & 3] = cur;
+            __m128i wk = _mm_add_epi32(cur, _mm_loadu_si128((const __m128i *)&ws_sha256_k[4 * g]));
+            cdgh = _mm_sha256rnds2_epu32(cdgh, abef, wk);           /* rounds 4g, 4g+1: new ABEF in cdgh */
+            abef = _mm_sha256rnds2_epu32(abef, cdgh, _mm_shuffle_epi32(wk, 0x0E));  /* rounds 4g+2, 4g+3 */
+        }
+        abef = _mm_add_epi32(abef, abef0);
+        cdgh = _mm_add_epi32(cdgh, cdgh0);
+    }
+    __m128i feba = _mm_shuffle_epi32(abef, 0x1B);  /* A B E F */
+    __m128i dchg = _mm_shuffle_epi32(cdgh, 0xB1);  /* G H C D */
+    dcba = _mm_blend_epi16(feba, dchg, 0xF0);      /* A B C D */
+    hgfe = _mm_alignr_epi8(dchg, feba, 8);         /* E F G H */
+    _mm_storeu_si128((__m128i *)&state[0], dcba);
+    _mm_storeu_si128((__m128i *)&state[4], hgfe);
+}

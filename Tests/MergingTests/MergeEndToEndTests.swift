@@ -1,3 +1,4 @@
+import CMergeKernels
 import Checkpoints
 import Foundation
 import XCTest
@@ -252,6 +253,50 @@ final class MergeEndToEndTests: XCTestCase {
         var t = SHA256()
         t.update(Array(String(repeating: "a", count: 1000).utf8))
         XCTAssertEqual(SHA256.hex(t.finalize()), "41edece42d63e8d9bf515a9ba6932e1c20cbc9f5a5d134645adb5db1b9737ea3")
+    }
+
+    /// Pieces smaller than what the buffer still has room for are appended to it (they were
+    /// dropped before: update("ab") then update("c") hashed "c").
+    func testSHA256OfPiecesIsTheDigestOfTheWhole() {
+        for hw in [false, SHA256.hardware] {
+            SHA256.hardware = hw
+            var s = SHA256()
+            for piece in ["a", "b", "c"] { s.update(Array(piece.utf8)) }
+            XCTAssertEqual(SHA256.hex(s.finalize()), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad", "hardware \(hw)")
+            var t = SHA256()
+            for _ in 0..<100 { t.update(Array(String(repeating: "a", count: 10).utf8)) }
+            XCTAssertEqual(SHA256.hex(t.finalize()), "41edece42d63e8d9bf515a9ba6932e1c20cbc9f5a5d134645adb5db1b9737ea3", "hardware \(hw)")
+        }
+        SHA256.hardware = ws_sha256_shani_available() != 0
+    }
+
+    /// The SHA-extension compression and the plain Swift one agree on every length around the
+    /// block boundaries and on a few MiB of random bytes fed in uneven pieces (skipped where the
+    /// CPU has no SHA extensions: then only the Swift path runs, as the known vectors check).
+    func testSHA256HardwareAndSwiftPathsAgree() throws {
+        guard SHA256.hardware else { throw XCTSkip("no SHA extensions on this CPU") }
+        defer { SHA256.hardware = true }
+        var rng = SystemRandomNumberGenerator()
+        let data = (0..<(3 << 20) + 77).map { _ in UInt8.random(in: 0...255, using: &rng) }
+        func digest(_ bytes: ArraySlice<UInt8>, hardware: Bool, pieces: [Int]) -> String {
+            SHA256.hardware = hardware
+            var s = SHA256()
+            var i = bytes.startIndex, k = 0
+            while i < bytes.endIndex {
+                let n = min(pieces[k % pieces.count], bytes.endIndex - i)
+                s.update(Array(bytes[i..<(i + n)])); i += n; k += 1
+            }
+            return SHA256.hex(s.finalize())
+        }
+        for n in [0, 1, 55, 56, 63, 64, 65, 119, 127, 128, 129, 1000, 4096 + 3] {
+            XCTAssertEqual(digest(data[0..<n], hardware: true, pieces: [n + 1]), digest(data[0..<n], hardware: false, pieces: [n + 1]), "\(n) bytes")
+        }
+        XCTAssertEqual(digest(data[...], hardware: true, pieces: [1 << 20, 13, 64, 999_999]),
+                       digest(data[...], hardware: false, pieces: [4 << 20]))
+        SHA256.hardware = true
+        var s = SHA256()
+        s.update(Array("abc".utf8))
+        XCTAssertEqual(SHA256.hex(s.finalize()), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
     }
 
     /// Out-of-range and non-finite parameters are pre-flight problems naming the parameter and

@@ -81,4 +81,9 @@ void ws_merge_sign_elect(const float *b, const ws_merge_operand *ops, size_t m, 
  *   base_first == 0: out = Float(Double(b) + ((w_0 d_0 + w_1 d_1) + ...)). */
 void ws_merge_weighted_sum(const float *b, const ws_merge_operand *ops, size_t m, size_t n, int base_first, float *out);
 
+/* SHA-256 compression of `blocks` 64-byte blocks into state[8] (A..H), with the x86 SHA
+ * extensions; call only when ws_sha256_shani_available() (run-time CPU check). */
+int ws_sha256_shani_available(void);
+void ws_sha256_compress_shani(uint32_t state[8], const uint8_t *data, size_t blocks);
+
 #endif
