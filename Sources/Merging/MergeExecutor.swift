@@ -341,7 +341,6 @@ public enum MergeExecutor {
 
     /// config.json (layers, dtype, vocabulary updated), tokenizer files, the recipe.
     static func writeSideFiles(_ plan: MergePlan, to dir: URL) throws {
-        let fm = FileManager.default
         let configInput = plan.inputs[plan.configSource].checkpoint
         if var config = try configInput.folderJSON("config.json") {
             if let n = plan.outputLayerCount { config = JSONText.setting(config, "num_hidden_layers", .integer(n)) }

@@ -15,7 +15,7 @@ extension GraftCommand {
                 return nv
             }
         }
-        let tasks = try tunedArgs.map { a -> (name: String, value: String) in
+        let tasks = tunedArgs.map { a -> (name: String, value: String) in
             if let nv = Self.namedValue(a) { return nv }
             // A bare folder among named ones: its last path component names the task.
             return (URL(fileURLWithPath: a).lastPathComponent, a)

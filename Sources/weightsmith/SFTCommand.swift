@@ -21,7 +21,7 @@ struct SFTCommand: ParsableCommand {
 
         func run() throws {
             if arguments.contains("--mode") { throw ValidationError("sft train sets --mode lt-sft itself") }
-            var command = try FinetuneCommand.parse(arguments + ["--mode", "lt-sft"])
+            let command = try FinetuneCommand.parse(arguments + ["--mode", "lt-sft"])
             try command.run()
         }
     }
