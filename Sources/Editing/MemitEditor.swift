@@ -1,4 +1,5 @@
 import CLinearAlgebra
+import Checkpoints
 import Foundation
 import Tensors
 import Transformer
@@ -29,6 +30,12 @@ public struct MemitSettings: Sendable {
     public var updateWeight: Double? = nil
     /// C is regularised as in ROME: C + ridge·mean(diag C)·I.
     public var ridge: Double = 1e-3
+    /// A folder for the value step's results (δ and its losses per request), keyed by everything
+    /// δ depends on: the model's parameters, the request, its prompts as tokens and subject
+    /// positions, the last layer and the value-step settings; nil: no cache. λ, the statistics,
+    /// the other layers and the ridge do not enter δ, so sweeping them reuses every δ (MEMIT's
+    /// reference code caches its z vectors the same way).
+    public var valueCache: URL? = nil
     public init(layers: [Int]) { self.layers = layers }
 
     /// The reference's λ = 15,000 for GPT-J, whose keys have 16,384 dimensions, kept per key
@@ -54,6 +61,8 @@ public struct MemitResult: Sendable {
     public var achieved: [[Float]]
     /// Per request: the value step's losses (first, last).
     public var valueLosses: [(Double, Double)]
+    /// How many of the δ came from `MemitSettings.valueCache`.
+    public var cachedValues = 0
 }
 
 /// MEMIT: many facts at once, spread over several MLP output matrices. For each request a
@@ -94,12 +103,21 @@ public enum MemitEditor {
             let (p, pos) = RomeEditor.subjectPrompts(tokenizer: tokenizer, text: text, subjectEnd: range.upperBound, contexts: contexts)
             prompts.append(p); positions.append(pos)
         }
-        // 1. Values: δ per request at the last layer.
+        // 1. Values: δ per request at the last layer (from the cache when it has them).
         var offsets: [[Float]] = [], losses: [(Double, Double)] = []
+        let modelKey = settings.valueCache == nil ? 0 : ValueCache.modelKey(model)
+        var cachedValues = 0
         for (i, r) in requests.enumerated() {
-            let (d, l) = try value(model: model, tokenizer: tokenizer, request: r, prompts: prompts[i], positions: positions[i],
-                                   layer: last, settings: settings)
-            offsets.append(d); losses.append(l)
+            let url = settings.valueCache.map { ValueCache.url(in: $0, modelKey: modelKey, tokenizer: tokenizer, request: r,
+                                                                 prompts: prompts[i], positions: positions[i], layer: last, settings: settings) }
+            if let url, let hit = ValueCache.read(url, dimension: O) {
+                offsets.append(hit.delta); losses.append(hit.losses); cachedValues += 1
+            } else {
+                let (d, l) = try value(model: model, tokenizer: tokenizer, request: r, prompts: prompts[i], positions: positions[i],
+                                       layer: last, settings: settings)
+                offsets.append(d); losses.append(l)
+                if let url { try ValueCache.write(url, delta: d, losses: l) }
+            }
             progress?(i + 1, n + layers.count)
         }
         let h0 = try residuals(model: model, layer: last, prompts: prompts.map { $0[0] }, positions: positions.map { $0[0] })
@@ -153,7 +171,7 @@ public enum MemitEditor {
         }
         let final = try residuals(model: model, layer: last, prompts: prompts.map { $0[0] }, positions: positions.map { $0[0] })
         let achieved = (0..<n).map { i in (0..<O).map { final[i][$0] - h0[i][$0] } }
-        return MemitResult(edits: edits, offsets: offsets, achieved: achieved, valueLosses: losses)
+        return MemitResult(edits: edits, offsets: offsets, achieved: achieved, valueLosses: losses, cachedValues: cachedValues)
     }
 
     /// MEMIT's value step for one request: δ minimising the target NLL over the context prompts
@@ -243,5 +261,55 @@ public enum MemitEditor {
             out.append(k)
         }
         return out
+    }
+}
+
+/// `MemitSettings.valueCache`: one small safetensors file per δ (`delta`, the losses in the metadata).
+enum ValueCache {
+    /// A 64-bit hash of every parameter, eight bytes at a time (cache keys only, not security).
+    static func modelKey(_ model: TransformerModel) -> UInt64 {
+        let P = model.parameters
+        var h: UInt64 = 0x9e3779b97f4a7c15
+        for e in model.layout.entries {
+            var x = FNV1a(); x.add(Array(e.name.utf8)); h = (h ^ x.value) &* 0xff51afd7ed558ccd
+            let words = e.count / 2
+            (P.base + e.offset).withMemoryRebound(to: UInt64.self, capacity: words) { w in
+                for i in 0..<words { h = (h ^ w[i]) &* 0x100000001b3; h ^= h >> 29 }
+            }
+            if e.count % 2 == 1 { h = (h ^ UInt64(P.base[e.offset + e.count - 1].bitPattern)) &* 0x100000001b3 }
+        }
+        return h
+    }
+
+    static func url(in dir: URL, modelKey: UInt64, tokenizer: BPETokenizer, request: EditRequest, prompts: [[Int]], positions: [Int],
+                    layer: Int, settings: MemitSettings) -> URL {
+        var h = FNV1a()
+        func add(_ s: String) { h.add(Array(s.utf8)); h.add([0]) }
+        add("memit-value v1 \(modelKey) layer \(layer)")
+        add("\(settings.steps) \(settings.learningRate) \(settings.weightDecay) \(settings.clampNorm) \(settings.klFactor)")
+        add(settings.essenceTemplate)
+        add(request.text); add(request.target); add((try? request.keySubject()) ?? "")
+        add(tokenizer.encode(request.text).map(String.init).joined(separator: ","))
+        add(tokenizer.encode(request.target, addSpecialTokens: false).map(String.init).joined(separator: ","))
+        for p in prompts { add(p.map(String.init).joined(separator: ",")) }
+        add(positions.map(String.init).joined(separator: ","))
+        return dir.appendingPathComponent("memit-value-\(String(h.value, radix: 16)).safetensors")
+    }
+
+    static func read(_ url: URL, dimension: Int) -> (delta: [Float], losses: (Double, Double))? {
+        guard FileManager.default.fileExists(atPath: url.path), let f = try? SafetensorsFile(url: url),
+              let t = try? f.tensor("delta"), t.shape.dims == [dimension],
+              let a = f.metadata["loss_first"].flatMap(Double.init), let b = f.metadata["loss_last"].flatMap(Double.init) else { return nil }
+        return (t.scalars, (a, b))
+    }
+
+    static func write(_ url: URL, delta: [Float], losses: (Double, Double)) throws {
+        do { try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true) } catch {
+            throw EditError.cannotRead(path: url.deletingLastPathComponent().path, reason: "cannot create: \(error)")
+        }
+        let w = try SafetensorsWriter(url: url, entries: [TensorEntry(name: "delta", dtype: .f32, shape: Shape([delta.count]))],
+                                      metadata: ["loss_first": String(losses.0), "loss_last": String(losses.1)])
+        try w.write("delta", Tensor(shape: [delta.count], scalars: delta))
+        try w.finish()
     }
 }

@@ -15,7 +15,7 @@ struct EditorOptions: ParsableArguments {
 
     @Option(name: .long, help: "ROME and MEMIT: text corpus for the key statistics (ROME default: none, C = I; MEMIT needs it).") var statsCorpus: String?
     @Option(name: .long, help: "ROME and MEMIT: tokens of the corpus used for the statistics.") var statsTokens = 20_000
-    @Option(name: .long, help: "ROME and MEMIT: statistics cache folder (default: ~/.cache/weightsmith).") var statsCache: String?
+    @Option(name: .long, help: "ROME and MEMIT: cache folder for the key statistics and MEMIT's value vectors (default: ~/.cache/weightsmith).") var statsCache: String?
     @Option(name: .long, help: "Optimisation steps: ROME's and MEMIT's value offset (default 25), FT-L's Adam steps (default 25); MEND has none.") var steps: Int?
     @Option(name: .long, help: "ROME and MEMIT: context templates sampled from the model.") var contexts = 5
     @Option(name: .long, help: "ROME and MEMIT: Adam learning rate of the value offset.") var valueLr: Float = 0.5
@@ -45,6 +45,11 @@ final class Editors {
     private(set) var notes = ""
     /// What the last `edits` call did (losses, subject), for a single edit's report.
     private(set) var lastDetail = ""
+    /// The key statistics cache, which also keeps MEMIT's value vectors (`MemitSettings.valueCache`).
+    var statsDirectory: URL { Self.statsDirectory(options) }
+    static func statsDirectory(_ o: EditorOptions) -> URL {
+        o.statsCache.map { URL(fileURLWithPath: $0) } ?? FileManager.default.homeDirectoryForCurrentUser.appendingPathComponent(".cache/weightsmith")
+    }
 
     init(options o: EditorOptions, model: TransformerModel, tokenizer: BPETokenizer, methods: [EditMethod], memitProgress: ProgressLine? = nil) throws {
         options = o; self.model = model; self.tokenizer = tokenizer
@@ -75,7 +80,7 @@ final class Editors {
                 throw ValidationError("cannot read --stats-corpus \(corpus): " + (FileManager.default.fileExists(atPath: corpus) ? "not UTF-8 text" : "no such file"))
             }
             let lines = text.split(separator: "\n").map(String.init)
-            let dir = o.statsCache.map { URL(fileURLWithPath: $0) } ?? FileManager.default.homeDirectoryForCurrentUser.appendingPathComponent(".cache/weightsmith")
+            let dir = Self.statsDirectory(o)
             let chosen = Set(wanted).sorted()
             for l in chosen {
                 let ts = Date()
@@ -112,6 +117,7 @@ final class Editors {
         if let c = options.clampNorm { ms.clampNorm = c }
         ms.learningRate = options.valueLr
         for l in memitLayers { ms.statistics[l] = statistics[l] }
+        ms.valueCache = statsDirectory
         return ms
     }
 

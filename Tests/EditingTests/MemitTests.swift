@@ -94,4 +94,44 @@ final class MemitTests: XCTestCase {
         let after = try recs.map(logP)
         for (b, a) in zip(before, after) { XCTAssertGreaterThan(a - b, 0.2, "log P(new) \(b) -> \(a)") }
     }
+
+    /// The value cache: a second edit with only λ changed takes every δ from the cache and gives
+    /// the edit computed without a cache bit for bit; a changed value setting (steps) or a changed
+    /// model misses.
+    func testValueCacheReusesDeltasAcrossLambdaAndMissesOnWhatDeltaDependsOn() throws {
+        let pm = try familyBase()
+        let m = pm.model
+        let rel = try FactTable.builtin.relation("capital")
+        let cands = try FactBenchmark.candidates(model: m, tokenizer: pm.tokenizer, relations: [rel])
+        let recs = Array(FactBenchmark.make(relations: [rel], candidates: cands, settings: FactSettings()).prefix(3))
+        let dir = URL(fileURLWithPath: NSTemporaryDirectory()).appendingPathComponent("ws-memit-values-\(getpid())")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        var ms = MemitSettings(layers: [0, 1])
+        ms.steps = 5
+        ms.updateWeight = 1
+        let plain = try MemitEditor.edit(model: m, tokenizer: pm.tokenizer, requests: recs, settings: ms)
+        ms.valueCache = dir
+        let first = try MemitEditor.edit(model: m, tokenizer: pm.tokenizer, requests: recs, settings: ms)
+        XCTAssertEqual(first.cachedValues, 0)
+        XCTAssertEqual(first.edits.map(\.delta.scalars), plain.edits.map(\.delta.scalars), "writing the cache changes nothing")
+        XCTAssertEqual((try FileManager.default.contentsOfDirectory(atPath: dir.path)).filter { $0.hasPrefix("memit-value-") }.count, 3)
+        ms.updateWeight = 10
+        let again = try MemitEditor.edit(model: m, tokenizer: pm.tokenizer, requests: recs, settings: ms)
+        XCTAssertEqual(again.cachedValues, 3, "λ does not enter δ")
+        XCTAssertEqual(again.offsets, first.offsets)
+        XCTAssertEqual(again.valueLosses.map(\.0), first.valueLosses.map(\.0))
+        XCTAssertEqual(again.valueLosses.map(\.1), first.valueLosses.map(\.1))
+        var uncached = ms; uncached.valueCache = nil
+        XCTAssertEqual(again.edits.map(\.delta.scalars),
+                       try MemitEditor.edit(model: m, tokenizer: pm.tokenizer, requests: recs, settings: uncached).edits.map(\.delta.scalars))
+        ms.steps = 6
+        XCTAssertEqual(try MemitEditor.edit(model: m, tokenizer: pm.tokenizer, requests: recs, settings: ms).cachedValues, 0, "steps enter δ")
+        ms.steps = 5
+        // A changed model (one parameter) misses.
+        let name = m.mlpOutputWeight(layer: 1)
+        var w = try XCTUnwrap(m.parameters.tensor(name))
+        w.scalars[0] += 1e-3
+        _ = try m.parameters.set(name, w, source: "test")
+        XCTAssertEqual(try MemitEditor.edit(model: m, tokenizer: pm.tokenizer, requests: recs, settings: ms).cachedValues, 0, "the model enters δ")
+    }
 }
