@@ -18,11 +18,11 @@ struct LinearCapture {
 extension TransformerModel {
     /// The MLP output projection of layer `layer` (ROME's edited matrix, MEND's down/c_proj).
     public func mlpOutputWeight(layer: Int) -> String {
-        config.family == .llama ? "model.layers.\(layer).mlp.down_proj.weight" : "transformer.h.\(layer).mlp.c_proj.weight"
+        block.name(layer, block.mlpOutput) + ".weight"
     }
 
     /// Whether a weight is stored (in, out) (GPT-2 Conv1D) rather than (out, in).
-    func isInOut(_ weight: String) -> Bool { config.family == .gpt2 }
+    func isInOut(_ weight: String) -> Bool { block.weightLayout == .inOut && layout[weight]?.shape.rank == 2 }
 
     /// Runs `batch` with gradients restricted to `weight` (the backward stops at its layer) and
     /// captures what that linear layer saw. `lossScale` scales the loss (1/n: mean NLL).

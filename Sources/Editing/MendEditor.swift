@@ -21,11 +21,10 @@ public final class MendEditor {
         let L = model.config.layers
         var out: [String] = []
         for l in max(0, L - layers)..<L {
-            if model.config.family == .llama {
-                out += ["gate_proj", "up_proj", "down_proj"].map { "model.layers.\(l).mlp.\($0).weight" }
-            } else {
-                out += ["c_proj", "c_fc"].map { "transformer.h.\(l).mlp.\($0).weight" }
-            }
+            let d = model.block
+            // GPT-2's editors were trained with c_proj before c_fc; keep that order.
+            let modules = d.weightLayout == .inOut ? d.mlpModules.reversed() : d.mlpModules
+            out += modules.map { d.name(l, $0) + ".weight" }
         }
         return out
     }
@@ -33,7 +32,7 @@ public final class MendEditor {
     /// (d_in, d_out) of a weight of `model`.
     static func features(_ model: TransformerModel, _ w: String) throws -> (Int, Int) {
         guard let e = model.layout[w], e.shape.rank == 2 else { throw EditError.invalidRequest("no matrix \(w) in the model") }
-        return model.config.family == .gpt2 ? (e.shape[0], e.shape[1]) : (e.shape[1], e.shape[0])
+        return model.block.weightLayout == .inOut ? (e.shape[0], e.shape[1]) : (e.shape[1], e.shape[0])
     }
 
     public init(weights: [String], editLRs: [Float], transforms: [String: GradientTransform], conv1D: Bool) {
@@ -55,7 +54,7 @@ public final class MendEditor {
             let parts = key.split(separator: "x").compactMap { Int($0) }
             ts[key] = GradientTransform(inFeatures: parts[0], outFeatures: parts[1], rank: rank, modes: groups[key]!, seed: seed &+ UInt64(n))
         }
-        self.init(weights: ws, editLRs: [Float](repeating: editLR, count: ws.count), transforms: ts, conv1D: model.config.family == .gpt2)
+        self.init(weights: ws, editLRs: [Float](repeating: editLR, count: ws.count), transforms: ts, conv1D: model.block.weightLayout == .inOut)
     }
 
     /// The shared transform of weight index `i` and the weight's mode in it.

@@ -141,7 +141,7 @@ struct EditCommand: ParsableCommand {
         let L = loaded.model.config.layers
         let layer = editorOptions.layer ?? min(L - 1, L * 5 / 32)
         guard (0..<L).contains(layer) else { throw ValidationError("--layer \(layer) is outside 0..<\(L) (the model has \(L) layers)") }
-        let matrix = "model.layers.\(layer).mlp.down_proj.weight"
+        let matrix = loaded.model.mlpOutputWeight(layer: layer)
         if let file = requests {
             var rs = try EditRequest.readJSONL(URL(fileURLWithPath: file))
             if let split { rs = rs.filter { $0.split == split } }

@@ -5,6 +5,29 @@ import Foundation
 // SwiGLU (Llama): gate, up: (N, I) -> h: (N, I) = silu(gate) * up,  silu(g) = g / (1 + e^-g)
 // GELU (GPT-2):   x: (N, I) in place, tanh approximation ("gelu_new") or exact erf.
 
+/// A gated MLP's element-wise part: out = act(gate) * up (SwiGLU for silu, GeGLU for GELU).
+func gatedForward(out: UnsafeMutablePointer<Float>, gate: UnsafePointer<Float>, up: UnsafePointer<Float>, count: Int,
+                  activation: ModelConfig.Activation) {
+    guard activation != .silu else { return swigluForward(out: out, gate: gate, up: up, count: count) }
+    let a = UnsafeMutablePointer<Float>.allocate(capacity: count)
+    defer { a.deallocate() }
+    a.update(from: gate, count: count)
+    geluForward(a, count: count, activation: activation)
+    for i in 0..<count { out[i] = a[i] * up[i] }
+}
+
+/// Backward of `gatedForward`: dGate += dOut * up * act'(gate), dUp += dOut * act(gate).
+func gatedBackward(dGate: UnsafeMutablePointer<Float>, dUp: UnsafeMutablePointer<Float>, dOut: UnsafePointer<Float>,
+                   gate: UnsafePointer<Float>, up: UnsafePointer<Float>, count: Int, activation: ModelConfig.Activation) {
+    guard activation != .silu else { return swigluBackward(dGate: dGate, dUp: dUp, dOut: dOut, gate: gate, up: up, count: count) }
+    let a = UnsafeMutablePointer<Float>.allocate(capacity: count), t = UnsafeMutablePointer<Float>.allocate(capacity: count)
+    defer { a.deallocate(); t.deallocate() }
+    a.update(from: gate, count: count)
+    geluForward(a, count: count, activation: activation)
+    for i in 0..<count { dUp[i] += dOut[i] * a[i]; t[i] = dOut[i] * up[i] }
+    geluBackward(dx: dGate, dOut: t, x: gate, count: count, activation: activation)
+}
+
 func swigluForward(out: UnsafeMutablePointer<Float>, gate: UnsafePointer<Float>, up: UnsafePointer<Float>, count: Int) {
     for i in 0..<count {
         let g = gate[i]

@@ -19,7 +19,7 @@ public enum ModelError: Error, Equatable, CustomStringConvertible, Sendable {
         switch self {
         case let .cannotRead(p, r): return "\(p): \(r)"
         case let .invalidConfig(p, k, r): return "\(p): \(k): \(r)"
-        case let .unsupportedModelType(p, t): return "\(p): model_type \"\(t)\" is not supported (llama, mistral, qwen2, gpt2)"
+        case let .unsupportedModelType(p, t): return "\(p): model_type \"\(t)\" is not supported (\(ModelFamilies.modelTypes.joined(separator: ", ")))"
         case let .missingTensor(s, n): return "\(s): missing tensor \"\(n)\""
         case let .shapeMismatch(s, t, e, a): return "\(s): tensor \"\(t)\" has shape \(a), expected \(e)"
         case let .unexpectedTensor(s, n): return "\(s): tensor \"\(n)\" is not a parameter of this model"
@@ -34,14 +34,22 @@ public enum ModelError: Error, Equatable, CustomStringConvertible, Sendable {
     }
 }
 
-/// A decoder-only transformer configuration, normalised across families. One configurable
-/// block serves them all:
-/// - llama / mistral / qwen2: RMSNorm, RoPE, grouped-query attention, SwiGLU MLP; qwen2 has
-///   q/k/v biases; llama may have `attention_bias` / `mlp_bias`.
-/// - gpt2: LayerNorm, learned positions, fused qkv (Conv1D weights stored in x out), GELU (tanh) MLP,
-///   biases everywhere, tied embeddings.
+/// A decoder-only transformer configuration, normalised across families: the sizes, and the
+/// switches of the optional steps a family's block description uses. Each family's file
+/// (Sources/Transformer/Families) reads its config.json keys and defaults into one.
 public struct ModelConfig: Sendable, Equatable {
-    public enum Family: String, Sendable { case llama, gpt2 }
+    /// A registered family (`ModelFamilies.all`), by name.
+    public struct Family: Hashable, Sendable, CustomStringConvertible {
+        public let name: String
+        public init(_ name: String) { self.name = name }
+        public var description: String { name }
+        public static let llama = Family("llama")
+        public static let gpt2 = Family("gpt2")
+        public static let qwen3 = Family("qwen3")
+        public static let gemma2 = Family("gemma2")
+        public static let gemma3 = Family("gemma3")
+        public static let phi3 = Family("phi3")
+    }
     public enum Activation: String, Sendable { case silu, geluTanh, gelu }
 
     /// Llama 3 RoPE frequency scaling (`rope_scaling.rope_type == "llama3"`).
@@ -73,12 +81,28 @@ public struct ModelConfig: Sendable, Equatable {
     public var qkvBias: Bool
     public var outputBias: Bool
     public var mlpBias: Bool
+    /// The MLP's activation (of the gate in a gated MLP).
     public var activation: Activation
     public var bosTokenId: Int?
     public var eosTokenIds: [Int]
-    /// Mistral-style sliding-window attention width; sequences longer than it are refused
-    /// (windowed attention is not implemented).
+    /// Windowed attention: a query at position t sees the keys at t - slidingWindow + 1 ... t,
+    /// on the layers `slidingLayers` marks (every layer when it is nil).
     public var slidingWindow: Int?
+    public var slidingLayers: [Bool]?
+    /// Per-head RMSNorm of q and k before the rotary embedding (Qwen3, Gemma 3).
+    public var qkNorm = false
+    /// RMSNorm scales by (offset + weight): 1 for Gemma, 0 otherwise.
+    public var normWeightOffset: Float = 0
+    /// The embeddings are multiplied by this (Gemma: √hidden).
+    public var embeddingScale: Float?
+    /// The attention scores' scale; nil is 1/√head_dim.
+    public var attentionScale: Float?
+    /// Scores become cap·tanh(score/cap) before the softmax (Gemma 2).
+    public var attentionSoftcap: Float?
+    /// Logits become cap·tanh(logit/cap) (Gemma 2).
+    public var finalSoftcap: Float?
+    /// The rotary base of the sliding layers when it differs from `ropeTheta` (Gemma 3).
+    public var localRopeTheta: Double?
 
     public init(modelType: String, family: Family, vocabSize: Int, hiddenSize: Int, intermediateSize: Int,
                 layers: Int, heads: Int, kvHeads: Int, headDim: Int, normEps: Float, ropeTheta: Double = 10000,
@@ -109,123 +133,18 @@ public struct ModelConfig: Sendable, Equatable {
         try self.init(json: obj, path: path)
     }
 
+    /// Parses a config.json object through the family registered for its `model_type`.
     public init(json c: [String: Any], path: String) throws {
-        func int(_ key: String, _ fallback: Int? = nil) throws -> Int {
-            if let v = c[key], !(v is NSNull) {
-                guard let n = v as? NSNumber, let i = Int(exactly: n.doubleValue), i > 0 else {
-                    throw ModelError.invalidConfig(path: path, key: key, reason: "expected a positive integer, got \(v)")
-                }
-                return i
-            }
-            guard let f = fallback else { throw ModelError.invalidConfig(path: path, key: key, reason: "missing") }
-            return f
-        }
-        func double(_ key: String, _ fallback: Double) throws -> Double {
-            guard let v = c[key], !(v is NSNull) else { return fallback }
-            guard let n = v as? NSNumber, n.doubleValue.isFinite, n.doubleValue > 0 else {
-                throw ModelError.invalidConfig(path: path, key: key, reason: "expected a positive number, got \(v)")
-            }
-            return n.doubleValue
-        }
-        func bool(_ key: String, _ fallback: Bool) throws -> Bool {
-            guard let v = c[key], !(v is NSNull) else { return fallback }
-            guard let b = v as? Bool else { throw ModelError.invalidConfig(path: path, key: key, reason: "expected true/false, got \(v)") }
-            return b
-        }
-        func ids(_ key: String) -> [Int] {
-            if let n = c[key] as? NSNumber { return [n.intValue] }
-            if let a = c[key] as? [NSNumber] { return a.map(\.intValue) }
-            return []
-        }
         guard let type = c["model_type"] as? String else { throw ModelError.invalidConfig(path: path, key: "model_type", reason: "missing") }
-        modelType = type
-        bosTokenId = ids("bos_token_id").first
-        eosTokenIds = ids("eos_token_id")
-        switch type {
-        case "llama", "mistral", "qwen2":
-            family = .llama
-            vocabSize = try int("vocab_size")
-            hiddenSize = try int("hidden_size")
-            intermediateSize = try int("intermediate_size")
-            layers = try int("num_hidden_layers")
-            heads = try int("num_attention_heads")
-            kvHeads = try int("num_key_value_heads", heads)
-            headDim = try int("head_dim", hiddenSize / heads)
-            normEps = Float(try double("rms_norm_eps", 1e-6))
-            // transformers 5 keeps rope settings in "rope_parameters"; 4.x in "rope_theta" + "rope_scaling".
-            let ropeParameters = c["rope_parameters"] as? [String: Any]
-            if let rp = ropeParameters, let t = rp["rope_theta"] {
-                guard let n = t as? NSNumber, n.doubleValue > 0 else {
-                    throw ModelError.invalidConfig(path: path, key: "rope_parameters.rope_theta", reason: "expected a positive number, got \(t)")
-                }
-                ropeTheta = n.doubleValue
-            } else {
-                ropeTheta = try double("rope_theta", 10000)
-            }
-            if let w = c["sliding_window"] as? NSNumber, c["use_sliding_window"] as? Bool ?? (type == "mistral") {
-                slidingWindow = w.intValue
-            }
-            maxPositions = try int("max_position_embeddings", 2048)
-            tieEmbeddings = try bool("tie_word_embeddings", false)
-            let attentionBias = try bool("attention_bias", false)
-            qkvBias = type == "qwen2" ? true : attentionBias
-            outputBias = type == "qwen2" ? false : attentionBias
-            mlpBias = try bool("mlp_bias", false)
-            let act = c["hidden_act"] as? String ?? "silu"
-            guard act == "silu" else { throw ModelError.invalidConfig(path: path, key: "hidden_act", reason: "\"\(act)\" (expected silu)") }
-            activation = .silu
-            ropeScaling = nil
-            if let rs = (c["rope_scaling"] as? [String: Any]) ?? ropeParameters {
-                let kind = rs["rope_type"] as? String ?? rs["type"] as? String ?? "?"
-                switch kind {
-                case "default": break
-                case "llama3":
-                    func num(_ k: String) throws -> Double {
-                        guard let n = rs[k] as? NSNumber, n.doubleValue > 0 else {
-                            throw ModelError.invalidConfig(path: path, key: "rope_scaling.\(k)", reason: "missing or not positive")
-                        }
-                        return n.doubleValue
-                    }
-                    ropeScaling = Llama3RopeScaling(factor: try num("factor"), lowFreqFactor: try num("low_freq_factor"),
-                                                    highFreqFactor: try num("high_freq_factor"),
-                                                    originalMaxPositions: Int(try num("original_max_position_embeddings")))
-                default:
-                    throw ModelError.invalidConfig(path: path, key: "rope_scaling.rope_type (or rope_parameters)", reason: "\"\(kind)\" is not supported (llama3 only)")
-                }
-            }
-        case "gpt2":
-            family = .gpt2
-            vocabSize = try int("vocab_size")
-            hiddenSize = try int("n_embd")
-            intermediateSize = try int("n_inner", 4 * hiddenSize)
-            layers = try int("n_layer")
-            heads = try int("n_head")
-            kvHeads = heads
-            headDim = hiddenSize / heads
-            normEps = Float(try double("layer_norm_epsilon", 1e-5))
-            ropeTheta = 0
-            ropeScaling = nil
-            maxPositions = try int("n_positions", 1024)
-            tieEmbeddings = try bool("tie_word_embeddings", true)
-            qkvBias = true; outputBias = true; mlpBias = true
-            let act = c["activation_function"] as? String ?? "gelu_new"
-            switch act {
-            case "gelu_new", "gelu_pytorch_tanh": activation = .geluTanh
-            case "gelu": activation = .gelu
-            default: throw ModelError.invalidConfig(path: path, key: "activation_function", reason: "\"\(act)\" is not supported")
-            }
-            if try bool("scale_attn_by_inverse_layer_idx", false) || !(try bool("scale_attn_weights", true)) {
-                throw ModelError.invalidConfig(path: path, key: "scale_attn_weights", reason: "only the standard 1/sqrt(d) scaling is supported")
-            }
-        default:
-            throw ModelError.unsupportedModelType(path: path, modelType: type)
-        }
+        guard let definition = ModelFamilies.definition(modelType: type) else { throw ModelError.unsupportedModelType(path: path, modelType: type) }
+        self = try definition.config(ConfigReader(json: c, path: path))
         guard heads % kvHeads == 0 else {
             throw ModelError.invalidConfig(path: path, key: "num_key_value_heads", reason: "\(kvHeads) does not divide num_attention_heads \(heads)")
         }
-        guard family == .gpt2 || headDim % 2 == 0 else { throw ModelError.invalidConfig(path: path, key: "head_dim", reason: "\(headDim) is odd") }
-        guard family == .llama || hiddenSize % heads == 0 else {
-            throw ModelError.invalidConfig(path: path, key: "n_head", reason: "\(heads) does not divide n_embd \(hiddenSize)")
+        guard !block.rotary || headDim % 2 == 0 else { throw ModelError.invalidConfig(path: path, key: "head_dim", reason: "\(headDim) is odd") }
+        if let w = slidingWindow, w < 1 { throw ModelError.invalidConfig(path: path, key: "sliding_window", reason: "\(w) is not positive") }
+        for (key, v) in [("attn_logit_softcapping", attentionSoftcap), ("final_logit_softcapping", finalSoftcap)] {
+            if let v, !(v.isFinite && v > 0) { throw ModelError.invalidConfig(path: path, key: key, reason: "\(v) is not a positive number") }
         }
     }
 

@@ -26,54 +26,6 @@ public struct ParameterLayout: Sendable, Equatable {
     }
 
     public subscript(name: String) -> Entry? { index[name].map { entries[$0] } }
-
-    /// The layout of a model with this config, in checkpoint order.
-    public init(config c: ModelConfig) {
-        let C = c.hiddenSize, I = c.intermediateSize
-        switch c.family {
-        case .llama:
-            add("model.embed_tokens.weight", [c.vocabSize, C])
-            for l in 0..<c.layers {
-                let p = "model.layers.\(l)."
-                add(p + "input_layernorm.weight", [C])
-                add(p + "self_attn.q_proj.weight", [c.qDim, C])
-                add(p + "self_attn.k_proj.weight", [c.kvDim, C])
-                add(p + "self_attn.v_proj.weight", [c.kvDim, C])
-                if c.qkvBias {
-                    add(p + "self_attn.q_proj.bias", [c.qDim])
-                    add(p + "self_attn.k_proj.bias", [c.kvDim])
-                    add(p + "self_attn.v_proj.bias", [c.kvDim])
-                }
-                add(p + "self_attn.o_proj.weight", [C, c.qDim])
-                if c.outputBias { add(p + "self_attn.o_proj.bias", [C]) }
-                add(p + "post_attention_layernorm.weight", [C])
-                add(p + "mlp.gate_proj.weight", [I, C])
-                add(p + "mlp.up_proj.weight", [I, C])
-                add(p + "mlp.down_proj.weight", [C, I])
-                if c.mlpBias {
-                    add(p + "mlp.gate_proj.bias", [I])
-                    add(p + "mlp.up_proj.bias", [I])
-                    add(p + "mlp.down_proj.bias", [C])
-                }
-            }
-            add("model.norm.weight", [C])
-            if !c.tieEmbeddings { add("lm_head.weight", [c.vocabSize, C]) }
-        case .gpt2:
-            add("transformer.wte.weight", [c.vocabSize, C])
-            add("transformer.wpe.weight", [c.maxPositions, C])
-            for l in 0..<c.layers {
-                let p = "transformer.h.\(l)."
-                add(p + "ln_1.weight", [C]); add(p + "ln_1.bias", [C])
-                add(p + "attn.c_attn.weight", [C, 3 * C]); add(p + "attn.c_attn.bias", [3 * C])
-                add(p + "attn.c_proj.weight", [C, C]); add(p + "attn.c_proj.bias", [C])
-                add(p + "ln_2.weight", [C]); add(p + "ln_2.bias", [C])
-                add(p + "mlp.c_fc.weight", [C, I]); add(p + "mlp.c_fc.bias", [I])
-                add(p + "mlp.c_proj.weight", [I, C]); add(p + "mlp.c_proj.bias", [C])
-            }
-            add("transformer.ln_f.weight", [C]); add("transformer.ln_f.bias", [C])
-            if !c.tieEmbeddings { add("lm_head.weight", [c.vocabSize, C]) }
-        }
-    }
 }
 
 /// One Float32 buffer laid out by a `ParameterLayout` (parameters, or gradients of the same shape).

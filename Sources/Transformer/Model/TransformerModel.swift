@@ -1,7 +1,8 @@
 import Foundation
 import Tensors
 
-/// A decoder-only transformer (Llama family or GPT-2) with its parameters in one buffer.
+/// A decoder-only transformer of any registered family (Llama, Mistral, Qwen2/3, Gemma 2/3,
+/// Phi-3, GPT-2), its parameters in one buffer, its steps read from `config.block`.
 ///
 /// `forward` runs a batch of equal-length token sequences, continuing from what `cache` holds,
 /// and returns logits (B, T, V) — or (B, 1, V) for the last position only. Each step of the
@@ -10,7 +11,13 @@ import Tensors
 public final class TransformerModel: @unchecked Sendable {
     public let config: ModelConfig
     public let parameters: ParameterBuffer
-    let invFreq: [Float]
+    /// The family's block description (names and steps), read by every pass.
+    public let block: BlockDescription
+    /// Rotary inverse frequencies of the global layers, and of the sliding ones when their base
+    /// differs (Gemma 3's `rope_local_base_freq`).
+    let invFreq: [Float], localInvFreq: [Float]
+    /// Parameter name -> stage (`BlockDescription`), for the backward's stopping rule.
+    let stages: [String: Int]
     /// GGUF block-quantised copies of weight matrices (by Hugging Face name), used instead of
     /// the Float32 parameters when few rows are processed (decoding). Empty unless loaded from GGUF.
     public internal(set) var quantized: [String: QuantizedMatrix] = [:]
@@ -32,8 +39,35 @@ public final class TransformerModel: @unchecked Sendable {
     public init(config: ModelConfig) {
         self.config = config
         parameters = ParameterBuffer(layout: ParameterLayout(config: config))
-        invFreq = config.family == .llama ? ropeInverseFrequencies(headDim: config.headDim, theta: config.ropeTheta, scaling: config.ropeScaling) : []
+        let d = config.block
+        block = d
+        invFreq = d.rotary ? ropeInverseFrequencies(headDim: config.headDim, theta: config.ropeTheta, scaling: config.ropeScaling) : []
+        localInvFreq = d.rotary ? config.localRopeTheta.map { ropeInverseFrequencies(headDim: config.headDim, theta: $0, scaling: nil) } ?? invFreq : []
+        var st: [String: Int] = [:]
+        let steps = d.steps
+        for l in 0..<config.layers {
+            for (i, step) in steps.enumerated() {
+                for m in d.modules(of: step) { for suffix in [".weight", ".bias"] { st[d.name(l, m) + suffix] = 1 + steps.count * l + i } }
+            }
+        }
+        for suffix in [".weight", ".bias"] { st[d.finalNorm + suffix] = 1 + steps.count * config.layers }
+        st["lm_head.weight"] = 2 + steps.count * config.layers
+        stages = st
     }
+
+    /// Steps per block (S in the stage numbering).
+    var stepCount: Int { block.steps.count }
+
+    /// The stage of step `step` in layer `l`.
+    func stage(_ l: Int, _ step: BlockDescription.Step) -> Int { 1 + stepCount * l + (block.steps.firstIndex(of: step) ?? 0) }
+
+    /// Layer `l`'s attention options: scale, window, soft-cap.
+    func attentionOptions(layer l: Int) -> AttentionOptions {
+        AttentionOptions(D: config.headDim, scale: config.attentionScale, window: config.isSliding(layer: l) ? config.slidingWindow : nil,
+                         softcap: config.attentionSoftcap)
+    }
+
+    func invFreq(layer l: Int) -> [Float] { config.isSliding(layer: l) ? localInvFreq : invFreq }
 
     public var layout: ParameterLayout { parameters.layout }
 
@@ -45,7 +79,7 @@ public final class TransformerModel: @unchecked Sendable {
     }
 
     /// The embedding table and the output projection (the same tensor when tied).
-    var embeddingName: String { config.family == .llama ? "model.embed_tokens.weight" : "transformer.wte.weight" }
+    var embeddingName: String { block.embedding }
     var outputName: String { config.tieEmbeddings ? embeddingName : "lm_head.weight" }
 
     public func makeCache(batch: Int, capacity: Int) -> KVCache { KVCache(config: config, batch: batch, capacity: capacity) }
@@ -71,9 +105,6 @@ public final class TransformerModel: @unchecked Sendable {
         let start = kv.length
         guard start + T <= kv.capacity else {
             throw ModelError.invalidInput("sequence of \(start + T) positions exceeds the KV cache capacity \(kv.capacity)")
-        }
-        if let w = c.slidingWindow, start + T > w {
-            throw ModelError.invalidInput("\(start + T) positions exceed the sliding window \(w), which is not implemented")
         }
         // The context length is enforced for every family: attention memory grows as T², and a
         // 1 MB prompt (250k tokens) otherwise aborts on a 250 GB allocation.
@@ -144,9 +175,6 @@ public final class TransformerModel: @unchecked Sendable {
             if seq.count > c.maxPositions {
                 throw ModelError.invalidInput("\(seq.count) positions exceed the model's context length of \(c.maxPositions) (max_position_embeddings); shorten the input")
             }
-            if let w = c.slidingWindow, seq.count > w {
-                throw ModelError.invalidInput("\(seq.count) positions exceed the sliding window \(w), which is not implemented")
-            }
             for t in seq where t < 0 || t >= c.vocabSize {
                 throw ModelError.invalidInput("token id \(t) outside the vocabulary (0..<\(c.vocabSize))")
             }
@@ -170,7 +198,7 @@ public final class TransformerModel: @unchecked Sendable {
     /// matrix is computed, copies it (N rows of intermediateSize) to `out` and returns no logits.
     func run(flatTokens: [Int32], positions: [Int32], layout: RowLayout, logitRows: [Int]?,
              keysOf: (layer: Int, out: UnsafeMutablePointer<Float>)? = nil) -> [Float] {
-        let c = config
+        let c = config, d = block
         let N = flatTokens.count, C = c.hiddenSize, I = c.intermediateSize
         let P = parameters
 
@@ -178,33 +206,27 @@ public final class TransformerModel: @unchecked Sendable {
         let q = Scratch(N * c.qDim), k = Scratch(N * c.kvDim), v = Scratch(N * c.kvDim)
         let att = Scratch(N * c.qDim), proj = Scratch(N * C)
         let h1 = Scratch(N * I), h2 = Scratch(N * I)
-        let qkv = c.family == .gpt2 ? Scratch(N * 3 * C) : Scratch(0)
-        defer { [x, xn, q, k, v, att, proj, h1, h2, qkv].forEach { $0.free() } }
+        let fused = Scratch(N * max(d.qkv.modules.count == 1 ? c.qDim + 2 * c.kvDim : 0, d.gated && d.mlpIn.modules.count == 1 ? 2 * I : 0))
+        defer { [x, xn, q, k, v, att, proj, h1, h2, fused].forEach { $0.free() } }
 
-        embeddingForward(out: x.p, tokens: flatTokens, table: P.pointer(embeddingName), C: C)
-        if c.family == .gpt2 { positionEmbeddingForward(out: x.p, positions: positions, table: P.pointer("transformer.wpe.weight"), C: C) }
-
+        embed(out: x.p, tokens: flatTokens, positions: positions)
         for l in 0..<(keysOf.map { $0.layer + 1 } ?? c.layers) {
+            let p = { (m: String) in d.name(l, m) }
             // Attention sub-block.
-            switch c.family {
-            case .llama:
-                let p = "model.layers.\(l)."
-                rmsNormForward(out: xn.p, rstd: nil, x: x.p, weight: P.pointer(p + "input_layernorm.weight"), N: N, C: C, eps: c.normEps)
-                linear(out: q.p, x: xn.p, weight: p + "self_attn.q_proj.weight", bias: p + "self_attn.q_proj.bias", N: N, I: C, O: c.qDim)
-                linear(out: k.p, x: xn.p, weight: p + "self_attn.k_proj.weight", bias: p + "self_attn.k_proj.bias", N: N, I: C, O: c.kvDim)
-                linear(out: v.p, x: xn.p, weight: p + "self_attn.v_proj.weight", bias: p + "self_attn.v_proj.bias", N: N, I: C, O: c.kvDim)
-                ropeForward(x: q.p, positions: positions, heads: c.heads, D: c.headDim, invFreq: invFreq)
-                ropeForward(x: k.p, positions: positions, heads: c.kvHeads, D: c.headDim, invFreq: invFreq)
-            case .gpt2:
-                let p = "transformer.h.\(l)."
-                layerNormForward(out: xn.p, mean: nil, rstd: nil, x: x.p, weight: P.pointer(p + "ln_1.weight"), bias: P.pointer(p + "ln_1.bias"), N: N, C: C, eps: c.normEps)
-                linearForward(out: qkv.p, x: xn.p, weight: P.pointer(p + "attn.c_attn.weight"), bias: P.pointer(p + "attn.c_attn.bias"), N: N, I: C, O: 3 * C, layout: .inOut)
-                for n in 0..<N {
-                    (q.p + n * C).update(from: qkv.p + n * 3 * C, count: C)
-                    (k.p + n * C).update(from: qkv.p + n * 3 * C + C, count: C)
-                    (v.p + n * C).update(from: qkv.p + n * 3 * C + 2 * C, count: C)
-                }
+            norm(out: xn.p, x: x.p, p(d.inputNorm), N: N, C: C)
+            projectQKV(q: q.p, k: k.p, v: v.p, x: xn.p, layer: l, N: N, fused: fused.p) { out, x, w, b, n, i, o, _ in
+                self.linear(out: out, x: x, weight: w, bias: b, N: n, I: i, O: o)
             }
+            if let (qn, kn) = d.qkNorm {
+                norm(out: q.p, x: q.p, p(qn), N: N * c.heads, C: c.headDim)
+                norm(out: k.p, x: k.p, p(kn), N: N * c.kvHeads, C: c.headDim)
+            }
+            if d.rotary {
+                let f = invFreq(layer: l)
+                ropeForward(x: q.p, positions: positions, heads: c.heads, D: c.headDim, invFreq: f)
+                ropeForward(x: k.p, positions: positions, heads: c.kvHeads, D: c.headDim, invFreq: f)
+            }
+            let options = attentionOptions(layer: l)
             switch layout {
             case let .batch(B, T, kv, start):
                 for b in 0..<B {
@@ -212,37 +234,29 @@ public final class TransformerModel: @unchecked Sendable {
                     (kc + start * c.kvDim).update(from: k.p + b * T * c.kvDim, count: T * c.kvDim)
                     (vc + start * c.kvDim).update(from: v.p + b * T * c.kvDim, count: T * c.kvDim)
                     attentionForward(out: att.p + b * T * c.qDim, probs: nil, q: q.p + b * T * c.qDim, keys: kc, values: vc,
-                                     T: T, start: start, H: c.heads, KV: c.kvHeads, D: c.headDim)
+                                     T: T, start: start, H: c.heads, KV: c.kvHeads, D: c.headDim, options: options)
                 }
             case let .packed(segments):
                 for (o, n) in segments {
                     attentionForward(out: att.p + o * c.qDim, probs: nil, q: q.p + o * c.qDim, keys: k.p + o * c.kvDim,
-                                     values: v.p + o * c.kvDim, T: n, start: 0, H: c.heads, KV: c.kvHeads, D: c.headDim)
+                                     values: v.p + o * c.kvDim, T: n, start: 0, H: c.heads, KV: c.kvHeads, D: c.headDim, options: options)
                 }
             }
-            switch c.family {
-            case .llama:
-                let p = "model.layers.\(l)."
-                linear(out: proj.p, x: att.p, weight: p + "self_attn.o_proj.weight", bias: p + "self_attn.o_proj.bias", N: N, I: c.qDim, O: C)
-                addInPlace(x.p, proj.p, N * C)
-                rmsNormForward(out: xn.p, rstd: nil, x: x.p, weight: P.pointer(p + "post_attention_layernorm.weight"), N: N, C: C, eps: c.normEps)
-                linear(out: h1.p, x: xn.p, weight: p + "mlp.gate_proj.weight", bias: p + "mlp.gate_proj.bias", N: N, I: C, O: I)
-                linear(out: h2.p, x: xn.p, weight: p + "mlp.up_proj.weight", bias: p + "mlp.up_proj.bias", N: N, I: C, O: I)
-                swigluForward(out: h1.p, gate: h1.p, up: h2.p, count: N * I)
-                if let (kl, out) = keysOf, kl == l { out.update(from: h1.p, count: N * I); return [] }
-                linear(out: proj.p, x: h1.p, weight: p + "mlp.down_proj.weight", bias: p + "mlp.down_proj.bias", N: N, I: I, O: C)
-                addInPlace(x.p, proj.p, N * C)
-            case .gpt2:
-                let p = "transformer.h.\(l)."
-                linearForward(out: proj.p, x: att.p, weight: P.pointer(p + "attn.c_proj.weight"), bias: P.pointer(p + "attn.c_proj.bias"), N: N, I: C, O: C, layout: .inOut)
-                addInPlace(x.p, proj.p, N * C)
-                layerNormForward(out: xn.p, mean: nil, rstd: nil, x: x.p, weight: P.pointer(p + "ln_2.weight"), bias: P.pointer(p + "ln_2.bias"), N: N, C: C, eps: c.normEps)
-                linearForward(out: h1.p, x: xn.p, weight: P.pointer(p + "mlp.c_fc.weight"), bias: P.pointer(p + "mlp.c_fc.bias"), N: N, I: C, O: I, layout: .inOut)
-                geluForward(h1.p, count: N * I, activation: c.activation)
-                if let (kl, out) = keysOf, kl == l { out.update(from: h1.p, count: N * I); return [] }
-                linearForward(out: proj.p, x: h1.p, weight: P.pointer(p + "mlp.c_proj.weight"), bias: P.pointer(p + "mlp.c_proj.bias"), N: N, I: I, O: C, layout: .inOut)
-                addInPlace(x.p, proj.p, N * C)
+            linear(out: proj.p, x: att.p, weight: p(d.attentionOutput) + ".weight", bias: p(d.attentionOutput) + ".bias", N: N, I: c.qDim, O: C)
+            if let pn = d.postAttentionNorm { norm(out: proj.p, x: proj.p, p(pn), N: N, C: C) }
+            addInPlace(x.p, proj.p, N * C)
+            // MLP sub-block.
+            norm(out: xn.p, x: x.p, p(d.mlpNorm), N: N, C: C)
+            mlpHidden(h: h1.p, up: h2.p, x: xn.p, layer: l, N: N, fused: fused.p) { out, x, w, b, n, i, o, _ in
+                self.linear(out: out, x: x, weight: w, bias: b, N: n, I: i, O: o)
             }
+            if d.gated { gatedForward(out: h1.p, gate: h1.p, up: h2.p, count: N * I, activation: c.activation) } else {
+                geluForward(h1.p, count: N * I, activation: c.activation)
+            }
+            if let (kl, out) = keysOf, kl == l { out.update(from: h1.p, count: N * I); return [] }
+            linear(out: proj.p, x: h1.p, weight: p(d.mlpOutput) + ".weight", bias: p(d.mlpOutput) + ".bias", N: N, I: I, O: C)
+            if let pn = d.postMlpNorm { norm(out: proj.p, x: proj.p, p(pn), N: N, C: C) }
+            addInPlace(x.p, proj.p, N * C)
             residualEdit?(l, x.p, N)
             residualTap?(l, UnsafePointer(x.p), N)
         }
@@ -255,24 +269,91 @@ public final class TransformerModel: @unchecked Sendable {
         } else {
             rows = N
         }
-        switch c.family {
-        case .llama: rmsNormForward(out: xn.p, rstd: nil, x: x.p, weight: P.pointer("model.norm.weight"), N: rows, C: C, eps: c.normEps)
-        case .gpt2: layerNormForward(out: xn.p, mean: nil, rstd: nil, x: x.p, weight: P.pointer("transformer.ln_f.weight"), bias: P.pointer("transformer.ln_f.bias"), N: rows, C: C, eps: c.normEps)
-        }
+        norm(out: xn.p, x: x.p, d.finalNorm, N: rows, C: C)
         var logits = [Float](repeating: 0, count: rows * c.vocabSize)
         if rows > 0 {
             logits.withUnsafeMutableBufferPointer { out in
-                linear(out: out.baseAddress!, x: xn.p, weight: outputName, bias: nil, N: rows, I: C, O: c.vocabSize)
+                linear(out: out.baseAddress!, x: xn.p, weight: outputName, bias: nil, N: rows, I: C, O: c.vocabSize, layout: .outIn)
+                if let cap = c.finalSoftcap { softcapInPlace(out.baseAddress!, count: rows * c.vocabSize, cap: cap) }
             }
         }
         return logits
     }
 
+    /// The token embeddings (scaled for Gemma) plus learned positions (GPT-2), into x (N, C).
+    func embed(out x: UnsafeMutablePointer<Float>, tokens: [Int32], positions: [Int32]) {
+        let C = config.hiddenSize
+        embeddingForward(out: x, tokens: tokens, table: parameters.pointer(embeddingName), C: C)
+        if let s = config.embeddingScale { for i in 0..<tokens.count * C { x[i] *= s } }
+        if let pe = block.positionEmbedding { positionEmbeddingForward(out: x, positions: positions, table: parameters.pointer(pe), C: C) }
+    }
+
+    /// A norm by module name (RMSNorm with the family's offset, or LayerNorm), N rows of C;
+    /// `out` may be `x`. `stats` keep (mean, rstd) for the backward.
+    func norm(out: UnsafeMutablePointer<Float>, x: UnsafePointer<Float>, _ module: String, N: Int, C: Int,
+              mean: UnsafeMutablePointer<Float>? = nil, rstd: UnsafeMutablePointer<Float>? = nil) {
+        let P = parameters
+        switch block.norm {
+        case let .rms(offset):
+            rmsNormForward(out: out, rstd: rstd, x: x, weight: P.pointer(module + ".weight"), N: N, C: C, eps: config.normEps, offset: offset)
+        case .layer:
+            layerNormForward(out: out, mean: mean, rstd: rstd, x: x, weight: P.pointer(module + ".weight"), bias: P.pointer(module + ".bias"),
+                             N: N, C: C, eps: config.normEps)
+        }
+    }
+
+    /// A linear layer's computation, as the forward (quantised-aware) or the training forward
+    /// (LoRA-aware) runs it: (out, x, weight name, bias name, N, I, O, layout).
+    typealias LinearStep = (UnsafeMutablePointer<Float>, UnsafePointer<Float>, String, String, Int, Int, Int, WeightLayout) -> Void
+
+    /// q (N, qDim), k, v (N, kvDim) from the normalised input x: three products, or one fused
+    /// product into `fused` (N, qDim + 2 kvDim) split by columns.
+    func projectQKV(q: UnsafeMutablePointer<Float>, k: UnsafeMutablePointer<Float>, v: UnsafeMutablePointer<Float>, x: UnsafePointer<Float>,
+                    layer l: Int, N: Int, fused: UnsafeMutablePointer<Float>, _ linear: LinearStep) {
+        let c = config, d = block, C = c.hiddenSize
+        switch d.qkv {
+        case let .separate(m):
+            for (out, name, O) in [(q, m[0], c.qDim), (k, m[1], c.kvDim), (v, m[2], c.kvDim)] {
+                linear(out, x, d.name(l, name) + ".weight", d.name(l, name) + ".bias", N, C, O, d.weightLayout)
+            }
+        case let .fused(m):
+            let W = c.qDim + 2 * c.kvDim
+            linear(fused, x, d.name(l, m) + ".weight", d.name(l, m) + ".bias", N, C, W, d.weightLayout)
+            for n in 0..<N {
+                (q + n * c.qDim).update(from: fused + n * W, count: c.qDim)
+                (k + n * c.kvDim).update(from: fused + n * W + c.qDim, count: c.kvDim)
+                (v + n * c.kvDim).update(from: fused + n * W + c.qDim + c.kvDim, count: c.kvDim)
+            }
+        }
+    }
+
+    /// The MLP's input products from the normalised x: gate into `h` and up into `up` (gated;
+    /// fused gate_up split by columns through `fused` (N, 2I)), or fc into `h` (plain).
+    func mlpHidden(h: UnsafeMutablePointer<Float>, up: UnsafeMutablePointer<Float>, x: UnsafePointer<Float>, layer l: Int, N: Int,
+                   fused: UnsafeMutablePointer<Float>, _ linear: LinearStep) {
+        let c = config, d = block, C = c.hiddenSize, I = c.intermediateSize
+        switch d.mlpIn {
+        case let .separate(m):
+            linear(h, x, d.name(l, m[0]) + ".weight", d.name(l, m[0]) + ".bias", N, C, I, d.weightLayout)
+            if d.gated { linear(up, x, d.name(l, m[1]) + ".weight", d.name(l, m[1]) + ".bias", N, C, I, d.weightLayout) }
+        case let .fused(m):
+            linear(fused, x, d.name(l, m) + ".weight", d.name(l, m) + ".bias", N, C, 2 * I, d.weightLayout)
+            for n in 0..<N {
+                (h + n * I).update(from: fused + n * 2 * I, count: I)
+                (up + n * I).update(from: fused + n * 2 * I + I, count: I)
+            }
+        }
+    }
+
     /// A (out, in)-layout linear layer by parameter name: the quantised kernel for few rows when
     /// the weight has one, sgemm on the Float32 parameters otherwise.
-    func linear(out: UnsafeMutablePointer<Float>, x: UnsafePointer<Float>, weight: String, bias: String?, N: Int, I: Int, O: Int) {
+    /// (In, out)-layout weights (GPT-2 Conv1D) run through sgemm.
+    func linear(out: UnsafeMutablePointer<Float>, x: UnsafePointer<Float>, weight: String, bias: String?, N: Int, I: Int, O: Int,
+                layout: WeightLayout? = nil) {
         let b = bias.flatMap { parameters.optionalPointer($0) }
-        if N <= quantizedRowLimit, let q = quantized[weight], q.rows == O, q.cols == I {
+        if (layout ?? block.weightLayout) == .inOut {
+            linearForward(out: out, x: x, weight: parameters.pointer(weight), bias: b, N: N, I: I, O: O, layout: .inOut)
+        } else if N <= quantizedRowLimit, let q = quantized[weight], q.rows == O, q.cols == I {
             quantizedLinearForward(out: out, x: x, weight: q, bias: b, N: N)
         } else {
             linearForward(out: out, x: x, weight: parameters.pointer(weight), bias: b, N: N, I: I, O: O, layout: .outIn)
@@ -285,6 +366,11 @@ final class Scratch {
     let p: UnsafeMutablePointer<Float>
     init(_ count: Int) { p = .allocate(capacity: max(count, 1)) }
     func free() { p.deallocate() }
+}
+
+/// x = cap · tanh(x / cap) (Gemma 2's soft-capping).
+func softcapInPlace(_ x: UnsafeMutablePointer<Float>, count: Int, cap: Float) {
+    for i in 0..<count { x[i] = cap * tanh(x[i] / cap) }
 }
 
 @inline(__always)

@@ -38,13 +38,13 @@ public final class LoRAAdapters: @unchecked Sendable {
     let byWeight: [String: Int]
 
     public init(model: TransformerModel, settings: Settings, seed: UInt64) throws {
-        guard model.config.family == .llama else {
-            throw ModelError.invalidInput("LoRA training supports llama-family models (GPT-2 Conv1D layers are not supported)")
+        guard model.block.weightLayout == .outIn else {
+            throw ModelError.invalidInput("LoRA training supports (out, in) linear layers (GPT-2 Conv1D layers are not supported)")
         }
         guard settings.rank > 0, settings.alpha > 0 else {
             throw ModelError.invalidInput("LoRA rank and alpha must be positive (got r=\(settings.rank), alpha=\(settings.alpha))")
         }
-        let known = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+        let known = model.block.linearModules.compactMap { $0.split(separator: ".").last.map(String.init) }
         for t in settings.targetModules where !known.contains(t) {
             throw ModelError.invalidInput("unknown LoRA target module \"\(t)\" (expected some of \(known.joined(separator: ", ")))")
         }

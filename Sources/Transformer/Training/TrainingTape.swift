@@ -7,24 +7,33 @@ import Foundation
 ///
 /// Shapes (N = B·T rows): xIn, xn1, xMid, xn2: (N, C); q, att: (N, H·D); k, v: (N, KV·D);
 /// probs: (H, n, n) per segment of n rows, one after the other; a1, a2, h: (N, I) — a1/a2 are
-/// gate/up (SwiGLU) or the fc pre-activation (GELU, a2 unused), h the MLP hidden after the
-/// activation. The head runs only on the M rows that are scored (`headRows`): xnF (N, C) is the
-/// final norm of every row, xnS (M, C) its scored rows (empty when every row is scored), logits
-/// and lse (M, V) and (M).
+/// gate/up (gated MLP) or the fc pre-activation (plain, a2 unused), h the MLP hidden after the
+/// activation. With a q/k norm: qPre, kPre (before it) and their per-head rstd (N·H), (N·KV);
+/// with sandwich norms: aPre, mPre (N, C), the attention and MLP outputs before their post-norm,
+/// and rstdA, rstdM (N). The head runs only on the M rows that are scored (`headRows`): xnF
+/// (N, C) is the final norm of every row, xnS (M, C) its scored rows (empty when every row is
+/// scored), logits and lse (M, V) and (M); with a final soft-cap the logits are the capped ones.
 final class TrainingTape {
     final class Layer {
         let xIn, xn1, mean1, rstd1, q, k, v, probs, att, xMid, xn2, mean2, rstd2, a1, a2, h: Scratch
+        let qPre, kPre, rstdQ, rstdK, aPre, rstdA, mPre, rstdM: Scratch
         var lora: [String: Scratch] = [:]   // x A^T (N, r) per adapted weight
-        init(_ c: ModelConfig, N: Int, probCount: Int) {
+        init(_ c: ModelConfig, _ d: BlockDescription, N: Int, probCount: Int) {
             let C = c.hiddenSize, I = c.intermediateSize
             xIn = Scratch(N * C); xn1 = Scratch(N * C); mean1 = Scratch(N); rstd1 = Scratch(N)
             q = Scratch(N * c.qDim); k = Scratch(N * c.kvDim); v = Scratch(N * c.kvDim)
             probs = Scratch(probCount); att = Scratch(N * c.qDim)
             xMid = Scratch(N * C); xn2 = Scratch(N * C); mean2 = Scratch(N); rstd2 = Scratch(N)
-            a1 = Scratch(N * I); a2 = Scratch(c.family == .llama ? N * I : 0); h = Scratch(N * I)
+            a1 = Scratch(N * I); a2 = Scratch(d.gated ? N * I : 0); h = Scratch(N * I)
+            let qk = d.qkNorm != nil
+            qPre = Scratch(qk ? N * c.qDim : 0); kPre = Scratch(qk ? N * c.kvDim : 0)
+            rstdQ = Scratch(qk ? N * c.heads : 0); rstdK = Scratch(qk ? N * c.kvHeads : 0)
+            aPre = Scratch(d.postAttentionNorm != nil ? N * C : 0); rstdA = Scratch(d.postAttentionNorm != nil ? N : 0)
+            mPre = Scratch(d.postMlpNorm != nil ? N * C : 0); rstdM = Scratch(d.postMlpNorm != nil ? N : 0)
         }
         func free() {
-            [xIn, xn1, mean1, rstd1, q, k, v, probs, att, xMid, xn2, mean2, rstd2, a1, a2, h].forEach { $0.free() }
+            [xIn, xn1, mean1, rstd1, q, k, v, probs, att, xMid, xn2, mean2, rstd2, a1, a2, h,
+             qPre, kPre, rstdQ, rstdK, aPre, rstdA, mPre, rstdM].forEach { $0.free() }
             lora.values.forEach { $0.free() }
         }
     }
@@ -50,7 +59,7 @@ final class TrainingTape {
     /// Whether the head runs on fewer rows than the pass has (then through `xnS`).
     var compactHead: Bool { headRows.count < N }
 
-    init(config c: ModelConfig, batch: TrainingBatch, firstKept: Int) {
+    init(config c: ModelConfig, block d: BlockDescription, batch: TrainingBatch, firstKept: Int) {
         B = batch.batchSize; T = batch.length; N = B * T
         tokens = batch.tokens.flatMap { $0.map { Int32($0) } }
         var segs: [(offset: Int, length: Int, probs: Int)] = []
@@ -77,8 +86,8 @@ final class TrainingTape {
         for (m, r) in rows.enumerated() { if let p = softByRow[r] { softByHead[m] = p } }
         soft = softByHead
         self.firstKept = firstKept
-        let shared = firstKept > 0 ? Layer(c, N: N, probCount: probCount) : nil
-        for l in 0..<c.layers { layers.append(l < firstKept ? shared! : Layer(c, N: N, probCount: probCount)) }
+        let shared = firstKept > 0 ? Layer(c, d, N: N, probCount: probCount) : nil
+        for l in 0..<c.layers { layers.append(l < firstKept ? shared! : Layer(c, d, N: N, probCount: probCount)) }
         let C = c.hiddenSize, M = rows.count
         xFinal = Scratch(N * C); xnF = Scratch(N * C); meanF = Scratch(N); rstdF = Scratch(N)
         xnS = Scratch(M < N ? M * C : 0)
@@ -123,87 +132,75 @@ extension TransformerModel {
             }
         }
         let longest = batch.segments.flatMap { $0 }.max() ?? 0
-        if c.family == .gpt2 && longest > c.maxPositions {
-            throw ModelError.invalidInput("GPT-2 supports at most \(c.maxPositions) positions, got \(longest)")
+        if longest > c.maxPositions {
+            throw ModelError.invalidInput("\(longest) positions exceed the model's context length of \(c.maxPositions) (max_position_embeddings); shorten the input")
         }
-        if let w = c.slidingWindow, longest > w {
-            throw ModelError.invalidInput("\(longest) positions exceed the sliding window \(w), which is not implemented")
-        }
-        let tape = TrainingTape(config: c, batch: batch, firstKept: firstKept)
+        let d = block
+        let tape = TrainingTape(config: c, block: d, batch: batch, firstKept: firstKept)
         let N = tape.N, C = c.hiddenSize, I = c.intermediateSize
-        let P = parameters
         let x = Scratch(N * C), proj = Scratch(N * C)
-        let qkv = c.family == .gpt2 ? Scratch(N * 3 * C) : Scratch(0)
-        defer { [x, proj, qkv].forEach { $0.free() } }
+        let fused = Scratch(N * max(d.qkv.modules.count == 1 ? c.qDim + 2 * c.kvDim : 0, d.gated && d.mlpIn.modules.count == 1 ? 2 * I : 0))
+        defer { [x, proj, fused].forEach { $0.free() } }
 
-        embeddingForward(out: x.p, tokens: tape.tokens, table: P.pointer(embeddingName), C: C)
-        if c.family == .gpt2 { positionEmbeddingForward(out: x.p, positions: tape.positions, table: P.pointer("transformer.wpe.weight"), C: C) }
-
+        embed(out: x.p, tokens: tape.tokens, positions: tape.positions)
         for l in 0..<c.layers {
             let L = tape.layers[l]
-            L.xIn.p.update(from: x.p, count: N * C)
-            switch c.family {
-            case .llama:
-                let p = "model.layers.\(l)."
-                rmsNormForward(out: L.xn1.p, rstd: L.rstd1.p, x: x.p, weight: P.pointer(p + "input_layernorm.weight"), N: N, C: C, eps: c.normEps)
-                trainingLinear(out: L.q.p, x: L.xn1.p, weight: p + "self_attn.q_proj.weight", bias: p + "self_attn.q_proj.bias", N: N, I: C, O: c.qDim, layout: .outIn, lora: lora, tape: L)
-                trainingLinear(out: L.k.p, x: L.xn1.p, weight: p + "self_attn.k_proj.weight", bias: p + "self_attn.k_proj.bias", N: N, I: C, O: c.kvDim, layout: .outIn, lora: lora, tape: L)
-                trainingLinear(out: L.v.p, x: L.xn1.p, weight: p + "self_attn.v_proj.weight", bias: p + "self_attn.v_proj.bias", N: N, I: C, O: c.kvDim, layout: .outIn, lora: lora, tape: L)
-                ropeForward(x: L.q.p, positions: tape.positions, heads: c.heads, D: c.headDim, invFreq: invFreq)
-                ropeForward(x: L.k.p, positions: tape.positions, heads: c.kvHeads, D: c.headDim, invFreq: invFreq)
-            case .gpt2:
-                let p = "transformer.h.\(l)."
-                layerNormForward(out: L.xn1.p, mean: L.mean1.p, rstd: L.rstd1.p, x: x.p, weight: P.pointer(p + "ln_1.weight"), bias: P.pointer(p + "ln_1.bias"), N: N, C: C, eps: c.normEps)
-                linearForward(out: qkv.p, x: L.xn1.p, weight: P.pointer(p + "attn.c_attn.weight"), bias: P.pointer(p + "attn.c_attn.bias"), N: N, I: C, O: 3 * C, layout: .inOut)
-                for n in 0..<N {
-                    (L.q.p + n * C).update(from: qkv.p + n * 3 * C, count: C)
-                    (L.k.p + n * C).update(from: qkv.p + n * 3 * C + C, count: C)
-                    (L.v.p + n * C).update(from: qkv.p + n * 3 * C + 2 * C, count: C)
-                }
+            let p = { (m: String) in d.name(l, m) }
+            let linear: LinearStep = { out, x, w, b, n, i, o, layout in
+                self.trainingLinear(out: out, x: x, weight: w, bias: b, N: n, I: i, O: o, layout: layout, lora: lora, tape: L)
             }
+            L.xIn.p.update(from: x.p, count: N * C)
+            norm(out: L.xn1.p, x: x.p, p(d.inputNorm), N: N, C: C, mean: L.mean1.p, rstd: L.rstd1.p)
+            projectQKV(q: L.q.p, k: L.k.p, v: L.v.p, x: L.xn1.p, layer: l, N: N, fused: fused.p, linear)
+            if let (qn, kn) = d.qkNorm {
+                L.qPre.p.update(from: L.q.p, count: N * c.qDim)
+                L.kPre.p.update(from: L.k.p, count: N * c.kvDim)
+                norm(out: L.q.p, x: L.qPre.p, p(qn), N: N * c.heads, C: c.headDim, rstd: L.rstdQ.p)
+                norm(out: L.k.p, x: L.kPre.p, p(kn), N: N * c.kvHeads, C: c.headDim, rstd: L.rstdK.p)
+            }
+            if d.rotary {
+                let f = invFreq(layer: l)
+                ropeForward(x: L.q.p, positions: tape.positions, heads: c.heads, D: c.headDim, invFreq: f)
+                ropeForward(x: L.k.p, positions: tape.positions, heads: c.kvHeads, D: c.headDim, invFreq: f)
+            }
+            let options = attentionOptions(layer: l)
             for (o, n, po) in tape.segments {
                 attentionForward(out: L.att.p + o * c.qDim, probs: L.probs.p + po, q: L.q.p + o * c.qDim,
-                                 keys: L.k.p + o * c.kvDim, values: L.v.p + o * c.kvDim, T: n, start: 0, H: c.heads, KV: c.kvHeads, D: c.headDim)
+                                 keys: L.k.p + o * c.kvDim, values: L.v.p + o * c.kvDim, T: n, start: 0, H: c.heads, KV: c.kvHeads, D: c.headDim,
+                                 options: options)
             }
-            switch c.family {
-            case .llama:
-                let p = "model.layers.\(l)."
-                trainingLinear(out: proj.p, x: L.att.p, weight: p + "self_attn.o_proj.weight", bias: p + "self_attn.o_proj.bias", N: N, I: c.qDim, O: C, layout: .outIn, lora: lora, tape: L)
-                addInPlace(x.p, proj.p, N * C)
-                L.xMid.p.update(from: x.p, count: N * C)
-                rmsNormForward(out: L.xn2.p, rstd: L.rstd2.p, x: x.p, weight: P.pointer(p + "post_attention_layernorm.weight"), N: N, C: C, eps: c.normEps)
-                trainingLinear(out: L.a1.p, x: L.xn2.p, weight: p + "mlp.gate_proj.weight", bias: p + "mlp.gate_proj.bias", N: N, I: C, O: I, layout: .outIn, lora: lora, tape: L)
-                trainingLinear(out: L.a2.p, x: L.xn2.p, weight: p + "mlp.up_proj.weight", bias: p + "mlp.up_proj.bias", N: N, I: C, O: I, layout: .outIn, lora: lora, tape: L)
-                swigluForward(out: L.h.p, gate: L.a1.p, up: L.a2.p, count: N * I)
-                trainingLinear(out: proj.p, x: L.h.p, weight: p + "mlp.down_proj.weight", bias: p + "mlp.down_proj.bias", N: N, I: I, O: C, layout: .outIn, lora: lora, tape: L)
-                addInPlace(x.p, proj.p, N * C)
-            case .gpt2:
-                let p = "transformer.h.\(l)."
-                linearForward(out: proj.p, x: L.att.p, weight: P.pointer(p + "attn.c_proj.weight"), bias: P.pointer(p + "attn.c_proj.bias"), N: N, I: C, O: C, layout: .inOut)
-                addInPlace(x.p, proj.p, N * C)
-                L.xMid.p.update(from: x.p, count: N * C)
-                layerNormForward(out: L.xn2.p, mean: L.mean2.p, rstd: L.rstd2.p, x: x.p, weight: P.pointer(p + "ln_2.weight"), bias: P.pointer(p + "ln_2.bias"), N: N, C: C, eps: c.normEps)
-                linearForward(out: L.a1.p, x: L.xn2.p, weight: P.pointer(p + "mlp.c_fc.weight"), bias: P.pointer(p + "mlp.c_fc.bias"), N: N, I: C, O: I, layout: .inOut)
+            linear(proj.p, L.att.p, p(d.attentionOutput) + ".weight", p(d.attentionOutput) + ".bias", N, c.qDim, C, d.weightLayout)
+            if let pn = d.postAttentionNorm {
+                L.aPre.p.update(from: proj.p, count: N * C)
+                norm(out: proj.p, x: L.aPre.p, p(pn), N: N, C: C, rstd: L.rstdA.p)
+            }
+            addInPlace(x.p, proj.p, N * C)
+            L.xMid.p.update(from: x.p, count: N * C)
+            norm(out: L.xn2.p, x: x.p, p(d.mlpNorm), N: N, C: C, mean: L.mean2.p, rstd: L.rstd2.p)
+            mlpHidden(h: L.a1.p, up: L.a2.p, x: L.xn2.p, layer: l, N: N, fused: fused.p, linear)
+            if d.gated { gatedForward(out: L.h.p, gate: L.a1.p, up: L.a2.p, count: N * I, activation: c.activation) } else {
                 L.h.p.update(from: L.a1.p, count: N * I)
                 geluForward(L.h.p, count: N * I, activation: c.activation)
-                linearForward(out: proj.p, x: L.h.p, weight: P.pointer(p + "mlp.c_proj.weight"), bias: P.pointer(p + "mlp.c_proj.bias"), N: N, I: I, O: C, layout: .inOut)
-                addInPlace(x.p, proj.p, N * C)
             }
+            linear(proj.p, L.h.p, p(d.mlpOutput) + ".weight", p(d.mlpOutput) + ".bias", N, I, C, d.weightLayout)
+            if let pn = d.postMlpNorm {
+                L.mPre.p.update(from: proj.p, count: N * C)
+                norm(out: proj.p, x: L.mPre.p, p(pn), N: N, C: C, rstd: L.rstdM.p)
+            }
+            addInPlace(x.p, proj.p, N * C)
             residualEdit?(l, x.p, N)
         }
         tape.xFinal.p.update(from: x.p, count: N * C)
-        switch c.family {
-        case .llama: rmsNormForward(out: tape.xnF.p, rstd: tape.rstdF.p, x: x.p, weight: P.pointer("model.norm.weight"), N: N, C: C, eps: c.normEps)
-        case .gpt2: layerNormForward(out: tape.xnF.p, mean: tape.meanF.p, rstd: tape.rstdF.p, x: x.p, weight: P.pointer("transformer.ln_f.weight"), bias: P.pointer("transformer.ln_f.bias"), N: N, C: C, eps: c.normEps)
-        }
+        norm(out: tape.xnF.p, x: x.p, d.finalNorm, N: N, C: C, mean: tape.meanF.p, rstd: tape.rstdF.p)
         // The head only where a target is scored (prompt and padding rows have no loss).
         let M = tape.M
         if tape.compactHead {
             for (m, r) in tape.headRows.enumerated() { (tape.xnS.p + m * C).update(from: tape.xnF.p + r * C, count: C) }
         }
         if M > 0 {
-            linearForward(out: tape.logits.p, x: tape.compactHead ? tape.xnS.p : tape.xnF.p, weight: P.pointer(outputName), bias: nil,
+            linearForward(out: tape.logits.p, x: tape.compactHead ? tape.xnS.p : tape.xnF.p, weight: parameters.pointer(outputName), bias: nil,
                           N: M, I: C, O: c.vocabSize, layout: .outIn)
+            if let cap = c.finalSoftcap { softcapInPlace(tape.logits.p, count: M * c.vocabSize, cap: cap) }
         }
         tape.lossSum = crossEntropyForward(lse: tape.lse.p, logits: tape.logits.p, targets: tape.targets, N: M, V: c.vocabSize, soft: tape.soft)
         return tape

@@ -35,29 +35,10 @@ public struct GradientSink {
 }
 
 extension TransformerModel {
-    /// Position of a parameter in the forward order: 0 embeddings; 1 + 6l + k for layer l with
-    /// k = 0 first norm, 1 q/k/v, 2 attention output, 3 second norm, 4 gate/up/fc, 5 down/mlp proj;
-    /// then the final norm and the head. The backward computes input gradients of a step only
-    /// when something earlier is trainable.
-    func stage(of name: String) -> Int {
-        let L = config.layers
-        let layerPrefix = config.family == .llama ? "model.layers." : "transformer.h."
-        if name.hasPrefix(layerPrefix) {
-            let rest = name.dropFirst(layerPrefix.count)
-            guard let dot = rest.firstIndex(of: "."), let l = Int(rest[..<dot]) else { return 0 }
-            let k: Int
-            if name.contains("input_layernorm") || name.contains(".ln_1.") { k = 0 }
-            else if name.contains("q_proj") || name.contains("k_proj") || name.contains("v_proj") || name.contains("c_attn") { k = 1 }
-            else if name.contains("o_proj") || name.contains("attn.c_proj") { k = 2 }
-            else if name.contains("post_attention_layernorm") || name.contains(".ln_2.") { k = 3 }
-            else if name.contains("gate_proj") || name.contains("up_proj") || name.contains("c_fc") { k = 4 }
-            else { k = 5 }
-            return 1 + 6 * l + k
-        }
-        if name == "model.norm.weight" || name.hasPrefix("transformer.ln_f") { return 1 + 6 * L }
-        if name == "lm_head.weight" { return 2 + 6 * L }
-        return 0
-    }
+    /// Position of a parameter in the forward order (`BlockDescription`): 0 the embeddings,
+    /// 1 + S·l + i for step i of the S steps of layer l, then the final norm and the head. The
+    /// backward computes the input gradients of a step only when something earlier is trainable.
+    func stage(of name: String) -> Int { stages[name] ?? 0 }
 
     /// Mean cross-entropy over the scored positions and its gradients, accumulated (+=) into
     /// `sink`, scaled by `lossScale` (1 / scored tokens gives the gradient of the mean; pass
@@ -84,7 +65,7 @@ extension TransformerModel {
             throw ModelError.invalidInput("the gradient mask must have the layout of the gradient buffer")
         }
         let lowest = names.map(stage(of:)).min() ?? Int.max
-        let firstKept = lowest == Int.max ? config.layers : max(0, (lowest - 1) / 6)
+        let firstKept = lowest == Int.max ? config.layers : max(0, (lowest - 1) / stepCount)
         let tape = try trainingForward(batch, lora: lora, firstKept: lowest == 0 ? 0 : firstKept)
         defer { tape.free() }
         if lowest != Int.max { backward(tape, sink: sink, lora: lora, lowest: lowest, lossScale: lossScale) }
@@ -99,10 +80,11 @@ extension TransformerModel {
         return try accumulateGradients(batch, into: sink, lora: lora, lossScale: 1 / Float(n)) / Double(n)
     }
 
-    /// The backward pass, the training forward replayed in reverse.
+    /// The backward pass, the training forward replayed in reverse, step by step of the block
+    /// description; it returns as soon as nothing below the current step trains.
     func backward(_ tape: TrainingTape, sink: GradientSink, lora: LoRAAdapters?, lowest: Int, lossScale: Float) {
-        let c = config
-        let N = tape.N, M = tape.M, C = c.hiddenSize, I = c.intermediateSize, V = c.vocabSize
+        let c = config, d = block
+        let N = tape.N, M = tape.M, C = c.hiddenSize, I = c.intermediateSize, V = c.vocabSize, S = stepCount
         let P = parameters, G = sink.model
         func g(_ name: String) -> UnsafeMutablePointer<Float>? { G?.optionalPointer(name) }
         // Linear backward with its adapter and the hook; dx only when something below trains.
@@ -128,10 +110,30 @@ extension TransformerModel {
             if let dA { gemm(transA: true, transB: false, M: r, N: I, K: N, A: dxa.p, lda: r, B: x, ldb: I, beta: 1, C: dA, ldc: I) }
             if wantDx { gemm(transA: false, transB: false, M: N, N: I, K: r, A: dxa.p, lda: r, B: a, ldb: I, beta: 1, C: dx, ldc: I) }
         }
+        // A norm's backward by module name: dWeight (and dBias) when trainable, dx += only when
+        // something below `stage` trains.
+        func norm(_ dx: UnsafeMutablePointer<Float>, _ dOut: UnsafePointer<Float>, _ x: UnsafePointer<Float>, _ module: String,
+                  mean: UnsafePointer<Float>?, rstd: UnsafePointer<Float>, rows: Int, width: Int, stage: Int) {
+            let w = module + ".weight"
+            switch d.norm {
+            case let .rms(offset):
+                rmsNormBackward(dx: lowest < stage ? dx : nil, dWeight: g(w), dOut: dOut, x: x, weight: P.pointer(w), rstd: rstd,
+                                N: rows, C: width, offset: offset)
+            case .layer:
+                layerNormBackward(dx: lowest < stage ? dx : nil, dWeight: g(w), dBias: g(module + ".bias"), dOut: dOut, x: x,
+                                  weight: P.pointer(w), mean: mean!, rstd: rstd, N: rows, C: width)
+            }
+        }
 
-        // Head and loss, on the scored rows only. dLogits overwrite the logits in place.
+        // Head and loss, on the scored rows only. dLogits overwrite the logits in place; with a
+        // final soft-cap, the cap's derivative 1 - (capped/cap)² is taken before.
+        var capSlope: [Float] = []
+        if let cap = c.finalSoftcap {
+            capSlope = (0..<M * V).map { let t = tape.logits.p[$0] / cap; return 1 - t * t }
+        }
         crossEntropyBackward(dLogits: tape.logits.p, logits: tape.logits.p, lse: tape.lse.p, targets: tape.targets, N: M, V: V, scale: lossScale,
                              soft: tape.soft)
+        for i in capSlope.indices { tape.logits.p[i] *= capSlope[i] }
         let dx = Scratch(N * C), dxn = Scratch(N * C)
         defer { dx.free(); dxn.free() }
         dx.p.initialize(repeating: 0, count: N * C)
@@ -140,97 +142,114 @@ extension TransformerModel {
             if tape.compactHead {
                 // dxnS (M, C) in dx's storage (zeroed again below), scattered to the scored rows of dxn.
                 let dxnS = dx.p
-                linear(dxnS, tape.logits.p, tape.xnS.p, outputName, nil, C, V, .outIn, nil, headStage: 2 + 6 * c.layers, rows: M)
+                linear(dxnS, tape.logits.p, tape.xnS.p, outputName, nil, C, V, .outIn, nil, headStage: 2 + S * c.layers, rows: M)
                 for (m, r) in tape.headRows.enumerated() { (dxn.p + r * C).update(from: dxnS + m * C, count: C) }
                 dx.p.initialize(repeating: 0, count: M * C)
             } else {
-                linear(dxn.p, tape.logits.p, tape.xnF.p, outputName, nil, C, V, .outIn, nil, headStage: 2 + 6 * c.layers)
+                linear(dxn.p, tape.logits.p, tape.xnF.p, outputName, nil, C, V, .outIn, nil, headStage: 2 + S * c.layers)
             }
         }
-        let finalStage = 1 + 6 * c.layers
+        let finalStage = 1 + S * c.layers
         guard lowest <= finalStage else { return }
-        switch c.family {
-        case .llama:
-            rmsNormBackward(dx: lowest < finalStage ? dx.p : nil, dWeight: g("model.norm.weight"), dOut: dxn.p, x: tape.xFinal.p,
-                            weight: P.pointer("model.norm.weight"), rstd: tape.rstdF.p, N: N, C: C)
-        case .gpt2:
-            layerNormBackward(dx: lowest < finalStage ? dx.p : nil, dWeight: g("transformer.ln_f.weight"), dBias: g("transformer.ln_f.bias"), dOut: dxn.p,
-                              x: tape.xFinal.p, weight: P.pointer("transformer.ln_f.weight"), mean: tape.meanF.p, rstd: tape.rstdF.p, N: N, C: C)
-        }
+        norm(dx.p, dxn.p, tape.xFinal.p, d.finalNorm, mean: tape.meanF.p, rstd: tape.rstdF.p, rows: N, width: C, stage: finalStage)
         guard lowest < finalStage else { return }
 
         let dq = Scratch(N * c.qDim), dk = Scratch(N * c.kvDim), dv = Scratch(N * c.kvDim), datt = Scratch(N * c.qDim)
-        let da1 = Scratch(N * I), da2 = Scratch(N * I), dh = Scratch(N * I)
-        let dqkv = c.family == .gpt2 ? Scratch(N * 3 * C) : Scratch(0)
-        defer { [dq, dk, dv, datt, da1, da2, dh, dqkv].forEach { $0.free() } }
+        let da1 = Scratch(N * I), da2 = Scratch(N * I), dh = Scratch(N * I), dpost = Scratch(N * C)
+        let fusedWidth = max(d.qkv.modules.count == 1 ? c.qDim + 2 * c.kvDim : 0, d.gated && d.mlpIn.modules.count == 1 ? 2 * I : 0)
+        let dfused = Scratch(N * fusedWidth)
+        let dqPre = Scratch(d.qkNorm != nil ? N * c.qDim : 0), dkPre = Scratch(d.qkNorm != nil ? N * c.kvDim : 0)
+        defer { [dq, dk, dv, datt, da1, da2, dh, dpost, dfused, dqPre, dkPre].forEach { $0.free() } }
         func zero(_ s: Scratch, _ n: Int) { s.p.initialize(repeating: 0, count: n) }
 
         for l in stride(from: c.layers - 1, through: 0, by: -1) {
-            let L = tape.layers[l], base = 1 + 6 * l
-            guard lowest <= base + 5 else { break }
-            // MLP: x += down(act(gate/fc)) — dx is the gradient of the block output.
+            let L = tape.layers[l]
+            let p = { (m: String) in d.name(l, m) }
+            func st(_ step: BlockDescription.Step) -> Int { stage(l, step) }
+            // MLP: x += post(down(act(gate) * up)) — dx is the gradient of the block output.
             zero(dh, N * I); zero(da1, N * I); zero(da2, N * I); zero(dxn, N * C)
-            switch c.family {
-            case .llama:
-                let p = "model.layers.\(l)."
-                linear(dh.p, dx.p, L.h.p, p + "mlp.down_proj.weight", p + "mlp.down_proj.bias", I, C, .outIn, L)
-                if lowest >= base + 5 { break }
-                swigluBackward(dGate: da1.p, dUp: da2.p, dOut: dh.p, gate: L.a1.p, up: L.a2.p, count: N * I)
-                linear(dxn.p, da1.p, L.xn2.p, p + "mlp.gate_proj.weight", p + "mlp.gate_proj.bias", C, I, .outIn, L)
-                linear(dxn.p, da2.p, L.xn2.p, p + "mlp.up_proj.weight", p + "mlp.up_proj.bias", C, I, .outIn, L)
-                if lowest >= base + 4 { break }
-                rmsNormBackward(dx: lowest < base + 3 ? dx.p : nil, dWeight: g(p + "post_attention_layernorm.weight"), dOut: dxn.p, x: L.xMid.p,
-                                weight: P.pointer(p + "post_attention_layernorm.weight"), rstd: L.rstd2.p, N: N, C: C)
-            case .gpt2:
-                let p = "transformer.h.\(l)."
-                linear(dh.p, dx.p, L.h.p, p + "mlp.c_proj.weight", p + "mlp.c_proj.bias", I, C, .inOut, L)
-                if lowest >= base + 5 { break }
-                geluBackward(dx: da1.p, dOut: dh.p, x: L.a1.p, count: N * I, activation: c.activation)
-                linear(dxn.p, da1.p, L.xn2.p, p + "mlp.c_fc.weight", p + "mlp.c_fc.bias", C, I, .inOut, L)
-                if lowest >= base + 4 { break }
-                layerNormBackward(dx: lowest < base + 3 ? dx.p : nil, dWeight: g(p + "ln_2.weight"), dBias: g(p + "ln_2.bias"), dOut: dxn.p, x: L.xMid.p,
-                                  weight: P.pointer(p + "ln_2.weight"), mean: L.mean2.p, rstd: L.rstd2.p, N: N, C: C)
+            var dm = UnsafePointer(dx.p)
+            if let pn = d.postMlpNorm {
+                zero(dpost, N * C)
+                norm(dpost.p, dx.p, L.mPre.p, p(pn), mean: nil, rstd: L.rstdM.p, rows: N, width: C, stage: st(.postMlpNorm))
+                if lowest >= st(.postMlpNorm) { return }
+                dm = UnsafePointer(dpost.p)
             }
-            guard lowest < base + 3 else { break }
-            // Attention: x += o(attention(q, k, v)) — dx is now the gradient of the block's middle.
+            linear(dh.p, dm, L.h.p, p(d.mlpOutput) + ".weight", p(d.mlpOutput) + ".bias", I, C, d.weightLayout, L)
+            if lowest >= st(.mlpOutput) { return }
+            if d.gated {
+                gatedBackward(dGate: da1.p, dUp: da2.p, dOut: dh.p, gate: L.a1.p, up: L.a2.p, count: N * I, activation: c.activation)
+            } else {
+                geluBackward(dx: da1.p, dOut: dh.p, x: L.a1.p, count: N * I, activation: c.activation)
+            }
+            switch d.mlpIn {
+            case let .separate(m):
+                linear(dxn.p, da1.p, L.xn2.p, p(m[0]) + ".weight", p(m[0]) + ".bias", C, I, d.weightLayout, L)
+                if d.gated { linear(dxn.p, da2.p, L.xn2.p, p(m[1]) + ".weight", p(m[1]) + ".bias", C, I, d.weightLayout, L) }
+            case let .fused(m):
+                for n in 0..<N {
+                    (dfused.p + n * 2 * I).update(from: da1.p + n * I, count: I)
+                    (dfused.p + n * 2 * I + I).update(from: da2.p + n * I, count: I)
+                }
+                linear(dxn.p, dfused.p, L.xn2.p, p(m) + ".weight", p(m) + ".bias", C, 2 * I, d.weightLayout, L)
+            }
+            if lowest >= st(.mlpIn) { return }
+            norm(dx.p, dxn.p, L.xMid.p, p(d.mlpNorm), mean: L.mean2.p, rstd: L.rstd2.p, rows: N, width: C, stage: st(.mlpNorm))
+            if lowest >= st(.mlpNorm) { return }
+            // Attention: x += post(o(attention(q, k, v))) — dx is now the gradient of the block's middle.
             zero(datt, N * c.qDim); zero(dq, N * c.qDim); zero(dk, N * c.kvDim); zero(dv, N * c.kvDim); zero(dxn, N * C)
-            let oName = c.family == .llama ? "model.layers.\(l).self_attn.o_proj" : "transformer.h.\(l).attn.c_proj"
-            linear(datt.p, dx.p, L.att.p, oName + ".weight", oName + ".bias", c.qDim, C, c.family == .llama ? .outIn : .inOut, L)
-            guard lowest < base + 2 else { break }
+            var da = UnsafePointer(dx.p)
+            if let pn = d.postAttentionNorm {
+                zero(dpost, N * C)
+                norm(dpost.p, dx.p, L.aPre.p, p(pn), mean: nil, rstd: L.rstdA.p, rows: N, width: C, stage: st(.postAttentionNorm))
+                if lowest >= st(.postAttentionNorm) { return }
+                da = UnsafePointer(dpost.p)
+            }
+            linear(datt.p, da, L.att.p, p(d.attentionOutput) + ".weight", p(d.attentionOutput) + ".bias", c.qDim, C, d.weightLayout, L)
+            if lowest >= st(.attentionOutput) { return }
+            let options = attentionOptions(layer: l)
             for (o, n, po) in tape.segments {
                 attentionBackward(dq: dq.p + o * c.qDim, dk: dk.p + o * c.kvDim, dv: dv.p + o * c.kvDim, dOut: datt.p + o * c.qDim,
                                   q: L.q.p + o * c.qDim, keys: L.k.p + o * c.kvDim, values: L.v.p + o * c.kvDim,
-                                  probs: L.probs.p + po, T: n, H: c.heads, KV: c.kvHeads, D: c.headDim)
+                                  probs: L.probs.p + po, T: n, H: c.heads, KV: c.kvHeads, D: c.headDim, options: options)
             }
-            switch c.family {
-            case .llama:
-                let p = "model.layers.\(l).self_attn."
-                ropeBackward(dx: dq.p, positions: tape.positions, heads: c.heads, D: c.headDim, invFreq: invFreq)
-                ropeBackward(dx: dk.p, positions: tape.positions, heads: c.kvHeads, D: c.headDim, invFreq: invFreq)
-                linear(dxn.p, dq.p, L.xn1.p, p + "q_proj.weight", p + "q_proj.bias", C, c.qDim, .outIn, L)
-                linear(dxn.p, dk.p, L.xn1.p, p + "k_proj.weight", p + "k_proj.bias", C, c.kvDim, .outIn, L)
-                linear(dxn.p, dv.p, L.xn1.p, p + "v_proj.weight", p + "v_proj.bias", C, c.kvDim, .outIn, L)
-                if lowest >= base + 1 { break }
-                let w = "model.layers.\(l).input_layernorm.weight"
-                rmsNormBackward(dx: lowest < base ? dx.p : nil, dWeight: g(w), dOut: dxn.p, x: L.xIn.p, weight: P.pointer(w), rstd: L.rstd1.p, N: N, C: C)
-            case .gpt2:
-                let p = "transformer.h.\(l)."
+            if d.rotary {
+                let f = invFreq(layer: l)
+                ropeBackward(dx: dq.p, positions: tape.positions, heads: c.heads, D: c.headDim, invFreq: f)
+                ropeBackward(dx: dk.p, positions: tape.positions, heads: c.kvHeads, D: c.headDim, invFreq: f)
+            }
+            if let (qn, kn) = d.qkNorm {
+                zero(dqPre, N * c.qDim); zero(dkPre, N * c.kvDim)
+                let s = st(.qkNorm)
+                norm(dqPre.p, dq.p, L.qPre.p, p(qn), mean: nil, rstd: L.rstdQ.p, rows: N * c.heads, width: c.headDim, stage: s)
+                norm(dkPre.p, dk.p, L.kPre.p, p(kn), mean: nil, rstd: L.rstdK.p, rows: N * c.kvHeads, width: c.headDim, stage: s)
+                if lowest >= s { return }
+                dq.p.update(from: dqPre.p, count: N * c.qDim)
+                dk.p.update(from: dkPre.p, count: N * c.kvDim)
+            }
+            switch d.qkv {
+            case let .separate(m):
+                linear(dxn.p, dq.p, L.xn1.p, p(m[0]) + ".weight", p(m[0]) + ".bias", C, c.qDim, d.weightLayout, L)
+                linear(dxn.p, dk.p, L.xn1.p, p(m[1]) + ".weight", p(m[1]) + ".bias", C, c.kvDim, d.weightLayout, L)
+                linear(dxn.p, dv.p, L.xn1.p, p(m[2]) + ".weight", p(m[2]) + ".bias", C, c.kvDim, d.weightLayout, L)
+            case let .fused(m):
+                let W = c.qDim + 2 * c.kvDim
                 for n in 0..<N {
-                    (dqkv.p + n * 3 * C).update(from: dq.p + n * C, count: C)
-                    (dqkv.p + n * 3 * C + C).update(from: dk.p + n * C, count: C)
-                    (dqkv.p + n * 3 * C + 2 * C).update(from: dv.p + n * C, count: C)
+                    (dfused.p + n * W).update(from: dq.p + n * c.qDim, count: c.qDim)
+                    (dfused.p + n * W + c.qDim).update(from: dk.p + n * c.kvDim, count: c.kvDim)
+                    (dfused.p + n * W + c.qDim + c.kvDim).update(from: dv.p + n * c.kvDim, count: c.kvDim)
                 }
-                linear(dxn.p, dqkv.p, L.xn1.p, p + "attn.c_attn.weight", p + "attn.c_attn.bias", C, 3 * C, .inOut, L)
-                if lowest >= base + 1 { break }
-                layerNormBackward(dx: lowest < base ? dx.p : nil, dWeight: g(p + "ln_1.weight"), dBias: g(p + "ln_1.bias"), dOut: dxn.p, x: L.xIn.p,
-                                  weight: P.pointer(p + "ln_1.weight"), mean: L.mean1.p, rstd: L.rstd1.p, N: N, C: C)
+                linear(dxn.p, dfused.p, L.xn1.p, p(m) + ".weight", p(m) + ".bias", C, W, d.weightLayout, L)
             }
-            guard lowest < base else { break }
+            if lowest >= st(.qkv) { return }
+            norm(dx.p, dxn.p, L.xIn.p, p(d.inputNorm), mean: L.mean1.p, rstd: L.rstd1.p, rows: N, width: C, stage: st(.inputNorm))
+            if lowest >= st(.inputNorm) { return }
         }
         guard lowest == 0 else { return }
-        if let dE = g(embeddingName) { embeddingBackward(dTable: dE, dOut: dx.p, tokens: tape.tokens, C: C) }
-        if c.family == .gpt2, let dP = g("transformer.wpe.weight") {
+        if let pe = d.positionEmbedding, let dP = g(pe) {
             positionEmbeddingBackward(dTable: dP, dOut: dx.p, positions: tape.positions, C: C)
         }
+        if let s = c.embeddingScale { for i in 0..<N * C { dx.p[i] *= s } }
+        if let dE = g(embeddingName) { embeddingBackward(dTable: dE, dOut: dx.p, tokens: tape.tokens, C: C) }
     }
 }
