@@ -18,11 +18,15 @@ MODELS = "Tests/TransformerTests/Fixtures/models"
 OUT = "Tests/TransformerTests/Fixtures/gradients"
 
 
-def main():
+def main(only=None):
     os.makedirs(OUT, exist_ok=True)
     g = torch.Generator().manual_seed(2)
-    for name in ["llama", "llama3", "mistral", "qwen2", "gpt2"]:
-        model = tf.AutoModelForCausalLM.from_pretrained(f"{MODELS}/{name}", attn_implementation="eager").double()
+    # The families added later (make_transformer_fixtures.py LATER) are written one by one with
+    # their own seeds: `make_gradient_fixtures.py NAME...`.
+    for name in only or ["llama", "llama3", "mistral", "qwen2", "gpt2"]:
+        if only:
+            g = torch.Generator().manual_seed(300 + len(name))
+        model = tf.AutoModelForCausalLM.from_pretrained(os.path.abspath(f"{MODELS}/{name}"), attn_implementation="eager").double()
         model.train()  # no dropout in these configs' defaults? force it off below
         for m in model.modules():
             if isinstance(m, torch.nn.Dropout):
@@ -45,4 +49,5 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    import sys
+    main(sys.argv[1:] or None)

@@ -36,6 +36,20 @@ MODELS = {
                                     rope_parameters={"rope_type": "default", "rope_theta": 1000000.0}),
     "gpt2": lambda: tf.GPT2Config(vocab_size=64, n_embd=24, bos_token_id=0, eos_token_id=0, n_layer=2, n_head=4, n_positions=64,
                                   activation_function="gelu_new", layer_norm_epsilon=1e-5),
+    # Families added with the block descriptions (Sources/Transformer/Families); windows of 4
+    # so that the 11-token inputs cross them, soft-caps small enough to bend the scores.
+    "mistral_window": lambda: tf.MistralConfig(**COMMON, num_key_value_heads=1, sliding_window=4, tie_word_embeddings=False,
+                                               rope_parameters={"rope_type": "default", "rope_theta": 10000.0}),
+    "qwen3": lambda: tf.Qwen3Config(**COMMON, num_key_value_heads=2, head_dim=8, tie_word_embeddings=True,
+                                    rope_parameters={"rope_type": "default", "rope_theta": 1000000.0}),
+    "gemma2": lambda: tf.Gemma2Config(**COMMON, num_key_value_heads=2, head_dim=8, query_pre_attn_scalar=12,
+                                      sliding_window=4, attn_logit_softcapping=3.0, final_logit_softcapping=5.0,
+                                      hidden_activation="gelu_pytorch_tanh", tie_word_embeddings=True),
+    "gemma3": lambda: tf.Gemma3TextConfig(**COMMON, num_key_value_heads=2, head_dim=8, query_pre_attn_scalar=8,
+                                          sliding_window=4, layer_types=["sliding_attention", "full_attention"],
+                                          hidden_activation="gelu_pytorch_tanh", tie_word_embeddings=True),
+    "phi3": lambda: tf.Phi3Config(**COMMON, num_key_value_heads=2, sliding_window=5, tie_word_embeddings=False,
+                                  pad_token_id=0, bos_token_id=1, eos_token_id=2),
 }
 
 
@@ -51,11 +65,23 @@ def build(name):
     return model
 
 
-def main():
-    shutil.rmtree(OUT, ignore_errors=True)
-    os.makedirs(OUT)
+# The families added later are written by `make_transformer_fixtures.py NAME...`, each with its
+# own seed, so that the earlier fixtures stay as they were written (transformers 4.x).
+LATER = ["mistral_window", "qwen3", "gemma2", "gemma3", "phi3"]
+
+
+def main(only=None):
+    if only:
+        names = only
+    else:
+        names = [n for n in MODELS if n not in LATER]
+        shutil.rmtree(OUT, ignore_errors=True)
+        os.makedirs(OUT)
     g = torch.Generator().manual_seed(1)
-    for name in MODELS:
+    for name in names:
+        if only:
+            torch.manual_seed(100 + list(MODELS).index(name))
+            g = torch.Generator().manual_seed(200 + list(MODELS).index(name))
         model = build(name)
         d = f"{OUT}/{name}"
         model.save_pretrained(d, safe_serialization=True)
@@ -127,4 +153,5 @@ def write_gguf(model, path):
 
 
 if __name__ == "__main__":
-    main()
+    import sys
+    main(sys.argv[1:] or None)

@@ -26,8 +26,15 @@ final class GradientParityTests: XCTestCase {
         return den == 0 ? num : num / den
     }
 
+    /// `pad_token_id` of a fixture's config.json.
+    static func padToken(_ name: String) -> Int? {
+        let url = models.appendingPathComponent(name).appendingPathComponent("config.json")
+        guard let data = try? Data(contentsOf: url), let obj = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else { return nil }
+        return (obj["pad_token_id"] as? NSNumber)?.intValue
+    }
+
     func testLossAndEveryGradientMatchPyTorch() throws {
-        for name in ["llama", "llama3", "mistral", "qwen2", "gpt2"] {
+        for name in ["llama", "llama3", "mistral", "qwen2", "gpt2", "mistral_window", "qwen3", "gemma2", "gemma3", "phi3"] {
             let model = try TransformerModel.load(path: Self.models.appendingPathComponent(name).path)
             let (batch, wantLoss, file) = try Self.reference(name)
             let grads = ParameterBuffer(layout: model.layout)
@@ -38,7 +45,15 @@ final class GradientParityTests: XCTestCase {
                 let want = try file.tensor("grad." + e.name)
                 XCTAssertEqual(want.shape, e.shape, e.name)
                 XCTAssertGreaterThan(want.scalars.map(abs).max() ?? 0, 0, "\(name) \(e.name) reference gradient is zero")
-                let d = Self.relativeDiff(grads.tensor(e.name)!.scalars, want.scalars)
+                var got = grads.tensor(e.name)!.scalars, ref = want.scalars
+                // transformers builds the embedding with `padding_idx = pad_token_id`, so the
+                // lookup adds no gradient to the pad row (the tied head still does); weightsmith
+                // trains that row like any other. Compared without it where a fixture sets it.
+                if e.name == model.block.embedding, let pad = Self.padToken(name) {
+                    let C = e.shape[1]
+                    got.removeSubrange(pad * C..<(pad + 1) * C); ref.removeSubrange(pad * C..<(pad + 1) * C)
+                }
+                let d = Self.relativeDiff(got, ref)
                 if d > worst { worst = d; worstName = e.name }
                 XCTAssertLessThan(d, 1e-4, "\(name) \(e.name)")
             }

@@ -59,7 +59,8 @@ public enum Gemma3Family: ModelFamilyDefinition {
         c.attentionSoftcap = try r.optionalDouble("attn_logit_softcapping").map { Float($0) }
         c.finalSoftcap = try r.optionalDouble("final_logit_softcapping").map { Float($0) }
         c.ropeTheta = try r.ropeTheta(1_000_000)
-        c.localRopeTheta = try r.double("rope_local_base_freq", 10000)
+        let perKind = (r.json["rope_parameters"] as? [String: Any])?["sliding_attention"] != nil
+        c.localRopeTheta = perKind ? try r.ropeTheta(10000, kind: "sliding_attention") : try r.double("rope_local_base_freq", 10000)
         let pattern = try r.int("sliding_window_pattern", 6)
         c.slidingLayers = try r.slidingLayers(count: c.layers) { ($0 + 1) % pattern != 0 }
         return c

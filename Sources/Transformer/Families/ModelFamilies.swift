@@ -81,9 +81,17 @@ public struct ConfigReader {
         return []
     }
 
+    /// transformers 5's "rope_parameters", or its entry for one attention kind when the config
+    /// has one per kind (Gemma 3: "full_attention", "sliding_attention").
+    public func ropeParameters(_ kind: String = "full_attention") -> [String: Any]? {
+        guard let rp = json["rope_parameters"] as? [String: Any] else { return nil }
+        if let nested = rp[kind] as? [String: Any] { return nested }
+        return rp["rope_theta"] != nil || rp["rope_type"] != nil ? rp : nil
+    }
+
     /// The rotary base: transformers 5 keeps it in "rope_parameters", 4.x in "rope_theta".
-    public func ropeTheta(_ fallback: Double) throws -> Double {
-        if let rp = json["rope_parameters"] as? [String: Any], let t = rp["rope_theta"] {
+    public func ropeTheta(_ fallback: Double, kind: String = "full_attention") throws -> Double {
+        if let rp = ropeParameters(kind), let t = rp["rope_theta"] {
             guard let n = t as? NSNumber, n.doubleValue > 0 else { throw error("rope_parameters.rope_theta", "expected a positive number, got \(t)") }
             return n.doubleValue
         }
@@ -92,7 +100,7 @@ public struct ConfigReader {
 
     /// `rope_scaling` (or transformers 5's `rope_parameters`): none/default, or Llama 3's.
     public func ropeScaling() throws -> ModelConfig.Llama3RopeScaling? {
-        guard let rs = (json["rope_scaling"] as? [String: Any]) ?? (json["rope_parameters"] as? [String: Any]) else { return nil }
+        guard let rs = (json["rope_scaling"] as? [String: Any]) ?? ropeParameters() else { return nil }
         let kind = rs["rope_type"] as? String ?? rs["type"] as? String ?? "?"
         switch kind {
         case "default": return nil
