@@ -25,7 +25,7 @@ public enum InterferencePlot {
     }
 
     /// Module types in the order of a transformer block, unknown ones after them by name.
-    static let moduleOrder = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj",
+    static let moduleOrder = ["q_proj", "k_proj", "v_proj", "qkv_proj", "o_proj", "gate_proj", "up_proj", "gate_up_proj", "down_proj",
                               "c_attn", "c_proj", "c_fc", "query", "key", "value", "dense"]
 
     public static func svg(_ report: Interference.Report, metric: Metric = .signConflict) -> String {

@@ -110,7 +110,7 @@ public enum ReportText {
     }
 
     static func moduleOrder(_ t: String) -> Int {
-        ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"].firstIndex(of: t) ?? 100
+        ["q_proj", "k_proj", "v_proj", "qkv_proj", "o_proj", "gate_proj", "up_proj", "gate_up_proj", "down_proj"].firstIndex(of: t) ?? 100
     }
 
     public static func renderSummary(_ report: SpectralReport) -> String {

@@ -61,7 +61,7 @@ struct FinetuneCommand: ParsableCommand {
     @Option(name: .long, help: "LoRA rank.") var rank = 8
     @Option(name: .long, help: "LoRA alpha.") var alpha = 16.0
     @Flag(name: .long, help: "rsLoRA scaling alpha / sqrt(r).") var rslora = false
-    @Option(name: .long, help: "LoRA target modules, comma-separated.") var targetModules = "q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj"
+    @Option(name: .long, help: "LoRA target modules, comma-separated (the default means every linear layer of the family's block, e.g. qkv_proj,o_proj,gate_up_proj,down_proj for Phi-3).") var targetModules = "q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj"
 
     @Option(name: .long, help: "Sparse mode: a mask safetensors file (tensor names of the model, nonzero = trainable).") var mask: String?
     @Option(name: .long, help: "Sparse mode without --mask: fraction of entries trained, chosen at random (seeded).") var maskDensity: Double?

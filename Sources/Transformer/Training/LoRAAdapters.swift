@@ -18,8 +18,10 @@ public final class LoRAAdapters: @unchecked Sendable {
         public var rsLoRA: Bool
         /// Short module names, e.g. ["q_proj", "v_proj"].
         public var targetModules: [String]
+        /// Every linear layer of a Llama block; taken as "every linear layer" of any family.
+        public static let defaultTargets = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
         public init(rank: Int = 8, alpha: Double = 16, rsLoRA: Bool = false,
-                    targetModules: [String] = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]) {
+                    targetModules: [String] = Settings.defaultTargets) {
             self.rank = rank; self.alpha = alpha; self.rsLoRA = rsLoRA; self.targetModules = targetModules
         }
         public var scale: Double { rsLoRA ? alpha / Double(rank).squareRoot() : alpha / Double(rank) }
@@ -45,6 +47,10 @@ public final class LoRAAdapters: @unchecked Sendable {
             throw ModelError.invalidInput("LoRA rank and alpha must be positive (got r=\(settings.rank), alpha=\(settings.alpha))")
         }
         let known = model.block.linearModules.compactMap { $0.split(separator: ".").last.map(String.init) }
+        // The default list (Llama's seven matrices) means every linear layer of the block, so a
+        // fused family (Phi-3: qkv_proj, gate_up_proj) gets its own.
+        var settings = settings
+        if settings.targetModules == Settings.defaultTargets { settings.targetModules = known }
         for t in settings.targetModules where !known.contains(t) {
             throw ModelError.invalidInput("unknown LoRA target module \"\(t)\" (expected some of \(known.joined(separator: ", ")))")
         }
