@@ -68,7 +68,7 @@ extension TransformerModel {
             used.insert(name)
         }
         for name in checkpoint.tensorNames where !used.contains(name) {
-            let ignorable = name.hasSuffix("attn.bias") && config.family == .gpt2 && !layout.index.keys.contains(name) || name.hasSuffix("attn.masked_bias")
+            let ignorable = name.hasSuffix("attn.bias") && config.family == .gpt2 || name.hasSuffix("attn.masked_bias")
                 || name.hasSuffix("rotary_emb.inv_freq") || (name == "lm_head.weight" && config.tieEmbeddings)
             if !ignorable { throw ModelError.unexpectedTensor(source: source, name: name) }
         }

@@ -18,6 +18,8 @@ public final class TransformerModel: @unchecked Sendable {
     let invFreq: [Float], localInvFreq: [Float]
     /// Parameter name -> stage (`BlockDescription`), for the backward's stopping rule.
     let stages: [String: Int]
+    /// `block.steps`, computed once.
+    let steps: [BlockDescription.Step]
     /// GGUF block-quantised copies of weight matrices (by Hugging Face name), used instead of
     /// the Float32 parameters when few rows are processed (decoding). Empty unless loaded from GGUF.
     public internal(set) var quantized: [String: QuantizedMatrix] = [:]
@@ -45,6 +47,7 @@ public final class TransformerModel: @unchecked Sendable {
         localInvFreq = d.rotary ? config.localRopeTheta.map { ropeInverseFrequencies(headDim: config.headDim, theta: $0, scaling: nil) } ?? invFreq : []
         var st: [String: Int] = [:]
         let steps = d.steps
+        self.steps = steps
         for l in 0..<config.layers {
             for (i, step) in steps.enumerated() {
                 for m in d.modules(of: step) { for suffix in [".weight", ".bias"] { st[d.name(l, m) + suffix] = 1 + steps.count * l + i } }
@@ -55,11 +58,21 @@ public final class TransformerModel: @unchecked Sendable {
         stages = st
     }
 
+    /// Columns per row of the scratch a fused projection's output goes through (qkv, gate_up;
+    /// 0 when every projection is separate).
+    var fusedWidth: Int {
+        let c = config
+        if case .fused = block.qkv, case .fused = block.mlpIn { return max(c.qDim + 2 * c.kvDim, 2 * c.intermediateSize) }
+        if case .fused = block.qkv { return c.qDim + 2 * c.kvDim }
+        if case .fused = block.mlpIn { return 2 * c.intermediateSize }
+        return 0
+    }
+
     /// Steps per block (S in the stage numbering).
-    var stepCount: Int { block.steps.count }
+    var stepCount: Int { steps.count }
 
     /// The stage of step `step` in layer `l`.
-    func stage(_ l: Int, _ step: BlockDescription.Step) -> Int { 1 + stepCount * l + (block.steps.firstIndex(of: step) ?? 0) }
+    func stage(_ l: Int, _ step: BlockDescription.Step) -> Int { 1 + stepCount * l + (steps.firstIndex(of: step) ?? 0) }
 
     /// Layer `l`'s attention options: scale, window, soft-cap.
     func attentionOptions(layer l: Int) -> AttentionOptions {
@@ -200,13 +213,12 @@ public final class TransformerModel: @unchecked Sendable {
              keysOf: (layer: Int, out: UnsafeMutablePointer<Float>)? = nil) -> [Float] {
         let c = config, d = block
         let N = flatTokens.count, C = c.hiddenSize, I = c.intermediateSize
-        let P = parameters
 
         let x = Scratch(N * C), xn = Scratch(N * C)
         let q = Scratch(N * c.qDim), k = Scratch(N * c.kvDim), v = Scratch(N * c.kvDim)
         let att = Scratch(N * c.qDim), proj = Scratch(N * C)
         let h1 = Scratch(N * I), h2 = Scratch(N * I)
-        let fused = Scratch(N * max(d.qkv.modules.count == 1 ? c.qDim + 2 * c.kvDim : 0, d.gated && d.mlpIn.modules.count == 1 ? 2 * I : 0))
+        let fused = Scratch(N * fusedWidth)
         defer { [x, xn, q, k, v, att, proj, h1, h2, fused].forEach { $0.free() } }
 
         embed(out: x.p, tokens: flatTokens, positions: positions)
@@ -319,11 +331,7 @@ public final class TransformerModel: @unchecked Sendable {
         case let .fused(m):
             let W = c.qDim + 2 * c.kvDim
             linear(fused, x, d.name(l, m) + ".weight", d.name(l, m) + ".bias", N, C, W, d.weightLayout)
-            for n in 0..<N {
-                (q + n * c.qDim).update(from: fused + n * W, count: c.qDim)
-                (k + n * c.kvDim).update(from: fused + n * W + c.qDim, count: c.kvDim)
-                (v + n * c.kvDim).update(from: fused + n * W + c.qDim + c.kvDim, count: c.kvDim)
-            }
+            splitColumns(fused, rows: N, into: [(q, c.qDim), (k, c.kvDim), (v, c.kvDim)])
         }
     }
 
@@ -338,10 +346,7 @@ public final class TransformerModel: @unchecked Sendable {
             if d.gated { linear(up, x, d.name(l, m[1]) + ".weight", d.name(l, m[1]) + ".bias", N, C, I, d.weightLayout) }
         case let .fused(m):
             linear(fused, x, d.name(l, m) + ".weight", d.name(l, m) + ".bias", N, C, 2 * I, d.weightLayout)
-            for n in 0..<N {
-                (h + n * I).update(from: fused + n * 2 * I, count: I)
-                (up + n * I).update(from: fused + n * 2 * I + I, count: I)
-            }
+            splitColumns(fused, rows: N, into: [(h, I), (up, I)])
         }
     }
 
@@ -366,6 +371,25 @@ final class Scratch {
     let p: UnsafeMutablePointer<Float>
     init(_ count: Int) { p = .allocate(capacity: max(count, 1)) }
     func free() { p.deallocate() }
+}
+
+/// Copies the column blocks of a row-major (rows, Σ widths) matrix into (rows, width) matrices:
+/// the outputs of a fused projection (qkv, gate_up) apart.
+func splitColumns(_ source: UnsafePointer<Float>, rows: Int, into parts: [(UnsafeMutablePointer<Float>, Int)]) {
+    let W = parts.reduce(0) { $0 + $1.1 }
+    for n in 0..<rows {
+        var o = 0
+        for (p, w) in parts { (p + n * w).update(from: source + n * W + o, count: w); o += w }
+    }
+}
+
+/// The inverse of `splitColumns`: (rows, width) matrices side by side into (rows, Σ widths).
+func joinColumns(_ parts: [(UnsafeMutablePointer<Float>, Int)], rows: Int, into target: UnsafeMutablePointer<Float>) {
+    let W = parts.reduce(0) { $0 + $1.1 }
+    for n in 0..<rows {
+        var o = 0
+        for (p, w) in parts { (target + n * W + o).update(from: p + n * w, count: w); o += w }
+    }
 }
 
 /// x = cap · tanh(x / cap) (Gemma 2's soft-capping).

@@ -139,7 +139,7 @@ extension TransformerModel {
         let tape = TrainingTape(config: c, block: d, batch: batch, firstKept: firstKept)
         let N = tape.N, C = c.hiddenSize, I = c.intermediateSize
         let x = Scratch(N * C), proj = Scratch(N * C)
-        let fused = Scratch(N * max(d.qkv.modules.count == 1 ? c.qDim + 2 * c.kvDim : 0, d.gated && d.mlpIn.modules.count == 1 ? 2 * I : 0))
+        let fused = Scratch(N * fusedWidth)
         defer { [x, proj, fused].forEach { $0.free() } }
 
         embed(out: x.p, tokens: tape.tokens, positions: tape.positions)

@@ -156,7 +156,6 @@ extension TransformerModel {
 
         let dq = Scratch(N * c.qDim), dk = Scratch(N * c.kvDim), dv = Scratch(N * c.kvDim), datt = Scratch(N * c.qDim)
         let da1 = Scratch(N * I), da2 = Scratch(N * I), dh = Scratch(N * I), dpost = Scratch(N * C)
-        let fusedWidth = max(d.qkv.modules.count == 1 ? c.qDim + 2 * c.kvDim : 0, d.gated && d.mlpIn.modules.count == 1 ? 2 * I : 0)
         let dfused = Scratch(N * fusedWidth)
         let dqPre = Scratch(d.qkNorm != nil ? N * c.qDim : 0), dkPre = Scratch(d.qkNorm != nil ? N * c.kvDim : 0)
         defer { [dq, dk, dv, datt, da1, da2, dh, dpost, dfused, dqPre, dkPre].forEach { $0.free() } }
@@ -168,13 +167,14 @@ extension TransformerModel {
             func st(_ step: BlockDescription.Step) -> Int { stage(l, step) }
             // MLP: x += post(down(act(gate) * up)) — dx is the gradient of the block output.
             zero(dh, N * I); zero(da1, N * I); zero(da2, N * I); zero(dxn, N * C)
-            var dm = UnsafePointer(dx.p)
-            if let pn = d.postMlpNorm {
+            // A sandwich norm after a sub-block: dx through it into dpost (nil: nothing below trains).
+            func throughPostNorm(_ module: String?, pre: Scratch, rstd: Scratch, _ step: BlockDescription.Step) -> UnsafePointer<Float>? {
+                guard let module else { return UnsafePointer(dx.p) }
                 zero(dpost, N * C)
-                norm(dpost.p, dx.p, L.mPre.p, p(pn), mean: nil, rstd: L.rstdM.p, rows: N, width: C, stage: st(.postMlpNorm))
-                if lowest >= st(.postMlpNorm) { return }
-                dm = UnsafePointer(dpost.p)
+                norm(dpost.p, dx.p, pre.p, p(module), mean: nil, rstd: rstd.p, rows: N, width: C, stage: st(step))
+                return lowest >= st(step) ? nil : UnsafePointer(dpost.p)
             }
+            guard let dm = throughPostNorm(d.postMlpNorm, pre: L.mPre, rstd: L.rstdM, .postMlpNorm) else { return }
             linear(dh.p, dm, L.h.p, p(d.mlpOutput) + ".weight", p(d.mlpOutput) + ".bias", I, C, d.weightLayout, L)
             if lowest >= st(.mlpOutput) { return }
             if d.gated {
@@ -187,10 +187,7 @@ extension TransformerModel {
                 linear(dxn.p, da1.p, L.xn2.p, p(m[0]) + ".weight", p(m[0]) + ".bias", C, I, d.weightLayout, L)
                 if d.gated { linear(dxn.p, da2.p, L.xn2.p, p(m[1]) + ".weight", p(m[1]) + ".bias", C, I, d.weightLayout, L) }
             case let .fused(m):
-                for n in 0..<N {
-                    (dfused.p + n * 2 * I).update(from: da1.p + n * I, count: I)
-                    (dfused.p + n * 2 * I + I).update(from: da2.p + n * I, count: I)
-                }
+                joinColumns([(da1.p, I), (da2.p, I)], rows: N, into: dfused.p)
                 linear(dxn.p, dfused.p, L.xn2.p, p(m) + ".weight", p(m) + ".bias", C, 2 * I, d.weightLayout, L)
             }
             if lowest >= st(.mlpIn) { return }
@@ -198,13 +195,7 @@ extension TransformerModel {
             if lowest >= st(.mlpNorm) { return }
             // Attention: x += post(o(attention(q, k, v))) — dx is now the gradient of the block's middle.
             zero(datt, N * c.qDim); zero(dq, N * c.qDim); zero(dk, N * c.kvDim); zero(dv, N * c.kvDim); zero(dxn, N * C)
-            var da = UnsafePointer(dx.p)
-            if let pn = d.postAttentionNorm {
-                zero(dpost, N * C)
-                norm(dpost.p, dx.p, L.aPre.p, p(pn), mean: nil, rstd: L.rstdA.p, rows: N, width: C, stage: st(.postAttentionNorm))
-                if lowest >= st(.postAttentionNorm) { return }
-                da = UnsafePointer(dpost.p)
-            }
+            guard let da = throughPostNorm(d.postAttentionNorm, pre: L.aPre, rstd: L.rstdA, .postAttentionNorm) else { return }
             linear(datt.p, da, L.att.p, p(d.attentionOutput) + ".weight", p(d.attentionOutput) + ".bias", c.qDim, C, d.weightLayout, L)
             if lowest >= st(.attentionOutput) { return }
             let options = attentionOptions(layer: l)
@@ -234,11 +225,7 @@ extension TransformerModel {
                 linear(dxn.p, dv.p, L.xn1.p, p(m[2]) + ".weight", p(m[2]) + ".bias", C, c.kvDim, d.weightLayout, L)
             case let .fused(m):
                 let W = c.qDim + 2 * c.kvDim
-                for n in 0..<N {
-                    (dfused.p + n * W).update(from: dq.p + n * c.qDim, count: c.qDim)
-                    (dfused.p + n * W + c.qDim).update(from: dk.p + n * c.kvDim, count: c.kvDim)
-                    (dfused.p + n * W + c.qDim + c.kvDim).update(from: dv.p + n * c.kvDim, count: c.kvDim)
-                }
+                joinColumns([(dq.p, c.qDim), (dk.p, c.kvDim), (dv.p, c.kvDim)], rows: N, into: dfused.p)
                 linear(dxn.p, dfused.p, L.xn1.p, p(m) + ".weight", p(m) + ".bias", C, W, d.weightLayout, L)
             }
             if lowest >= st(.qkv) { return }
