@@ -1,11 +1,13 @@
 import Foundation
 import Tensors
 
-/// Converts a llama-family GGUF file (architectures llama, mistral, qwen2) into a Hugging Face
-/// folder that `transformers` loads: config.json from the `{arch}.*` metadata,
-/// model.safetensors (every tensor dequantised, renamed, Q/K rows un-permuted for llama and
-/// mistral, stored as `dtype`), tokenizer.json + tokenizer_config.json rebuilt from
-/// `tokenizer.ggml.*` (byte-level BPE), and generation_config.json with the BOS/EOS ids.
+/// Converts a GGUF file (architectures llama, mistral, qwen2, qwen3, gemma2, gemma3, phi3, gpt2:
+/// `GGUFArchitecture.all`) into a Hugging Face folder that `transformers` loads: config.json from
+/// the `{arch}.*` metadata, model.safetensors (every tensor dequantised, renamed, the converter's
+/// changes undone: Q/K rows un-permuted for llama and mistral, Gemma's 1 + w norms, GPT-2's
+/// transposed matrices; stored as `dtype`), tokenizer.json + tokenizer_config.json rebuilt from
+/// `tokenizer.ggml.*` (byte-level BPE; a SentencePiece vocabulary is left out with a note), and
+/// generation_config.json with the BOS/EOS ids.
 ///
 /// The output goes through `OutputFolder`: checked before any tensor is read (never the input's
 /// path; an existing non-empty folder only with `force`, and then only a previous weightsmith
@@ -16,6 +18,8 @@ public enum GGUFConverter {
         public var parameters: Int
         public var architecture: String
         public var files: [String]
+        /// What was left out, for the user (a tokenizer that could not be rebuilt).
+        public var notes: [String] = []
     }
 
     /// NaN/±Inf in a dequantised tensor make the conversion fail with `CheckpointError.nonFinite`
@@ -23,65 +27,49 @@ public enum GGUFConverter {
     public static func convert(gguf: GGUFFile, to outputDirectory: URL, dtype: DType = .f32, force: Bool = false,
                                allowNonFinite: Bool = false, dryRun: Bool = false, progress: ((Int, Int, String) -> Void)? = nil) throws -> Summary {
         let path = gguf.url.path
-        let m = gguf.metadata
-        let arch = try m.string("general.architecture")
-        guard ["llama", "mistral", "qwen2"].contains(arch) else {
-            throw GGUFError.invalidMetadata(path: path, key: "general.architecture", reason: "\"\(arch)\" cannot be converted (llama, mistral, qwen2)")
-        }
+        let (arch, architecture) = try GGUFArchitecture.of(gguf)
         guard [.f32, .f16, .bf16].contains(dtype) else {
             throw GGUFError.invalidMetadata(path: path, key: "dtype", reason: "output dtype must be F32, F16 or BF16")
         }
         let out = try OutputFolder.prepare(outputDirectory, inputs: [gguf.url], force: force, command: "convert-gguf")
-        // The counts and sizes written into config.json must describe the tensors in the file.
-        _ = try GGUFNaming.checkedBlockCount(gguf, arch: arch)
-        for key in ["embedding_length", "feed_forward_length", "attention.head_count"] {
-            let v = try m.int("\(arch).\(key)")
-            guard v > 0 else { throw GGUFError.invalidMetadata(path: path, key: "\(arch).\(key)", reason: "\(v) is not positive") }
-        }
-        let heads = try m.int("\(arch).attention.head_count")
-        let kvHeads = m["\(arch).attention.head_count_kv"] != nil ? try m.int("\(arch).attention.head_count_kv") : heads
-        let permuted = arch == "llama" || arch == "mistral"
-
-        // Tensor plan: every GGUF tensor must map to a Hugging Face name.
-        var plan: [(gguf: String, hf: String)] = []
-        for t in gguf.tensors {
-            if GGUFNaming.isDerived(t.name) {
-                throw GGUFError.invalidMetadata(path: path, key: t.name, reason: "Llama 3 rope scaling factors cannot be converted yet")
-            }
-            guard let hf = GGUFNaming.huggingFaceName(t.name) else {
-                throw GGUFError.invalidMetadata(path: path, key: t.name, reason: "no Hugging Face name for this tensor")
-            }
-            guard t.type.isDequantizable else { throw GGUFError.unsupportedTensorType(tensor: t.name, type: t.type.description) }
-            plan.append((t.name, hf))
-        }
+        // The counts and sizes written into config.json must describe the tensors in the file;
+        // every tensor must map to a Hugging Face name (the plan checks the block count first).
+        let plan = try architecture.plan(gguf, arch: arch)
+        _ = try architecture.configJSON(gguf, arch: arch, dtype: dtype)
+        let (heads, kvHeads) = try architecture.headCounts(gguf, arch: arch)
+        let tokenizerNote = tokenizerNote(gguf)
 
         var parameters = 0
         if dryRun {
             // Everything but the weights is checked as the conversion would (config and tokenizer built, not written).
-            let tied = gguf.info("output.weight") == nil
-            _ = try configJSON(gguf, arch: arch, tied: tied, dtype: dtype)
-            _ = try tokenizerJSON(m, path: path)
+            if tokenizerNote == nil { _ = try tokenizerJSON(gguf.metadata, path: path) }
             parameters = plan.reduce(0) { $0 + gguf.info($1.gguf)!.shape.elementCount }
-            return Summary(tensors: plan.count, parameters: parameters, architecture: arch,
-                           files: ["config.json", "generation_config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json"])
+            let files = ["config.json", "generation_config.json", "model.safetensors"] + (tokenizerNote == nil ? ["tokenizer.json", "tokenizer_config.json"] : [])
+            return Summary(tensors: plan.count, parameters: parameters, architecture: arch, files: files, notes: tokenizerNote.map { [$0] } ?? [])
         }
         try out.write { temp in
-            let entries = plan.map { p in TensorEntry(name: p.hf, dtype: dtype, shape: gguf.info(p.gguf)!.shape) }
+            let entries = plan.map { p in TensorEntry(name: p.hf, dtype: dtype, shape: architecture.huggingFaceShape(gguf.info(p.gguf)!)) }
             let writer = try CheckpointWriter(directory: temp, entries: entries, metadata: ["format": "pt"], allowNonFinite: allowNonFinite)
             for (i, p) in plan.enumerated() {
-                var t = try gguf.tensor(p.gguf)
-                if permuted, let kind = GGUFNaming.permutation(of: p.gguf) {
-                    t = try GGUFNaming.unpermuteRows(t, heads: kind == .query ? heads : kvHeads)
-                }
+                let t = try architecture.tensor(gguf, p.gguf, heads: heads, kvHeads: kvHeads)
                 parameters += t.count
                 try namingNonFiniteInput("\(path) (GGUF tensor \(p.gguf))") { try writer.write(p.hf, t) }
                 progress?(i + 1, plan.count, p.hf)
             }
             try writer.finish()
-            try writeSideFiles(of: gguf, arch: arch, dtype: dtype, into: temp, tokenizerRequired: true)
+            try writeSideFiles(of: gguf, arch: arch, dtype: dtype, into: temp, tokenizerRequired: tokenizerNote == nil)
         }
         let files = try FileManager.default.contentsOfDirectory(atPath: out.url.path).filter { !$0.hasPrefix(".") }.sorted()
-        return Summary(tensors: plan.count, parameters: parameters, architecture: arch, files: files)
+        return Summary(tensors: plan.count, parameters: parameters, architecture: arch, files: files, notes: tokenizerNote.map { [$0] } ?? [])
+    }
+
+    /// Why the tokenizer is not converted, or nil when it is: only byte-level BPE vocabularies
+    /// (`tokenizer.ggml.model` gpt2) are rebuilt as tokenizer.json; a SentencePiece one (Gemma,
+    /// Phi-3, Llama 2: `llama`) is left out with this note, the weights and config still written.
+    static func tokenizerNote(_ gguf: GGUFFile) -> String? {
+        let model = (try? gguf.metadata.string("tokenizer.ggml.model")) ?? "gpt2"
+        if model == "gpt2" { return nil }
+        return "tokenizer not converted: \"\(model)\" (SentencePiece) vocabularies are not rebuilt as tokenizer.json yet; copy tokenizer.json and tokenizer_config.json from the original Hugging Face model"
     }
 
     /// Writes config.json (from the GGUF metadata; `torch_dtype` = `dtype`), tokenizer.json and
@@ -90,8 +78,7 @@ public enum GGUFConverter {
     /// BPE tokenizer.json is skipped instead of failing.
     static func writeSideFiles(of gguf: GGUFFile, arch: String, dtype: DType, into directory: URL, tokenizerRequired: Bool) throws {
         let m = gguf.metadata
-        let tied = gguf.info("output.weight") == nil
-        try write(try configJSON(gguf, arch: arch, tied: tied, dtype: dtype), directory.appendingPathComponent("config.json"))
+        try write(try configJSON(gguf, arch: arch, dtype: dtype), directory.appendingPathComponent("config.json"))
         let tokenizer: [String: Any]?
         if tokenizerRequired { tokenizer = try tokenizerJSON(m, path: gguf.url.path) } else { tokenizer = try? tokenizerJSON(m, path: gguf.url.path) }
         if let tokenizer {
@@ -105,39 +92,13 @@ public enum GGUFConverter {
     }
 
     static func write(_ object: Any, _ url: URL) throws {
-        let data = try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])
-        try writeFileAtomically([UInt8](data), to: url)
+        try writeFileAtomically(Array((JSONText.string(JSONText.value(object)) + "\n").utf8), to: url)
     }
 
-    /// config.json for transformers (both the 4.x `rope_theta` and the 5.x `rope_parameters` spelling).
-    public static func configJSON(_ gguf: GGUFFile, arch: String, tied: Bool, dtype: DType) throws -> [String: Any] {
-        let m = gguf.metadata
-        func int(_ k: String) throws -> Int { try m.int("\(arch).\(k)") }
-        let heads = try int("attention.head_count")
-        let hidden = try int("embedding_length")
-        let theta = m["\(arch).rope.freq_base"] != nil ? try m.double("\(arch).rope.freq_base") : 10000
-        let vocab = m["\(arch).vocab_size"] != nil ? try int("vocab_size") : try m.stringArray("tokenizer.ggml.tokens").count
-        let className = ["llama": "LlamaForCausalLM", "mistral": "MistralForCausalLM", "qwen2": "Qwen2ForCausalLM"][arch]!
-        var c: [String: Any] = [
-            "architectures": [className], "model_type": arch,
-            "hidden_size": hidden, "intermediate_size": try int("feed_forward_length"),
-            "num_hidden_layers": try int("block_count"), "num_attention_heads": heads,
-            "num_key_value_heads": m["\(arch).attention.head_count_kv"] != nil ? try int("attention.head_count_kv") : heads,
-            "head_dim": m["\(arch).attention.key_length"] != nil ? try int("attention.key_length") : hidden / heads,
-            "rms_norm_eps": try m.double("\(arch).attention.layer_norm_rms_epsilon"),
-            "rope_theta": theta, "rope_parameters": ["rope_type": "default", "rope_theta": theta],
-            "max_position_embeddings": m["\(arch).context_length"] != nil ? try int("context_length") : 2048,
-            "vocab_size": vocab, "tie_word_embeddings": tied, "hidden_act": "silu",
-            "torch_dtype": ["F32": "float32", "F16": "float16", "BF16": "bfloat16"][dtype.rawValue]!,
-        ]
-        if arch == "llama" {
-            c["attention_bias"] = gguf.info("blk.0.attn_q.bias") != nil
-            c["mlp_bias"] = false
-        }
-        if arch == "mistral" { c["sliding_window"] = NSNull() }
-        if let b = try? m.int("tokenizer.ggml.bos_token_id") { c["bos_token_id"] = b }
-        if let e = try? m.int("tokenizer.ggml.eos_token_id") { c["eos_token_id"] = e }
-        return c
+    /// config.json for transformers, from the file's architecture (`GGUFArchitecture`).
+    public static func configJSON(_ gguf: GGUFFile, arch: String, dtype: DType) throws -> [String: Any] {
+        guard let a = GGUFArchitecture.named(arch) else { return try GGUFArchitecture.of(gguf).architecture.configJSON(gguf, arch: arch, dtype: dtype) }
+        return try a.configJSON(gguf, arch: arch, dtype: dtype)
     }
 
     static let llama3Regex = #"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"#

@@ -1,8 +1,8 @@
 import Tensors
 
-/// Tensor-name mapping between llama.cpp's GGUF names and Hugging Face checkpoint names for the
-/// Llama family (`llama`, `mistral`, `qwen2` architectures share one table), and the inverse of
-/// the row permutation llama.cpp's converter applies to the query and key projections.
+/// The llama family's GGUF names (the table of `GGUFArchitecture.llama`, which holds every
+/// architecture's table), the Q/K row permutation llama.cpp's converter applies for llama and
+/// mistral and its inverse, and the block count checked against the tensors.
 ///
 /// | GGUF                       | Hugging Face                                   |
 /// |----------------------------|------------------------------------------------|
@@ -18,53 +18,18 @@ import Tensors
 /// `rope_freqs.weight` (llama3 rope scaling factors) has no Hugging Face tensor: it is derived
 /// from `rope_scaling` in config.json, and `isDerived` says so.
 public enum GGUFNaming {
-    private static let global: [(String, String)] = [
-        ("token_embd.weight", "model.embed_tokens.weight"),
-        ("output_norm.weight", "model.norm.weight"),
-        ("output.weight", "lm_head.weight"),
-    ]
-    private static let perLayer: [(String, String)] = [
-        ("attn_norm.weight", "input_layernorm.weight"),
-        ("attn_q.weight", "self_attn.q_proj.weight"),
-        ("attn_k.weight", "self_attn.k_proj.weight"),
-        ("attn_v.weight", "self_attn.v_proj.weight"),
-        ("attn_q.bias", "self_attn.q_proj.bias"),
-        ("attn_k.bias", "self_attn.k_proj.bias"),
-        ("attn_v.bias", "self_attn.v_proj.bias"),
-        ("attn_output.weight", "self_attn.o_proj.weight"),
-        ("ffn_norm.weight", "post_attention_layernorm.weight"),
-        ("ffn_gate.weight", "mlp.gate_proj.weight"),
-        ("ffn_up.weight", "mlp.up_proj.weight"),
-        ("ffn_down.weight", "mlp.down_proj.weight"),
-    ]
-
     /// GGUF tensors with no Hugging Face counterpart because Hugging Face derives them from the config.
     public static func isDerived(_ ggufName: String) -> Bool { ggufName == "rope_freqs.weight" }
 
     /// The Hugging Face name of a GGUF llama-family tensor, or nil if the name is not in the table.
-    public static func huggingFaceName(_ gguf: String) -> String? {
-        if let g = global.first(where: { $0.0 == gguf }) { return g.1 }
-        let parts = gguf.split(separator: ".", maxSplits: 2)
-        guard parts.count == 3, parts[0] == "blk", let n = Int(parts[1]), n >= 0, String(n) == parts[1] else { return nil }
-        guard let m = perLayer.first(where: { $0.0 == parts[2] }) else { return nil }
-        return "model.layers.\(n).\(m.1)"
-    }
+    public static func huggingFaceName(_ gguf: String) -> String? { GGUFArchitecture.llama.huggingFaceName(gguf) }
 
     /// The GGUF name of a Hugging Face llama-family tensor, or nil.
-    public static func ggufName(_ hf: String) -> String? {
-        if let g = global.first(where: { $0.1 == hf }) { return g.0 }
-        let prefix = "model.layers."
-        guard hf.hasPrefix(prefix) else { return nil }
-        let rest = hf.dropFirst(prefix.count)
-        guard let dot = rest.firstIndex(of: "."), let n = Int(rest[..<dot]) else { return nil }
-        let tail = String(rest[rest.index(after: dot)...])
-        guard let m = perLayer.first(where: { $0.1 == tail }) else { return nil }
-        return "blk.\(n).\(m.0)"
-    }
+    public static func ggufName(_ hf: String) -> String? { GGUFArchitecture.llama.ggufName(hf) }
 
     /// Which head count a GGUF tensor's rows were permuted with, if any: query rows by the
     /// number of attention heads, key rows by the number of key/value heads.
-    public enum Permuted { case query, key }
+    public enum Permuted: Sendable { case query, key }
 
     public static func permutation(of ggufName: String) -> Permuted? {
         if ggufName.hasSuffix(".attn_q.weight") || ggufName.hasSuffix(".attn_q.bias") { return .query }

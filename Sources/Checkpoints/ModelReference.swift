@@ -390,42 +390,25 @@ final class ComputedTensors: VirtualTensorSource, @unchecked Sendable {
     }
 }
 
-/// A llama-family GGUF file seen as a Hugging Face checkpoint: tensors renamed, dequantised
-/// and (llama, mistral) Q/K rows un-permuted on request; config.json and the tokenizer files
+/// A GGUF file (any `GGUFArchitecture`) seen as a Hugging Face checkpoint: tensors renamed,
+/// dequantised and the converter's changes undone on request (`GGUFArchitecture.tensor`); config.json and the tokenizer files
 /// rebuilt from the metadata into a small side folder (kept in the temporary directory, keyed
 /// by the file's path, size and modification time).
 enum GGUFTensors {
     static func checkpoint(path: String, label: String) throws -> Checkpoint {
         let gguf = try GGUFFile(path: path)
-        let m = gguf.metadata
-        let arch = try m.string("general.architecture")
-        guard ["llama", "mistral", "qwen2"].contains(arch) else {
-            throw ModelReferenceError.unsupportedGGUF(path: path, reason: "GGUF architecture \"\(arch)\" cannot be read as a Hugging Face model (llama, mistral, qwen2)")
+        let arch: String, architecture: GGUFArchitecture
+        do { (arch, architecture) = try GGUFArchitecture.of(gguf) } catch GGUFError.invalidMetadata(_, _, let reason) {
+            throw ModelReferenceError.unsupportedGGUF(path: path, reason: "cannot be read as a Hugging Face model: " + reason)
         }
-        _ = try GGUFNaming.checkedBlockCount(gguf, arch: arch)
-        let heads = try m.int("\(arch).attention.head_count")
-        let kvHeads = m["\(arch).attention.head_count_kv"] != nil ? try m.int("\(arch).attention.head_count_kv") : heads
-        guard heads > 0, kvHeads > 0 else { throw ModelReferenceError.unsupportedGGUF(path: path, reason: "head counts must be positive") }
-        let permuted = arch == "llama" || arch == "mistral"
+        let plan = try architecture.plan(gguf, arch: arch)
+        let (heads, kvHeads) = try architecture.headCounts(gguf, arch: arch)
         var entries: [String: (TensorInfo, ComputedTensors.Entry)] = [:]
         let short = gguf.url.lastPathComponent
-        for t in gguf.tensors {
-            if GGUFNaming.isDerived(t.name) {
-                throw ModelReferenceError.unsupportedGGUF(path: path, reason: "tensor \(t.name): Llama 3 rope scaling factors cannot be read yet")
-            }
-            guard let hf = GGUFNaming.huggingFaceName(t.name) else {
-                throw ModelReferenceError.unsupportedGGUF(path: path, reason: "tensor \(t.name) has no Hugging Face name")
-            }
-            guard t.type.isDequantizable else { throw GGUFError.unsupportedTensorType(tensor: t.name, type: t.type.description) }
-            let name = t.name
-            let perm = permuted ? GGUFNaming.permutation(of: name) : nil
-            entries[hf] = (ComputedTensors.f32Info(hf, t.shape), .computed(label: "\(short):\(name)") {
-                let x = try gguf.tensor(name)
-                switch perm {
-                case .query?: return try GGUFNaming.unpermuteRows(x, heads: heads)
-                case .key?: return try GGUFNaming.unpermuteRows(x, heads: kvHeads)
-                case nil: return x
-                }
+        for (name, hf) in plan {
+            let shape = architecture.huggingFaceShape(gguf.info(name)!)
+            entries[hf] = (ComputedTensors.f32Info(hf, shape), .computed(label: "\(short):\(name)") {
+                try architecture.tensor(gguf, name, heads: heads, kvHeads: kvHeads)
             })
         }
         let side = try sideFolder(gguf, arch: arch)

@@ -1,3 +1,4 @@
+import Checkpoints
 import Tensors
 
 /// A parameter as written in a recipe, before it is evaluated for one tensor

@@ -3,36 +3,15 @@ import Foundation
 import Tensors
 
 extension ModelConfig {
-    /// The configuration of a llama-family GGUF file (`general.architecture` llama, mistral or qwen2).
+    /// The configuration of a GGUF file: the config.json its architecture's table writes
+    /// (`GGUFArchitecture.configJSON`, the one `convert-gguf` writes), read by the family.
     public init(gguf: GGUFFile) throws {
-        let m = gguf.metadata
         let path = gguf.url.path
-        let arch = try m.string("general.architecture")
-        guard ["llama", "mistral", "qwen2"].contains(arch) else { throw ModelError.unsupportedModelType(path: path, modelType: arch) }
-        func int(_ key: String) throws -> Int {
-            let v = try m.int("\(arch).\(key)")
-            guard v > 0 else { throw ModelError.invalidConfig(path: path, key: "\(arch).\(key)", reason: "\(v) is not positive") }
-            return v
+        let (arch, architecture): (String, GGUFArchitecture)
+        do { (arch, architecture) = try GGUFArchitecture.of(gguf) } catch GGUFError.invalidMetadata(_, _, _) {
+            throw ModelError.unsupportedModelType(path: path, modelType: (try? gguf.metadata.string("general.architecture")) ?? "?")
         }
-        let heads = try int("attention.head_count")
-        let hidden = try int("embedding_length")
-        let vocab = m["\(arch).vocab_size"] != nil ? try int("vocab_size") : try m.stringArray("tokenizer.ggml.tokens").count
-        let headDim = m["\(arch).attention.key_length"] != nil ? try int("attention.key_length") : hidden / heads
-        if gguf.info("rope_freqs.weight") != nil {
-            throw ModelError.invalidConfig(path: path, key: "rope_freqs.weight", reason: "Llama 3 rope scaling from GGUF is not supported yet")
-        }
-        let hasQBias = gguf.info("blk.0.attn_q.bias") != nil
-        let eos = (try? m.int("tokenizer.ggml.eos_token_id")).map { [$0] } ?? []
-        self.init(modelType: arch, family: .llama, vocabSize: vocab, hiddenSize: hidden,
-                  intermediateSize: try int("feed_forward_length"), layers: try GGUFNaming.checkedBlockCount(gguf, arch: arch), heads: heads,
-                  kvHeads: m["\(arch).attention.head_count_kv"] != nil ? try int("attention.head_count_kv") : heads,
-                  headDim: headDim,
-                  normEps: Float(try m.double("\(arch).attention.layer_norm_rms_epsilon")),
-                  ropeTheta: m["\(arch).rope.freq_base"] != nil ? try m.double("\(arch).rope.freq_base") : 10000,
-                  maxPositions: m["\(arch).context_length"] != nil ? try int("context_length") : 2048,
-                  tieEmbeddings: gguf.info("output.weight") == nil, qkvBias: hasQBias,
-                  outputBias: gguf.info("blk.0.attn_output.bias") != nil, mlpBias: false, activation: .silu,
-                  bosTokenId: try? m.int("tokenizer.ggml.bos_token_id"), eosTokenIds: eos)
+        try self.init(json: try architecture.configJSON(gguf, arch: arch, dtype: .f32), path: path)
     }
 }
 
@@ -74,42 +53,34 @@ extension TransformerModel {
         }
     }
 
-    /// Loads a llama-family GGUF file, dequantising every tensor to Float32 and undoing
-    /// llama.cpp's Q/K row permutation. Unknown tensors are an error.
+    /// Loads a GGUF file (any `GGUFArchitecture`), dequantising every tensor to Float32 and
+    /// undoing the converter's changes (Q/K row permutation, Gemma's 1 + w norms, GPT-2's
+    /// transposes). Unknown tensors are an error.
     public convenience init(gguf: GGUFFile) throws {
         try self.init(config: ModelConfig(gguf: gguf))
         let source = gguf.url.path
         self.source = source
+        let (arch, architecture) = try GGUFArchitecture.of(gguf)
+        let plan = try architecture.plan(gguf, arch: arch)
         var loaded = Set<String>()
-        for g in gguf.tensorNames {
-            guard let hf = GGUFNaming.huggingFaceName(g) else { throw ModelError.unexpectedTensor(source: source, name: g) }
-            let bad = try parameters.set(hf, try ggufTensorAsHuggingFace(gguf, g, config: config), source: source)
+        for (g, hf) in plan {
+            guard layout[hf] != nil else { throw ModelError.unexpectedTensor(source: source, name: g) }
+            let bad = try parameters.set(hf, try architecture.tensor(gguf, g, heads: config.heads, kvHeads: config.kvHeads), source: source)
             if bad > 0 { nonFiniteWeights.append((hf, bad, layout[hf]?.count ?? 0)) }
             loaded.insert(hf)
         }
         for e in layout.entries where !loaded.contains(e.name) { throw ModelError.missingTensor(source: source, name: e.name) }
-        // Keep Q8_0/Q4_1 matrices packed for decoding (the GGUF stays mapped while the model lives).
-        let permutes = config.modelType == "llama" || config.modelType == "mistral"
-        for g in gguf.tensorNames {
-            guard let hf = GGUFNaming.huggingFaceName(g), layout[hf]?.shape.rank == 2 else { continue }
-            let heads: Int? = switch GGUFNaming.permutation(of: g) {
-            case .query: permutes ? config.heads : nil
-            case .key: permutes ? config.kvHeads : nil
-            case nil: nil
+        // Keep Q8_0/Q4_1 matrices packed for decoding (the GGUF stays mapped while the model
+        // lives) when the file holds them in Hugging Face's (out, in) layout.
+        for (g, hf) in plan where layout[hf]?.shape.rank == 2 && config.block.weightLayout == .outIn {
+            let heads: Int?
+            switch architecture.change(of: g) {
+            case .none: heads = nil
+            case .unpermute(.query): heads = config.heads
+            case .unpermute(.key): heads = config.kvHeads
+            case .subtractOne, .transpose: continue
             }
             if let q = QuantizedMatrix.make(gguf, g, permutedHeads: heads) { quantized[hf] = q }
         }
-    }
-}
-
-/// A GGUF tensor dequantised, with Q/K rows restored to Hugging Face order (llama.cpp permutes
-/// them for the llama and mistral architectures only; qwen2 keeps Hugging Face's layout).
-public func ggufTensorAsHuggingFace(_ gguf: GGUFFile, _ name: String, config: ModelConfig) throws -> Tensor {
-    let t = try gguf.tensor(name)
-    guard config.modelType == "llama" || config.modelType == "mistral" else { return t }
-    switch GGUFNaming.permutation(of: name) {
-    case .query: return try GGUFNaming.unpermuteRows(t, heads: config.heads)
-    case .key: return try GGUFNaming.unpermuteRows(t, heads: config.kvHeads)
-    case nil: return t
     }
 }

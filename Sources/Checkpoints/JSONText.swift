@@ -1,4 +1,3 @@
-import Checkpoints
 import Foundation
 
 /// Serialises a `JSONValue` (object keys in their original order), two-space indented, the way
@@ -25,6 +24,24 @@ public enum JSONText {
     }
 
     public static func quote(_ s: String) -> String { jsonQuoted(s) }
+
+    /// A Foundation-style value (dictionaries, arrays, String, Bool, Int, Double, Float, NSNull)
+    /// as a `JSONValue`, object keys sorted. Unlike JSONSerialization, a Double keeps its type:
+    /// 5.0 is written `5.0`, which transformers' strict config classes require of float fields.
+    public static func value(_ v: Any) -> JSONValue {
+        switch v {
+        case is NSNull: return .null
+        case let b as Bool: return .bool(b)
+        case let i as Int: return .integer(i)
+        case let d as Double: return .number(d)
+        case let f as Float: return .number(Double("\(f)") ?? Double(f))
+        case let s as String: return .string(s)
+        case let a as [Any]: return .array(a.map(value))
+        case let o as [String: Any]: return .object(o.keys.sorted().map { ($0, value(o[$0]!)) })
+        case let n as NSNumber: return n.doubleValue == n.doubleValue.rounded() && abs(n.doubleValue) < 1e15 ? .integer(n.intValue) : .number(n.doubleValue)
+        default: return .string("\(v)")
+        }
+    }
 
     /// `object` with `key` set (replaced in place, or appended).
     public static func setting(_ object: JSONValue, _ key: String, _ value: JSONValue) -> JSONValue {
