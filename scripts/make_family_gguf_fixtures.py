@@ -5,7 +5,7 @@ root:
 
     python3 scripts/make_family_gguf_fixtures.py [NAME...]
 
-For each NAME (qwen3, gemma2, gemma3, phi3, gpt2):
+For each NAME (qwen3, gemma2, gemma3, gemma3_linear, phi3, gpt2):
   NAME/            the Hugging Face model (config.json + model.safetensors, save_pretrained)
   NAME.gguf        the same model as an F32 GGUF written the way llama.cpp's convert_hf_to_gguf.py
                    writes it: tensor names from the `gguf` package's TensorNameMap, the converter's
@@ -50,6 +50,12 @@ MODELS = {
     "gpt2": (gguf.MODEL_ARCH.GPT2, lambda: tf.GPT2Config(
         vocab_size=64, n_embd=24, bos_token_id=0, eos_token_id=0, n_layer=2, n_head=4, n_positions=64,
         activation_function="gelu_new", layer_norm_epsilon=1e-5)),
+    # Gemma 3 4B-27B scale the global layers' rope linearly (factor 8): rope.scaling.type/factor.
+    "gemma3_linear": (gguf.MODEL_ARCH.GEMMA3, lambda: tf.Gemma3TextConfig(
+        **{**COMMON, "num_hidden_layers": 6}, num_key_value_heads=2, head_dim=8, query_pre_attn_scalar=8,
+        sliding_window=4, hidden_activation="gelu_pytorch_tanh", tie_word_embeddings=True,
+        rope_parameters={"full_attention": {"rope_type": "linear", "factor": 8.0, "rope_theta": 1000000.0},
+                         "sliding_attention": {"rope_type": "default", "rope_theta": 10000.0}})),
 }
 
 
@@ -121,7 +127,11 @@ def write_gguf(name, folder, path):
         w.add_attn_logit_softcapping(c["attn_logit_softcapping"])
         w.add_final_logit_softcapping(c["final_logit_softcapping"])
         w.add_sliding_window(c["sliding_window"])
-    if name == "gemma3":
+    if name.startswith("gemma3"):
+        full = (c.get("rope_parameters") or {}).get("full_attention", {})
+        if full.get("rope_type") == "linear":
+            w.add_rope_scaling_type(gguf.RopeScalingType.LINEAR)
+            w.add_rope_scaling_factor(full["factor"])
         if c.get("final_logit_softcapping"):
             w.add_final_logit_softcapping(c["final_logit_softcapping"])
         w.add_sliding_window(c["sliding_window"])

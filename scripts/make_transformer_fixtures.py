@@ -48,6 +48,12 @@ MODELS = {
     "gemma3": lambda: tf.Gemma3TextConfig(**COMMON, num_key_value_heads=2, head_dim=8, query_pre_attn_scalar=8,
                                           sliding_window=4, layer_types=["sliding_attention", "full_attention"],
                                           hidden_activation="gelu_pytorch_tanh", tie_word_embeddings=True),
+    # Gemma 3 4B-27B: linear rope scaling (factor 8) on the global layers only.
+    "gemma3_linear": lambda: tf.Gemma3TextConfig(**COMMON, num_key_value_heads=2, head_dim=8, query_pre_attn_scalar=8,
+                                                 sliding_window=4, layer_types=["sliding_attention", "full_attention"],
+                                                 hidden_activation="gelu_pytorch_tanh", tie_word_embeddings=True,
+                                                 rope_parameters={"full_attention": {"rope_type": "linear", "factor": 8.0, "rope_theta": 1000000.0},
+                                                                  "sliding_attention": {"rope_type": "default", "rope_theta": 10000.0}}),
     "phi3": lambda: tf.Phi3Config(**COMMON, num_key_value_heads=2, sliding_window=5, tie_word_embeddings=False,
                                   pad_token_id=0, bos_token_id=1, eos_token_id=2),
 }
@@ -67,7 +73,7 @@ def build(name):
 
 # The families added later are written by `make_transformer_fixtures.py NAME...`, each with its
 # own seed, so that the earlier fixtures stay as they were written (transformers 4.x).
-LATER = ["mistral_window", "qwen3", "gemma2", "gemma3", "phi3"]
+LATER = ["mistral_window", "qwen3", "gemma2", "gemma3", "phi3", "gemma3_linear"]
 
 
 def main(only=None):

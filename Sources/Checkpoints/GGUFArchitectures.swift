@@ -217,16 +217,27 @@ public struct GGUFArchitecture: Sendable {
         let heads = try r.positive("attention.head_count")
         let hidden = try r.positive("embedding_length")
         let theta = try r.number("rope.freq_base", default: defaultTheta)
+        var rope: [String: Any] = ["rope_type": "default", "rope_theta": theta]
+        if let f = try linearRopeFactor(r) { rope = ["rope_type": "linear", "factor": f, "rope_theta": theta] }
         return [
             "num_hidden_layers": try GGUFNaming.checkedBlockCount(r.gguf, arch: r.arch),
             "hidden_size": hidden, "intermediate_size": try r.positive("feed_forward_length"),
             "num_attention_heads": heads, "num_key_value_heads": try r.positive("attention.head_count_kv", default: heads),
             "head_dim": try r.positive("attention.key_length", default: hidden / max(1, heads)),
             "rms_norm_eps": try r.number("attention.layer_norm_rms_epsilon"),
-            "rope_theta": theta, "rope_parameters": ["rope_type": "default", "rope_theta": theta],
+            "rope_theta": theta, "rope_parameters": rope,
             "max_position_embeddings": try r.positive("context_length", default: defaultContext),
             "hidden_act": "silu",
         ]
+    }
+
+    /// `{arch}.rope.scaling.type` linear: its `rope.scaling.factor`; none: nil; others refused.
+    static func linearRopeFactor(_ r: Reader) throws -> Double? {
+        guard let kind = r.string("rope.scaling.type"), kind != "none" else { return nil }
+        guard kind == "linear" else {
+            throw GGUFError.invalidMetadata(path: r.gguf.url.path, key: "\(r.arch).rope.scaling.type", reason: "\"\(kind)\" rope scaling cannot be read yet (none, linear)")
+        }
+        return try r.number("rope.scaling.factor")
     }
 
     /// The sliding window of `{arch}.attention.sliding_window` (0 or absent: none).
@@ -328,13 +339,9 @@ public struct GGUFArchitecture: Sendable {
             var c = try decoderConfig(r, defaultTheta: 1_000_000, defaultContext: 131_072)
             c.removeValue(forKey: "hidden_act")
             c["hidden_activation"] = "gelu_pytorch_tanh"
-            if let scaling = r.string("rope.scaling.type"), scaling != "none" {
-                throw GGUFError.invalidMetadata(path: r.gguf.url.path, key: "\(r.arch).rope.scaling.type",
-                                                reason: "\"\(scaling)\" rope scaling cannot be read yet")
-            }
-            let global = c["rope_theta"] as? Double ?? 1_000_000
+            // Linear scaling (4B-27B: factor 8) applies to the global layers only.
             let local = try r.number("rope.freq_base_swa", default: 10000)
-            c["rope_parameters"] = ["full_attention": ["rope_type": "default", "rope_theta": global],
+            c["rope_parameters"] = ["full_attention": c["rope_parameters"] ?? [:],
                                     "sliding_attention": ["rope_type": "default", "rope_theta": local]]
             c["rope_local_base_freq"] = local
             c["final_logit_softcapping"] = try r.optionalNumber("final_logit_softcapping") ?? NSNull()

@@ -11,7 +11,7 @@ import XCTest
 /// there against transformers' own GGUF loader; the logits are transformers' on the original model.
 final class GGUFFamilyTests: XCTestCase {
     static let dir = ModelParityTests.dir.appendingPathComponent("gguf")
-    static let families = ["qwen3", "gemma2", "gemma3", "phi3", "gpt2"]
+    static let families = ["qwen3", "gemma2", "gemma3", "gemma3_linear", "phi3", "gpt2"]
 
     static func expected(_ name: String) throws -> (ids: [[Int]], logits: Tensor) {
         let f = try SafetensorsFile(url: dir.appendingPathComponent("\(name).expected.safetensors"))

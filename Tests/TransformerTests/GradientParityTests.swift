@@ -34,7 +34,7 @@ final class GradientParityTests: XCTestCase {
     }
 
     func testLossAndEveryGradientMatchPyTorch() throws {
-        for name in ["llama", "llama3", "mistral", "qwen2", "gpt2", "mistral_window", "qwen3", "gemma2", "gemma3", "phi3"] {
+        for name in ["llama", "llama3", "mistral", "qwen2", "gpt2", "mistral_window", "qwen3", "gemma2", "gemma3", "phi3", "gemma3_linear"] {
             let model = try TransformerModel.load(path: Self.models.appendingPathComponent(name).path)
             let (batch, wantLoss, file) = try Self.reference(name)
             let grads = ParameterBuffer(layout: model.layout)

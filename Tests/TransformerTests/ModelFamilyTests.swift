@@ -65,6 +65,12 @@ final class ModelFamilyTests: XCTestCase {
         let g3 = try load("gemma3")
         XCTAssertEqual(g3.config.ropeTheta, 1_000_000)
         XCTAssertEqual(g3.config.localRopeTheta, 10000)
+        XCTAssertNil(g3.config.ropeLinearFactor)
+        // Linear scaling divides the global layers' frequencies only (the parity tests check the logits).
+        let linear = try load("gemma3_linear")
+        XCTAssertEqual(linear.config.ropeLinearFactor, 8)
+        XCTAssertEqual(linear.invFreq.map { $0 * 8 }, g3.invFreq)
+        XCTAssertEqual(linear.localInvFreq, g3.localInvFreq)
     }
 
     /// What a family does not support is refused with the key named.
@@ -79,6 +85,15 @@ final class ModelFamilyTests: XCTestCase {
         var long = base
         long["rope_scaling"] = ["type": "longrope"]
         XCTAssertThrowsError(try ModelConfig(json: long, path: "p/config.json")) { XCTAssertTrue("\($0)".contains("longrope"), "\($0)") }
+        var scaledLocal = base
+        scaledLocal["model_type"] = "gemma3_text"
+        scaledLocal["rope_parameters"] = ["full_attention": ["rope_type": "linear", "factor": 8.0],
+                                          "sliding_attention": ["rope_type": "linear", "factor": 2.0]]
+        XCTAssertThrowsError(try ModelConfig(json: scaledLocal, path: "p/config.json")) { XCTAssertTrue("\($0)".contains("sliding_attention"), "\($0)") }
+        var noFactor = base
+        noFactor["model_type"] = "llama"
+        noFactor["rope_scaling"] = ["rope_type": "linear"]
+        XCTAssertThrowsError(try ModelConfig(json: noFactor, path: "p/config.json")) { XCTAssertTrue("\($0)".contains("factor"), "\($0)") }
         var gemma = base
         gemma["model_type"] = "gemma2"
         gemma["hidden_activation"] = "relu"

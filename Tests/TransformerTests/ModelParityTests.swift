@@ -33,7 +33,7 @@ final class ModelParityTests: XCTestCase {
     }
 
     func testLogitsMatchTransformers() throws {
-        for name in ["llama", "llama3", "mistral", "qwen2", "gpt2", "mistral_window", "qwen3", "gemma2", "gemma3", "phi3"] {
+        for name in ["llama", "llama3", "mistral", "qwen2", "gpt2", "mistral_window", "qwen3", "gemma2", "gemma3", "phi3", "gemma3_linear"] {
             let model = try TransformerModel.load(path: Self.dir.appendingPathComponent(name).path)
             try check(model, name)
         }

@@ -98,12 +98,13 @@ public struct ConfigReader {
         return try double("rope_theta", fallback)
     }
 
-    /// `rope_scaling` (or transformers 5's `rope_parameters`): none/default, or Llama 3's.
+    /// `rope_scaling` (or transformers 5's `rope_parameters`): none/default, Llama 3's, or
+    /// linear (read by `ropeLinearFactor`).
     public func ropeScaling() throws -> ModelConfig.Llama3RopeScaling? {
         guard let rs = (json["rope_scaling"] as? [String: Any]) ?? ropeParameters() else { return nil }
         let kind = rs["rope_type"] as? String ?? rs["type"] as? String ?? "?"
         switch kind {
-        case "default": return nil
+        case "default", "linear": return nil
         case "llama3":
             func num(_ k: String) throws -> Double {
                 guard let n = rs[k] as? NSNumber, n.doubleValue > 0 else { throw error("rope_scaling.\(k)", "missing or not positive") }
@@ -113,8 +114,25 @@ public struct ConfigReader {
                                                  highFreqFactor: try num("high_freq_factor"),
                                                  originalMaxPositions: Int(try num("original_max_position_embeddings")))
         default:
-            throw error("rope_scaling.rope_type (or rope_parameters)", "\"\(kind)\" is not supported (llama3 only)")
+            throw error("rope_scaling.rope_type (or rope_parameters)", "\"\(kind)\" is not supported (default, linear, llama3)")
         }
+    }
+
+    /// Linear rope scaling (positions divided by `factor`, i.e. the inverse frequencies; as
+    /// transformers' `_compute_linear_scaling_rope_parameters`) of the global layers, or nil.
+    /// Gemma 3 4B-27B scale their full-attention layers by 8 and keep the local ones unscaled; a
+    /// scaled local kind is refused.
+    public func ropeLinearFactor() throws -> Double? {
+        if let local = (json["rope_parameters"] as? [String: Any])?["sliding_attention"] as? [String: Any],
+           let kind = local["rope_type"] as? String ?? local["type"] as? String, kind != "default" {
+            throw error("rope_parameters.sliding_attention.rope_type", "\"\(kind)\" on the local layers is not supported (default only)")
+        }
+        guard let rs = (json["rope_scaling"] as? [String: Any]) ?? ropeParameters(),
+              (rs["rope_type"] as? String ?? rs["type"] as? String) == "linear" else { return nil }
+        guard let n = rs["factor"] as? NSNumber, n.doubleValue.isFinite, n.doubleValue > 0 else {
+            throw error("rope_scaling.factor", "missing or not a positive number (linear scaling)")
+        }
+        return n.doubleValue
     }
 
     /// `sliding_window` when windowed attention is on (`use_sliding_window`, default `defaultOn`).

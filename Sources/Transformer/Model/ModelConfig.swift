@@ -103,6 +103,8 @@ public struct ModelConfig: Sendable, Equatable {
     public var finalSoftcap: Float?
     /// The rotary base of the sliding layers when it differs from `ropeTheta` (Gemma 3).
     public var localRopeTheta: Double?
+    /// Linear rope scaling of the global layers (inverse frequencies divided by it), or nil.
+    public var ropeLinearFactor: Double?
 
     public init(modelType: String, family: Family, vocabSize: Int, hiddenSize: Int, intermediateSize: Int,
                 layers: Int, heads: Int, kvHeads: Int, headDim: Int, normEps: Float, ropeTheta: Double = 10000,
@@ -137,7 +139,9 @@ public struct ModelConfig: Sendable, Equatable {
     public init(json c: [String: Any], path: String) throws {
         guard let type = c["model_type"] as? String else { throw ModelError.invalidConfig(path: path, key: "model_type", reason: "missing") }
         guard let definition = ModelFamilies.definition(modelType: type) else { throw ModelError.unsupportedModelType(path: path, modelType: type) }
-        self = try definition.config(ConfigReader(json: c, path: path))
+        let reader = ConfigReader(json: c, path: path)
+        self = try definition.config(reader)
+        if block.rotary { ropeLinearFactor = try reader.ropeLinearFactor() }
         guard heads % kvHeads == 0 else {
             throw ModelError.invalidConfig(path: path, key: "num_key_value_heads", reason: "\(kvHeads) does not divide num_attention_heads \(heads)")
         }

@@ -43,7 +43,8 @@ public final class TransformerModel: @unchecked Sendable {
         parameters = ParameterBuffer(layout: ParameterLayout(config: config))
         let d = config.block
         block = d
-        invFreq = d.rotary ? ropeInverseFrequencies(headDim: config.headDim, theta: config.ropeTheta, scaling: config.ropeScaling) : []
+        let global = d.rotary ? ropeInverseFrequencies(headDim: config.headDim, theta: config.ropeTheta, scaling: config.ropeScaling) : []
+        invFreq = config.ropeLinearFactor.map { f in global.map { $0 / Float(f) } } ?? global
         localInvFreq = d.rotary ? config.localRopeTheta.map { ropeInverseFrequencies(headDim: config.headDim, theta: $0, scaling: nil) } ?? invFreq : []
         var st: [String: Int] = [:]
         let steps = d.steps
