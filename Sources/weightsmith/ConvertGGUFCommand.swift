@@ -6,7 +6,7 @@ import Tensors
 struct ConvertGGUFCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "convert-gguf",
-        abstract: "Convert a llama-family GGUF file into a Hugging Face folder (config.json, model.safetensors, tokenizer.json).")
+        abstract: "Convert a GGUF file (llama, mistral, qwen2, qwen3, gemma2, gemma3, phi3, gpt2) into a Hugging Face folder (config.json, model.safetensors, tokenizer.json).")
 
     @Argument(help: "The .gguf file.")
     var model: String
@@ -20,7 +20,7 @@ struct ConvertGGUFCommand: ParsableCommand {
     @Flag(help: "Check the file and OUT and print what would be written, then stop.")
     var dryRun = false
 
-    @Flag(help: "Print the result as JSON on stdout (output, architecture, tensors, parameters, bytes, dtype, files).")
+    @Flag(help: "Print the result as JSON on stdout (output, architecture, tensors, parameters, bytes, dtype, files, notes).")
     var json = false
 
     @OptionGroup var nonFinite: NonFiniteOption
@@ -53,10 +53,11 @@ struct ConvertGGUFCommand: ParsableCommand {
         if json {
             return try printJSON(ConvertGGUFJSON(output: output, dryRun: dryRun, architecture: summary.architecture, tensors: summary.tensors,
                                                  parameters: summary.parameters, bytes: summary.parameters * d.byteSize, dtype: d.rawValue,
-                                                 files: summary.files))
+                                                 files: summary.files, notes: summary.notes))
         }
         print((dryRun ? "would write" : "wrote") + " \(output): \(summary.architecture), \(summary.tensors) tensors, \(summary.parameters) parameters as \(d.rawValue)")
         print("files: \(summary.files.joined(separator: ", "))")
+        for note in summary.notes { print("note: \(note)") }
     }
 }
 
@@ -71,4 +72,5 @@ struct ConvertGGUFJSON: Encodable {
     let bytes: Int
     let dtype: String
     let files: [String]
+    let notes: [String]
 }
