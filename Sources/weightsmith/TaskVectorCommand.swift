@@ -36,7 +36,7 @@ struct TaskVectorCommand: ParsableCommand {
         func run() throws {
             try threading.apply()
             let dtype = try outDtype.map(parseOutDType)
-            if let formerTopK {
+            if formerTopK != nil {
                 guard density == 1 else { throw ValidationError("--top-k is the former name of --density; give one of them") }
                 FileHandle.standardError.write(Data("note: task-vector extract --top-k is now --density (a fraction of entries per tensor; --top-k counts singular vectors in spectrum and repair)\n".utf8))
             }
