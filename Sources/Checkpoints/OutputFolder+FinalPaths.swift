@@ -54,7 +54,7 @@ extension OutputError {
         case let .exists(p): return .exists(path: path(p))
         case let .notWeightsmithOutput(p): return .notWeightsmithOutput(path: path(p))
         case let .locked(p): return .locked(path: path(p))
-        case .overlapsInput: return self
+        case .overlapsInput, .cacheInsideInput: return self
         }
     }
 }

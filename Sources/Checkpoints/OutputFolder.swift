@@ -7,6 +7,7 @@ import Glibc
 public enum OutputError: Error, CustomStringConvertible, Equatable {
     /// The output (resolved through symlinks) is an input, inside one, or a parent of one.
     case overlapsInput(output: String, input: String, relation: String)
+    case cacheInsideInput(cache: String, option: String, input: String)
     /// The output exists and is not empty, and `--force` was not given.
     case exists(path: String)
     /// `--force` was given but the existing path is not a previous weightsmith output.
@@ -19,6 +20,8 @@ public enum OutputError: Error, CustomStringConvertible, Equatable {
         switch self {
         case let .overlapsInput(output, input, relation):
             return "\(output): refusing to write the output \(relation) the input \(input)"
+        case let .cacheInsideInput(cache, option, input):
+            return "\(cache): refusing to keep the \(option) cache \(cache == input ? "in" : "inside") the input \(input) (an input is never written into); choose another folder"
         case let .exists(path):
             return "\(path): already exists and is not empty (use --force to replace a previous weightsmith output)"
         case let .notWeightsmithOutput(path):
@@ -102,6 +105,29 @@ public final class OutputFolder: @unchecked Sendable {
             }
         }
         return resolved
+    }
+
+    /// A cache folder (`--stats-cache`, `--cache-dir`) must not be an input folder or inside one:
+    /// the cache adds its own files there, and an input is never written into. `inputs` are the
+    /// command's model references as given (`BASE+ADAPTER` is checked part by part); missing
+    /// cache folders are resolved through their nearest existing parent, and nothing is created.
+    public static func checkCacheFolder(_ cache: URL, inputs: [String], option: String) throws {
+        var path = cache.standardizedFileURL.path
+        var rest: [String] = []
+        while realPath(path) == nil, path != "/", !path.isEmpty {
+            rest.insert((path as NSString).lastPathComponent, at: 0)
+            path = (path as NSString).deletingLastPathComponent
+        }
+        let root = realPath(path.isEmpty ? "/" : path) ?? path
+        let resolved = rest.reduce(root) { ($0 as NSString).appendingPathComponent($1) }
+        let parts = inputs.flatMap { [$0] + ($0.contains("+") ? $0.split(separator: "+").map(String.init) : []) }
+        for input in parts {
+            var isDir: ObjCBool = false
+            guard let inPath = realPath(input), FileManager.default.fileExists(atPath: inPath, isDirectory: &isDir), isDir.boolValue else { continue }
+            if resolved == inPath || resolved.hasPrefix(inPath.hasSuffix("/") ? inPath : inPath + "/") {
+                throw OutputError.cacheInsideInput(cache: cache.path, option: option, input: resolved == inPath ? cache.path : input)
+            }
+        }
     }
 
     /// Stages the output, runs `body` with the staging URL, then commits it atomically. For a

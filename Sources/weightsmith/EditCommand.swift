@@ -57,6 +57,7 @@ struct EditCommand: ParsableCommand {
             throw ValidationError("--steps does not apply to --method mend (its edit is one pass of the trained editor)")
         }
         if method == .memit && requests == nil { throw ValidationError("--method memit needs --requests FILE (many facts in one edit)") }
+        try editorOptions.checkCache(inputs: [model, base, localityPrompts].compactMap { $0 })
         let loaded = try PretrainedModel(path: model, base: base)
         if !nonFinite.allowNonFinite { try loaded.model.requireFiniteWeights() }
         let m = loaded.model, tok = loaded.tokenizer

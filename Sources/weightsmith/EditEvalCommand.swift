@@ -80,6 +80,7 @@ struct EditEvalCommand: ParsableCommand {
             guard pplText!.contains(where: { !$0.isWhitespace }) else { throw ValidationError("--perplexity \(f): no text to score (the file is empty)") }
         }
         if window < 2 { throw ValidationError("--window must be at least 2, got \(window)") }
+        try editorOptions.checkCache(inputs: [model, base].compactMap { $0 })
         let loaded = try PretrainedModel(path: model, base: base)
         if !nonFinite.allowNonFinite { try loaded.model.requireFiniteWeights() }
         let m = loaded.model, tok = loaded.tokenizer

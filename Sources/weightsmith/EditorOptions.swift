@@ -1,4 +1,5 @@
 import ArgumentParser
+import Checkpoints
 import Editing
 import Foundation
 import Transformer
@@ -29,6 +30,11 @@ struct EditorOptions: ParsableArguments {
 
     /// Inputs read besides the model (for the output-folder check).
     var inputs: [String] { [editor, statsCorpus].compactMap { $0 } }
+
+    /// The --stats-cache folder (key statistics, MEMIT's value vectors) is never inside an input.
+    func checkCache(inputs models: [String]) throws {
+        try OutputFolder.checkCacheFolder(Editors.statsDirectory(self), inputs: models + inputs, option: "--stats-cache")
+    }
 }
 
 /// The editors for one model, built once from `EditorOptions`: key statistics collected (or read

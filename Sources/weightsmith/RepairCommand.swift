@@ -89,6 +89,10 @@ struct RepairCommand: ParsableCommand {
         let t0 = Date()
         let inputs = ([base, lora, tuned, heldOut] + forgetting.map { Optional($0) }).compactMap { $0 }.map { URL(fileURLWithPath: $0) }
         let out = try output.map { try OutputFolder.prepare(URL(fileURLWithPath: $0), inputs: inputs, force: force, command: "repair") }
+        if !noCache {
+            try OutputFolder.checkCacheFolder(cacheDir.map { URL(fileURLWithPath: $0) } ?? DecompositionCache.defaultDirectory,
+                                              inputs: inputs.map(\.path), option: "--cache-dir")
+        }
         let plotOut = try plot.map { try OutputFolder.prepare(URL(fileURLWithPath: $0), inputs: inputs, force: force, command: "repair", kind: .file) }
 
         let baseCkpt = try Checkpoint(path: base)

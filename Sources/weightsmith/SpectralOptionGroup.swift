@@ -80,8 +80,13 @@ struct SpectralOptionGroup: ParsableArguments {
         return max(1, cores / BLASThreads.current)
     }
 
-    /// Checks (and locks) the --plots folder before the analysis; nil without --plots.
+    /// Checks the --cache-dir folder against the inputs (never inside one), then checks (and
+    /// locks) the --plots folder, before the analysis; nil without --plots.
     func preparePlots(inputs: [String]) throws -> OutputFolder? {
+        if !noCache || clearCache {
+            try OutputFolder.checkCacheFolder(cacheDir.map { URL(fileURLWithPath: $0) } ?? DecompositionCache.defaultDirectory,
+                                              inputs: inputs, option: "--cache-dir")
+        }
         guard let plots else { return nil }
         return try OutputFolder.prepare(URL(fileURLWithPath: plots), inputs: inputs.map { URL(fileURLWithPath: $0) }, force: force, command: "plots")
     }
