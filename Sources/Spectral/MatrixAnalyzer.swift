@@ -59,48 +59,77 @@ public struct MatrixAnalysis: Sendable {
 public func analyzeMatrix(name: String, base w0: Tensor, tuned: TunedMatrix, options: SpectralOptions) throws -> MatrixAnalysis {
     guard w0.shape.rank == 2 else { throw TensorError.shapeMismatch(context: "\(name): base must be a matrix", expected: [w0.count, 1], actual: w0.shape) }
     let (m, n) = (w0.shape[0], w0.shape[1])
+    let base = try baseDecomposition(w0, cache: options.cache)
+    let update = try updateSpectrum(name: name, base: w0, tuned: tuned, options: options)
+    let k = min(options.topK, min(m, n))
+    let top = try tunedTopVectors(update.tuned, k: k, options: options)
+
+    // Scalars of ΔW, the amplification of its top directions, and the intruder dimensions of W.
+    let su = update.sigmas
+    let frobeniusBase = SpectrumStatistics.frobenius(base.s), frobeniusUpdate = SpectrumStatistics.frobenius(su)
+    let s1b = base.s.first ?? 0
+    let (layer, moduleType) = parseModuleName(name)
+    let diag = MatrixDiagnostics(
+        name: name, layer: layer, moduleType: moduleType, rows: m, cols: n, kind: update.lora == nil ? .full : .lora,
+        loraRank: update.lora?.rank, loraAlpha: update.lora?.alpha, loraScale: update.lora?.scale,
+        loraNormA: update.lora?.normA, loraNormB: update.lora?.normB,
+        sigmaBase: base.s, sigmaTuned: options.fullTunedSpectrum ? top.s : Array(top.s.prefix(k)), sigmaUpdate: su,
+        frobeniusBase: frobeniusBase, frobeniusUpdate: frobeniusUpdate,
+        relativeFrobenius: frobeniusBase > 0 ? frobeniusUpdate / frobeniusBase : 0,
+        relativeSpectral: s1b > 0 ? Double(su.first ?? 0) / Double(s1b) : 0,
+        effectiveRank: SpectrumStatistics.effectiveRank(su), stableRank: SpectrumStatistics.stableRank(su),
+        energyRank: update.energyRank, topEnergy: SpectrumStatistics.energy(top: update.energyRank, of: su),
+        rank50: SpectrumStatistics.rankForEnergy(0.5, of: su), rank90: SpectrumStatistics.rankForEnergy(0.9, of: su),
+        rank99: SpectrumStatistics.rankForEnergy(0.99, of: su),
+        intruders: try intruderProfile(baseU: base.u, tunedU: top.u, tunedSigmas: top.s, sigma1Base: s1b, topK: k, epsilons: options.epsilons),
+        amplification: Amplification.compute(base: w0, u: update.u, v: update.v, sigmas: su, rank: update.energyRank,
+                                             frobeniusUpdate: frobeniusUpdate, baseSigmas: base.s),
+        tunedMethod: top.method, updateMethod: update.method)
+    return MatrixAnalysis(diagnostics: diag, updateU: update.u, tunedU: top.u)
+}
+
+/// W0's left singular vectors and values, all of them (cached by content).
+func baseDecomposition(_ w0: Tensor, cache: DecompositionCache?) throws -> DecompositionCache.Entry {
+    let (m, n) = (w0.shape[0], w0.shape[1])
     let q = min(m, n)
-    let cache = options.cache
+    let hash = contentHash(w0.scalars)
+    if let e = cache?.load(kind: "left-all", hash: hash, rows: m, cols: n), e.u.shape[1] == q, e.s.count == q { return e }
+    let f = try svd(w0)
+    let entry = DecompositionCache.Entry(rows: m, cols: n, u: f.u, s: f.s)
+    cache?.store(kind: "left-all", hash: hash, entry: entry)
+    return entry
+}
 
-    // Base: all left singular vectors and values.
-    let baseHash = contentHash(w0.scalars)
-    let baseEntry: DecompositionCache.Entry
-    if let e = cache?.load(kind: "left-all", hash: baseHash, rows: m, cols: n), e.u.shape[1] == q, e.s.count == q {
-        baseEntry = e
-    } else {
-        let f = try svd(w0)
-        baseEntry = DecompositionCache.Entry(rows: m, cols: n, u: f.u, s: f.s)
-        cache?.store(kind: "left-all", hash: baseHash, entry: baseEntry)
-    }
+/// The tuned matrix W and the spectrum of its update ΔW = W − W0.
+struct UpdateSpectrum {
+    /// The LoRA adapter's facts, nil for a dense update.
+    struct LoRAFacts { var rank: Int; var alpha: Double; var scale: Double; var normA: Double; var normB: Double }
+    var tuned: Tensor
+    /// ΔW's singular values (r of them for LoRA; all for a dense update).
+    var sigmas: [Float]
+    /// ΔW's top left singular vectors (m, r) and right ones as columns (n, r).
+    var u: Tensor
+    var v: Tensor
+    /// r of the top-energy share: the LoRA rank, or the option (default 8).
+    var energyRank: Int
+    var method: String
+    var lora: LoRAFacts?
+}
 
-    // Tuned matrix W and the update's spectrum.
-    var w: Tensor
-    var diag = MatrixDiagnostics(name: name, layer: nil, moduleType: "", rows: m, cols: n, kind: "full", loraRank: nil, loraAlpha: nil,
-                                 loraScale: nil, loraNormA: nil, loraNormB: nil, sigmaBase: baseEntry.s, sigmaTuned: [], sigmaUpdate: [],
-                                 frobeniusBase: SpectrumStatistics.frobenius(baseEntry.s), frobeniusUpdate: 0, relativeFrobenius: 0,
-                                 relativeSpectral: 0, effectiveRank: 0, stableRank: 0, energyRank: 0, topEnergy: 0, rank50: 0, rank90: 0,
-                                 rank99: 0, intruders: IntruderProfile(maxCosines: [], sigmas: [], counts: [], intruders: [], topCosines: []),
-                                 amplification: nil, tunedMethod: "", updateMethod: "")
-    (diag.layer, diag.moduleType) = parseModuleName(name)
-    var updateU: Tensor
-    // ΔW's top right singular vectors as columns (n, r), for the amplification factor.
-    var updateV: Tensor
+/// ΔW's spectrum: from the LoRA factors exactly (a QR of each factor, no m x n SVD), or of the
+/// dense difference by the cheapest method that is exact enough (randomized with an angle
+/// check, else one selective bidiagonal SVD; cached by content).
+func updateSpectrum(name: String, base w0: Tensor, tuned: TunedMatrix, options: SpectralOptions) throws -> UpdateSpectrum {
+    let (m, n) = (w0.shape[0], w0.shape[1])
+    let q = min(m, n)
     switch tuned {
     case let .lora(a, b, scale, rank, alpha):
         guard a.shape.rank == 2, b.shape.rank == 2, a.shape[1] == n, b.shape[0] == m, a.shape[0] == b.shape[1] else {
             throw TensorError.shapeMismatch(context: "\(name): LoRA factors A (r, \(n)) and B (\(m), r)", expected: [m, n], actual: [b.shape.dims.first ?? 0, a.shape.dims.last ?? 0])
         }
         let low = try lowRankSVD(a: a, b: b, scale: scale)
-        diag.kind = "lora"
-        diag.loraRank = rank; diag.loraAlpha = alpha; diag.loraScale = Double(scale)
-        diag.loraNormA = a.frobeniusNorm; diag.loraNormB = b.frobeniusNorm
-        diag.sigmaUpdate = low.s
-        diag.energyRank = rank
-        diag.updateMethod = "factored QR (rank \(rank))"
-        updateU = low.u
-        updateV = low.vt.transposed()
         // W = W0 + s·B·A, one GEMM.
-        w = w0
+        var w = w0
         w.scalars.withUnsafeMutableBufferPointer { pw in
             b.scalars.withUnsafeBufferPointer { pb in
                 a.scalars.withUnsafeBufferPointer { pa in
@@ -109,16 +138,18 @@ public func analyzeMatrix(name: String, base w0: Tensor, tuned: TunedMatrix, opt
                 }
             }
         }
+        return UpdateSpectrum(tuned: w, sigmas: low.s, u: low.u, v: low.vt.transposed(), energyRank: rank,
+                              method: "factored QR (rank \(rank))",
+                              lora: .init(rank: rank, alpha: alpha, scale: Double(scale), normA: a.frobeniusNorm, normB: b.frobeniusNorm))
     case let .dense(t):
         guard t.shape == w0.shape else { throw TensorError.shapeMismatch(context: "\(name): tuned matrix", expected: w0.shape, actual: t.shape) }
-        w = t
         var d = t
         for i in d.scalars.indices { d.scalars[i] -= w0.scalars[i] }
         let r = options.energyRank ?? 8
-        diag.energyRank = r
         let dHash = contentHash(d.scalars)
-        if let e = cache?.load(kind: "update", hash: dHash, rows: m, cols: n), e.s.count == q, e.u.shape[1] == min(r, q) {
-            diag.sigmaUpdate = e.s; updateU = e.u; diag.updateMethod = "cache"
+        let sigmas: [Float], u: Tensor, method: String
+        if let e = options.cache?.load(kind: "update", hash: dHash, rows: m, cols: n), e.s.count == q, e.u.shape[1] == min(r, q) {
+            (sigmas, u, method) = (e.s, e.u, "cache")
         } else {
             let rr = min(r, q)
             let useRandom = options.svdMethod == .randomized || (options.svdMethod == .auto && q >= options.randomizedUpdateMinDimension)
@@ -142,77 +173,52 @@ public func analyzeMatrix(name: String, base w0: Tensor, tuned: TunedMatrix, opt
                 let tried = useRandom && rr + 1 < q
                 got = (f.u, f.s, tried ? "\(selectiveMethod) top-\(rr) (randomized failed its check)" : "\(selectiveMethod) top-\(rr)")
             }
-            diag.sigmaUpdate = got!.s
-            updateU = got!.u
-            diag.updateMethod = got!.method
-            cache?.store(kind: "update", hash: dHash, entry: .init(rows: m, cols: n, u: updateU, s: got!.s))
+            (sigmas, u, method) = (got!.s, got!.u, got!.method)
+            options.cache?.store(kind: "update", hash: dHash, entry: .init(rows: m, cols: n, u: u, s: sigmas))
         }
-        updateV = Amplification.rightVectors(update: d, u: updateU, sigmas: diag.sigmaUpdate)
+        return UpdateSpectrum(tuned: t, sigmas: sigmas, u: u, v: Amplification.rightVectors(update: d, u: u, sigmas: sigmas),
+                              energyRank: r, method: method, lora: nil)
     }
+}
 
-    // Top-k of W.
-    let k = min(options.topK, q)
+/// W's top-k left singular vectors and values (all values when the full spectrum is asked for):
+/// randomized with an angle check where that is exact enough, else one selective bidiagonal SVD
+/// (or gesdd with --svd exact); cached by content.
+func tunedTopVectors(_ w: Tensor, k: Int, options: SpectralOptions) throws -> (u: Tensor, s: [Float], method: String) {
+    let (m, n) = (w.shape[0], w.shape[1])
+    let q = min(m, n)
     let wHash = contentHash(w.scalars)
-    let tunedKind = options.fullTunedSpectrum ? "top\(k)-fullspec" : "top\(k)"
-    var tunedU: Tensor, tunedS: [Float]
-    if let e = cache?.load(kind: tunedKind, hash: wHash, rows: m, cols: n), e.u.shape[1] == k {
-        tunedU = e.u; tunedS = e.s; diag.tunedMethod = "cache"
-    } else {
-        let useRandom = options.svdMethod == .randomized || (options.svdMethod == .auto && q >= options.randomizedMinDimension)
-        var done = false
-        tunedU = Tensor(zeros: [m, 0]); tunedS = []
-        if useRandom && k + 1 < q {
-            // One extra triplet so that the k-th vector's gap to σ_{k+1} is known. Pre-trained
-            // weights have slowly decaying spectra, so a first cheap attempt is followed by a
-            // longer one (power iterations cost two thin GEMMs each, far below one gesdd).
-            var lastBound: Float = .infinity
-            for (p, iters) in [(max(10, k), options.randomizedPowerIterations.0), (max(20, 2 * k), options.randomizedPowerIterations.1)] where !done {
-                let r = try randomizedSVD(w, rank: k + 1, oversampling: p, powerIterations: iters, seed: wHash)
-                lastBound = angleBound(r, k: k)
-                if lastBound <= options.randomizedAngleTolerance {
-                    tunedU = leadingColumns(r.svd.u, k); tunedS = Array(r.svd.s.prefix(k))
-                    diag.tunedMethod = String(format: "randomized, %d power iterations (angle bound %.3g)", iters, lastBound)
-                    done = true
-                }
+    let kind = options.fullTunedSpectrum ? "top\(k)-fullspec" : "top\(k)"
+    if let e = options.cache?.load(kind: kind, hash: wHash, rows: m, cols: n), e.u.shape[1] == k { return (e.u, e.s, "cache") }
+    let useRandom = options.svdMethod == .randomized || (options.svdMethod == .auto && q >= options.randomizedMinDimension)
+    var result: (u: Tensor, s: [Float], method: String)?
+    if useRandom && k + 1 < q {
+        // One extra triplet so that the k-th vector's gap to σ_{k+1} is known. Pre-trained
+        // weights have slowly decaying spectra, so a first cheap attempt is followed by a
+        // longer one (power iterations cost two thin GEMMs each, far below one gesdd).
+        for (p, iters) in [(max(10, k), options.randomizedPowerIterations.0), (max(20, 2 * k), options.randomizedPowerIterations.1)] where result == nil {
+            let r = try randomizedSVD(w, rank: k + 1, oversampling: p, powerIterations: iters, seed: wHash)
+            let bound = angleBound(r, k: k)
+            if bound <= options.randomizedAngleTolerance {
+                result = (leadingColumns(r.svd.u, k), Array(r.svd.s.prefix(k)),
+                          String(format: "randomized, %d power iterations (angle bound %.3g)", iters, bound))
             }
-            _ = lastBound
         }
-        if !done {
-            if options.svdMethod == .exact {
-                let f = try svd(w)
-                tunedU = leadingColumns(f.u, k); tunedS = f.s
-                diag.tunedMethod = "gesdd"
-            } else {
-                // The exact top-k left vectors from one bidiagonal reduction (all values only for plots).
-                let f = try truncatedSVD(w, rank: k, allValues: options.fullTunedSpectrum, rightVectors: false)
-                tunedU = f.u; tunedS = f.s
-                let tried = useRandom && k + 1 < q
-                diag.tunedMethod = tried ? "\(selectiveMethod) top-\(k) (randomized failed its check)" : "\(selectiveMethod) top-\(k)"
-            }
-        } else if options.fullTunedSpectrum {
-            tunedS = try singularValues(w)
-        }
-        cache?.store(kind: tunedKind, hash: wHash, entry: .init(rows: m, cols: n, u: tunedU, s: tunedS))
+        if let r = result, options.fullTunedSpectrum { result = (r.u, try singularValues(w), r.method) }
     }
-    diag.sigmaTuned = options.fullTunedSpectrum ? tunedS : Array(tunedS.prefix(k))
-
-    // Scalars of ΔW.
-    let su = diag.sigmaUpdate
-    diag.frobeniusUpdate = SpectrumStatistics.frobenius(su)
-    diag.relativeFrobenius = diag.frobeniusBase > 0 ? diag.frobeniusUpdate / diag.frobeniusBase : 0
-    let s1b = baseEntry.s.first ?? 0
-    diag.relativeSpectral = s1b > 0 ? Double(su.first ?? 0) / Double(s1b) : 0
-    diag.effectiveRank = SpectrumStatistics.effectiveRank(su)
-    diag.stableRank = SpectrumStatistics.stableRank(su)
-    diag.topEnergy = SpectrumStatistics.energy(top: diag.energyRank, of: su)
-    diag.rank50 = SpectrumStatistics.rankForEnergy(0.5, of: su)
-    diag.rank90 = SpectrumStatistics.rankForEnergy(0.9, of: su)
-    diag.rank99 = SpectrumStatistics.rankForEnergy(0.99, of: su)
-    diag.amplification = Amplification.compute(base: w0, u: updateU, v: updateV, sigmas: su, rank: diag.energyRank,
-                                               frobeniusUpdate: diag.frobeniusUpdate, baseSigmas: baseEntry.s)
-    diag.intruders = try intruderProfile(baseU: baseEntry.u, tunedU: tunedU, tunedSigmas: tunedS, sigma1Base: s1b,
-                                         topK: k, epsilons: options.epsilons)
-    return MatrixAnalysis(diagnostics: diag, updateU: updateU, tunedU: tunedU)
+    if result == nil {
+        if options.svdMethod == .exact {
+            let f = try svd(w)
+            result = (leadingColumns(f.u, k), f.s, "gesdd")
+        } else {
+            // The exact top-k left vectors from one bidiagonal reduction (all values only for plots).
+            let f = try truncatedSVD(w, rank: k, allValues: options.fullTunedSpectrum, rightVectors: false)
+            let tried = useRandom && k + 1 < q
+            result = (f.u, f.s, tried ? "\(selectiveMethod) top-\(k) (randomized failed its check)" : "\(selectiveMethod) top-\(k)")
+        }
+    }
+    options.cache?.store(kind: kind, hash: wHash, entry: .init(rows: m, cols: n, u: result!.u, s: result!.s))
+    return result!
 }
 
 /// How `tunedMethod` / `updateMethod` name the exact selective SVD (`truncatedSVD`).

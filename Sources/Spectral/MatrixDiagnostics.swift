@@ -1,5 +1,11 @@
 /// Every per-matrix quantity of Shuttleworth et al. 2024 (§3-§4) and the spectral statistics of the Spectral README for one adapted matrix of one fine-tune.
 /// W0 is the base matrix, W the tuned one and ΔW = W − W0, all (rows = out, cols = in).
+/// How a fine-tune's update is held: LoRA factors, or the dense difference W − W0 (written as
+/// "lora" / "full" in JSON reports).
+public enum UpdateKind: String, Sendable, Codable, Equatable {
+    case lora, full
+}
+
 public struct MatrixDiagnostics: Sendable, Codable, Equatable {
     /// Base tensor name, e.g. `model.layers.3.self_attn.q_proj.weight`.
     public var name: String
@@ -9,8 +15,8 @@ public struct MatrixDiagnostics: Sendable, Codable, Equatable {
     public var moduleType: String
     public var rows: Int
     public var cols: Int
-    /// "lora" (factored update) or "full" (dense W − W0).
-    public var kind: String
+    /// lora (factored update) or full (dense W − W0).
+    public var kind: UpdateKind
     public var loraRank: Int?
     public var loraAlpha: Double?
     public var loraScale: Double?

@@ -19,7 +19,7 @@ public enum ReportText {
     static func f(_ x: Double, _ digits: Int = 3) -> String { String(format: "%.\(digits)f", x) }
 
     static func describe(_ ft: FineTuneReport) -> String {
-        if ft.kind == "lora", let r = ft.loraRank, let a = ft.loraAlpha {
+        if ft.kind == .lora, let r = ft.loraRank, let a = ft.loraAlpha {
             let s = (ft.useRSLoRA ?? false) ? a / Double(r).squareRoot() : a / Double(r)
             return "LoRA r=\(r) alpha=\(f(a, a == a.rounded() ? 0 : 2))\((ft.useRSLoRA ?? false) ? " rsLoRA" : "") scale=\(f(s, 2))"
         }

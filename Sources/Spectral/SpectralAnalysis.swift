@@ -148,10 +148,10 @@ public enum SpectralAnalysis {
         var reports: [FineTuneReport] = []
         for (fi, ft) in fineTunes.enumerated() {
             let mats = results.diagnostics.compactMap { $0?[fi] }
-            var r = FineTuneReport(label: ft.label, path: ft.path, kind: "full", loraRank: nil, loraAlpha: nil, useRSLoRA: nil,
+            var r = FineTuneReport(label: ft.label, path: ft.path, kind: .full, loraRank: nil, loraAlpha: nil, useRSLoRA: nil,
                                    matrices: mats, summary: FineTuneSummary(matrices: mats, epsilons: options.epsilons))
             if case let .lora(a) = ft.source {
-                r.kind = "lora"; r.loraRank = a.config.r; r.loraAlpha = a.config.loraAlpha; r.useRSLoRA = a.config.useRSLoRA
+                r.kind = .lora; r.loraRank = a.config.r; r.loraAlpha = a.config.loraAlpha; r.useRSLoRA = a.config.useRSLoRA
             }
             reports.append(r)
         }

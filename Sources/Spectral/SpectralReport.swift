@@ -21,8 +21,7 @@ public struct SpectralReport: Sendable, Codable {
 public struct FineTuneReport: Sendable, Codable {
     public var label: String
     public var path: String
-    /// "lora" or "full".
-    public var kind: String
+    public var kind: UpdateKind
     public var loraRank: Int?
     public var loraAlpha: Double?
     public var useRSLoRA: Bool?

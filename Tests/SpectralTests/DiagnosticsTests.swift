@@ -125,7 +125,7 @@ import Tensors
         for j in 0..<r { #expect(abs(lora.sigmaUpdate[j] - dense.sigmaUpdate[j]) <= 1e-5 * dense.sigmaUpdate[0] * 10) }
         #expect(abs(lora.effectiveRank - SpectrumStatistics.effectiveRank(Array(dense.sigmaUpdate.prefix(r)))) < 1e-3)
         #expect(abs(lora.relativeFrobenius - dense.relativeFrobenius) < 1e-5)
-        #expect(lora.kind == "lora" && lora.loraScale == 2 && lora.topEnergy > 0.999999)
+        #expect(lora.kind == .lora && lora.loraScale == 2 && lora.topEnergy > 0.999999)
     }
 
     @Test func randomizedPathAgreesWithExactAndFallsBack() throws {
