@@ -164,22 +164,23 @@ public struct GGUFArchitecture: Sendable {
         public let arch: String
         var m: GGUFMetadata { gguf.metadata }
         public func has(_ key: String) -> Bool { m["\(arch).\(key)"] != nil }
-        public func positive(_ key: String, default d: Int? = nil) throws -> Int {
+        /// The full key when the file has it; otherwise `d`'s value (nil: a "missing" error).
+        private func present<T>(_ key: String, default d: T?) throws -> (full: String, fallback: T?) {
             let full = "\(arch).\(key)"
-            guard m[full] != nil else {
-                guard let d else { throw GGUFError.invalidMetadata(path: gguf.url.path, key: full, reason: "missing") }
-                return d
-            }
+            if m[full] != nil { return (full, nil) }
+            guard let d else { throw GGUFError.invalidMetadata(path: gguf.url.path, key: full, reason: "missing") }
+            return (full, d)
+        }
+        public func positive(_ key: String, default d: Int? = nil) throws -> Int {
+            let (full, fallback) = try present(key, default: d)
+            if let fallback { return fallback }
             let v = try m.int(full)
             guard v > 0 else { throw GGUFError.invalidMetadata(path: gguf.url.path, key: full, reason: "\(v) is not positive") }
             return v
         }
         public func number(_ key: String, default d: Double? = nil) throws -> Double {
-            let full = "\(arch).\(key)"
-            guard m[full] != nil else {
-                guard let d else { throw GGUFError.invalidMetadata(path: gguf.url.path, key: full, reason: "missing") }
-                return d
-            }
+            let (full, fallback) = try present(key, default: d)
+            if let fallback { return fallback }
             var v = try m.double(full)
             guard v.isFinite, v > 0 else { throw GGUFError.invalidMetadata(path: gguf.url.path, key: full, reason: "\(v) is not a positive number") }
             // A float32 value (most GGUF numbers) as the decimal it was written from: 1e-05, not 9.99999974737875e-06.
