@@ -73,14 +73,52 @@ public final class EditEvaluation {
     let scorer: EditScorer
     let references: [LocalityReference?]
 
-    public init(model: TransformerModel, tokenizer: BPETokenizer, requests: [EditRequest], generationTokens: Int = 100) throws {
+    /// How many neighbourhood (locality) prompts `excludingEditedSubjects` left out, over all requests.
+    public let excludedNeighbourhoodPrompts: Int
+
+    /// `excludingEditedSubjects`: for protocols that keep several edits at once (batch, sequential),
+    /// a request's neighbourhood prompts that mention the subject of another request of the list
+    /// are left out of every row, the unedited one included: that subject is itself edited in the
+    /// run, so its answer is meant to change (in a fact table whose neighbours are other subjects of
+    /// the same relation, such a prompt is often that request's own edit prompt).
+    public init(model: TransformerModel, tokenizer: BPETokenizer, requests: [EditRequest], generationTokens: Int = 100,
+                excludingEditedSubjects: Bool = false) throws {
         guard !requests.isEmpty else { throw EditError.invalidRequest("no requests to evaluate") }
         guard generationTokens >= 0 else { throw EditError.invalidRequest("the generation length must be ≥ 0, got \(generationTokens)") }
         for r in requests { try r.validate() }
-        self.model = model; self.tokenizer = tokenizer; self.requests = requests; self.generationTokens = generationTokens
+        var kept = requests, excluded = 0
+        if excludingEditedSubjects {
+            let subjects = requests.map { try? $0.keySubject() }
+            for i in kept.indices {
+                let others = Set(subjects.enumerated().compactMap { $0.offset != i ? $0.element : nil })
+                    .subtracting([subjects[i]].compactMap { $0 })
+                let r = kept[i]
+                let keep = r.localityPrompts.map { q in !others.contains { Self.mentions(q, $0) } }
+                excluded += keep.filter { !$0 }.count
+                kept[i].localityPrompts = zip(r.localityPrompts, keep).filter(\.1).map(\.0)
+                if r.localityAnswers.count == r.localityPrompts.count {
+                    kept[i].localityAnswers = zip(r.localityAnswers, keep).filter(\.1).map(\.0)
+                }
+            }
+        }
+        excludedNeighbourhoodPrompts = excluded
+        self.model = model; self.tokenizer = tokenizer; self.requests = kept; self.generationTokens = generationTokens
         let sc = EditScorer(model: model, tokenizer: tokenizer)
         scorer = sc
         references = try requests.map { $0.localityPrompts.isEmpty ? nil : try sc.localityReference($0.localityPrompts) }
+    }
+
+    /// Whether `text` contains `subject` as whole words (not inside a longer word).
+    static func mentions(_ text: String, _ subject: String) -> Bool {
+        guard !subject.isEmpty else { return false }
+        var from = text.startIndex
+        while let r = text.range(of: subject, range: from..<text.endIndex) {
+            let before = r.lowerBound == text.startIndex ? nil : text[text.index(before: r.lowerBound)]
+            let after = r.upperBound == text.endIndex ? nil : text[r.upperBound]
+            if !(before.map { $0.isLetter || $0.isNumber } ?? false) && !(after.map { $0.isLetter || $0.isNumber } ?? false) { return true }
+            from = text.index(after: r.lowerBound)
+        }
+        return false
     }
 
     /// All scores of request `i` on the model as it is now.

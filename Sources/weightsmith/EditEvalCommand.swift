@@ -16,7 +16,8 @@ struct EditEvalCommand: ParsableCommand {
         ES efficacy score, the share with P(new) > P(true) on the edit prompt; EM efficacy magnitude, \
         P(new) − P(true); PS paraphrase score; NS neighbourhood score, the share of neighbourhood \
         prompts whose own answer stays more likely than the new target (Meng et al. 2022, §3; P is the \
-        per-token geometric mean probability); GE generation entropy of greedy generations from the \
+        per-token geometric mean probability; with --batch or --sequential, neighbourhood prompts that \
+        mention a subject edited in the run are left out of every row, and their count printed); GE generation entropy of greedy generations from the \
         generation prompts (bits; ROME's tables print it × 100); rel / gen / loc: EasyEdit's \
         token-level reliability, generalization and locality (Wang et al. 2024); hit: records whose \
         greedy answer is the target; ppl: the perplexity of the --perplexity text. The seconds per edit follow the table. No model is written; with --stats-corpus the key \
@@ -89,7 +90,8 @@ struct EditEvalCommand: ParsableCommand {
         let memitProgress = batch && !quiet ? ProgressLine(label: "edit-eval: value steps and layers (memit)") : nil
         let editors = try Editors(options: editorOptions, model: m, tokenizer: tok, methods: methods, memitProgress: memitProgress)
         if !quiet && !editors.notes.isEmpty { FileHandle.standardError.write(Data(editors.notes.utf8)) }
-        let evaluation = try EditEvaluation(model: m, tokenizer: tok, requests: rs, generationTokens: generationTokens)
+        let evaluation = try EditEvaluation(model: m, tokenizer: tok, requests: rs, generationTokens: generationTokens,
+                                             excludingEditedSubjects: sequential || batch)
         evaluation.perplexityText = pplText
         evaluation.perplexityWindow = window
 
@@ -128,10 +130,14 @@ struct EditEvalCommand: ParsableCommand {
         }
         if json {
             try printJSON(EditEvalJSON(model: model, requests: rs.count, protocol: sequential ? "sequential" : "single",
-                                       generationTokens: generationTokens, rows: rows))
+                                       generationTokens: generationTokens, excludedNeighbourhoodPrompts: evaluation.excludedNeighbourhoodPrompts,
+                                       rows: rows))
             return
         }
         print("\(rs.count) records, \(sequential ? "sequential" : "single-edit") protocol\(batch ? " (memit: one batch edit)" : ""); GE from \(generationTokens) greedy tokens")
+        if evaluation.excludedNeighbourhoodPrompts > 0 {
+            print("\(evaluation.excludedNeighbourhoodPrompts) neighbourhood prompts mention a subject edited in this run and are left out of NS and loc in every row")
+        }
         print(EditEvalTable.render(rows))
         print(EditEvalTable.timing(rows))
     }
@@ -142,6 +148,7 @@ struct EditEvalJSON: Encodable {
     var requests: Int
     var `protocol`: String
     var generationTokens: Int
+    var excludedNeighbourhoodPrompts: Int
     var rows: [EditEvaluationRow]
 }
 

@@ -91,6 +91,36 @@ final class EditEvaluationTests: XCTestCase {
         XCTAssertEqual(parameters(pm.model), before)
     }
 
+    /// Batch and sequential runs leave out the neighbourhood prompts that mention another edited
+    /// subject (whole words only), with their answers, in every row; the single protocol keeps them.
+    func testNeighboursThatAreEditedSubjectsAreLeftOut() throws {
+        let pm = try familyBase()
+        var rs = try records(pm, 3)
+        let subjects = try rs.map { try $0.keySubject() }
+        // Request 0's neighbours: request 1's edit prompt, a prompt naming request 2's subject inside a
+        // longer word (kept), and a prompt naming no edited subject (kept).
+        rs[0].localityPrompts = [rs[1].text, "The capital of \(subjects[2])ia is", "The capital of Nowhere is"]
+        rs[0].localityAnswers = [rs[1].groundTruth ?? " x", " a", " b"]
+        let keep = try EditEvaluation(model: pm.model, tokenizer: pm.tokenizer, requests: rs, generationTokens: 0)
+        XCTAssertEqual(keep.excludedNeighbourhoodPrompts, 0)
+        XCTAssertEqual(keep.requests, rs)
+        let ev = try EditEvaluation(model: pm.model, tokenizer: pm.tokenizer, requests: rs, generationTokens: 0, excludingEditedSubjects: true)
+        XCTAssertEqual(ev.requests[0].localityPrompts, Array(rs[0].localityPrompts.dropFirst()))
+        XCTAssertEqual(ev.requests[0].localityAnswers, [" a", " b"])
+        XCTAssertEqual(ev.requests[0].text, rs[0].text)
+        // The fact table's own neighbours (other subjects of the relation) are left out where edited.
+        var want = 1
+        for (i, r) in rs.enumerated().dropFirst() {
+            let gone = r.localityPrompts.filter { q in subjects.enumerated().contains { $0.offset != i && EditEvaluation.mentions(q, $0.element) } }
+            XCTAssertEqual(ev.requests[i].localityPrompts.count, r.localityPrompts.count - gone.count)
+            want += gone.count
+        }
+        XCTAssertEqual(ev.excludedNeighbourhoodPrompts, want)
+        XCTAssertTrue(EditEvaluation.mentions("The capital of France is", "France"))
+        XCTAssertFalse(EditEvaluation.mentions("The capital of Frances is", "France"))
+        XCTAssertFalse(EditEvaluation.mentions("The capital of is", ""))
+    }
+
     /// The perplexity column: the unedited row's is the Evaluator's on the same text; an edit that
     /// changes nothing keeps it; accumulated ROME edits change it.
     func testPerplexity() throws {
