@@ -52,7 +52,7 @@ public final class OutputFolder: @unchecked Sendable {
     public let command: String
     /// Whether an existing output may be replaced (checked in `prepare`).
     public let force: Bool
-    private var lockFD: Int32 = -1
+    private var heldLock: ExclusiveFileLock?
 
     private var parent: URL { url.deletingLastPathComponent() }
     private var name: String { url.lastPathComponent }
@@ -231,36 +231,20 @@ public final class OutputFolder: @unchecked Sendable {
         }
     }
 
-    /// Takes the lock: `flock` on `.NAME.weightsmith-lock`. The file is removed when the lock is
-    /// released (see `unlock`); a holder checks after locking that the path still names the file
-    /// it locked, so a run that opened a file just removed by the previous holder retries.
+    /// Takes the lock: an `ExclusiveFileLock` on `.NAME.weightsmith-lock`, removed when released.
     private func lock(shownPath: String) throws {
-        for _ in 0..<100 {
-            let fd = open(lockURL.path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
-            guard fd >= 0 else {
-                throw OutputError.io(path: lockURL.path, message: "cannot create the lock file: \(String(cString: strerror(errno)))")
+        do { heldLock = try ExclusiveFileLock(lockURL) } catch {
+            switch error {
+            case .cannotCreate(let reason): throw OutputError.io(path: lockURL.path, message: "cannot create the lock file: \(reason)")
+            case .held, .unstable: throw OutputError.locked(path: shownPath)
             }
-            guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
-                close(fd)
-                throw OutputError.locked(path: shownPath)
-            }
-            var held = stat(), named = stat()
-            if fstat(fd, &held) == 0, stat(lockURL.path, &named) == 0, held.st_ino == named.st_ino, held.st_dev == named.st_dev {
-                lockFD = fd
-                return
-            }
-            close(fd)
         }
-        throw OutputError.locked(path: shownPath)
     }
 
-    /// Releases the lock and removes its file (while still holding it, so no other run holds a
-    /// lock on the removed file unknowingly: it re-checks the path after locking).
+    /// Releases the lock and removes its file.
     private func unlock() {
-        guard lockFD >= 0 else { return }
-        unlink(lockURL.path)
-        close(lockFD)
-        lockFD = -1
+        heldLock?.release()
+        heldLock = nil
     }
 
     /// Removes `.NAME.weightsmith-PID-...` entries whose process no longer runs.

@@ -105,42 +105,25 @@ extension MergeParts {
     }
 }
 
-/// An exclusive `flock` on `OUT/.weightsmith-assemble.lock` for the length of an assembly; the
-/// file is removed (while still held) when the assembly ends. A lock file left by a killed
-/// assembly is locked again by the next one (the kernel released it with the process).
+/// An exclusive lock (`ExclusiveFileLock`) on `OUT/.weightsmith-assemble.lock` for the length of
+/// an assembly; the file is removed when the assembly ends. A lock file left by a killed assembly
+/// is locked again by the next one.
 final class AssemblyLock {
     static let name = ".weightsmith-assemble.lock"
-    private var fd: Int32 = -1
-    private let url: URL
+    private let lock: ExclusiveFileLock
 
     init(_ out: URL) throws {
-        url = out.appendingPathComponent(Self.name)
-        for _ in 0..<100 {
-            let f = open(url.path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
-            guard f >= 0 else {
-                throw MergePartsError.outputNotUsable(path: out.path, reason: "cannot create \(Self.name): \(String(cString: strerror(errno)))")
-            }
-            guard flock(f, LOCK_EX | LOCK_NB) == 0 else {
-                close(f)
+        do { lock = try ExclusiveFileLock(out.appendingPathComponent(Self.name)) } catch {
+            switch error {
+            case .cannotCreate(let reason):
+                throw MergePartsError.outputNotUsable(path: out.path, reason: "cannot create \(Self.name): \(reason)")
+            case .held:
                 throw MergePartsError.outputNotUsable(path: out.path, reason: "another merge --assemble is running on this folder (it holds \(Self.name)); wait for it to finish")
+            case .unstable:
+                throw MergePartsError.outputNotUsable(path: out.path, reason: "could not take \(Self.name)")
             }
-            // The previous holder may have removed the file between our open and our lock: retry on the new one.
-            var held = stat(), named = stat()
-            if fstat(f, &held) == 0, stat(url.path, &named) == 0, held.st_ino == named.st_ino, held.st_dev == named.st_dev {
-                fd = f
-                return
-            }
-            close(f)
         }
-        throw MergePartsError.outputNotUsable(path: out.path, reason: "could not take \(Self.name)")
     }
 
-    func release() {
-        guard fd >= 0 else { return }
-        unlink(url.path)
-        close(fd)
-        fd = -1
-    }
-
-    deinit { release() }
+    func release() { lock.release() }
 }

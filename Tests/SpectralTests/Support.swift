@@ -9,10 +9,31 @@ enum Paths {
     static var fixtures: URL { Bundle.module.resourceURL!.appendingPathComponent("Fixtures") }
 }
 
+/// A fresh folder under the temporary directory, removed when the test process exits.
 func tempDir(_ tag: String) -> URL {
     let u = URL(fileURLWithPath: NSTemporaryDirectory()).appendingPathComponent("ws-spectral-\(tag)-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
     try? FileManager.default.createDirectory(at: u, withIntermediateDirectories: true)
+    TemporaryFolders.shared.add(u)
     return u
+}
+
+/// The folders `tempDir` made, removed at exit (the tests leave their outputs to look at while
+/// they run, not in /tmp afterwards).
+final class TemporaryFolders: @unchecked Sendable {
+    static let shared: TemporaryFolders = {
+        let t = TemporaryFolders()
+        atexit { TemporaryFolders.shared.removeAll() }
+        return t
+    }()
+    private let lock = NSLock()
+    private var urls: [URL] = []
+
+    func add(_ url: URL) { lock.lock(); urls.append(url); lock.unlock() }
+
+    func removeAll() {
+        lock.lock(); let all = urls; urls = []; lock.unlock()
+        for u in all { try? FileManager.default.removeItem(at: u) }
+    }
 }
 
 /// Writes a safetensors file of F32 tensors.

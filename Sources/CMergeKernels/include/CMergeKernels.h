@@ -85,5 +85,8 @@ void ws_merge_weighted_sum(const float *b, const ws_merge_operand *ops, size_t m
  * extensions; call only when ws_sha256_shani_available() (run-time CPU check). */
 int ws_sha256_shani_available(void);
 void ws_sha256_compress_shani(uint32_t state[8], const uint8_t *data, size_t blocks);
+/* The 64 round constants K of SHA-256 (FIPS 180-4, §4.2.2), shared with the portable
+ * compression in Swift (SHA256.swift). */
+extern const uint32_t ws_sha256_k[64];
 
 #endif
