@@ -24,7 +24,10 @@ It also runs the reproducers 1-6 of issue 13 (data loss through `OUT.partial`, `
 inputs, writes into non-empty folders, two runs to one path, partial outputs, outputs checked
 only after the work) and, when `ulimit -f` can be lowered (always, for an unprivileged process),
 a "disk full" run of every writer (RLIMIT_FSIZE of 16 KB with SIGXFSZ ignored: writes fail with
-EFBIG) that must leave nothing at the output path.
+EFBIG) that must leave nothing at the output path; and, where a tmpfs can be mounted (root with
+CAP_SYS_ADMIN; skipped with a message otherwise), a run of every writer onto a tmpfs of half its
+output's size (a real ENOSPC part-way through the write) that must fail saying so and leave the
+small disk empty.
 
 Usage: python3 scripts/fault_injection.py [--short] [--trials N] [--seed S] [--binary PATH]
 --short (CI) runs 3 random kills per writer plus the two watched kills, in well under 60 s.
@@ -165,6 +168,52 @@ def disk_full_trial(checks, w, inputs, digests, name, kind, argv_of, out_dir):
     checks.ok(leftovers(os.path.dirname(final), os.path.basename(final)) == [],
               f"{name} disk full: left {leftovers(os.path.dirname(final), os.path.basename(final))}")
     checks.ok(sha_tree(inputs) == digests, f"{name} disk full: an input changed")
+
+
+def tree_size(path):
+    if os.path.isfile(path):
+        return os.path.getsize(path)
+    return sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(path) for f in fs)
+
+
+class SmallDisk:
+    """A small tmpfs mounted for one run (a real ENOSPC half-way through the write); None where
+    mounting is not allowed (not root, or a container without CAP_SYS_ADMIN)."""
+    checked = None
+
+    @classmethod
+    def available(cls, work):
+        if cls.checked is None:
+            d = os.path.join(work, "tmpfs-probe")
+            os.makedirs(d)
+            r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", d], capture_output=True, text=True)
+            cls.checked = r.returncode == 0
+            if cls.checked:
+                subprocess.run(["umount", d], check=True)
+            else:
+                print("tmpfs disk-full trials skipped: cannot mount a tmpfs here (" + (r.stderr.strip() or "mount failed") + ")")
+            os.rmdir(d)
+        return cls.checked
+
+
+def tmpfs_full_trial(checks, w, inputs, digests, name, kind, argv_of, work, size):
+    """Output on a tmpfs of half the output's size: the write fails with ENOSPC part-way. Nothing
+    may be left on the small disk (no output, no staging entry, no lock), inputs unchanged, and the
+    error must say the disk is full."""
+    mnt = os.path.join(work, f"tmpfs-{name}")
+    os.makedirs(mnt)
+    pages = max(16, (size // 2) // 4096)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={pages * 4096}", "tmpfs", mnt], check=True)
+    try:
+        o = os.path.join(mnt, name)
+        r = run(argv_of(o))
+        checks.ok(r.returncode != 0, f"{name} tmpfs full ({pages * 4} KB): succeeded")
+        checks.ok("No space left on device" in r.stderr, f"{name} tmpfs full: the error does not say so: {r.stderr.strip()[-300:]}")
+        checks.ok(os.listdir(mnt) == [], f"{name} tmpfs full: left {os.listdir(mnt)}")
+        checks.ok(sha_tree(inputs) == digests, f"{name} tmpfs full: an input changed")
+    finally:
+        subprocess.run(["umount", mnt], check=True)
+        os.rmdir(mnt)
 
 
 def overlap_trial(checks, w, inputs, digests, name, kind, primary, argv_of):
@@ -347,6 +396,7 @@ def main():
             keep = set(args.only.split(","))
             table = [t for t in table if t[0] in keep]
         total_kills = 0
+        tmpfs_trials = 0
         print(f"{'writer':<15} {'run s':>6} {'kills':>5} {'killed':>6} {'absent':>6} {'complete':>8}")
         for name, kind, primary, argv_of in table:
             # A clean run measures the time the random kills are spread over.
@@ -370,6 +420,9 @@ def main():
             results.append(kill_trial(checks, w, inputs, digests, name, kind, argv_of, out_dir, "output"))
             total_kills += len(results)
             disk_full_trial(checks, w, inputs, digests, name, kind, argv_of, out_dir)
+            if SmallDisk.available(work):
+                tmpfs_full_trial(checks, w, inputs, digests, name, kind, argv_of, work, tree_size(output_path(kind, o)))
+                tmpfs_trials += 1
             overlap_trial(checks, w, inputs, digests, name, kind, primary, argv_of)
             states = [s for s, _ in results]
             print(f"{name:<15} {dt:6.2f} {len(results):5d} {sum(k for _, k in results):6d} {states.count('absent'):6d} "
@@ -383,6 +436,8 @@ def main():
         res = {} if args.only else reproducers(checks, w, inputs, work)
         if res:
             print("issue 13 reproducers: " + ", ".join(f"{k} {'pass' if v else 'FAIL'}" for k, v in sorted(res.items())))
+        if tmpfs_trials:
+            print(f"{tmpfs_trials} writers run onto a tmpfs of half their output's size: ENOSPC part-way, nothing left on it")
         print(f"{total_kills} kill -9 trials, {checks.passed} checks passed, {len(checks.failures)} failed, "
               f"{time.time() - t_start:.1f} s")
     finally:
