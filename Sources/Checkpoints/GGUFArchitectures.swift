@@ -120,9 +120,8 @@ public struct GGUFArchitecture: Sendable {
     }
 
     private func outputIsTiedCopy(_ gguf: GGUFFile) throws -> Bool {
-        guard outputMayDuplicateEmbedding, let o = gguf.info("output.weight"), let e = gguf.info("token_embd.weight"),
-              o.type == e.type, o.dims == e.dims else { return false }
-        return try gguf.withRawBytes(o.name) { a in try gguf.withRawBytes(e.name) { b in a.elementsEqual(b) } }
+        guard outputMayDuplicateEmbedding else { return false }
+        return try gguf.sameBytes("output.weight", "token_embd.weight")
     }
 
     /// The Hugging Face shape of a GGUF tensor.

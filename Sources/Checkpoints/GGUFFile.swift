@@ -36,7 +36,24 @@ public final class GGUFFile: @unchecked Sendable {
     private let base: UnsafeRawPointer?
     public let fileSize: Int
 
+    /// Whether two tensors hold the same bytes, computed once per pair (GPT-2's written-out tied
+    /// `output.weight` is compared with `token_embd.weight` by the config and by the tensor plan).
+    private var sameBytesCache: [String: Bool] = [:]
+    private let cacheLock = NSLock()
+
     public var tensorNames: [String] { tensors.map(\.name) }
+
+    /// Whether tensors `a` and `b` have the same type, dimensions and bytes (false when either is missing).
+    public func sameBytes(_ a: String, _ b: String) throws -> Bool {
+        let key = a + "\u{0}" + b
+        if let hit = cacheLock.withLock({ sameBytesCache[key] }) { return hit }
+        guard let x = info(a), let y = info(b), x.type == y.type, x.dims == y.dims else { return false }
+        let same = try withRawBytes(a) { p in
+            try withRawBytes(b) { q in p.count == q.count && (p.count == 0 || memcmp(p.baseAddress!, q.baseAddress!, p.count) == 0) }
+        }
+        cacheLock.withLock { sameBytesCache[key] = same }
+        return same
+    }
     public func info(_ name: String) -> GGUFTensorInfo? { byName[name].map { tensors[$0] } }
 
     public init(url: URL) throws {

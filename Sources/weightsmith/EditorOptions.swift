@@ -149,6 +149,7 @@ final class Editors {
 
     /// One MEMIT edit of all `requests` at once (not applied).
     func memitBatch(_ requests: [EditRequest]) throws -> [WeightEdit] {
+        memitProgress?.restart()
         let r = try MemitEditor.edit(model: model, tokenizer: tokenizer, requests: requests, settings: memitSettings) { [memitProgress] in
             memitProgress?.step($0, $1)
         }

@@ -3,10 +3,14 @@ import Foundation
 /// Progress with an estimate of the time left, on stderr (redrawn in place on a terminal).
 final class ProgressLine {
     let label: String
-    let start = Date()
+    private(set) var start = Date()
     var last = Date.distantPast
     let tty = isatty(2) != 0
     init(label: String) { self.label = label }
+
+    /// Counts time from now (a line made before other work, e.g. edit-eval's unedited row, would
+    /// otherwise include that work in its elapsed time and estimate).
+    func restart() { start = Date(); last = .distantPast }
 
     func update(_ done: Int, _ total: Int, extra: String = "") {
         let now = Date()

@@ -15,7 +15,12 @@ struct TrainEditorCommand: ParsableCommand {
         KL(unedited ‖ edited) of the next-token distributions at every position of the record's \
         locality prompts (each with the unedited model's two greedy tokens). Adam with gradient \
         accumulation and clipping; a second Adam on the edit learning rates. Prints the loss every \
-        --log-every steps.
+        --log-every steps. Records with a "split" field (weightsmith facts make): training uses \
+        --split (default train) and validation --validation-split (default validation): every \
+        --validate-every steps the editor edits each validation record and the mean outer loss and \
+        edit success are printed; the editor with the lowest validation loss is the one written, \
+        and training stops after --patience validations without improvement. --checkpoint FILE \
+        saves the run after every validation and at the end; --resume FILE continues one.
         """)
 
     @Argument(help: "A Hugging Face folder.") var model: String
@@ -32,7 +37,13 @@ struct TrainEditorCommand: ParsableCommand {
     @Option(name: .long, help: "Weight of the locality loss.") var cLoc: Float = 1.0
     @Option(name: .long, help: "Print every N steps.") var logEvery = 10
     @Option(name: .long, help: "Seed (V init).") var seed: UInt64 = 0
-    @Flag(name: .long, help: "Replace an existing OUT file.") var force = false
+    @Option(name: .long, help: "Train on the records of this split (default: train when the records have splits, else all).") var split: String?
+    @Option(name: .long, help: "Validate on the records of this split (default: validation, when present).") var validationSplit: String?
+    @Option(name: .long, help: "Validate every N steps (0: never; default 10 when there are validation records).") var validateEvery: Int?
+    @Option(name: .long, help: "Stop after this many validations without a lower validation loss (0: never).") var patience = 5
+    @Option(name: .long, help: "Save the training state (editor, best editor, Adam moments, counters) to FILE after every validation and at the end.") var checkpoint: String?
+    @Option(name: .long, help: "Continue the run saved in this checkpoint (same model, data, --layers and --rank).") var resume: String?
+    @Flag(name: .long, help: "Replace an existing OUT file (and --checkpoint file).") var force = false
     @Flag(help: "Check the model, the records and OUT, print the training plan and what would be written, then stop (no training, nothing written).") var dryRun = false
 
     @OptionGroup var threading: ThreadsOption
@@ -42,18 +53,47 @@ struct TrainEditorCommand: ParsableCommand {
 
     func run() throws {
         try threading.apply()
-        // The output path is checked (and locked) before the model is loaded or trained.
-        let out = try OutputFolder.prepare(URL(fileURLWithPath: output), inputs: [model, data].map { URL(fileURLWithPath: $0) },
+        if let v = validateEvery, v < 0 { throw ValidationError("--validate-every must be ≥ 0, got \(v)") }
+        if patience < 0 { throw ValidationError("--patience must be ≥ 0, got \(patience)") }
+        if steps < 1 { throw ValidationError("--steps must be at least 1, got \(steps)") }
+        let inputs = [model, data].map { URL(fileURLWithPath: $0) }
+        // The output paths are checked (and locked) before the model is loaded or trained.
+        let out = try OutputFolder.prepare(URL(fileURLWithPath: output), inputs: inputs + (resume.map { [URL(fileURLWithPath: $0)] } ?? []),
                                            force: force, command: "train-editor", kind: .file)
+        let checkpointURL = checkpoint.map { URL(fileURLWithPath: $0) }
+        var checkpointFolder: OutputFolder? = nil
+        if let checkpointURL {
+            guard checkpointURL.standardizedFileURL.path != URL(fileURLWithPath: output).standardizedFileURL.path else {
+                throw ValidationError("--checkpoint and --output must be different files")
+            }
+            // Continuing into the checkpoint it resumes from replaces that file; any other existing file needs --force.
+            let same = resume.map { URL(fileURLWithPath: $0).standardizedFileURL.path == checkpointURL.standardizedFileURL.path } ?? false
+            checkpointFolder = try OutputFolder.prepare(checkpointURL, inputs: inputs, force: force || same, command: "train-editor", kind: .file)
+        }
         let loaded = try PretrainedModel(path: model)
-        let requests = try EditRequest.readJSONL(URL(fileURLWithPath: data))
-        let editor = try MendEditor(model: loaded.model, weights: MendEditor.defaultWeights(loaded.model, layers: layers),
+        let all = try EditRequest.readJSONL(URL(fileURLWithPath: data))
+        let hasSplits = all.contains { $0.split != nil }
+        let trainSplit = split ?? (hasSplits ? "train" : nil)
+        let requests = trainSplit.map { s in all.filter { $0.split == s } } ?? all
+        guard !requests.isEmpty else { throw ValidationError("\(data): no training edits\(trainSplit.map { " with split \($0)" } ?? "")") }
+        let valSplit = validationSplit ?? (hasSplits ? "validation" : nil)
+        let validation = valSplit.map { s in all.filter { $0.split == s } } ?? []
+        if validationSplit != nil && validation.isEmpty { throw ValidationError("\(data): no records with split \(valSplit!) for validation") }
+        if let trainSplit, trainSplit == valSplit { throw ValidationError("--split and --validation-split are both \(trainSplit)") }
+        let every = validateEvery ?? (validation.isEmpty ? 0 : 10)
+        var editor = try MendEditor(model: loaded.model, weights: MendEditor.defaultWeights(loaded.model, layers: layers),
                                     rank: rank, editLR: editLr, seed: seed)
         var s = MendTrainingSettings()
         s.steps = steps; s.accumulation = accumulation; s.learningRate = lr; s.editLRLearningRate = lrLr; s.cEdit = cEdit; s.cLoc = cLoc
+        s.validateEvery = every; s.patience = validation.isEmpty ? 0 : patience
+        var state = MendTrainingState()
+        if let resume {
+            (editor, state) = try MendCheckpoint.read(URL(fileURLWithPath: resume), fresh: editor, requests: requests)
+            guard state.step < steps else {
+                throw ValidationError("\(resume) has already run \(state.step) steps; give --steps above that to continue")
+            }
+        }
         if dryRun {
-            // The trainer's own precondition, checked here so a dry run fails where the run would.
-            guard !requests.isEmpty else { throw ValidationError("\(data): no training edits") }
             // The tensors MendEditor.writeFile stores, all f32: U, V, b, s, o twice per transform, its
             // running mean and m2, and the edit learning rates.
             let scalars = editor.transforms.values.reduce(editor.editLRs.count) { n, t in
@@ -61,22 +101,45 @@ struct TrainEditorCommand: ParsableCommand {
             }
             let tensors = 12 * editor.transforms.count + 1
             print("MEND editor for \(editor.weights.count) matrices (\(editor.weights.joined(separator: ", "))), \(editor.transforms.count) shared transforms of rank \(rank)")
-            print("would train \(steps) steps of \(accumulation) edits on \(requests.count) training edits of \(data) (lr \(lr), edit lr \(editLr), c_edit \(cEdit), c_loc \(cLoc))")
+            print("would train \(steps) steps of \(accumulation) edits on \(requests.count) training edits of \(data)\(trainSplit.map { " (split \($0))" } ?? "") (lr \(lr), edit lr \(editLr), c_edit \(cEdit), c_loc \(cLoc))"
+                  + (state.step > 0 ? ", from step \(state.step) of \(resume!)" : ""))
+            if every > 0 && !validation.isEmpty {
+                print("would validate every \(every) steps on \(validation.count) records (split \(valSplit!)), stopping after \(s.patience) without improvement")
+            }
             print("would write \(output): a MEND editor, \(tensors) f32 tensors, \(ByteSize.format(scalars * 4))")
+            if let checkpoint { print("would write \(checkpoint): the training state, after every validation and at the end") }
             return
         }
-        if !quiet { print("MEND editor for \(editor.weights.count) matrices, \(editor.transforms.count) shared transforms; \(requests.count) training edits") }
-        let t0 = Date()
-        try MendTrainer.train(editor: editor, model: loaded.model, tokenizer: loaded.tokenizer, requests: requests, settings: s) { log in
-            if !quiet, log.step % max(logEvery, 1) == 0 || log.step == 1 || log.step == steps {
+        if !quiet {
+            print("MEND editor for \(editor.weights.count) matrices, \(editor.transforms.count) shared transforms; \(requests.count) training edits"
+                  + (validation.isEmpty || every == 0 ? "" : ", \(validation.count) validation edits (every \(every) steps)")
+                  + (state.step > 0 ? "; resuming at step \(state.step)" : ""))
+        }
+        let t0 = Date(), first = state.step
+        let outcome = try MendTrainer.train(editor: editor, model: loaded.model, tokenizer: loaded.tokenizer, requests: requests,
+                                            validation: validation, settings: s, state: &state, log: { log in
+            if !quiet, log.step % max(logEvery, 1) == 0 || log.step == first + 1 || log.step == steps {
                 let elapsed = Date().timeIntervalSince(t0)
-                let eta = elapsed / Double(log.step) * Double(steps - log.step)
+                let eta = elapsed / Double(log.step - first) * Double(steps - log.step)
                 print(String(format: "step %4d/%d  loss %.4f  edit NLL %.4f  locality KL %.4f  (%.1f s, ETA %@)", log.step, steps, log.loss, log.editLoss,
                              log.localityLoss, elapsed, FinetuneCommand.clock(eta)))
             }
-        }
+        }, validationLog: { v in
+            guard !quiet else { return }
+            print(String(format: "validation at step %d: loss %.4f  edit NLL %.4f  locality KL %.4f  edit success %.3f (%d/%d reach the target)%@",
+                         v.step, v.loss, v.editLoss, v.localityLoss, v.editSuccess, v.reached, v.count, v.isBest ? "  best so far" : ""))
+        }, checkpoint: checkpointFolder == nil ? nil : { e, st in
+            let folder = try checkpointFolder ?? OutputFolder.prepare(checkpointURL!, inputs: inputs, force: true, command: "train-editor", kind: .file)
+            checkpointFolder = nil
+            try folder.write { staging in try MendCheckpoint.write(to: staging, editor: e, state: st, requests: requests) }
+        })
         try out.write { staging in try editor.writeFile(to: staging, allowNonFinite: nonFinite.allowNonFinite) }
+        let seconds = Date().timeIntervalSince(t0)
+        print("trained \(outcome.steps - first) steps (\(outcome.steps) in all) in \(FinetuneCommand.clock(seconds)) (\(String(format: "%.1f", seconds)) s)"
+              + (outcome.stoppedEarly ? ", stopped early" : "")
+              + (s.validateEvery > 0 && !validation.isEmpty ? String(format: "; kept the editor of step %d (validation loss %.4f)", outcome.keptStep, outcome.bestLoss ?? .nan) : ""))
         print("edit lrs: " + editor.editLRs.map { String(format: "%.3g", $0) }.joined(separator: " "))
+        if let checkpoint { print("wrote \(checkpoint) (training state)") }
         print("wrote \(output)")
     }
 }

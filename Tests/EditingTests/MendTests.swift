@@ -169,3 +169,103 @@ final class MendTrainingTests: XCTestCase {
         XCTAssertEqual(try scorer.score(requests[0], locality: nil).efficacy, 1)
     }
 }
+
+/// Checkpoints and validation-based early stopping of `MendTrainer`.
+final class MendCheckpointTests: XCTestCase {
+    let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+
+    func data() throws -> (train: [EditRequest], validation: [EditRequest]) {
+        let all = try EditRequest.readJSONL(root.appendingPathComponent("fixtures/edits/train.jsonl"))
+        let eval = try EditRequest.readJSONL(root.appendingPathComponent("fixtures/edits/eval.jsonl"))
+        return (Array(all.prefix(6)), Array(eval.prefix(3)))
+    }
+
+    func parameters(_ e: MendEditor) -> [Float] {
+        var out: [Float] = []
+        for k in e.transforms.keys.sorted() {
+            let t = e.transforms[k]!
+            for j in 0..<2 { out += t.U[j]; out += t.V[j]; out += t.b[j]; out += t.s[j]; out += t.o[j] }
+            out += t.mean.map { Float($0) }; out += t.m2.map { Float($0) }
+            out.append(Float(t.count))
+        }
+        return out + e.editLRs
+    }
+
+    /// Six steps in one run, and three steps + checkpoint written and read back + three more,
+    /// give the same editor bit for bit (Adam moments, counters, Float64 statistics restored).
+    func testResumedRunEqualsUninterruptedRun() throws {
+        let pm = try familyBase()
+        let (train, _) = try data()
+        var s = MendTrainingSettings()
+        s.steps = 6; s.accumulation = 2; s.learningRate = 1e-4; s.editLRLearningRate = 1e-4
+        let a = try MendEditor(model: pm.model, rank: 16, seed: 3)
+        var sa = MendTrainingState()
+        _ = try MendTrainer.train(editor: a, model: pm.model, tokenizer: pm.tokenizer, requests: train, validation: [], settings: s, state: &sa)
+
+        let b = try MendEditor(model: pm.model, rank: 16, seed: 3)
+        var sb = MendTrainingState()
+        var half = s
+        half.steps = 3
+        _ = try MendTrainer.train(editor: b, model: pm.model, tokenizer: pm.tokenizer, requests: train, validation: [], settings: half, state: &sb)
+        XCTAssertNotEqual(parameters(b), parameters(a))
+        let url = FileManager.default.temporaryDirectory.appendingPathComponent("mend-ckpt-\(UUID().uuidString).safetensors")
+        defer { try? FileManager.default.removeItem(at: url) }
+        try MendCheckpoint.write(to: url, editor: b, state: sb, requests: train)
+        let fresh = try MendEditor(model: pm.model, rank: 16, seed: 99)
+        var (c, sc) = try MendCheckpoint.read(url, fresh: fresh, requests: train)
+        XCTAssertEqual(sc.step, 3)
+        XCTAssertEqual(sc.next, 6)
+        XCTAssertEqual(parameters(c), parameters(b))
+        _ = try MendTrainer.train(editor: c, model: pm.model, tokenizer: pm.tokenizer, requests: train, validation: [], settings: s, state: &sc)
+        XCTAssertEqual(sc.step, 6)
+        XCTAssertEqual(parameters(c), parameters(a))
+
+        // Refused: other training edits, another rank, other matrices.
+        XCTAssertThrowsError(try MendCheckpoint.read(url, fresh: fresh, requests: Array(train.dropLast())))
+        XCTAssertThrowsError(try MendCheckpoint.read(url, fresh: try MendEditor(model: pm.model, rank: 8), requests: train))
+        XCTAssertThrowsError(try MendCheckpoint.read(url, fresh: try MendEditor(model: pm.model, weights: MendEditor.defaultWeights(pm.model, layers: 1), rank: 16),
+                                                     requests: train))
+        // An editor file is not a checkpoint.
+        let editorFile = FileManager.default.temporaryDirectory.appendingPathComponent("mend-ed-\(UUID().uuidString).safetensors")
+        defer { try? FileManager.default.removeItem(at: editorFile) }
+        try a.save(to: editorFile)
+        XCTAssertThrowsError(try MendCheckpoint.read(editorFile, fresh: fresh, requests: train))
+    }
+
+    /// Validation every step: the editor returned is the copy at the lowest validation loss, and
+    /// a learning rate that makes the editor diverge stops the run after `patience` validations
+    /// without improvement.
+    func testEarlyStoppingKeepsTheBestEditor() throws {
+        let pm = try familyBase()
+        let (train, validation) = try data()
+        var s = MendTrainingSettings()
+        s.steps = 12; s.accumulation = 1; s.learningRate = 3e-2; s.editLRLearningRate = 3e-2
+        s.validateEvery = 1; s.patience = 2
+        let e = try MendEditor(model: pm.model, rank: 16, seed: 5)
+        var state = MendTrainingState()
+        var logs: [MendValidationLog] = [], saved: [Int] = []
+        let outcome = try MendTrainer.train(editor: e, model: pm.model, tokenizer: pm.tokenizer, requests: train, validation: validation,
+                                            settings: s, state: &state, validationLog: { logs.append($0) },
+                                            checkpoint: { _, st in saved.append(st.step) })
+        XCTAssertEqual(logs.map(\.step), Array(1...outcome.steps))
+        XCTAssertEqual(saved, Array(1...outcome.steps))
+        let best = logs.min { $0.loss < $1.loss }!
+        XCTAssertEqual(outcome.keptStep, best.step)
+        XCTAssertEqual(outcome.bestLoss, best.loss)
+        XCTAssertEqual(logs.filter(\.isBest).last?.step, best.step)
+        XCTAssertEqual(parameters(e), parameters(state.best!))
+        if outcome.stoppedEarly {
+            XCTAssertEqual(outcome.steps - best.step, 2)
+            XCTAssertLessThan(outcome.steps, 12)
+        } else {
+            XCTAssertEqual(outcome.steps, 12)
+        }
+        XCTAssertTrue(outcome.stoppedEarly, "validation losses \(logs.map(\.loss))")
+        // The kept editor scores as its validation said.
+        let again = try MendTrainer.validate(editor: e, model: pm.model, tokenizer: pm.tokenizer, requests: validation,
+                                             batches: try validation.map { try MendObjective.batches(model: pm.model, tokenizer: pm.tokenizer, request: $0) },
+                                             objective: MendObjective(cEdit: s.cEdit, cLoc: s.cLoc))
+        XCTAssertEqual(again.loss, best.loss, accuracy: 1e-9 * max(1, abs(best.loss)))
+        XCTAssertEqual(again.editSuccess, best.editSuccess)
+    }
+}
