@@ -36,7 +36,7 @@ let package = Package(
         .executableTarget(
             name: "weightsmith",
             dependencies: [
-                "Tensors", "Checkpoints", "Merging", "Spectral", "Tokenizers", "Transformer", "Editing", "Grafting",
+                "Tensors", "Checkpoints", "Merging", "Spectral", "Tokenizers", "Transformer", "Editing", "Grafting", "CFileIO",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

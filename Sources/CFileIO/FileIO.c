@@ -2,6 +2,9 @@
 #define _GNU_SOURCE
 #include "CFileIO.h"
 #include <fcntl.h>
+#include <stdio.h>
+
+void ws_stdout_line_buffered(void) { setvbuf(stdout, NULL, _IOLBF, 0); }
 
 int ws_start_writeback(int fd, int64_t offset, int64_t length) {
 #if defined(__linux__)

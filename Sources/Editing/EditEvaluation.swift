@@ -105,7 +105,7 @@ public final class EditEvaluation {
         self.model = model; self.tokenizer = tokenizer; self.requests = kept; self.generationTokens = generationTokens
         let sc = EditScorer(model: model, tokenizer: tokenizer)
         scorer = sc
-        references = try requests.map { $0.localityPrompts.isEmpty ? nil : try sc.localityReference($0.localityPrompts) }
+        references = try kept.map { $0.localityPrompts.isEmpty ? nil : try sc.localityReference($0.localityPrompts) }
     }
 
     /// Whether `text` contains `subject` as whole words (not inside a longer word).

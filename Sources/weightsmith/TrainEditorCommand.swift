@@ -135,7 +135,7 @@ struct TrainEditorCommand: ParsableCommand {
         })
         try out.write { staging in try editor.writeFile(to: staging, allowNonFinite: nonFinite.allowNonFinite) }
         let seconds = Date().timeIntervalSince(t0)
-        print("trained \(outcome.steps - first) steps (\(outcome.steps) in all) in \(FinetuneCommand.clock(seconds)) (\(String(format: "%.1f", seconds)) s)"
+        print("trained \(outcome.steps - first) steps in \(String(format: "%.1f", seconds)) s" + (first > 0 ? " (steps \(first + 1)-\(outcome.steps))" : "")
               + (outcome.stoppedEarly ? ", stopped early" : "")
               + (s.validateEvery > 0 && !validation.isEmpty ? String(format: "; kept the editor of step %d (validation loss %.4f)", outcome.keptStep, outcome.bestLoss ?? .nan) : ""))
         print("edit lrs: " + editor.editLRs.map { String(format: "%.3g", $0) }.joined(separator: " "))

@@ -1,4 +1,5 @@
 import ArgumentParser
+import CFileIO
 import Foundation
 import Tensors
 
@@ -29,6 +30,9 @@ struct Weightsmith: AsyncParsableCommand {
     /// OPENBLAS_NUM_THREADS is set: weightsmith parallelises itself; see `BLASThreads`).
     static func main() async {
         BLASThreads.configureDefault()
+        // Line-buffered stdout: the per-step lines of long commands (finetune, train-editor) reach a
+        // log file or a pipe as they are printed, not when the command ends.
+        ws_stdout_line_buffered()
         // `compose "-0.5*a + b"`: a leading minus would be read as an option.
         let arguments = ComposeCommand.protectingExpression(Array(CommandLine.arguments.dropFirst()))
         var command: any ParsableCommand

@@ -107,6 +107,9 @@ final class EditEvaluationTests: XCTestCase {
         let ev = try EditEvaluation(model: pm.model, tokenizer: pm.tokenizer, requests: rs, generationTokens: 0, excludingEditedSubjects: true)
         XCTAssertEqual(ev.requests[0].localityPrompts, Array(rs[0].localityPrompts.dropFirst()))
         XCTAssertEqual(ev.requests[0].localityAnswers, [" a", " b"])
+        // The token-level locality references (loc) are recorded on the kept prompts only.
+        XCTAssertEqual(ev.references[0]?.prompts.count, 2)
+        XCTAssertEqual(keep.references[0]?.prompts.count, 3)
         XCTAssertEqual(ev.requests[0].text, rs[0].text)
         // The fact table's own neighbours (other subjects of the relation) are left out where edited.
         var want = 1
