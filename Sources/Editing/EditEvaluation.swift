@@ -87,25 +87,32 @@ public final class EditEvaluation {
         guard generationTokens >= 0 else { throw EditError.invalidRequest("the generation length must be ≥ 0, got \(generationTokens)") }
         for r in requests { try r.validate() }
         var kept = requests, excluded = 0
-        if excludingEditedSubjects {
-            let subjects = requests.map { try? $0.keySubject() }
-            for i in kept.indices {
-                let others = Set(subjects.enumerated().compactMap { $0.offset != i ? $0.element : nil })
-                    .subtracting([subjects[i]].compactMap { $0 })
-                let r = kept[i]
-                let keep = r.localityPrompts.map { q in !others.contains { Self.mentions(q, $0) } }
-                excluded += keep.filter { !$0 }.count
-                kept[i].localityPrompts = zip(r.localityPrompts, keep).filter(\.1).map(\.0)
-                if r.localityAnswers.count == r.localityPrompts.count {
-                    kept[i].localityAnswers = zip(r.localityAnswers, keep).filter(\.1).map(\.0)
-                }
-            }
-        }
+        if excludingEditedSubjects { (kept, excluded) = Self.leavingOutEditedSubjects(requests) }
         excludedNeighbourhoodPrompts = excluded
         self.model = model; self.tokenizer = tokenizer; self.requests = kept; self.generationTokens = generationTokens
         let sc = EditScorer(model: model, tokenizer: tokenizer)
         scorer = sc
         references = try kept.map { $0.localityPrompts.isEmpty ? nil : try sc.localityReference($0.localityPrompts) }
+    }
+
+    /// The requests with every neighbourhood (locality) prompt that mentions the subject of
+    /// another request of the list left out (with its recorded answer), and how many were left
+    /// out: for edits made together, whose subjects' answers are meant to change.
+    public static func leavingOutEditedSubjects(_ requests: [EditRequest]) -> (requests: [EditRequest], excluded: Int) {
+        var kept = requests, excluded = 0
+        let subjects = requests.map { try? $0.keySubject() }
+        for i in kept.indices {
+            let others = Set(subjects.enumerated().compactMap { $0.offset != i ? $0.element : nil })
+                .subtracting([subjects[i]].compactMap { $0 })
+            let r = kept[i]
+            let keep = r.localityPrompts.map { q in !others.contains { Self.mentions(q, $0) } }
+            excluded += keep.filter { !$0 }.count
+            kept[i].localityPrompts = zip(r.localityPrompts, keep).filter(\.1).map(\.0)
+            if r.localityAnswers.count == r.localityPrompts.count {
+                kept[i].localityAnswers = zip(r.localityAnswers, keep).filter(\.1).map(\.0)
+            }
+        }
+        return (kept, excluded)
     }
 
     /// Whether `text` contains `subject` as whole words (not inside a longer word).

@@ -110,10 +110,15 @@ public struct EditScorer {
     }
 }
 
-/// log softmax(row)[target] in Float64.
-func logSoftmax(_ row: ArraySlice<Float>, _ target: Int) -> Double {
+/// log Σ exp(row) in Float64 (the log-softmax normaliser).
+func logSumExp(_ row: ArraySlice<Float>) -> Double {
     let m = Double(row.max() ?? 0)
     var s = 0.0
     for v in row { s += Foundation.exp(Double(v) - m) }
-    return Double(row[row.startIndex + target]) - m - Foundation.log(s)
+    return m + Foundation.log(s)
+}
+
+/// log softmax(row)[target] in Float64.
+func logSoftmax(_ row: ArraySlice<Float>, _ target: Int) -> Double {
+    Double(row[row.startIndex + target]) - logSumExp(row)
 }

@@ -12,8 +12,10 @@ public struct MemitSettings: Sendable {
     public var layers: [Int]
     /// The value step: Adam on an offset δ added to the residual stream after the last layer at
     /// the subject's last token (of the prompt in every context and of the essence prompt), its
-    /// learning rate, weight decay on ‖δ‖²/‖h‖², the clamp ‖δ‖ ≤ clampNorm·‖h‖ (h: the unedited
-    /// residual there), and the essence KL weight; contexts sampled as in ROME.
+    /// learning rate, weight decay on ‖δ‖/‖h‖² (the reference's form: the norm over the squared
+    /// norm), the clamp ‖δ‖ ≤ clampNorm·‖h‖ (h: the unedited residual there), and the essence KL
+    /// weight; contexts sampled as in ROME. The steps stop early when the whole loss (NLL + KL +
+    /// weight decay) falls below 0.05, as in the reference.
     public var steps = 25
     public var learningRate: Float = 0.5
     public var weightDecay: Float = 0.5
@@ -23,6 +25,11 @@ public struct MemitSettings: Sendable {
     public var contextTemplates = 5
     public var contextTokens = 5
     public var seed: UInt64 = 0
+    /// The weight of the bare prompt's key in a fact's key, the sampled contexts sharing the rest
+    /// equally. MEMIT's released code averages per kind of context (the bare prompt is one kind,
+    /// the sampled prefixes another) and then over the kinds, which gives the bare prompt 1/2;
+    /// 1/(contexts + 1) is ROME's plain mean over all prompts.
+    public var bareKeyWeight: Double = 0.5
     /// Key statistics per layer, C = E[kkᵀ] (nil for a layer: C = I).
     public var statistics: [Int: KeyStatistics] = [:]
     /// λ, the weight of the preserved keys against the new ones (`mom2_update_weight`); nil:
@@ -33,7 +40,7 @@ public struct MemitSettings: Sendable {
     /// A folder for the value step's results (δ and its losses per request), keyed by everything
     /// δ depends on: the model's parameters, the request, its prompts as tokens and subject
     /// positions, the last layer and the value-step settings; nil: no cache. λ, the statistics,
-    /// the other layers and the ridge do not enter δ, so sweeping them reuses every δ (MEMIT's
+    /// the other layers, the ridge and the bare key weight do not enter δ, so sweeping them reuses every δ (MEMIT's
     /// reference code caches its z vectors the same way).
     public var valueCache: URL? = nil
     public init(layers: [Int]) { self.layers = layers }
@@ -68,7 +75,8 @@ public struct MemitResult: Sendable {
 /// MEMIT: many facts at once, spread over several MLP output matrices. For each request a
 /// target z = h + δ for the residual stream h at the subject's last token after the last layer
 /// (δ by Adam with δ added to the residual there, see `MemitSettings`). Then, layer by layer in ascending order, with the edits of
-/// the earlier layers applied: keys K (n, I) at the subject (mean over the context prompts),
+/// the earlier layers applied: keys K (n, I) at the subject (the bare prompt's key weighted 1/2, the
+/// context prompts' the other 1/2, see `MemitSettings.bareKeyWeight`),
 /// the residual R = (z − h_current) / (layers left), and
 ///   ΔW = Rᵀ K (λ·C + KᵀK)⁻¹        (Linear layout (O, I); Meng et al. 2023, Eq. 14),
 /// solved in Float64 by Cholesky. With one request and one layer this is ROME's update scaled
@@ -87,6 +95,7 @@ public enum MemitEditor {
         let I = c.intermediateSize, O = c.hiddenSize, n = requests.count
         let lambda = settings.effectiveUpdateWeight(intermediateSize: I)
         guard lambda >= 0, lambda.isFinite else { throw EditError.invalidRequest("the update weight λ must be finite and ≥ 0, got \(lambda)") }
+        guard (0...1).contains(settings.bareKeyWeight) else { throw EditError.invalidRequest("the bare prompt's key weight must be in [0, 1], got \(settings.bareKeyWeight)") }
         let last = layers.last!
         // Prompts (per context) and subject positions per request.
         var rs = RomeSettings(layer: last)
@@ -133,7 +142,7 @@ public enum MemitEditor {
             if let s = settings.statistics[l], s.weight != name || s.dimension != I {
                 throw EditError.invalidRequest("key statistics are for \(s.weight) (\(s.dimension)), layer \(l) is \(name) (\(I))")
             }
-            let K = try keys(model: model, layer: l, prompts: prompts, positions: positions)
+            let K = try keys(model: model, layer: l, prompts: prompts, positions: positions, bareWeight: settings.bareKeyWeight)
             let cur = try residuals(model: model, layer: last, prompts: prompts.map { $0[0] }, positions: positions.map { $0[0] })
             let left = Double(layers.count - li)
             // A = λ C + Kᵀ K (I, I); X = A⁻¹ Kᵀ (I, n).
@@ -208,16 +217,16 @@ public enum MemitEditor {
                 klCap = try model.capture(essence.batch, weight: name, lossScale: settings.klFactor)
             }
             let kl = klCap.map { essence.kl(crossEntropy: $0.lossSum) } ?? 0
-            let d2 = delta.reduce(0) { $0 + $1 * $1 }
-            let loss = nll + Double(settings.klFactor) * kl + Double(settings.weightDecay * d2 / hn2)
+            let dn = delta.reduce(0) { $0 + $1 * $1 }.squareRoot()
+            let loss = nll + Double(settings.klFactor) * kl + Double(settings.weightDecay * dn / hn2)
             guard loss.isFinite else { throw EditError.numerical("MEMIT value loss became \(loss)") }
             if step == 1 { first = loss }
             lastLoss = loss
-            if nll < 5e-2 || step > settings.steps { break }
+            if loss < 5e-2 || step > settings.steps { break }
             var g = [Float](repeating: 0, count: O)
             for r in editRows { for o in 0..<O { g[o] += cap.delta[r * O + o] } }
             if let k = klCap { for o in 0..<O { g[o] += k.delta[essence.position * O + o] } }
-            for o in 0..<O { g[o] += 2 * settings.weightDecay * delta[o] / hn2 }
+            if dn > 0 { for o in 0..<O { g[o] += settings.weightDecay * delta[o] / (dn * hn2) } }
             let c1 = 1 - pow(b1, Float(step)), c2 = 1 - pow(b2, Float(step))
             for o in 0..<O {
                 m[o] = b1 * m[o] + (1 - b1) * g[o]
@@ -245,17 +254,20 @@ public enum MemitEditor {
         return out
     }
 
-    /// Per request, the mean over its context prompts of the key (input of layer `layer`'s MLP
-    /// output matrix) at the subject's last token.
-    static func keys(model: TransformerModel, layer: Int, prompts: [[[Int]]], positions: [[Int]]) throws -> [[Float]] {
+    /// Per request, the key (input of layer `layer`'s MLP output matrix) at the subject's last
+    /// token, averaged over its prompts: the bare prompt (the first) with weight `bareWeight`, the
+    /// context prompts sharing the rest (the bare prompt alone when there are none).
+    static func keys(model: TransformerModel, layer: Int, prompts: [[[Int]]], positions: [[Int]], bareWeight: Double) throws -> [[Float]] {
         let I = model.config.intermediateSize
         var out: [[Float]] = []
         for (ps, pos) in zip(prompts, positions) {
             let u = try model.mlpKeys(ps, layer: layer)
+            let weights: [Float] = ps.count == 1 ? [1]
+                : [Float(bareWeight)] + Array(repeating: Float((1 - bareWeight) / Double(ps.count - 1)), count: ps.count - 1)
             var k = [Float](repeating: 0, count: I)
             var offset = 0
             for b in 0..<ps.count {
-                for j in 0..<I { k[j] += u[(offset + pos[b]) * I + j] / Float(ps.count) }
+                for j in 0..<I { k[j] += u[(offset + pos[b]) * I + j] * weights[b] }
                 offset += ps[b].count
             }
             out.append(k)
@@ -285,8 +297,8 @@ enum ValueCache {
                     layer: Int, settings: MemitSettings) -> URL {
         var h = FNV1a()
         func add(_ s: String) { h.add(Array(s.utf8)); h.add([0]) }
-        add("memit-value v1 \(modelKey) layer \(layer)")
-        add("\(settings.steps) \(settings.learningRate) \(settings.weightDecay) \(settings.clampNorm) \(settings.klFactor)")
+        add("memit-value v2 \(modelKey) layer \(layer)")
+        add("\(settings.steps) \(settings.learningRate) \(settings.weightDecay) \(settings.clampNorm) \(settings.klFactor) \(settings.contextTokens)")
         add(settings.essenceTemplate)
         add(request.text); add(request.target); add((try? request.keySubject()) ?? "")
         add(tokenizer.encode(request.text).map(String.init).joined(separator: ","))

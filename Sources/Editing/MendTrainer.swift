@@ -161,16 +161,11 @@ public enum MendTrainer {
         let scorer = EditScorer(model: model, tokenizer: tokenizer)
         var loss = 0.0, le = 0.0, ll = 0.0, success = 0.0, reached = 0
         for (r, b) in zip(requests, batches) {
-            let o = try objective.lossAndGradients(editor: editor, model: model, batches: b, updateStatistics: false)
-            loss += o.loss; le += o.editLoss; ll += o.localityLoss
-            let edits = try editor.edit(model: model, batch: b.inner, training: false).edits
-            let snapshot = WeightSnapshot(model: model)
-            for e in edits { try snapshot.apply(e) }
-            defer { snapshot.restore() }
             let (p, t) = try scorer.encode(prompt: r.text, target: r.target)
-            let acc = try scorer.targetScore(prompt: p, target: t).accuracy
-            success += acc
-            if acc == 1 { reached += 1 }
+            let o = try objective.loss(editor: editor, model: model, batches: b) { try scorer.targetScore(prompt: p, target: t).accuracy }
+            loss += o.loss; le += o.editLoss; ll += o.localityLoss
+            success += o.scored
+            if o.scored == 1 { reached += 1 }
         }
         let n = Double(max(requests.count, 1))
         return MendValidationLog(step: 0, loss: loss / n, editLoss: le / n, localityLoss: ll / n, editSuccess: success / n,

@@ -83,6 +83,41 @@ public struct MendObjective {
         return (try TrainingBatch(tokens: batch.tokens, targets: batch.targets, softTargets: soft), entropy, soft.count)
     }
 
+    /// The summed cross-entropy of `batch` under the model as it is, from one forward pass:
+    /// −log q at every hard target and −Σ p log q at every soft target (no backward).
+    static func crossEntropy(model: TransformerModel, batch: TrainingBatch) throws -> Double {
+        let V = model.config.vocabSize, T = batch.length
+        let logits = try model.forward(batch.tokens).scalars
+        func row(_ r: Int) -> ArraySlice<Float> { logits[r * V..<(r + 1) * V] }
+        var sum = 0.0
+        for (b, ys) in batch.targets.enumerated() {
+            for (t, y) in ys.enumerated() where y >= 0 { sum -= logSoftmax(row(b * T + t), y) }
+        }
+        for st in batch.softTargets {
+            let q = row(st.sequence * T + st.position), lz = logSumExp(q)
+            for (v, p) in st.probabilities.enumerated() where p > 0 { sum -= Double(p) * (Double(q[q.startIndex + v]) - lz) }
+        }
+        return sum
+    }
+
+    /// The outer loss of one edit without gradients (validation): the edit made once, the
+    /// paraphrase NLL and the locality KL from forward passes of the edited model, and `scored`
+    /// run while the edit is applied. The model is left unedited.
+    public func loss<R>(editor: MendEditor, model: TransformerModel, batches: Batches,
+                        scored: () throws -> R) throws -> (loss: Double, editLoss: Double, localityLoss: Double, scored: R) {
+        let locality = try batches.locality.map { try Self.localityTargets(model: model, batch: $0, lengths: batches.localityLengths) }
+        let edits = try editor.edit(model: model, batch: batches.inner, training: false).edits
+        let snapshot = WeightSnapshot(model: model)
+        defer { snapshot.restore() }
+        for e in edits { try snapshot.apply(e) }
+        let le = try Self.crossEntropy(model: model, batch: batches.outer) / Double(max(batches.outer.scoredTokens, 1))
+        var ll = 0.0
+        if let loc = locality, loc.positions > 0 {
+            ll = max(0, try Self.crossEntropy(model: model, batch: loc.batch) - loc.entropy) / Double(loc.positions)
+        }
+        return (Double(cEdit) * le + Double(cLoc) * ll, le, ll, try scored())
+    }
+
     /// The outer loss and the gradients of every editor parameter for one edit. The model is
     /// left unedited. `updateStatistics` = training mode of the normalisation.
     public func lossAndGradients(editor: MendEditor, model: TransformerModel, batches: Batches,

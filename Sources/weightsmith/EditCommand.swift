@@ -173,23 +173,27 @@ struct EditCommand: ParsableCommand {
     func memitAtOnce(_ rs: [EditRequest], editors: Editors, progress: ProgressLine, note: (String) -> Void) throws {
         let m = editors.model
         let scorer = EditScorer(model: m, tokenizer: editors.tokenizer)
-        let refs = try rs.map { $0.localityPrompts.isEmpty ? nil : try scorer.localityReference($0.localityPrompts) }
-        let before = try zip(rs, refs).map { try scorer.score($0.0, locality: $0.1) }
+        // Scored without the neighbourhood prompts that name another subject of the batch: those answers are meant to change.
+        let (scored, excluded) = EditEvaluation.leavingOutEditedSubjects(rs)
+        let refs = try scored.map { $0.localityPrompts.isEmpty ? nil : try scorer.localityReference($0.localityPrompts) }
+        let before = try zip(scored, refs).map { try scorer.score($0.0, locality: $0.1) }
         let t0 = Date()
         let edits = try editors.memitBatch(rs)
         progress.finish()
         let seconds = Date().timeIntervalSince(t0)
         for e in edits { try e.apply(to: m) }
-        let after = try zip(rs, refs).map { try scorer.score($0.0, locality: $0.1) }
+        let after = try zip(scored, refs).map { try scorer.score($0.0, locality: $0.1) }
         let es = try rs.reduce(0.0) { $0 + (try scorer.counterFact($1).efficacyScore ?? 0) }
         let reached = zip(rs, after).filter { $0.1.answer == $0.0.target }.count
         note(editors.notes + editors.lastDetail)
         if json {
             try printJSON(BenchmarkJSON(method: "memit", protocol: "batch", requests: rs.count, secondsPerEdit: seconds / Double(rs.count),
-                                        reachedTarget: reached, before: EditBenchmark.mean(before), after: EditBenchmark.mean(after)))
+                                        reachedTarget: reached, before: EditBenchmark.mean(before), after: EditBenchmark.mean(after),
+                                        excludedNeighbourhoodPrompts: excluded))
             return
         }
         print("memit: \(rs.count) facts in one edit of layers \(editors.memitLayers.map(String.init).joined(separator: ",")) in \(String(format: "%.1f", seconds)) s; efficacy score P(new) > P(true) \(Int(es))/\(rs.count); greedy answer = target in \(reached)/\(rs.count)")
+        if excluded > 0 { print("locality over the neighbourhood prompts that name no other edited subject (\(excluded) left out)") }
         print(EditTable.render(before: EditBenchmark.mean(before), after: EditBenchmark.mean(after), answers: false))
     }
 }
@@ -222,6 +226,8 @@ struct BenchmarkJSON: Encodable {
     var reachedTarget: Int
     var before: EditScores
     var after: EditScores
+    /// MEMIT's batch: neighbourhood prompts naming another edited subject, left out of locality.
+    var excludedNeighbourhoodPrompts: Int? = nil
 }
 
 enum EditTable {

@@ -27,6 +27,7 @@ struct EditorOptions: ParsableArguments {
     @Option(name: .long, help: "Seed (ROME and MEMIT context samples).") var seed: UInt64 = 0
     @Option(name: .long, help: "MEMIT: comma-separated layers (default: the ROME layer and the two below it).") var layers: String?
     @Option(name: .long, help: "MEMIT: λ, weight of the preserved keys (mom2_update_weight; default: GPT-J's 15000 per 16384 key dimensions, 15000·I/16384, 1406 for SmolLM2-135M).") var updateWeight: Double?
+    @Option(name: .long, help: "MEMIT: weight of the bare prompt's key in each fact's key, the context prompts sharing the rest (MEMIT's code: 0.5; 1/(contexts+1) is a plain mean).") var bareKeyWeight: Double = 0.5
 
     /// Inputs read besides the model (for the output-folder check).
     var inputs: [String] { [editor, statsCorpus].compactMap { $0 } }
@@ -121,6 +122,7 @@ final class Editors {
         ms.updateWeight = options.updateWeight; ms.seed = options.seed; ms.contextTemplates = options.contexts; ms.klFactor = options.klFactor
         if let st = options.steps { ms.steps = st }
         if let c = options.clampNorm { ms.clampNorm = c }
+        ms.bareKeyWeight = options.bareKeyWeight
         ms.learningRate = options.valueLr
         for l in memitLayers { ms.statistics[l] = statistics[l] }
         ms.valueCache = statsDirectory

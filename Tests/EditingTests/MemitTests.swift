@@ -95,6 +95,27 @@ final class MemitTests: XCTestCase {
         for (b, a) in zip(before, after) { XCTAssertGreaterThan(a - b, 0.2, "log P(new) \(b) -> \(a)") }
     }
 
+    /// A fact's key: the bare prompt's key with weight `bareKeyWeight`, the context prompts' keys
+    /// sharing the rest (MEMIT's code: 1/2 and 1/2), computed here from each prompt's own keys.
+    func testKeyWeighsTheBarePromptAgainstTheContexts() throws {
+        let pm = try familyBase()
+        let m = pm.model
+        let prompts = [[1, 17, 40, 9], [5, 6, 1, 17, 40, 9], [7, 8, 9, 10, 1, 17, 40, 9]]
+        let positions = [2, 4, 6]
+        let I = m.config.intermediateSize
+        let own = try prompts.enumerated().map { b, p in Array(try m.mlpKeys([p], layer: 1)[positions[b] * I..<(positions[b] + 1) * I]) }
+        for w in [0.5, 1.0, 1.0 / 3, 0.0] {
+            let k = try MemitEditor.keys(model: m, layer: 1, prompts: [prompts], positions: [positions], bareWeight: w)[0]
+            let want = (0..<I).map { j in Float(w) * own[0][j] + Float((1 - w) / 2) * (own[1][j] + own[2][j]) }
+            let scale = want.reduce(0) { max($0, abs($1)) }
+            XCTAssertGreaterThan(scale, 0)
+            for j in 0..<I { XCTAssertEqual(k[j], want[j], accuracy: 1e-5 * scale, "weight \(w), entry \(j)") }
+        }
+        XCTAssertEqual(try MemitEditor.keys(model: m, layer: 1, prompts: [[prompts[0]]], positions: [[2]], bareWeight: 0.5)[0], own[0])
+        var bad = MemitSettings(layers: [1]); bad.bareKeyWeight = 1.5
+        XCTAssertThrowsError(try MemitEditor.edit(model: m, tokenizer: pm.tokenizer, requests: [EditRequest(prompt: "The capital of France is", target: " Rome")], settings: bad))
+    }
+
     /// The value cache: a second edit with only λ changed takes every δ from the cache and gives
     /// the edit computed without a cache bit for bit; a changed value setting (steps) or a changed
     /// model misses.

@@ -119,6 +119,30 @@ final class MendTests: XCTestCase {
         XCTAssertEqual(compared, 5)
     }
 
+    /// Validation's forward-only loss is the training objective's loss, term by term, and its
+    /// `scored` closure runs on the edited model; the model is unedited afterwards.
+    func testForwardOnlyLossEqualsTheTrainingLoss() throws {
+        let pm = try familyBase()
+        let m = pm.model
+        let editor = try MendEditor(model: m, weights: ["model.layers.3.mlp.down_proj.weight", "model.layers.2.mlp.up_proj.weight"], rank: 8, editLR: 1e-2, seed: 3)
+        let request = EditRequest(prompt: "The capital of France is", target: " Rome", paraphrases: ["France has its capital in"],
+                                  localityPrompts: ["The capital of Spain is", "Norway is in"])
+        let batches = try MendObjective.batches(model: m, tokenizer: pm.tokenizer, request: request)
+        let objective = MendObjective(cEdit: 0.3, cLoc: 2)
+        _ = try objective.lossAndGradients(editor: editor, model: m, batches: batches, updateStatistics: true)
+        let scorer = EditScorer(model: m, tokenizer: pm.tokenizer)
+        let (p, t) = try scorer.encode(prompt: request.text, target: request.target)
+        let before = try scorer.targetScore(prompt: p, target: t).meanLogProb
+        let full = try objective.lossAndGradients(editor: editor, model: m, batches: batches, updateStatistics: false)
+        let fast = try objective.loss(editor: editor, model: m, batches: batches) { try scorer.targetScore(prompt: p, target: t).meanLogProb }
+        XCTAssertGreaterThan(full.localityLoss, 1e-6)
+        XCTAssertEqual(fast.editLoss, full.editLoss, accuracy: 1e-5 * max(1, full.editLoss))
+        XCTAssertEqual(fast.localityLoss, full.localityLoss, accuracy: 1e-5 * max(1, full.localityLoss))
+        XCTAssertEqual(fast.loss, full.loss, accuracy: 1e-5 * max(1, full.loss))
+        XCTAssertNotEqual(fast.scored, before, "the closure ran on the unedited model")
+        XCTAssertEqual(try scorer.targetScore(prompt: p, target: t).meanLogProb, before)
+    }
+
     /// Save/load round trip reproduces the edit exactly.
     func testSaveLoadRoundTrip() throws {
         let pm = try familyBase()
