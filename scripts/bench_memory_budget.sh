@@ -67,6 +67,7 @@ printf 'machine: %s cores, %s GiB; binary %s\n' "$(nproc)" "$(free -g | awk '/Me
 printf '| method | estimate (MB) | budget | wall (s) | peak RSS (MB) | RSS / estimate |\n|---|---|---|---|---|---|\n'
 for m in "${methods[@]}"; do
     recipe "$m" > "$work/$m.yml"
+    rm -rf "$out"
     est=$("$W" merge "$work/$m.yml" "$out" --dry-run --no-hash 2>&1 | sed -n 's/^estimated peak memory: \([0-9.]* *[KMGT]*B\).*/\1/p')
     [ -n "$est" ] || { echo "| $m | (no estimate: $("$W" merge "$work/$m.yml" "$out" --dry-run 2>&1 | tail -1)) |"; continue; }
     e=$(mb "$est")

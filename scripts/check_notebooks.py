@@ -26,6 +26,9 @@ VOLATILE = [
     (re.compile(r"\b[0-9a-f]{64}\b"), "<SHA256>"),
     # merge --dry-run's automatic budget is a share of the memory free on the machine.
     (re.compile(r"memory budget: .*\(automatic: .*\)$"), "memory budget: <AUTOMATIC>"),
+    # ... and its estimate adds the program's own resident set, which varies a little by run.
+    (re.compile(r"estimated peak memory: \S+ \S+ \(largest job (\S+ \S+) \+ this program now \S+ \S+\)"),
+     r"estimated peak memory: <TOTAL> (largest job \1 + this program now <RSS>)"),
 ]
 
 

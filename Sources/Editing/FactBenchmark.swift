@@ -55,6 +55,12 @@ public struct FactSettings: Sendable {
     public var validationFraction = 0.1
     public var neighbours = 5
     public var seed: UInt64 = 0
+    /// Also make records of the facts the model does not answer, in the train split only and
+    /// after every answered fact's record (which stay as they are): an editor such as MEND learns
+    /// from edits, not from what the model knows, so these enlarge its training set while the
+    /// validation and test splits keep only facts the model answers. Their targets and
+    /// neighbours are drawn from the answered facts, as for the others.
+    public var unansweredForTraining = false
     public init() {}
 }
 
@@ -99,11 +105,15 @@ public enum FactBenchmark {
     }
 
     public static func make(relations: [FactRelation], candidates: [FactCandidate], settings: FactSettings) -> [EditRequest] {
-        var out: [EditRequest] = []
+        var out: [EditRequest] = [], extra: [EditRequest] = []
         for r in relations {
             let kept = candidates.filter { $0.relation == r.name && $0.known }
-            for f in kept {
+            let facts = kept + (settings.unansweredForTraining ? candidates.filter { $0.relation == r.name && !$0.known } : [])
+            for f in facts {
                 var rng = SplitMix(seed: settings.seed ^ fnv("\(r.name)\u{0}\(f.subject)"))
+                let u = Double(fnv("split\u{0}\(r.name)\u{0}\(f.subject)") >> 11) / Double(1 << 53)
+                let split = u < settings.trainFraction ? "train" : u < settings.trainFraction + settings.validationFraction ? "validation" : "test"
+                if !f.known && split != "train" { continue }
                 let others = Array(Set(kept.map(\.object)).subtracting([f.object])).sorted()
                 guard !others.isEmpty else { continue }
                 let newObject = others[Int(rng.next() % UInt64(others.count))]
@@ -113,16 +123,15 @@ public enum FactBenchmark {
                     neighbours.append(pool.remove(at: Int(rng.next() % UInt64(pool.count))))
                 }
                 let fill = { (t: String, s: String) in t.replacingOccurrences(of: "{}", with: s) }
-                let u = Double(fnv("split\u{0}\(r.name)\u{0}\(f.subject)") >> 11) / Double(1 << 53)
-                let split = u < settings.trainFraction ? "train" : u < settings.trainFraction + settings.validationFraction ? "validation" : "test"
-                out.append(EditRequest(prompt: r.templates[0], subject: f.subject, target: " " + newObject, groundTruth: " " + f.object,
-                                       paraphrases: r.templates.dropFirst().map { fill($0, f.subject) },
-                                       localityPrompts: neighbours.map { fill(r.templates[0], $0.subject) },
-                                       localityAnswers: neighbours.map { " " + $0.object },
-                                       generationPrompts: r.generation.map { fill($0, f.subject) }, relation: r.name, split: split))
+                let record = EditRequest(prompt: r.templates[0], subject: f.subject, target: " " + newObject, groundTruth: " " + f.object,
+                                         paraphrases: r.templates.dropFirst().map { fill($0, f.subject) },
+                                         localityPrompts: neighbours.map { fill(r.templates[0], $0.subject) },
+                                         localityAnswers: neighbours.map { " " + $0.object },
+                                         generationPrompts: r.generation.map { fill($0, f.subject) }, relation: r.name, split: split)
+                if f.known { out.append(record) } else { extra.append(record) }
             }
         }
-        return out
+        return out + extra
     }
 
     static func fnv(_ s: String) -> UInt64 { var h = FNV1a(); h.add(Array(s.utf8)); return h.value }

@@ -42,6 +42,15 @@ public struct MemoryBudget: Sendable, Equatable {
         "memory budget: " + (bytes.map { "\(formatBytes($0)) (\(origin))" } ?? origin)
     }
 
+    /// This process's resident set now (/proc/self/statm: code, libraries, heap, mapped pages),
+    /// or nil when it cannot be read. The budget bounds the merge's work on top of it.
+    public static func residentBytes() -> Int? {
+        guard let statm = try? String(contentsOfFile: "/proc/self/statm", encoding: .utf8) else { return nil }
+        let f = statm.split(separator: " ")
+        guard f.count >= 2, let pages = Int(f[1]) else { return nil }
+        return pages * Int(sysconf(Int32(_SC_PAGESIZE)))
+    }
+
     /// What this machine has free now, or nil when it cannot be read.
     public static func availableBytes() -> Int? {
         let meminfo = try? String(contentsOfFile: "/proc/meminfo", encoding: .utf8)

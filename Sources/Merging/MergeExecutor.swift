@@ -270,7 +270,7 @@ public enum MergeExecutor {
             let ownPart = range.lowerBound..<max(range.lowerBound, min(range.upperBound, own))
             if !ownPart.isEmpty {
                 try decode(c, inp.tensor, info, elements: ownPart, into: UnsafeMutableBufferPointer(rebasing: buf[0..<ownPart.count]),
-                           label: plan.inputs[inp.model].label, parallel: parallel)
+                           label: plan.inputs[inp.model].label, parallel: parallel, releasingPages: releaseAfter)
             }
             if ownPart.count < count {
                 guard let pad = inp.padFrom, let padInfo = plan.inputs[pad].checkpoint.info(inp.tensor) else {
@@ -278,7 +278,7 @@ public enum MergeExecutor {
                 }
                 try decode(plan.inputs[pad].checkpoint, inp.tensor, padInfo, elements: (range.lowerBound + ownPart.count)..<range.upperBound,
                            into: UnsafeMutableBufferPointer(rebasing: buf[ownPart.count..<count]), label: plan.inputs[pad].label,
-                           parallel: parallel)
+                           parallel: parallel, releasingPages: releaseAfter)
             }
             if inp.kind == .delta {
                 guard let b = buffers.first, job.base != nil else { throw MergeError.baseRequired(method: "task-vector composition") }
@@ -290,20 +290,26 @@ public enum MergeExecutor {
         if releaseAfter { for m in mapped { releaseMappedPages(m) } }
     }
 
-    /// MADV_DONTNEED on the whole pages inside `bytes` of a read-only file mapping: the pages
+    /// MADV_DONTNEED on the pages that hold `bytes` of a read-only file mapping: the pages
     /// leave this process's resident set and are read back from the page cache if touched again.
     static func releaseMappedPages(_ bytes: UnsafeRawBufferPointer) {
         guard let p = bytes.baseAddress else { return }
         let page = Int(sysconf(Int32(_SC_PAGESIZE)))
-        let start = (Int(bitPattern: p) + page - 1) / page * page
-        let end = (Int(bitPattern: p) + bytes.count) / page * page
+        // Outward to whole pages: a page shared with the next range is read back once when that
+        // range touches it (rounding inward would leave every range's boundary pages resident,
+        // which adds up over a large model).
+        let start = Int(bitPattern: p) / page * page
+        let end = (Int(bitPattern: p) + bytes.count + page - 1) / page * page
         guard end > start, let ptr = UnsafeMutableRawPointer(bitPattern: start) else { return }
         _ = madvise(ptr, end - start, MADV_DONTNEED)
     }
 
     /// Decodes elements `range` of a stored tensor into `dest`, in parallel chunks.
+    /// With `releasingPages`, the decoded range's mapped pages are dropped afterwards (a stored
+    /// file only: a virtual checkpoint's bytes are its own memory).
     static func decode(_ c: Checkpoint, _ name: String, _ info: TensorInfo, elements range: Range<Int>,
-                       into dest: UnsafeMutableBufferPointer<Float>, label: String, parallel: Bool = true) throws {
+                       into dest: UnsafeMutableBufferPointer<Float>, label: String, parallel: Bool = true,
+                       releasingPages: Bool = false) throws {
         let size = info.dtype.byteSize
         var failure: Error?
         let lock = NSLockLike()
@@ -315,6 +321,9 @@ public enum MergeExecutor {
                 } catch { lock.locked { failure = failure ?? error } }
             }
             if parallel { ParallelLoops.forEachChunk(range.count, each) } else { each(0..<range.count) }
+            if releasingPages && !c.isVirtual {
+                releaseMappedPages(UnsafeRawBufferPointer(rebasing: raw[(range.lowerBound * size)..<(range.upperBound * size)]))
+            }
         }
         if let failure { throw MergeError.other("\(label): tensor \(name): \(failure)") }
     }

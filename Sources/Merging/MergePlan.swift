@@ -153,7 +153,11 @@ public struct MergePlan: @unchecked Sendable {
         s += "\nconfig.json from [\(configSource)], tokenizer from [\(tokenizerSource)]\n"
         if method.isRandomized { s += "seed: \(seed)\n" }
         for n in notes { s += "note: \(n)\n" }
-        s += "estimated peak memory: \(formatBytes(estimatedPeakBytes)) (largest job), inputs \(formatBytes(inputBytes))\n"
+        if let own = MemoryBudget.residentBytes() {
+            s += "estimated peak memory: \(formatBytes(estimatedPeakBytes + own)) (largest job \(formatBytes(estimatedPeakBytes)) + this program now \(formatBytes(own))), inputs \(formatBytes(inputBytes))\n"
+        } else {
+            s += "estimated peak memory: \(formatBytes(estimatedPeakBytes)) (largest job), inputs \(formatBytes(inputBytes))\n"
+        }
         s += "jobs:\n"
         for (k, j) in jobs.enumerated() {
             if k == maxJobs { s += "  ... \(jobs.count - maxJobs) more\n"; break }

@@ -37,6 +37,7 @@ struct FactsMakeCommand: ParsableCommand {
     @Flag(help: "Check the model, the table, the relations and OUT, print what would be asked and written, then stop (the model answers nothing, nothing is written).") var dryRun = false
 
     @OptionGroup var threading: ThreadsOption
+    @Flag(name: .long, help: "Also write records of the facts the model does not answer, in the train split only, after the others (which are unchanged): more edits to train an editor such as MEND on, while validation and test keep only answered facts.") var unansweredForTraining = false
     @OptionGroup var quietOption: QuietOption
     var quiet: Bool { quietOption.quiet }
 
@@ -64,11 +65,13 @@ struct FactsMakeCommand: ParsableCommand {
         if !quiet { progress.finish() }
         var s = FactSettings()
         s.trainFraction = tr; s.validationFraction = va; s.neighbours = neighbours; s.seed = seed
+        s.unansweredForTraining = unansweredForTraining
         let records = FactBenchmark.make(relations: chosen, candidates: cands, settings: s)
         for r in chosen {
             let c = cands.filter { $0.relation == r.name }
             let rec = records.filter { $0.relation == r.name }
-            print("\(r.name): model answers \(c.filter(\.known).count)/\(c.count); \(rec.count) records")
+            let extra = rec.filter { q in c.contains { $0.subject == q.subject && !$0.known } }.count
+            print("\(r.name): model answers \(c.filter(\.known).count)/\(c.count); \(rec.count) records" + (unansweredForTraining ? " (\(extra) unanswered, train only)" : ""))
         }
         let counts = ["train", "validation", "test"].map { sp in "\(sp) \(records.filter { $0.split == sp }.count)" }
         print("\(records.count) records: " + counts.joined(separator: ", "))

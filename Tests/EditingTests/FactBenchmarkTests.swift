@@ -67,6 +67,34 @@ final class FactBenchmarkTests: XCTestCase {
         XCTAssertEqual(try EditRequest.readJSONL(url), recs)
     }
 
+    /// `unansweredForTraining`: the answered facts' records are unchanged and come first; the
+    /// unanswered facts follow, all in the train split (the others of their hash are dropped),
+    /// with targets and neighbours among the answered facts.
+    func testUnansweredFactsGoToTrainingOnly() throws {
+        let rel = try FactTable.builtin.relation("capital")
+        let cands = rel.pairs.enumerated().map { i, p in
+            FactCandidate(relation: "capital", subject: p[0], object: p[1], answer: i % 3 == 0 ? " the" : " " + p[1])
+        }
+        let plain = FactBenchmark.make(relations: [rel], candidates: cands, settings: FactSettings())
+        var s = FactSettings(); s.unansweredForTraining = true
+        let more = FactBenchmark.make(relations: [rel], candidates: cands, settings: s)
+        XCTAssertEqual(Array(more.prefix(plain.count)), plain)
+        let extra = more.dropFirst(plain.count)
+        let unknown = Set(cands.filter { !$0.known }.map(\.subject)), known = Dictionary(uniqueKeysWithValues: cands.filter(\.known).map { ($0.subject, " " + $0.object) })
+        XCTAssertGreaterThan(extra.count, 2)
+        XCTAssertLessThan(extra.count, unknown.count / 2)
+        let allSplits = FactBenchmark.make(relations: [rel], candidates: cands.map { var c = $0; c.answer = " " + c.object; return c }, settings: FactSettings())
+        let trainSubjects = Set(allSplits.filter { $0.split == "train" }.map(\.subject!))
+        XCTAssertEqual(Set(extra.map(\.subject!)), unknown.intersection(trainSubjects))
+        for r in extra {
+            XCTAssertEqual(r.split, "train")
+            XCTAssertTrue(known.values.contains(r.target)); XCTAssertNotEqual(r.target, r.groundTruth)
+            for (p, a) in zip(r.localityPrompts, r.localityAnswers) {
+                XCTAssertEqual(known[known.keys.first { rel.templates[0].replacingOccurrences(of: "{}", with: $0) == p }!], a)
+            }
+        }
+    }
+
     /// ROME's counterfact.json is one JSON array; its neighbourhood prompts' answer is target_true.
     func testCounterFactJSONArray() throws {
         let url = FileManager.default.temporaryDirectory.appendingPathComponent("cf-\(UUID().uuidString).json")
