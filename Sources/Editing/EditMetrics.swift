@@ -65,15 +65,33 @@ public struct EditScorer {
         return out
     }
 
+    /// Greedy continuations of several prompts at once: each step one packed forward pass of all
+    /// the sequences (each on its own positions, no padding), logits only at their last tokens.
+    public func greedy(batch prompts: [[Int]], count: Int) throws -> [[Int]] {
+        let V = model.config.vocabSize
+        var seqs = prompts, out = prompts.map { _ in [Int]() }
+        guard !prompts.isEmpty else { return [] }
+        for _ in 0..<count {
+            var ends: [Int] = [], offset = 0
+            for s in seqs { offset += s.count; ends.append(offset - 1) }
+            let logits = try model.forwardPacked(seqs, logitRows: ends).scalars
+            for b in seqs.indices {
+                let next = Sampler.argmax(logits[b * V..<(b + 1) * V])
+                out[b].append(next); seqs[b].append(next)
+            }
+        }
+        return out
+    }
+
     /// Records the model's greedy continuations of the locality prompts (`tokens` each).
     public func localityReference(_ prompts: [String], tokens: Int = 3) throws -> LocalityReference {
-        var ps: [[Int]] = [], cs: [[Int]] = []
+        var ps: [[Int]] = []
         for p in prompts {
             let ids = tokenizer.encode(p)
             guard !ids.isEmpty else { throw EditError.invalidRequest("the locality prompt \"\(p)\" encodes to no tokens") }
-            ps.append(ids); cs.append(try greedy(ids, count: tokens))
+            ps.append(ids)
         }
-        return LocalityReference(prompts: ps, continuations: cs)
+        return LocalityReference(prompts: ps, continuations: try greedy(batch: ps, count: tokens))
     }
 
     /// Fraction of the reference tokens this model still predicts (teacher forced); nil when empty.

@@ -18,6 +18,18 @@ final class MetricsTests: XCTestCase {
         XCTAssertEqual(try scorer.locality(ref), 1)
     }
 
+    /// The batched greedy continuation (one packed forward per step) is the one-prompt-at-a-time
+    /// greedy continuation, for prompts of different lengths.
+    func testBatchedGreedyEqualsOneAtATime() throws {
+        let pm = try familyBase()
+        let scorer = EditScorer(model: pm.model, tokenizer: pm.tokenizer)
+        let prompts = ["The capital of France is", "Norway is in", "The", "Paris is the capital of"].map { pm.tokenizer.encode($0) }
+        let batch = try scorer.greedy(batch: prompts, count: 4)
+        XCTAssertEqual(batch, try prompts.map { try scorer.greedy($0, count: 4) })
+        XCTAssertEqual(batch.map(\.count), [4, 4, 4, 4])
+        XCTAssertEqual(try scorer.greedy(batch: [], count: 3), [])
+    }
+
     /// CounterFact's scores from probabilities chosen by hand (strict inequalities, as the reference).
     func testCounterFactScoresByHand() {
         let l = { (p: Double) in Foundation.log(p) }
