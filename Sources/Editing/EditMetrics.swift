@@ -128,15 +128,17 @@ public struct EditScorer {
     }
 }
 
-/// log Σ exp(row) in Float64 (the log-softmax normaliser).
-func logSumExp(_ row: ArraySlice<Float>) -> Double {
+/// The log-softmax normaliser of a row in Float64, as its maximum m and log Σ exp(row − m):
+/// log softmax(row)[v] = row[v] − m − l.
+func logNormaliser(_ row: ArraySlice<Float>) -> (max: Double, logSum: Double) {
     let m = Double(row.max() ?? 0)
     var s = 0.0
     for v in row { s += Foundation.exp(Double(v) - m) }
-    return m + Foundation.log(s)
+    return (m, Foundation.log(s))
 }
 
 /// log softmax(row)[target] in Float64.
 func logSoftmax(_ row: ArraySlice<Float>, _ target: Int) -> Double {
-    Double(row[row.startIndex + target]) - logSumExp(row)
+    let (m, l) = logNormaliser(row)
+    return Double(row[row.startIndex + target]) - m - l
 }

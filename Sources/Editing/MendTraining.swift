@@ -94,8 +94,8 @@ public struct MendObjective {
             for (t, y) in ys.enumerated() where y >= 0 { sum -= logSoftmax(row(b * T + t), y) }
         }
         for st in batch.softTargets {
-            let q = row(st.sequence * T + st.position), lz = logSumExp(q)
-            for (v, p) in st.probabilities.enumerated() where p > 0 { sum -= Double(p) * (Double(q[q.startIndex + v]) - lz) }
+            let q = row(st.sequence * T + st.position), (m, l) = logNormaliser(q)
+            for (v, p) in st.probabilities.enumerated() where p > 0 { sum -= Double(p) * (Double(q[q.startIndex + v]) - m - l) }
         }
         return sum
     }
