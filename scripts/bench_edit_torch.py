@@ -307,8 +307,9 @@ def memit(records, stats):
                 k_l = kl(ess_p, model(ess_ids).logits, ess_pos)
             finally:
                 hk.remove()
-            loss = nll + 0.0625 * k_l + 0.5 * (delta @ delta) / hn2
-            if nll.item() < 5e-2 or step > args.steps:
+            # The reference's weight decay (norm over squared norm) and its early stop on the whole loss.
+            loss = nll + 0.0625 * k_l + 0.5 * delta.norm() / hn2
+            if loss.item() < 5e-2 or step > args.steps:
                 break
             adam_step(opt, loss, delta, 0.75 * math.sqrt(hn2))
         targets.append(h + delta.detach())
@@ -320,7 +321,9 @@ def memit(records, stats):
             K = []
             for prompts, positions in per:
                 u = capture_keys(l, pad(prompts))
-                K.append(torch.stack([u[b, positions[b]] for b in range(len(prompts))]).mean(0))
+                ks = torch.stack([u[b, positions[b]] for b in range(len(prompts))])
+                # The reference's mean over kinds of context: the bare prompt 1/2, the contexts 1/2.
+                K.append(0.5 * ks[0] + 0.5 * ks[1:].mean(0) if len(prompts) > 1 else ks[0])
             K = torch.stack(K).double()  # (n, I)
             cur = torch.stack([residual_at(last, p[0], pos[0]) for p, pos in per])
             R = (Z - cur).double() / (len(layers) - li)  # (n, O)
