@@ -40,8 +40,8 @@ public struct MemitSettings: Sendable {
     /// A folder for the value step's results (δ and its losses per request), keyed by everything
     /// δ depends on: the model's parameters, the request, its prompts as tokens and subject
     /// positions, the last layer and the value-step settings; nil: no cache. λ, the statistics,
-    /// the other layers, the ridge and the bare key weight do not enter δ, so sweeping them reuses every δ (MEMIT's
-    /// reference code caches its z vectors the same way).
+    /// the other layers, the ridge and the bare key weight do not enter δ, so sweeping them reuses
+    /// every δ (MEMIT's reference code caches its z vectors the same way).
     public var valueCache: URL? = nil
     public init(layers: [Int]) { self.layers = layers }
 
