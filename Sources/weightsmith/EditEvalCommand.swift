@@ -100,9 +100,15 @@ struct EditEvalCommand: ParsableCommand {
             // Redrawn on a terminal; otherwise a plain "edit-eval: P% (d/n records, LABEL), ..." line
             // at most every 30 s, so that a long run in a log or a pipe shows it is alive.
             var last = Date()
-            let start = Date()
+            // Timed from the row's first record: MEMIT's batch row makes its edit (with its own
+            // progress) before scoring the first record, which would otherwise count in the ETA.
+            var start: Date? = nil
             return { done, total in
                 guard !quiet else { return }
+                if start == nil {
+                    start = Date()
+                    line.restart()
+                }
                 if line.tty {
                     line.update(done, total)
                     if done == total { line.finish() }
@@ -111,7 +117,8 @@ struct EditEvalCommand: ParsableCommand {
                 let now = Date()
                 guard done < total, now.timeIntervalSince(last) >= 30 else { return }
                 last = now
-                let el = now.timeIntervalSince(start), eta = done > 0 ? el / Double(done) * Double(total - done) : 0
+                // `start` is the time of the first record's end, so rate over the records after it.
+                let el = now.timeIntervalSince(start!), eta = done > 1 ? el / Double(done - 1) * Double(total - done) : 0
                 FileHandle.standardError.write(Data(String(format: "edit-eval: %d%% (%d/%d records, %@), %.0f s elapsed, ETA %.0f s\n",
                                                            100 * done / max(total, 1), done, total, label, el, eta).utf8))
             }
