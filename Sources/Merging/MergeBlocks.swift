@@ -12,6 +12,8 @@ public protocol MergeBlockSource: Sendable {
     var shape: Shape { get }
     var hasBase: Bool { get }
     var modelCount: Int { get }
+    /// The threads a block-wise merge may use (the plan's `threads`).
+    var loops: ParallelLoops { get }
     func withBlock(_ range: Range<Int>, _ body: (_ base: UnsafeBufferPointer<Float>?, _ models: [UnsafeBufferPointer<Float>]) throws -> Void) throws
 }
 
@@ -28,6 +30,7 @@ struct BufferBlockSource: MergeBlockSource, @unchecked Sendable {
     var shape: Shape { inputs.shape }
     var hasBase: Bool { inputs.base != nil }
     var modelCount: Int { inputs.models.count }
+    var loops: ParallelLoops { inputs.loops }
 
     func withBlock(_ range: Range<Int>, _ body: (UnsafeBufferPointer<Float>?, [UnsafeBufferPointer<Float>]) throws -> Void) throws {
         try body(inputs.base.map { UnsafeBufferPointer(rebasing: $0[range]) }, inputs.models.map { UnsafeBufferPointer(rebasing: $0[range]) })

@@ -32,7 +32,8 @@ extension MergeExecutor {
                 let range = start..<min(n, start + chunkElements)
                 try output.fill(range.count) { o in
                     try withInputs(job, plan: plan, elements: range, releaseAfter: true, prepared: prepared) { base, models in
-                        try plan.method.merge(MergeInputs(tensorName: job.output, shape: Shape([range.count]), base: base, models: models),
+                        try plan.method.merge(MergeInputs(tensorName: job.output, shape: Shape([range.count]), base: base, models: models,
+                                                                  loops: plan.loops),
                                               job.parameters, seed: plan.seed, into: o)
                     }
                 }
@@ -91,7 +92,7 @@ extension MergeExecutor {
             let ownPart = range.lowerBound..<max(range.lowerBound, min(range.upperBound, own))
             if !ownPart.isEmpty {
                 try decode(c, inp.tensor, info, elements: ownPart, into: UnsafeMutableBufferPointer(rebasing: buf[0..<ownPart.count]),
-                           label: plan.inputs[inp.model].label, parallel: parallel, releasingPages: releaseAfter)
+                           label: plan.inputs[inp.model].label, loops: parallel ? plan.loops : .serial, releasingPages: releaseAfter)
             }
             if ownPart.count < count {
                 guard let pad = inp.padFrom, let padInfo = plan.inputs[pad].checkpoint.info(inp.tensor) else {
@@ -99,7 +100,7 @@ extension MergeExecutor {
                 }
                 try decode(plan.inputs[pad].checkpoint, inp.tensor, padInfo, elements: (range.lowerBound + ownPart.count)..<range.upperBound,
                            into: UnsafeMutableBufferPointer(rebasing: buf[ownPart.count..<count]), label: plan.inputs[pad].label,
-                           parallel: parallel, releasingPages: releaseAfter)
+                           loops: parallel ? plan.loops : .serial, releasingPages: releaseAfter)
             }
             if inp.kind == .delta {
                 guard let b = buffers.first, job.base != nil else { throw MergeError.baseRequired(method: "task-vector composition") }
@@ -125,11 +126,11 @@ extension MergeExecutor {
         _ = madvise(ptr, end - start, MADV_DONTNEED)
     }
 
-    /// Decodes elements `range` of a stored tensor into `dest`, in parallel chunks.
+    /// Decodes elements `range` of a stored tensor into `dest`, in parallel chunks over `loops`.
     /// With `releasingPages`, the decoded range's mapped pages are dropped afterwards (a stored
     /// file only: a virtual checkpoint's bytes are its own memory).
     static func decode(_ c: Checkpoint, _ name: String, _ info: TensorInfo, elements range: Range<Int>,
-                       into dest: UnsafeMutableBufferPointer<Float>, label: String, parallel: Bool = true,
+                       into dest: UnsafeMutableBufferPointer<Float>, label: String, loops: ParallelLoops,
                        releasingPages: Bool = false) throws {
         let size = info.dtype.byteSize
         var failure: Error?
@@ -141,7 +142,7 @@ extension MergeExecutor {
                     try DTypeConversion.decode(src, dtype: info.dtype, into: UnsafeMutableBufferPointer(rebasing: dest[r]), context: name)
                 } catch { lock.locked { failure = failure ?? error } }
             }
-            if parallel { ParallelLoops.forEachChunk(range.count, each) } else { each(0..<range.count) }
+            loops.forEachChunk(range.count, each)
             if releasingPages && !c.isVirtual {
                 releaseMappedPages(UnsafeRawBufferPointer(rebasing: raw[(range.lowerBound * size)..<(range.upperBound * size)]))
             }
@@ -162,6 +163,7 @@ struct JobBlockSource: MergeBlockSource, @unchecked Sendable {
     var shape: Shape { job.shape }
     var hasBase: Bool { job.base != nil }
     var modelCount: Int { job.models.count }
+    var loops: ParallelLoops { plan.loops }
 
     func withBlock(_ range: Range<Int>, _ body: (UnsafeBufferPointer<Float>?, [UnsafeBufferPointer<Float>]) throws -> Void) throws {
         let whole = range.count == job.elementCount

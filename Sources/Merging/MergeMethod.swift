@@ -10,12 +10,16 @@ public struct MergeInputs {
     public let shape: Shape
     public let base: UnsafeBufferPointer<Float>?
     public let models: [UnsafeBufferPointer<Float>]
+    /// The threads a method may use for this tensor (the plan's `threads`).
+    public let loops: ParallelLoops
 
-    public init(tensorName: String, shape: Shape, base: UnsafeBufferPointer<Float>?, models: [UnsafeBufferPointer<Float>]) {
+    public init(tensorName: String, shape: Shape, base: UnsafeBufferPointer<Float>?, models: [UnsafeBufferPointer<Float>],
+                loops: ParallelLoops = .machine) {
         self.tensorName = tensorName
         self.shape = shape
         self.base = base
         self.models = models
+        self.loops = loops
         precondition(models.allSatisfy { $0.count == shape.elementCount } && (base?.count ?? shape.elementCount) == shape.elementCount,
                      "merge inputs of \(tensorName) disagree with shape \(shape)")
     }
@@ -71,7 +75,7 @@ public protocol MergeMethod: Sendable {
     func mergeBlocks(_ source: MergeBlockSource, _ parameters: ResolvedParameters, seed: UInt64, into output: MergeOutput) throws
 
     /// Scratch bytes of a streamed job beyond its input blocks and output pieces (for estimates).
-    func streamScratchBytes(elementCount: Int, cols: Int, modelCount: Int) -> Int
+    func streamScratchBytes(elementCount: Int, cols: Int, modelCount: Int, threads: Int) -> Int
 
     /// Why one model's resolved per-model parameters are unacceptable together, for constraints
     /// a single parameter's `ValueRange` cannot state (DELLA: density ± epsilon): the parameter
@@ -86,14 +90,15 @@ extension MergeMethod {
     public func isElementwise(_ parameters: ResolvedParameters) -> Bool { false }
     public var scratchPerElement: Double { 0 }
     public var streamsBlocks: Bool { false }
-    public func streamScratchBytes(elementCount: Int, cols: Int, modelCount: Int) -> Int { 0 }
+    public func streamScratchBytes(elementCount: Int, cols: Int, modelCount: Int, threads: Int) -> Int { 0 }
     public func perModelParameterProblems(_ values: [String: ParameterValue]) -> [(parameter: String, problem: String)] { [] }
 
     public func mergeBlocks(_ source: MergeBlockSource, _ parameters: ResolvedParameters, seed: UInt64, into output: MergeOutput) throws {
         let n = source.shape.elementCount
         try output.fill(n) { out in
             try source.withBlock(0..<n) { base, models in
-                try merge(MergeInputs(tensorName: source.tensorName, shape: source.shape, base: base, models: models), parameters,
+                try merge(MergeInputs(tensorName: source.tensorName, shape: source.shape, base: base, models: models,
+                                      loops: source.loops), parameters,
                           seed: seed, into: out)
             }
         }
@@ -113,7 +118,8 @@ extension MergeMethod {
     /// Convenience for tests and small tensors: merges whole `Tensor`s.
     /// Parameters not given take their declared defaults.
     public func merge(base: Tensor?, models: [Tensor], parameters: ResolvedParameters = ResolvedParameters(),
-                      seed: UInt64 = 0, tensorName: String = "tensor") throws -> Tensor {
+                      seed: UInt64 = 0, tensorName: String = "tensor", threads: Int = ParallelLoops.machineThreads) throws -> Tensor {
+        let loops = ParallelLoops(threads: threads)
         let shape = base?.shape ?? models.first?.shape ?? Shape([0])
         for m in models where m.shape != shape {
             throw MergeError.shapeMismatch(tensor: tensorName, model: "input", expected: shape, actual: m.shape)
@@ -125,12 +131,12 @@ extension MergeMethod {
             if let base {
                 try base.scalars.withUnsafeBufferPointer { b in
                     try out.withUnsafeMutableBufferPointer { o in
-                        try merge(MergeInputs(tensorName: tensorName, shape: shape, base: b, models: bufs), p, seed: seed, into: o)
+                        try merge(MergeInputs(tensorName: tensorName, shape: shape, base: b, models: bufs, loops: loops), p, seed: seed, into: o)
                     }
                 }
             } else {
                 try out.withUnsafeMutableBufferPointer { o in
-                    try merge(MergeInputs(tensorName: tensorName, shape: shape, base: nil, models: bufs), p, seed: seed, into: o)
+                    try merge(MergeInputs(tensorName: tensorName, shape: shape, base: nil, models: bufs, loops: loops), p, seed: seed, into: o)
                 }
             }
         }

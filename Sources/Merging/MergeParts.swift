@@ -99,6 +99,8 @@ public struct PartOptions: Sendable {
     /// The automatic default budget: over it, go on (mapped pages dropped) instead of refusing.
     public var memoryBudgetIsAutomatic = false
     public var progress = true
+    /// Threads this part runs on (a run setting: the shards' bytes do not depend on it).
+    public var threads = ParallelLoops.machineThreads
     public init(memoryBudget: Int? = nil, progress: Bool = true) {
         self.memoryBudget = memoryBudget
         self.progress = progress
@@ -154,6 +156,7 @@ public enum MergeParts {
     public static func run(_ file: MergePlanFile, part: PartNumber, output: URL? = nil, options: PartOptions = PartOptions()) throws -> PartReport {
         let start = Date()
         var plan = try file.replan()
+        plan.threads = options.threads
         let out = try openOutput(file, plan: plan, output: output, creating: true)
         let mine = assignment(shardBytes: file.shards.map(\.bytes), parts: part.count)[part.index - 1]
         let receiptURL = out.appendingPathComponent(part.receiptName)

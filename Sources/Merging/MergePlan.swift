@@ -82,6 +82,13 @@ public struct MergePlan: @unchecked Sendable {
     /// 452 MB resident and ~0.7 s less wall time than dropping). 1 GiB by default; the executor
     /// lowers it to 0 when `--memory-budget` would otherwise refuse the plan.
     public var keepMappedBytes = 1 << 30
+    /// Threads the merge runs on (the CLI's `--threads`; default every core). A run setting like
+    /// `keepMappedBytes`, not part of the plan file: the output's bytes do not depend on it.
+    public var threads = ParallelLoops.machineThreads {
+        didSet { threads = max(1, threads) }
+    }
+    /// Loops over `threads`.
+    public var loops: ParallelLoops { ParallelLoops(threads: threads) }
 
     /// Throws all problems together.
     public func checked() throws -> MergePlan {
@@ -112,11 +119,10 @@ public struct MergePlan: @unchecked Sendable {
         case .streamed:
             let blocks = TensorBlocks(count: n, cols: job.shape.dims.last ?? 1)
             let block = min(n, blocks.blockElements)
-            let threads = ParallelLoops.threadCount
             let mapped = MergeExecutor.inputBytes(job, plan: self) > keepMappedBytes
                 ? threads * block * storedPerElement : infos.reduce(0) { $0 + ($1?.byteCount ?? 4 * n) }
             return aligned + 4 * min(n, blocks.windowElements) + mapped + threads * block * 4 * decoded
-                + method.streamScratchBytes(elementCount: n, cols: blocks.cols, modelCount: job.models.count)
+                + method.streamScratchBytes(elementCount: n, cols: blocks.cols, modelCount: job.models.count, threads: threads)
         case .whole:
             return aligned + 4 * n + infos.reduce(0) { $0 + ($1?.byteCount ?? 4 * n) } + 4 * decoded * n
                 + Int(method.scratchPerElement * Double(4 * n * job.models.count))

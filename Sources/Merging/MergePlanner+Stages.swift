@@ -409,6 +409,7 @@ final class PlanningRun {
                              tokenizerSource: tokenizerSource, outputLayerCount: outputLayers, outputVocabularyRows: vocabRows,
                              notes: notes, problems: problems)
         plan.seed = options.seed
+        plan.threads = options.threads
         plan.vocabularyMismatches = vocabularyMismatches
         plan.vocabulary = alignment
         if let value = recipe.chatTemplate {

@@ -23,7 +23,11 @@ public struct PlanOptions: Sendable {
     public var allowExtrapolation = false
     /// Merge inputs whose config.json architecture settings differ (mergekit's `--allow-crimes`).
     public var allowConfigMismatch = false
-    public init(vocabulary: VocabularyChoice? = nil, seed: UInt64 = 0, searchDirectory: String? = nil) {
+    /// Threads the plan's merge runs on (`MergePlan.threads`; default every core).
+    public var threads = ParallelLoops.machineThreads
+    public init(vocabulary: VocabularyChoice? = nil, seed: UInt64 = 0, searchDirectory: String? = nil,
+                threads: Int = ParallelLoops.machineThreads) {
+        self.threads = threads
         self.vocabulary = vocabulary
         self.seed = seed
         self.searchDirectory = searchDirectory

@@ -1,18 +1,33 @@
 import Foundation
 
-/// Splits element ranges over the machine's cores. Merges are bandwidth-bound, so each chunk
-/// is a fused single pass over its elements; small tensors run on the calling thread.
-public enum ParallelLoops {
-    /// Number of worker threads (defaults to the active processor count; the CLI's `--threads`).
-    nonisolated(unsafe) public static var threadCount = max(1, ProcessInfo.processInfo.activeProcessorCount)
+/// Splits element ranges over a given number of threads. Merges are bandwidth-bound, so each
+/// chunk is a fused single pass over its elements; small tensors run on the calling thread.
+///
+/// The thread count is a value passed to whoever loops (a merge plan's `threads`, the CLI's
+/// `--threads`), not a process setting: two merges in one process may use different counts.
+/// Reductions (`sums`) are chunked independently of it, so results are the same bits whatever
+/// the count.
+public struct ParallelLoops: Sendable {
+    /// Number of worker threads (at least 1).
+    public let threadCount: Int
+
+    public init(threads: Int) { threadCount = max(1, threads) }
+
+    /// The active processor count: the default when no `--threads` is given.
+    public static var machineThreads: Int { max(1, ProcessInfo.processInfo.activeProcessorCount) }
+    /// Loops over every core.
+    public static var machine: ParallelLoops { ParallelLoops(threads: machineThreads) }
+    /// Loops on the calling thread only.
+    public static let serial = ParallelLoops(threads: 1)
+
     /// Below this many elements a loop runs on one thread.
     public static let minParallelCount = 1 << 16
 
     /// Calls `body` on disjoint ranges covering `0..<count`; ranges are contiguous and in order of their index.
     /// `workPerItem` (elements touched per item) decides whether the loop is worth splitting.
-    public static func forEachChunk(_ count: Int, workPerItem: Int = 1, _ body: (Range<Int>) -> Void) {
+    public func forEachChunk(_ count: Int, workPerItem: Int = 1, _ body: (Range<Int>) -> Void) {
         let t = threadCount
-        if t <= 1 || count < 2 || count * workPerItem < minParallelCount {
+        if t <= 1 || count < 2 || count * workPerItem < Self.minParallelCount {
             if count > 0 { body(0..<count) }
             return
         }
@@ -36,8 +51,8 @@ public enum ParallelLoops {
     /// contributions to `partials[0..<k]`. The ranges are fixed-size chunks (`sumChunkSize`) and
     /// their results are combined in chunk order, so the result depends neither on scheduling nor
     /// on `threadCount` (1 and 2 threads give identical bits).
-    public static func sums(_ count: Int, _ k: Int, _ body: (Range<Int>, UnsafeMutablePointer<Double>) -> Void) -> [Double] {
-        let size = sumChunkSize
+    public func sums(_ count: Int, _ k: Int, _ body: (Range<Int>, UnsafeMutablePointer<Double>) -> Void) -> [Double] {
+        let size = Self.sumChunkSize
         let chunks = max(1, (count + size - 1) / size)
         let partial = UnsafeMutablePointer<Double>.allocate(capacity: chunks * k)
         partial.initialize(repeating: 0, count: chunks * k)
@@ -55,12 +70,12 @@ public enum ParallelLoops {
     }
 
     /// Number of workers `forEachBlock` uses for `count` blocks.
-    public static func workers(for count: Int) -> Int { max(1, min(threadCount, count)) }
+    public func workers(for count: Int) -> Int { max(1, min(threadCount, count)) }
 
     /// Runs `body(worker, block)` for every `block in 0..<count`, handing blocks to
     /// `workers(for: count)` threads in order as they become free (`worker` indexes per-thread
     /// scratch). Results must not depend on which worker ran a block.
-    public static func forEachBlock(_ count: Int, _ body: (_ worker: Int, _ block: Int) -> Void) {
+    public func forEachBlock(_ count: Int, _ body: (_ worker: Int, _ block: Int) -> Void) {
         let w = workers(for: count)
         if w == 1 {
             for b in 0..<count { body(0, b) }
@@ -80,15 +95,9 @@ public enum ParallelLoops {
     }
 
     /// Runs `body(i)` for `i in 0..<n` concurrently (one item per model, say).
-    public static func forEach(_ n: Int, _ body: (Int) -> Void) {
-        if n <= 1 || threadCount <= 1 {
-            for i in 0..<n { body(i) }
-        } else {
-            withoutActuallyEscaping(body) { body in
-                let box = UncheckedSendable(body)
-                DispatchQueue.concurrentPerform(iterations: n) { box.value($0) }
-            }
-        }
+    /// At most `threadCount` run at once.
+    public func forEach(_ n: Int, _ body: (Int) -> Void) {
+        forEachBlock(n) { _, i in body(i) }
     }
 }
 

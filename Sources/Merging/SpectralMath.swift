@@ -67,9 +67,10 @@ enum SpectralMath {
     }
 
     /// `out = base + α·delta` (Float64 per element).
-    static func apply(_ delta: Tensor, alpha: Double, base: UnsafeBufferPointer<Float>, into out: UnsafeMutableBufferPointer<Float>) {
+    static func apply(_ delta: Tensor, alpha: Double, base: UnsafeBufferPointer<Float>, into out: UnsafeMutableBufferPointer<Float>,
+                      loops: ParallelLoops) {
         delta.scalars.withUnsafeBufferPointer { d in
-            ParallelLoops.forEachChunk(out.count) { r in for i in r { out[i] = Float(Double(base[i]) + alpha * Double(d[i])) } }
+            loops.forEachChunk(out.count) { r in for i in r { out[i] = Float(Double(base[i]) + alpha * Double(d[i])) } }
         }
     }
 
@@ -84,6 +85,6 @@ enum SpectralMath {
     /// reference implementations do: `out = base + α·mean_i(x_i − base)`.
     static func meanDelta(_ inputs: MergeInputs, base: UnsafeBufferPointer<Float>, alpha: Double, into out: UnsafeMutableBufferPointer<Float>) {
         let m = Double(inputs.models.count)
-        weightedSum(inputs.models, [Double](repeating: alpha / m, count: inputs.models.count), base: base, into: out)
+        weightedSum(inputs.models, [Double](repeating: alpha / m, count: inputs.models.count), base: base, into: out, loops: inputs.loops)
     }
 }

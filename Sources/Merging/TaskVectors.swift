@@ -14,13 +14,14 @@ public enum TaskVectors {
 
     /// The plan that writes `tuned − base` for every tensor, keeping the `topK` fraction of
     /// largest magnitudes per tensor when `topK < 1` (exact count `Int(topK·n)`, ties by index).
-    public static func extractPlan(base: String, tuned: String, topK: Double = 1, outDType: DType? = nil) throws -> MergePlan {
+    public static func extractPlan(base: String, tuned: String, topK: Double = 1, outDType: DType? = nil,
+                                   threads: Int = ParallelLoops.machineThreads) throws -> MergePlan {
         guard topK > 0, topK <= 1 else { throw MergeError.invalidParameter(name: "top-k", reason: "must be in (0, 1], got \(topK)") }
         var params = ParameterTable()
         params.settings["top_k"] = .value(.number(topK))
         let recipe = Recipe(mergeMethod: TaskVectorExtraction.methodName, baseModel: base, models: [RecipeSource(model: tuned)],
                             parameters: params, outDType: outDType, file: "<task-vector extract>")
-        return try MergePlanner.plan(recipe, method: TaskVectorExtraction())
+        return try MergePlanner.plan(recipe, method: TaskVectorExtraction(), options: PlanOptions(threads: threads))
     }
 
     /// The reference under which a compose term is read: a sparse delta (a `graft` or LT-SFT
@@ -34,7 +35,8 @@ public enum TaskVectors {
     /// stored task vector (used as τ) or a sparse delta (read as `BASE+DELTA`, see `modelReference`). Errors name the unknown term.
     /// `lambda` scales every coefficient (Ilharco et al. 2023, §2: θ = θ_base + λ Σ c_i τ_i).
     public static func composePlan(base: String, expression: String, models: [String: String], outDType: DType? = nil,
-                                   lambda: Double = 1, vocabulary: VocabularyChoice? = nil) throws -> MergePlan {
+                                   lambda: Double = 1, vocabulary: VocabularyChoice? = nil,
+                                   threads: Int = ParallelLoops.machineThreads) throws -> MergePlan {
         let terms = try CompositionExpression.parse(expression)
         for t in terms where models[t.name] == nil {
             throw MergeError.invalidExpression(expression: expression, position: t.position,
@@ -49,7 +51,7 @@ public enum TaskVectors {
         }
         let recipe = Recipe(mergeMethod: "task_arithmetic", baseModel: base, models: sources, parameters: params, outDType: outDType,
                             file: "<compose \(expression)>")
-        var options = PlanOptions()
+        var options = PlanOptions(threads: threads)
         options.allowDeltas = true
         options.vocabulary = vocabulary
         var plan = try MergePlanner.plan(recipe, options: options)
@@ -82,7 +84,7 @@ public struct TaskVectorExtraction: MergeMethod {
     public func merge(_ inputs: MergeInputs, _ p: ResolvedParameters, seed: UInt64, into out: UnsafeMutableBufferPointer<Float>) throws {
         guard let base = inputs.base else { throw MergeError.baseRequired(method: name) }
         let x = inputs.models[0]
-        ParallelLoops.forEachChunk(inputs.count) { r in for i in r { out[i] = x[i] - base[i] } }
+        inputs.loops.forEachChunk(inputs.count) { r in for i in r { out[i] = x[i] - base[i] } }
         let k = try p.number("top_k")
         if k < 1 {
             try Sparsifier.apply(.magnitude, out, cols: 1, SparsifierSettings(density: k, gamma: 0, epsilon: 0, rescale: false),

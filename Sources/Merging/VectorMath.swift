@@ -2,12 +2,12 @@
 /// combination order.
 enum VectorMath {
     /// Gram matrix `G[i][j] = x_i · x_j` (minus `base` first when given) in one pass over memory.
-    static func gram(_ xs: [UnsafeBufferPointer<Float>], minus base: UnsafeBufferPointer<Float>?) -> [[Double]] {
+    static func gram(_ xs: [UnsafeBufferPointer<Float>], minus base: UnsafeBufferPointer<Float>?, loops: ParallelLoops) -> [[Double]] {
         let m = xs.count
         let n = xs.first?.count ?? 0
         let ptrs = xs.map { $0.baseAddress! }
         let b = base?.baseAddress
-        let flat = ParallelLoops.sums(n, m * m) { range, acc in
+        let flat = loops.sums(n, m * m) { range, acc in
             withUnsafeTemporaryAllocation(of: Double.self, capacity: m) { v in
                 for j in range {
                     let bj = b.map { Double($0[j]) } ?? 0
@@ -25,7 +25,7 @@ enum VectorMath {
 
     /// `out = base + Σ c_i (x_i − base)` or `Σ c_i x_i` (see `weightedSum`).
     static func combine(_ xs: [UnsafeBufferPointer<Float>], _ c: [Double], base: UnsafeBufferPointer<Float>?,
-                        into out: UnsafeMutableBufferPointer<Float>) {
-        weightedSum(xs, c, base: base, into: out)
+                        into out: UnsafeMutableBufferPointer<Float>, loops: ParallelLoops) {
+        weightedSum(xs, c, base: base, into: out, loops: loops)
     }
 }

@@ -107,7 +107,8 @@ public struct VocabularyRows: Sendable {
             let buf = UnsafeMutableBufferPointer<Float>.allocate(capacity: max(1, info.elementCount))
             originals.append(buf)
             try MergeExecutor.decode(c, inp.tensor, info, elements: 0..<info.elementCount,
-                                     into: UnsafeMutableBufferPointer(rebasing: buf[0..<info.elementCount]), label: plan.inputs[inp.model].label)
+                                     into: UnsafeMutableBufferPointer(rebasing: buf[0..<info.elementCount]), label: plan.inputs[inp.model].label,
+                                     loops: plan.loops)
         }
         // Shared rows: one sum in input order, then one division (as mergekit averages).
         var sharedRows: [Int: [Float]] = [:]

@@ -10,14 +10,17 @@ struct ThreadsOption: ParsableArguments {
     @Option(help: "Threads in all (default: every core).")
     var threads: Int?
 
-    /// Sets the thread budget before any work starts.
+    /// Checks `--threads` and sets the BLAS thread budget (OpenBLAS's setting is process-wide)
+    /// before any work starts. Merge plans get the count itself (`count`, `PlanOptions.threads`).
     func apply() throws { try Self.apply(threads) }
+
+    /// The threads the command's loops run on: `--threads`, else every core.
+    var count: Int { threads ?? ParallelLoops.machineThreads }
 
     /// The same for a command that declares its own `--threads` (merge).
     static func apply(_ threads: Int?) throws {
         guard let threads else { return }
         guard threads >= 1, threads <= 4096 else { throw ValidationError("--threads must be between 1 and 4096, got \(threads)") }
-        ParallelLoops.threadCount = threads
         BLASThreads.budgetOverride = threads
     }
 }

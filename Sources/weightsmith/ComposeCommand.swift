@@ -93,7 +93,7 @@ struct ComposeCommand: ParsableCommand {
             throw ValidationError("\(heldOut.isEmpty ? "--keep" : "--held-out") is used with --search")
         }
         let plan = try TaskVectors.composePlan(base: base, expression: expression, models: table, outDType: try outDtype.map(parseOutDType),
-                                               lambda: lambda, vocabulary: try vocabulary())
+                                               lambda: lambda, vocabulary: try vocabulary(), threads: threading.count)
         if dryRun {
             print(plan.describe(), terminator: "")
             if !plan.problems.isEmpty { throw MergeError.preflight(plan.problems) }
@@ -152,7 +152,8 @@ struct ComposeCommand: ParsableCommand {
             return [.taskVector, .sparseDelta].contains(kind) ? "\(base)+\(p)" : p
         }
         // The plan that will be written must be valid before anything is measured.
-        let check = try TaskVectors.composePlan(base: base, expression: expression, models: table, outDType: try outDtype.map(parseOutDType), lambda: 1)
+        let check = try TaskVectors.composePlan(base: base, expression: expression, models: table, outDType: try outDtype.map(parseOutDType), lambda: 1,
+                                               threads: threading.count)
         if !check.problems.isEmpty {
             // --vocab does not go with --search: say what does instead of pointing at it.
             let advice = check.vocabularyMismatches.isEmpty ? []
@@ -210,7 +211,7 @@ struct ComposeCommand: ParsableCommand {
               + String(format: "%.2fs", Date().timeIntervalSince(t0)))
         if let prepared {
             let plan = try TaskVectors.composePlan(base: base, expression: expression, models: table, outDType: try outDtype.map(parseOutDType),
-                                                   lambda: lambdas[best])
+                                                   lambda: lambdas[best], threads: threading.count)
             var o = ExecutionOptions(hashInputs: !noHash, progress: !quiet, overwrite: force)
             o.command = "compose"
             o.allowNonFinite = nonFinite.allowNonFinite

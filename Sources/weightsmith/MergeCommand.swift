@@ -241,6 +241,7 @@ struct MergeCommand: ParsableCommand {
     /// The planner options the command line sets (one place for recipes, multi-document recipes and the short form).
     func planOptions(searchDirectory: String?) throws -> PlanOptions {
         var options = PlanOptions(seed: seed, searchDirectory: searchDirectory)
+        options.threads = threads ?? ParallelLoops.machineThreads
         options.allowExtrapolation = allowExtrapolation
         options.allowConfigMismatch = allowCrimes
         if let vocab {
@@ -312,6 +313,7 @@ extension MergeCommand {
         let b = try budget()
         var o = PartOptions(memoryBudget: b.bytes, progress: !quiet)
         o.memoryBudgetIsAutomatic = b.isAutomatic
+        o.threads = threads ?? ParallelLoops.machineThreads
         return o
     }
 }

@@ -139,7 +139,7 @@ struct SearchCommand: ParsableCommand {
             if case let .value(.number(x))? = table[v.parameter], x >= v.dimension.lo, x <= v.dimension.hi { return x }
             return (v.dimension.lo + v.dimension.hi) / 2
         }
-        let firstPlan = try MergePlanner.plan(candidate(start), options: PlanOptions(seed: seed, searchDirectory: searchDir))
+        let firstPlan = try MergePlanner.plan(candidate(start), options: PlanOptions(seed: seed, searchDirectory: searchDir, threads: threading.count))
         if !firstPlan.problems.isEmpty { throw MergeError.preflight(firstPlan.problems) }
         let inputPaths = firstPlan.inputs.map(\.checkpoint.path)
         let prepared = try output.map { out in
@@ -196,7 +196,7 @@ struct SearchCommand: ParsableCommand {
         var best = Double.infinity
         let trials = try ParameterSearch.minimise(variables.map(\.dimension), budget: budget, seed: seed, start: start) { values in
             let r = candidate(values)
-            let plan = try MergePlanner.plan(r, options: PlanOptions(seed: seed, searchDirectory: searchDir))
+            let plan = try MergePlanner.plan(r, options: PlanOptions(seed: seed, searchDirectory: searchDir, threads: threading.count))
             if !plan.problems.isEmpty { throw MergeError.preflight(plan.problems) }
             let yaml = r.yaml()
             var results: [EvaluationResult?] = sets.map { s in cache?["recipe|\(yaml)|seed \(seed)|\(digests)|\(s.digest)"] }
@@ -278,7 +278,7 @@ struct SearchCommand: ParsableCommand {
         print(table, terminator: "")
         print("\(evaluations) evaluations run, \(trials.count * sets.count - evaluations) from the cache, " + String(format: "%.2fs", Date().timeIntervalSince(t0)))
         if let output, let prepared {
-            let plan = try MergePlanner.plan(candidate(trials[bestTrial].values), options: PlanOptions(seed: seed, searchDirectory: searchDir))
+            let plan = try MergePlanner.plan(candidate(trials[bestTrial].values), options: PlanOptions(seed: seed, searchDirectory: searchDir, threads: threading.count))
             var o = ExecutionOptions(hashInputs: true, progress: !quiet, overwrite: force)
             o.command = "search"
             o.allowNonFinite = nonFinite.allowNonFinite

@@ -175,7 +175,7 @@ struct SoupCommand: ParsableCommand {
         var written: String? = nil
         if let output, let prepared {
             let recipe = try makeRecipe(weights: chosenWeights, perLayer: perLayerWeights, labels: labels)
-            let plan = try MergePlanner.plan(recipe, options: PlanOptions())
+            let plan = try MergePlanner.plan(recipe, options: PlanOptions(threads: threading.count))
             var exec = ExecutionOptions(hashInputs: true, progress: !quiet, overwrite: force)
             exec.command = "soup"
             exec.allowNonFinite = nonFinite.allowNonFinite
@@ -226,7 +226,7 @@ struct SoupCommand: ParsableCommand {
         }
         print("would score \(candidates) on every set, \(noCache ? "without" : "with") the score cache")
         guard let output else { print("would write nothing (no -o)"); return }
-        let plan = try MergePlanner.plan(try makeRecipe(weights: Array(repeating: 1, count: n), perLayer: nil, labels: labels), options: PlanOptions())
+        let plan = try MergePlanner.plan(try makeRecipe(weights: Array(repeating: 1, count: n), perLayer: nil, labels: labels), options: PlanOptions(threads: threading.count))
         if !plan.problems.isEmpty { throw MergeError.preflight(plan.problems) }
         print("would write \(output): the chosen soup, \(plan.jobs.count) tensors, \(formatBytes(plan.outputBytes)), config.json, tokenizer files and README.md")
     }

@@ -40,7 +40,8 @@ struct TaskVectorCommand: ParsableCommand {
                 guard density == 1 else { throw ValidationError("--top-k is the former name of --density; give one of them") }
                 FileHandle.standardError.write(Data("note: task-vector extract --top-k is now --density (a fraction of entries per tensor; --top-k counts singular vectors in spectrum and repair)\n".utf8))
             }
-            let plan = try TaskVectors.extractPlan(base: base, tuned: tuned, topK: formerTopK ?? density, outDType: dtype)
+            let plan = try TaskVectors.extractPlan(base: base, tuned: tuned, topK: formerTopK ?? density, outDType: dtype,
+                                                   threads: threading.count)
             // One dtype name when every tensor has it, else "mixed".
             let dtypes = Set(plan.jobs.map(\.outDType.rawValue))
             let dtypeName = dtypes.count == 1 ? dtypes.first! : "mixed"

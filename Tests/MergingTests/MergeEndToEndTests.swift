@@ -145,6 +145,27 @@ final class MergeEndToEndTests: XCTestCase {
                        try Checkpoint(path: b).tensor("model.layers.1.mlp.up_proj.weight"))
     }
 
+    /// A whole run through the executor (chunked, streamed and whole-tensor jobs, bf16 inputs
+    /// decoded in parallel) with the plan's thread count 1 and 2: the same bytes in every shard.
+    func testPlanThreadCountDoesNotChangeTheOutput() throws {
+        let base = try makeModel("base", offset: 0, vocab: 40_000)
+        let a = try makeModel("a", offset: 0.25, vocab: 40_000, dtype: .bf16), b = try makeModel("b", offset: -0.5, vocab: 40_000, dtype: .bf16)
+        for (method, p0, p1) in [("linear", "{weight: 0.6}", "{weight: 0.4}"), ("dare_ties", "{weight: 0.6, density: 0.5}", "{weight: 0.4, density: 0.5}"),
+                                 ("karcher", "{}", "{}")] {
+            let base = method == "dare_ties" ? "base_model: \(base)\n" : ""
+            let text = "merge_method: \(method)\n\(base)models:\n  - model: \(a)\n    parameters: \(p0)\n  - model: \(b)\n    parameters: \(p1)\n"
+            var outputs: [Data] = []
+            for threads in [1, 2] {
+                let plan = try MergePlanner.plan(recipe(text), options: PlanOptions(seed: 7, threads: threads))
+                XCTAssertEqual(plan.threads, threads)
+                let out = dir.appendingPathComponent("\(method)-\(threads)")
+                _ = try MergeExecutor.run(plan.checked(), to: out, options: ExecutionOptions(hashInputs: false, progress: false))
+                outputs.append(try Data(contentsOf: out.appendingPathComponent("model.safetensors")))
+            }
+            XCTAssertEqual(outputs[0], outputs[1], method)
+        }
+    }
+
     func testDryRunDescriptionAndMemoryEstimate() throws {
         let base = try makeModel("base", offset: 0), a = try makeModel("a", offset: 1, dtype: .bf16)
         let plan = try MergePlanner.plan(recipe("merge_method: dare_ties\nbase_model: \(base)\nmodels:\n  - model: \(a)\n    parameters: {weight: 1, density: 0.5}\n"),
@@ -156,8 +177,13 @@ final class MergeEndToEndTests: XCTestCase {
         // embed [8, 4], streamed: output piece 128 B + base mapped 128 B + bf16 mapped 64 B, per thread a
         // decoded block of 128 B and a block of pruned deltas of 128 B, plus one more piece of 128 B
         // waiting for the writer
-        let threads = ParallelLoops.threadCount
+        XCTAssertEqual(plan.threads, ParallelLoops.machineThreads)
+        let threads = plan.threads
         XCTAssertEqual(plan.estimatedPeakBytes, 128 + 128 + 64 + threads * (128 + 128) + 128)
+        // The estimate follows the plan's own thread count (the CLI's --threads).
+        var three = plan
+        three.threads = 3
+        XCTAssertEqual(three.estimatedPeakBytes, 128 + 128 + 64 + 3 * (128 + 128) + 128)
         XCTAssertThrowsError(try MergeExecutor.run(plan, to: dir.appendingPathComponent("x"), options: ExecutionOptions(memoryBudget: 100, progress: false)))
         XCTAssertFalse(FileManager.default.fileExists(atPath: dir.appendingPathComponent("x").path))
         // The same budget as the automatic default: no refusal, and the bytes of an unbudgeted run.

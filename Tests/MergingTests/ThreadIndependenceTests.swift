@@ -5,13 +5,9 @@ import Tensors
 /// Results must not depend on how many threads compute them (`--threads 1` and `--threads 2`
 /// give the same bytes). Before reductions were chunked by a fixed size, `ParallelLoops.sums`
 /// split its range by `threadCount * 4`, so SLERP, Karcher and model stock changed with it.
+/// The thread count is passed to each loop (no process setting), so one process can run the
+/// counts side by side.
 final class ThreadIndependenceTests: XCTestCase {
-    private func withThreads<T>(_ n: Int, _ body: () throws -> T) rethrows -> T {
-        let saved = ParallelLoops.threadCount
-        ParallelLoops.threadCount = n
-        defer { ParallelLoops.threadCount = saved }
-        return try body()
-    }
 
     private func random(_ count: Int, seed: UInt64, scale: Double = 1) -> [Float] {
         var r = SeededRandom(seed: seed)
@@ -22,14 +18,14 @@ final class ThreadIndependenceTests: XCTestCase {
     func testSumsAreBitIdenticalAcrossThreadCounts() {
         let n = 5 * ParallelLoops.sumChunkSize + 12_345
         let x = random(n, seed: 7)
-        func total() -> [Double] {
+        func total(_ threads: Int) -> [Double] {
             x.withUnsafeBufferPointer { p in
-                ParallelLoops.sums(n, 2) { range, acc in
+                ParallelLoops(threads: threads).sums(n, 2) { range, acc in
                     for i in range { acc[0] += Double(p[i]); acc[1] += Double(p[i]) * Double(p[i]) }
                 }
             }
         }
-        let one = withThreads(1) { total() }
+        let one = total(1)
         // The fixed-chunk order, written out serially.
         var reference = [0.0, 0.0]
         var lo = 0
@@ -42,7 +38,7 @@ final class ThreadIndependenceTests: XCTestCase {
         }
         XCTAssertEqual(one.map(\.bitPattern), reference.map(\.bitPattern))
         for t in [2, 3, 8] {
-            XCTAssertEqual(withThreads(t) { total() }.map(\.bitPattern), one.map(\.bitPattern), "threads \(t)")
+            XCTAssertEqual(total(t).map(\.bitPattern), one.map(\.bitPattern), "threads \(t)")
         }
     }
 
@@ -71,7 +67,7 @@ final class ThreadIndependenceTests: XCTestCase {
             let b: Tensor? = method.baseRole == .plainInput ? nil : base
             let params = ResolvedParameters(global: global, perModel: ms.map { _ in perModel })
             let merged: (Int) throws -> Tensor = { t in
-                try self.withThreads(t) { try method.merge(base: b, models: ms, parameters: params, seed: 42, tensorName: "model.layers.0.mlp.up_proj.weight") }
+                try method.merge(base: b, models: ms, parameters: params, seed: 42, tensorName: "model.layers.0.mlp.up_proj.weight", threads: t)
             }
             let one: Tensor
             do { one = try merged(1) } catch {

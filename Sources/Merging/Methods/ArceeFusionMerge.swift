@@ -28,24 +28,25 @@ public struct ArceeFusionMerge: MergeMethod {
         guard n > 0 else { return }
         let cols = inputs.shape.rank >= 1 ? max(1, inputs.shape.dims.last!) : n
         let a = base.baseAddress!, x = inputs.models[0].baseAddress!, o = out.baseAddress!
-        let importance = ArceeFusionMerge.importance(base: base, other: inputs.models[0], cols: cols)
+        let importance = ArceeFusionMerge.importance(base: base, other: inputs.models[0], cols: cols, loops: inputs.loops)
         let threshold = importance.withUnsafeBufferPointer { ArceeFusionMerge.threshold($0) }
         importance.withUnsafeBufferPointer { imp in
             let ip = imp.baseAddress!
-            ParallelLoops.forEachChunk(n) { range in
+            inputs.loops.forEachChunk(n) { range in
                 for j in range { o[j] = ip[j] >= threshold ? a[j] + (x[j] - a[j]) : a[j] }
             }
         }
     }
 
     /// `I_j = |x_j − base_j| · KL_r` for every element (rows of `cols` elements).
-    static func importance(base: UnsafeBufferPointer<Float>, other: UnsafeBufferPointer<Float>, cols: Int) -> [Float] {
+    static func importance(base: UnsafeBufferPointer<Float>, other: UnsafeBufferPointer<Float>, cols: Int,
+                           loops: ParallelLoops = .machine) -> [Float] {
         let n = base.count, rows = n / cols
         let a = base.baseAddress!, x = other.baseAddress!
         var importance = [Float](repeating: 0, count: n)
         importance.withUnsafeMutableBufferPointer { imp in
             let ip = imp.baseAddress!
-            ParallelLoops.forEachChunk(rows, workPerItem: 4 * cols) { range in
+            loops.forEachChunk(rows, workPerItem: 4 * cols) { range in
                 for r in range {
                     let kl = ArceeFusionMerge.rowKL(x + r * cols, a + r * cols, cols)
                     for j in (r * cols)..<(r * cols + cols) { ip[j] = Float(abs(Double(x[j]) - Double(a[j])) * kl) }

@@ -56,7 +56,7 @@ public struct IsotropicMerge: MergeMethod {
             let mean = f.s.reduce(0.0) { $0 + Double($1) } / Double(r)
             let kept = numericalRank
             SpectralMath.apply(SpectralMath.compose(SpectralMath.columns(f.u, kept), [Float](repeating: Float(mean), count: kept), SpectralMath.rows(f.vt, kept)),
-                               alpha: g.alpha, base: base, into: out)
+                               alpha: g.alpha, base: base, into: out, loops: inputs.loops)
             return
         }
         guard g.commonSpaceFraction >= 0, g.commonSpaceFraction <= 1 else {
@@ -107,6 +107,6 @@ public struct IsotropicMerge: MergeMethod {
         let uOrth = try SpectralMath.polar(SpectralMath.hstack(us))
         let vtOrth = try SpectralMath.polar(SpectralMath.vstack(vts))
         SpectralMath.apply(SpectralMath.compose(uOrth, [Float](repeating: Float(mean), count: uOrth.shape[1]), vtOrth),
-                           alpha: g.alpha, base: base, into: out)
+                           alpha: g.alpha, base: base, into: out, loops: inputs.loops)
     }
 }

@@ -31,8 +31,8 @@ public struct KarcherMerge: MergeMethod {
             throw MergeError.numerical(tensor: inputs.tensorName, reason: "karcher: weights sum to \(total)")
         }
         let alpha = w.map { $0 / total }
-        let coeffs = KarcherMerge.coefficients(VectorMath.gram(inputs.models, minus: nil), alpha: alpha, maxIter: g.maxIter, tol: g.tol)
-        weightedSum(inputs.models, coeffs, base: nil, into: out)
+        let coeffs = KarcherMerge.coefficients(VectorMath.gram(inputs.models, minus: nil, loops: inputs.loops), alpha: alpha, maxIter: g.maxIter, tol: g.tol)
+        weightedSum(inputs.models, coeffs, base: nil, into: out, loops: inputs.loops)
     }
 
     /// Output coefficients c_i (out = Σ c_i x_i) from the Gram matrix of the inputs.

@@ -35,19 +35,19 @@ public struct LinearMerge: MergeMethod {
             }
             scale = 1 / total
         }
-        weightedSum(inputs.models, models.map { $0.weight * scale }, base: nil, into: out)
+        weightedSum(inputs.models, models.map { $0.weight * scale }, base: nil, into: out, loops: inputs.loops)
     }
 }
 
 /// `out[j] = base[j] + Σ_i c_i (x_i[j] − base[j])` (or `Σ c_i x_i[j]` without base), in Float64
 /// blocks of 1024 elements so the inner loops vectorise; parallel over chunks.
 func weightedSum(_ xs: [UnsafeBufferPointer<Float>], _ c: [Double], base: UnsafeBufferPointer<Float>?,
-                 into out: UnsafeMutableBufferPointer<Float>) {
+                 into out: UnsafeMutableBufferPointer<Float>, loops: ParallelLoops) {
     let n = out.count
     let o = out.baseAddress!
     let ptrs = xs.map { $0.baseAddress! }
     let b = base?.baseAddress
-    ParallelLoops.forEachChunk(n) { range in
+    loops.forEachChunk(n) { range in
         withUnsafeTemporaryAllocation(of: Double.self, capacity: 1024) { acc in
             var start = range.lowerBound
             while start < range.upperBound {

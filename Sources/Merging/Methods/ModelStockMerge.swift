@@ -21,15 +21,15 @@ public struct ModelStockMerge: MergeMethod {
         let g = Global(filterWise: try p.bool("filter_wise"))
         let n = inputs.models.count
         if !g.filterWise || inputs.shape.rank <= 1 {
-            let t = ModelStockMerge.ratio(VectorMath.gram(inputs.models, minus: base))
-            weightedSum(inputs.models, [Double](repeating: t / Double(n), count: n), base: base, into: out)
+            let t = ModelStockMerge.ratio(VectorMath.gram(inputs.models, minus: base, loops: inputs.loops))
+            weightedSum(inputs.models, [Double](repeating: t / Double(n), count: n), base: base, into: out, loops: inputs.loops)
             return
         }
         let cols = inputs.shape.dims.last!
         let rows = inputs.count / max(1, cols)
         let xs = inputs.models.map { $0.baseAddress! }
         let b = base.baseAddress!, o = out.baseAddress!
-        ParallelLoops.forEachChunk(rows, workPerItem: cols * n) { range in
+        inputs.loops.forEachChunk(rows, workPerItem: cols * n) { range in
             for r in range {
                 let rowBufs = xs.map { UnsafeBufferPointer(start: $0 + r * cols, count: cols) }
                 let bb = UnsafeBufferPointer(start: b + r * cols, count: cols)

@@ -39,7 +39,7 @@ public struct MultiSlerpMerge: MergeMethod {
             }
             w = w.map { $0 / s }
         }
-        let G = VectorMath.gram(inputs.models, minus: inputs.base)
+        let G = VectorMath.gram(inputs.models, minus: inputs.base, loops: inputs.loops)
         let norms = (0..<m).map { G[$0][$0].squareRoot() }
         // u_i = X_i / (n_i + eps): Gram of the u's.
         let inv = norms.map { 1 / ($0 + g.eps) }
@@ -53,7 +53,7 @@ public struct MultiSlerpMerge: MergeMethod {
             guard m == 2 else {
                 throw MergeError.numerical(tensor: inputs.tensorName, reason: "multislerp: the inputs are antipodal (mean direction has norm \(mNorm))")
             }
-            weightedSum(inputs.models, w, base: inputs.base, into: out)
+            weightedSum(inputs.models, w, base: inputs.base, into: out, loops: inputs.loops)
             return
         }
         // c_i = u_i·m̂ ; T = m − (Σ w_i c_i) m̂ = β·m with β = 1 − (Σ w_i c_i)/‖m‖.
@@ -68,6 +68,6 @@ public struct MultiSlerpMerge: MergeMethod {
         let scale = zip(w, norms).reduce(0) { $0 + $1.0 * $1.1 }
         // r = m̂ cos τ + β m sin τ / τ = m (cos τ/‖m‖ + β sin τ/τ), m = Σ w_i inv_i X_i
         let factor = (cos(tau) / mNorm + beta * sin(tau) / tau) * scale
-        weightedSum(inputs.models, (0..<m).map { w[$0] * inv[$0] * factor }, base: inputs.base, into: out)
+        weightedSum(inputs.models, (0..<m).map { w[$0] * inv[$0] * factor }, base: inputs.base, into: out, loops: inputs.loops)
     }
 }

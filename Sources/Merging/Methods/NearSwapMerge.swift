@@ -20,7 +20,7 @@ public struct NearSwapMerge: MergeMethod {
         guard let base = inputs.base else { throw MergeError.baseRequired(method: name) }
         let t = try p.number("t")
         let b = base.baseAddress!, x = inputs.models[0].baseAddress!, o = out.baseAddress!
-        ParallelLoops.forEachChunk(inputs.count) { range in
+        inputs.loops.forEachChunk(inputs.count) { range in
             for j in range {
                 let bj = Double(b[j]), xj = Double(x[j])
                 let w = min(1, max(0, t / max(abs(bj - xj), 1e-6)))

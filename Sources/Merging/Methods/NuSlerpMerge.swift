@@ -28,9 +28,9 @@ public struct NuSlerpMerge: MergeMethod {
         let a = inputs.models[0], b = inputs.models[1]
         let base = inputs.base
         if g.flatten || inputs.shape.rank <= 1 {
-            let gm = VectorMath.gram([a, b], minus: base)
+            let gm = VectorMath.gram([a, b], minus: base, loops: inputs.loops)
             let (c0, c1) = NuSlerpMerge.weights(gm[0][0], gm[1][1], gm[0][1], t: t)
-            weightedSum([a, b], [c0, c1], base: base, into: out)
+            weightedSum([a, b], [c0, c1], base: base, into: out, loops: inputs.loops)
             return
         }
         // Vectors: along the last dimension (stride 1) or the first (stride = inner size).
@@ -41,7 +41,7 @@ public struct NuSlerpMerge: MergeMethod {
             : (n / max(1, dims.last ?? 1), dims.last ?? 1, 1, dims.last ?? 1)
         let pa = a.baseAddress!, pb = b.baseAddress!, po = out.baseAddress!
         let pbase = base?.baseAddress
-        ParallelLoops.forEachChunk(count, workPerItem: length) { range in
+        inputs.loops.forEachChunk(count, workPerItem: length) { range in
             for v in range {
                 let start = g.rowWise ? v : v * step
                 var s00 = 0.0, s11 = 0.0, s01 = 0.0

@@ -17,7 +17,7 @@ public struct PassthroughMerge: MergeMethod {
         if s.scale == 1 {
             out.baseAddress!.update(from: inputs.models[0].baseAddress!, count: inputs.count)
         } else {
-            weightedSum(inputs.models, [s.scale], base: nil, into: out)
+            weightedSum(inputs.models, [s.scale], base: nil, into: out, loops: inputs.loops)
         }
     }
 }

@@ -41,7 +41,7 @@ public struct RAMMerge: MergeMethod {
         if plus {
             let r = try p.number("r"), alpha = try p.number("alpha")
             // counts[2i]: positions model i shares with another; counts[2i+1]: positions it alone touches.
-            let counts = ParallelLoops.sums(n, 2 * m) { range, acc in
+            let counts = inputs.loops.sums(n, 2 * m) { range, acc in
                 for j in range {
                     var c = 0
                     for i in 0..<m where abs(Double(xs[i][j]) - Double(b[j])) > eps { c += 1 }
@@ -54,7 +54,7 @@ public struct RAMMerge: MergeMethod {
                 lambda[i] = 1 + r * min(alpha, max(0, rho))
             }
         }
-        ParallelLoops.forEachChunk(n, workPerItem: 2 * m) { range in
+        inputs.loops.forEachChunk(n, workPerItem: 2 * m) { range in
             for j in range {
                 let bj = Double(b[j])
                 var c = 0

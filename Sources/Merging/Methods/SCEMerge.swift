@@ -41,7 +41,7 @@ public struct SCEMerge: MergeMethod {
             variance = [Float](repeating: 0, count: n)
             variance.withUnsafeMutableBufferPointer { v in
                 let vp = v.baseAddress!
-                ParallelLoops.forEachChunk(n, workPerItem: m) { range in
+                inputs.loops.forEachChunk(n, workPerItem: m) { range in
                     for j in range {
                         var mean = 0.0
                         for i in 0..<m { mean += Double(xs[i][j]) - Double(b[j]) }
@@ -69,7 +69,7 @@ public struct SCEMerge: MergeMethod {
             kept = { _ in true }
         }
         // 2. Calculate: mean square of each selected task vector.
-        let squares = ParallelLoops.sums(n, m) { range, acc in
+        let squares = inputs.loops.sums(n, m) { range, acc in
             for j in range where kept(j) {
                 for i in 0..<m { let d = Double(xs[i][j]) - Double(b[j]); acc[i] += d * d }
             }
@@ -78,7 +78,7 @@ public struct SCEMerge: MergeMethod {
         let total = means.reduce(0, +)
         let omega = abs(total) < 1e-6 ? [Double](repeating: 1 / Double(m), count: m) : means.map { $0 / total }
         // 3. Erase and combine.
-        ParallelLoops.forEachChunk(n, workPerItem: 2 * m) { range in
+        inputs.loops.forEachChunk(n, workPerItem: 2 * m) { range in
             withUnsafeTemporaryAllocation(of: Double.self, capacity: m) { d in
                 for j in range {
                     let bj = Double(b[j])

@@ -20,13 +20,14 @@ public struct SlerpMerge: MergeMethod {
     public func merge(_ inputs: MergeInputs, _ p: ResolvedParameters, seed: UInt64, into out: UnsafeMutableBufferPointer<Float>) throws {
         guard let v0 = inputs.base else { throw MergeError.baseRequired(method: name) }
         let g = Global(t: try p.number("t"))
-        let (c0, c1) = SlerpMerge.coefficients(v0, inputs.models[0], t: g.t)
-        weightedSum([v0, inputs.models[0]], [c0, c1], base: nil, into: out)
+        let (c0, c1) = SlerpMerge.coefficients(v0, inputs.models[0], t: g.t, loops: inputs.loops)
+        weightedSum([v0, inputs.models[0]], [c0, c1], base: nil, into: out, loops: inputs.loops)
     }
 
     /// The two interpolation weights for the flattened tensors.
-    static func coefficients(_ v0: UnsafeBufferPointer<Float>, _ v1: UnsafeBufferPointer<Float>, t: Double) -> (Double, Double) {
-        let g = VectorMath.gram([v0, v1], minus: nil)
+    static func coefficients(_ v0: UnsafeBufferPointer<Float>, _ v1: UnsafeBufferPointer<Float>, t: Double,
+                             loops: ParallelLoops) -> (Double, Double) {
+        let g = VectorMath.gram([v0, v1], minus: nil, loops: loops)
         let n0 = g[0][0].squareRoot()
         let n1 = g[1][1].squareRoot()
         if n0 <= 1e-8 || n1 <= 1e-8 { return (1 - t, t) }

@@ -55,6 +55,6 @@ public struct TSVMerge: MergeMethod {
         }
         let uOrth = try SpectralMath.polar(SpectralMath.hstack(us))
         let vtOrth = try SpectralMath.polar(SpectralMath.vstack(vts))
-        SpectralMath.apply(SpectralMath.compose(uOrth, sigma, vtOrth), alpha: g.alpha, base: base, into: out)
+        SpectralMath.apply(SpectralMath.compose(uOrth, sigma, vtOrth), alpha: g.alpha, base: base, into: out, loops: inputs.loops)
     }
 }

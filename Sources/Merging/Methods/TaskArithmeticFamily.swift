@@ -37,7 +37,7 @@ public struct TaskArithmeticFamily: MergeMethod {
     /// (two 64Ki-bin sets per model) and the threshold-bin scan, or the DELLA row keys and block
     /// mask; for magnitude pruning also the kept low bits of the threshold bins (at most two
     /// bins per model, `TaskArithmeticStream.defaultCandidateLimit` values of 2 bytes each).
-    public func streamScratchBytes(elementCount n: Int, cols: Int, modelCount m: Int) -> Int {
+    public func streamScratchBytes(elementCount n: Int, cols: Int, modelCount m: Int, threads: Int) -> Int {
         guard sparsification != .none else { return 0 }
         let block = min(n, TensorBlocks(count: n, cols: cols).blockElements)
         var perThread = 4 * m * block, shared = 0
@@ -48,7 +48,7 @@ public struct TaskArithmeticFamily: MergeMethod {
         case .della: perThread += block + 8 * cols
         case .none, .random: break
         }
-        return ParallelLoops.threadCount * perThread + shared
+        return max(1, threads) * perThread + shared
     }
 
     public init(name: String, reference: String, summary: String, consensus: Consensus, sparsification: Sparsification,

@@ -21,7 +21,7 @@ extension TaskArithmeticFamily {
             var firstError: Error?
             let lock = NSLockLike()
             var results = [[Float]?](repeating: nil, count: models.count)
-            ParallelLoops.forEach(models.count) { i in
+            inputs.loops.forEach(models.count) { i in
                 guard models[i].density < 1 else { return }
                 var d = [Float](unsafeUninitializedCapacity: n) { buf, done in
                     let x = inputs.models[i]
@@ -52,7 +52,7 @@ extension TaskArithmeticFamily {
             try withOptionalBuffers(pruned) { prunedBufs in
                 let xs = inputs.models.indices.map { prunedBufs[$0] ?? inputs.models[$0] }
                 let isDelta = prunedBufs.map { $0 != nil }
-                deltaSum(xs, isDelta: isDelta, c, base: base, into: out)
+                deltaSum(xs, isDelta: isDelta, c, base: base, into: out, loops: inputs.loops)
             }
             return
         }
@@ -67,7 +67,7 @@ extension TaskArithmeticFamily {
             let elect = consensus == .signSum
             // Blocks of 1024 elements: the vote S = Σ D_i, then the agreeing sums, each a
             // vectorisable loop per model (Float64 accumulators on the stack).
-            ParallelLoops.forEachChunk(n) { range in
+            inputs.loops.forEachChunk(n) { range in
                 withUnsafeTemporaryAllocation(of: Double.self, capacity: 3 * 1024) { tmp in
                     let S = tmp.baseAddress!, M = S + 1024, D = S + 2048
                     var start = range.lowerBound
@@ -109,16 +109,16 @@ extension TaskArithmeticFamily {
 
 /// `out = base + Σ c_i·d_i` where `d_i` is `xs[i]` itself (a pruned task vector) or `xs[i] − base`.
 func deltaSum(_ xs: [UnsafeBufferPointer<Float>], isDelta: [Bool], _ c: [Double], base: UnsafeBufferPointer<Float>,
-              into out: UnsafeMutableBufferPointer<Float>) {
+              into out: UnsafeMutableBufferPointer<Float>, loops: ParallelLoops) {
     if !isDelta.contains(true) {
-        weightedSum(xs, c, base: base, into: out)
+        weightedSum(xs, c, base: base, into: out, loops: loops)
         return
     }
     let n = out.count
     let o = out.baseAddress!
     let b = base.baseAddress!
     let ptrs = xs.map { $0.baseAddress! }
-    ParallelLoops.forEachChunk(n) { range in
+    loops.forEachChunk(n) { range in
         withUnsafeTemporaryAllocation(of: Double.self, capacity: 1024) { acc in
             var start = range.lowerBound
             while start < range.upperBound {

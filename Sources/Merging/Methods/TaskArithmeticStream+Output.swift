@@ -12,7 +12,7 @@ extension TaskArithmeticStream {
         let m = prunes.count
         let pruned = prunes.map { if case .unpruned = $0 { return false } else { return true } }
         let be = blocks.blockElements
-        let workers = ParallelLoops.workers(for: min(windowBlocks, blocks.blockCount))
+        let workers = source.loops.workers(for: min(windowBlocks, blocks.blockCount))
         // Per worker and model: one block of pruned deltas (used only where masks need a buffer).
         let deltas = UnsafeMutablePointer<Float>.allocate(capacity: max(1, workers * m * be))
         defer { deltas.deallocate() }
@@ -35,7 +35,7 @@ extension TaskArithmeticStream {
             try output.fill(hi - lo) { out in
                 let o = out.baseAddress!
                 let errors = ErrorBox()
-                ParallelLoops.forEachBlock(last - first) { worker, k in
+                source.loops.forEachBlock(last - first) { worker, k in
                     guard errors.value == nil else { return }
                     let block = first + k
                     let range = blocks.range(block)

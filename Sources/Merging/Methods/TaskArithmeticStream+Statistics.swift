@@ -93,7 +93,7 @@ extension TaskArithmeticStream {
     func highHistograms(_ source: MergeBlockSource, magnitude: [Int], randomRescaled: [Int],
                         l1: BlockSums) throws -> UnsafeMutableBufferPointer<UInt32> {
         let bins = MagnitudeBounds.bins
-        let workers = ParallelLoops.workers(for: blocks.blockCount)
+        let workers = source.loops.workers(for: blocks.blockCount)
         let hist = HistogramScratch.take(workers * max(1, magnitude.count) * bins)
         let scratch = DellaScratch(workers: workers, cols: blocks.cols, rows: blocks.blockElements / blocks.cols)
         let rescale = self.rescale
@@ -148,7 +148,7 @@ extension TaskArithmeticStream {
     func binContents(_ source: MergeBlockSource, _ queries: [BinQuery]) throws
         -> (low: UnsafeMutableBufferPointer<UInt32>, candidates: BinCandidates) {
         let bins = MagnitudeBounds.bins, q = queries.count
-        let workers = ParallelLoops.workers(for: blocks.blockCount)
+        let workers = source.loops.workers(for: blocks.blockCount)
         let low = HistogramScratch.take(workers * max(1, q) * bins)
         let candidates = BinCandidates(queries: q, blocks: blocks.blockCount, limit: candidateLimit)
         guard q > 0 else { return (low, candidates) }

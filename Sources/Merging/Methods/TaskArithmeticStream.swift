@@ -125,7 +125,7 @@ struct TaskArithmeticStream {
     func pass(_ source: MergeBlockSource,
                       _ body: (Int, Int, UnsafePointer<Float>, [UnsafePointer<Float>]) -> Void) throws {
         let errors = ErrorBox()
-        ParallelLoops.forEachBlock(blocks.blockCount) { worker, block in
+        source.loops.forEachBlock(blocks.blockCount) { worker, block in
             guard errors.value == nil else { return }
             do {
                 try source.withBlock(blocks.range(block)) { base, models in
