@@ -99,19 +99,12 @@ struct SearchCommand: ParsableCommand {
         print("would write \(output): the best recipe's merge, \(plan.jobs.count) tensors, \(formatBytes(plan.outputBytes)), config.json, tokenizer files, README.md and search.jsonl")
     }
 
-    func run() throws {
-        try threading.apply()
-        let metric = CandidateScorer.Metric(rawValue: metric)!
-        let say: (String) -> Void = { s in if !quiet { FileHandle.standardError.write(Data((s + "\n").utf8)) } }
-        var template = try RecipeParser.parse(file: recipe)
-        guard let models = template.models, !models.isEmpty else {
-            throw ValidationError("\(recipe): search supports recipes with `models:` (not `slices:`)")
-        }
-        let variables = try vary.flatMap { try Self.parseVary($0, modelCount: models.count) }
+    /// The `--vary` dimensions, checked against the method: each names a numeric parameter, once,
+    /// and both ends of its range are values the method accepts (a grid tries both; CMA-ES clamps
+    /// to them).
+    func searchVariables(modelCount: Int, method mergeMethod: any MergeMethod) throws -> [Variable] {
+        let variables = try vary.flatMap { try Self.parseVary($0, modelCount: modelCount) }
         guard Set(variables.map(\.dimension.name)).count == variables.count else { throw ValidationError("a parameter is varied twice") }
-        // Both ends of a range are tried (a grid includes them; CMA-ES clamps to them), so both
-        // must be values the method accepts.
-        let mergeMethod = try MergeMethodRegistry.method(named: template.mergeMethod)
         for v in variables {
             guard let spec = mergeMethod.parameters.first(where: { $0.name == v.parameter }) else {
                 throw ValidationError("--vary \(v.dimension.name): \(mergeMethod.name) has no parameter \(v.parameter) (it has \(mergeMethod.parameters.map(\.name).joined(separator: ", ")))")
@@ -123,6 +116,48 @@ struct SearchCommand: ParsableCommand {
                 }
             }
         }
+        return variables
+    }
+
+    /// The printed result: the best 10 trials in rank order with their values and scores (and,
+    /// with --keep, how much of each control set they keep).
+    func rankingTable(variables: [Variable], trials: [ParameterSearch.Trial], scores: [SoupScore], objective: ForgettingObjective?,
+                      metric: CandidateScorer.Metric, shown target: (SoupScore) -> SoupScore,
+                      ranksBefore: (SoupScore, SoupScore) -> Bool) -> String {
+        let method = variables.count == 1 ? "grid of \(budget) points" : "CMA-ES (population \(4 + Int(3 * Foundation.log(Double(variables.count)))))"
+        var table = "search over \(variables.count) parameter\(variables.count == 1 ? "" : "s") by \(method), metric \(metric.rawValue): \(trials.count) trials"
+            + (objective == nil ? "\n" : "; forgetting: the worst score on the --held-out sets among recipes that keep every control set\n")
+        let ranked = trials.indices.sorted { a, b in ranksBefore(scores[a], scores[b]) || (!ranksBefore(scores[b], scores[a]) && a < b) }
+        table += "rank  trial  " + variables.map { SoupCommand.lpad($0.dimension.name, max(8, $0.dimension.name.count)) }.joined(separator: "  ")
+            + "  " + SoupCommand.lpad(objective == nil ? "mean NLL" : "target NLL", 8) + "  " + SoupCommand.lpad(objective == nil ? "mean EM" : "target EM", 7)
+            + (objective?.constraints.map { "  " + SoupCommand.lpad("\($0.name) kept (≥ \(String(format: "%.3g", 100 * $0.fraction))%)", 10) }.joined() ?? "") + "\n"
+        for (r, k) in ranked.prefix(10).enumerated() {
+            table += SoupCommand.lpad("\(r + 1)", 4) + "  " + SoupCommand.lpad("\(k)", 5) + "  "
+            table += zip(variables, trials[k].values).map { SoupCommand.lpad(String(format: "%.4f", $1), max(8, $0.dimension.name.count)) }.joined(separator: "  ")
+            let shown = target(scores[k])
+            table += "  " + SoupCommand.lpad(String(format: "%.4f", shown.meanNLL), objective == nil ? 8 : 10)
+                + "  " + SoupCommand.lpad(String(format: "%.1f%%", 100 * shown.exactMatch), objective == nil ? 7 : 9)
+            if let objective {
+                let v = objective.verdict(scores[k])
+                for (i, c) in objective.constraints.enumerated() {
+                    let head = "\(c.name) kept (≥ \(String(format: "%.3g", 100 * c.fraction))%)"
+                    table += "  " + SoupCommand.lpad(String(format: "%.1f%%", 100 * v.retained[i]) + (v.retained[i] >= c.fraction ? "  " : " ✗"), head.count)
+                }
+            }
+            table += "\n"
+        }
+        return SoupCommand.trimmingTrailingSpaces(table)
+    }
+
+    func run() throws {
+        try threading.apply()
+        let metric = CandidateScorer.Metric(rawValue: metric)!
+        let say: (String) -> Void = { s in if !quiet { FileHandle.standardError.write(Data((s + "\n").utf8)) } }
+        var template = try RecipeParser.parse(file: recipe)
+        guard let models = template.models, !models.isEmpty else {
+            throw ValidationError("\(recipe): search supports recipes with `models:` (not `slices:`)")
+        }
+        let variables = try searchVariables(modelCount: models.count, method: try MergeMethodRegistry.method(named: template.mergeMethod))
         template.text = nil
         let searchDir = URL(fileURLWithPath: recipe).deletingLastPathComponent().path
         func candidate(_ values: [Double]) -> Recipe {
@@ -252,29 +287,8 @@ struct SearchCommand: ParsableCommand {
         if let objective, !objective.verdict(scores[bestTrial]).feasible {
             throw ValidationError("no tried recipe keeps every control set (--keep); widen the ranges toward the base or raise --budget")
         }
-        let method = variables.count == 1 ? "grid of \(budget) points" : "CMA-ES (population \(4 + Int(3 * Foundation.log(Double(variables.count)))))"
-        var table = "search over \(variables.count) parameter\(variables.count == 1 ? "" : "s") by \(method), metric \(metric.rawValue): \(trials.count) trials"
-            + (objective == nil ? "\n" : "; forgetting: the worst score on the --held-out sets among recipes that keep every control set\n")
-        let ranked = trials.indices.sorted { a, b in ranksBefore(scores[a], scores[b]) || (!ranksBefore(scores[b], scores[a]) && a < b) }
-        table += "rank  trial  " + variables.map { SoupCommand.lpad($0.dimension.name, max(8, $0.dimension.name.count)) }.joined(separator: "  ")
-            + "  " + SoupCommand.lpad(objective == nil ? "mean NLL" : "target NLL", 8) + "  " + SoupCommand.lpad(objective == nil ? "mean EM" : "target EM", 7)
-            + (objective?.constraints.map { "  " + SoupCommand.lpad("\($0.name) kept (≥ \(String(format: "%.3g", 100 * $0.fraction))%)", 10) }.joined() ?? "") + "\n"
-        for (r, k) in ranked.prefix(10).enumerated() {
-            table += SoupCommand.lpad("\(r + 1)", 4) + "  " + SoupCommand.lpad("\(k)", 5) + "  "
-            table += zip(variables, trials[k].values).map { SoupCommand.lpad(String(format: "%.4f", $1), max(8, $0.dimension.name.count)) }.joined(separator: "  ")
-            let shown = target(scores[k])
-            table += "  " + SoupCommand.lpad(String(format: "%.4f", shown.meanNLL), objective == nil ? 8 : 10)
-                + "  " + SoupCommand.lpad(String(format: "%.1f%%", 100 * shown.exactMatch), objective == nil ? 7 : 9)
-            if let objective {
-                let v = objective.verdict(scores[k])
-                for (i, c) in objective.constraints.enumerated() {
-                    let head = "\(c.name) kept (≥ \(String(format: "%.3g", 100 * c.fraction))%)"
-                    table += "  " + SoupCommand.lpad(String(format: "%.1f%%", 100 * v.retained[i]) + (v.retained[i] >= c.fraction ? "  " : " ✗"), head.count)
-                }
-            }
-            table += "\n"
-        }
-        table = SoupCommand.trimmingTrailingSpaces(table)
+        let table = rankingTable(variables: variables, trials: trials, scores: scores, objective: objective, metric: metric,
+                                 shown: target, ranksBefore: ranksBefore)
         print(table, terminator: "")
         print("\(evaluations) evaluations run, \(trials.count * sets.count - evaluations) from the cache, " + String(format: "%.2fs", Date().timeIntervalSince(t0)))
         if let output, let prepared {
