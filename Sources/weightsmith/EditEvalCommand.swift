@@ -137,7 +137,7 @@ struct EditEvalCommand: ParsableCommand {
         }
         if json {
             try printJSON(EditEvalJSON(model: model, requests: rs.count, protocol: sequential ? "sequential" : "single",
-                                       generationTokens: generationTokens, excludedNeighbourhoodPrompts: evaluation.excludedNeighbourhoodPrompts,
+                                       memitProtocol: batch ? "batch" : nil, generationTokens: generationTokens, excludedNeighbourhoodPrompts: evaluation.excludedNeighbourhoodPrompts,
                                        rows: rows))
             return
         }
@@ -153,7 +153,10 @@ struct EditEvalCommand: ParsableCommand {
 struct EditEvalJSON: Encodable {
     var model: String
     var requests: Int
+    /// The protocol of every row but MEMIT's with --batch ("single" or "sequential").
     var `protocol`: String
+    /// "batch" with --batch: the MEMIT row is one edit of all records at once.
+    var memitProtocol: String?
     var generationTokens: Int
     var excludedNeighbourhoodPrompts: Int
     var rows: [EditEvaluationRow]

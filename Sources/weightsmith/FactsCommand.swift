@@ -57,7 +57,8 @@ struct FactsMakeCommand: ParsableCommand {
             for r in chosen { print("\(r.name): \(r.pairs.count) facts to ask (\(r.templates.count) templates)") }
             let total = chosen.reduce(0) { $0 + $1.pairs.count }
             print("split: train \(tr), validation \(va), the rest test; \(neighbours) neighbours per record, seed \(seed)")
-            print("would write \(output): JSONL edit records, one per fact of the \(total) that \(model) answers correctly")
+            print("would write \(output): JSONL edit records, one per fact of the \(total) that \(model) answers correctly"
+                  + (unansweredForTraining ? ", then one per fact it does not answer (train split only)" : ""))
             return
         }
         let progress = ProgressLine(label: "facts")

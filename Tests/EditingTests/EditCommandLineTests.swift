@@ -57,6 +57,7 @@ final class EditCommandLineTests: XCTestCase {
         let obj = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(j.out.utf8)) as? [String: Any], j.out)
         XCTAssertEqual(obj["requests"] as? Int, 4)
         XCTAssertEqual(obj["protocol"] as? String, "single")
+        XCTAssertNil(obj["memit_protocol"])
         let rows = try XCTUnwrap(obj["rows"] as? [[String: Any]])
         XCTAssertEqual(rows.map { $0["name"] as? String }, ["unedited", "rome", "ft"])
         for r in rows {
@@ -131,6 +132,9 @@ final class EditCommandLineTests: XCTestCase {
             let r = try run(["edit-eval"] + common + extra)
             XCTAssertEqual(r.status, 0, r.err)
             let o = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(r.out.utf8)) as? [String: Any], r.out)
+            // The other rows' protocol, and MEMIT's own with --batch.
+            XCTAssertEqual(o["protocol"] as? String, "single")
+            XCTAssertEqual(o["memit_protocol"] as? String, extra.contains("--batch") ? "batch" : nil, r.out)
             return try XCTUnwrap(o["rows"] as? [[String: Any]])
         }
         let b = try rows(["--batch"])
