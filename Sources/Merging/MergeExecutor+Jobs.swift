@@ -68,7 +68,7 @@ extension MergeExecutor {
         }
         let all = [job.base].compactMap { $0 } + job.models
         var owned: [UnsafeMutableBufferPointer<Float>] = []
-        var mapped: [UnsafeRawBufferPointer] = []
+        var mapped: [(bytes: UnsafeRawBufferPointer, tensor: UnsafeRawBufferPointer)] = []
         defer { for b in owned { b.deallocate() } }
         // Base first: task-vector inputs need it.
         var buffers: [UnsafeBufferPointer<Float>] = []
@@ -76,15 +76,15 @@ extension MergeExecutor {
             let c = plan.inputs[inp.model].checkpoint
             guard let info = c.info(inp.tensor) else { throw MergeError.other("tensor \(inp.tensor) vanished from \(plan.inputs[inp.model].label)") }
             let own = min(job.elementCount, info.elementCount)
-            let inPlace: UnsafeBufferPointer<Float>? = try c.withRawBytes(inp.tensor) { raw in
+            let inPlace: (UnsafeBufferPointer<Float>, UnsafeRawBufferPointer)? = try c.withRawBytes(inp.tensor) { raw in
                 guard info.dtype == .f32, inp.kind == .weights, !c.isVirtual, range.upperBound <= own, let p = raw.baseAddress,
                       Int(bitPattern: p) % MemoryLayout<Float>.alignment == 0 else { return nil }
                 // The mapping lives as long as the checkpoint (for the whole merge).
-                return UnsafeBufferPointer(start: p.assumingMemoryBound(to: Float.self) + range.lowerBound, count: count)
+                return (UnsafeBufferPointer(start: p.assumingMemoryBound(to: Float.self) + range.lowerBound, count: count), raw)
             }
-            if let inPlace {
-                buffers.append(inPlace)
-                mapped.append(UnsafeRawBufferPointer(inPlace))
+            if let (floats, tensor) = inPlace {
+                buffers.append(floats)
+                mapped.append((UnsafeRawBufferPointer(floats), tensor))
                 continue
             }
             let buf = UnsafeMutableBufferPointer<Float>.allocate(capacity: count)
@@ -109,19 +109,26 @@ extension MergeExecutor {
             buffers.append(UnsafeBufferPointer(buf))
         }
         try body(job.base != nil ? buffers[0] : nil, Array(buffers.dropFirst(job.base != nil ? 1 : 0)))
-        if releaseAfter { for m in mapped { releaseMappedPages(m) } }
+        if releaseAfter { for m in mapped { releaseMappedPages(m.bytes, in: m.tensor) } }
     }
 
     /// MADV_DONTNEED on the pages that hold `bytes` of a read-only file mapping: the pages
     /// leave this process's resident set and are read back from the page cache if touched again.
-    static func releaseMappedPages(_ bytes: UnsafeRawBufferPointer) {
-        guard let p = bytes.baseAddress else { return }
+    /// `bytes` lies in `tensor` (the whole tensor's stored bytes). The range is widened by the
+    /// fault-around window (`MappedFile.faultAroundBytes`) within the tensor's pages: the first
+    /// fault of a chunk maps the previous chunk's last pages again, which would otherwise stay
+    /// resident until the whole tensor is released.
+    static func releaseMappedPages(_ bytes: UnsafeRawBufferPointer, in tensor: UnsafeRawBufferPointer) {
+        guard let p = bytes.baseAddress, let t = tensor.baseAddress else { return }
         let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+        let margin = MappedFile.faultAroundBytes
         // Outward to whole pages: a page shared with the next range is read back once when that
         // range touches it (rounding inward would leave every range's boundary pages resident,
-        // which adds up over a large model).
-        let start = Int(bitPattern: p) / page * page
-        let end = (Int(bitPattern: p) + bytes.count + page - 1) / page * page
+        // which adds up over a large model). The tensor's own pages bound the margin, so nothing
+        // outside the file mapping is touched.
+        let lo = Int(bitPattern: t) / page * page, hi = (Int(bitPattern: t) + tensor.count + page - 1) / page * page
+        let start = max(lo, (Int(bitPattern: p) - margin) / page * page)
+        let end = min(hi, (Int(bitPattern: p) + bytes.count + margin + page - 1) / page * page)
         guard end > start, let ptr = UnsafeMutableRawPointer(bitPattern: start) else { return }
         _ = madvise(ptr, end - start, MADV_DONTNEED)
     }
@@ -144,7 +151,7 @@ extension MergeExecutor {
             }
             loops.forEachChunk(range.count, each)
             if releasingPages && !c.isVirtual {
-                releaseMappedPages(UnsafeRawBufferPointer(rebasing: raw[(range.lowerBound * size)..<(range.upperBound * size)]))
+                releaseMappedPages(UnsafeRawBufferPointer(rebasing: raw[(range.lowerBound * size)..<(range.upperBound * size)]), in: raw)
             }
         }
         if let failure { throw MergeError.other("\(label): tensor \(name): \(failure)") }
