@@ -58,6 +58,10 @@ public protocol MergeMethod: Sendable {
     var modelCount: ClosedRange<Int> { get }
     /// Extra Float32 elements per input element the method allocates (for memory estimates).
     var scratchPerElement: Double { get }
+    /// Bytes of scratch a whole-tensor merge of `elementCount` elements and `modelCount` models
+    /// allocates with these parameters (default: `scratchPerElement` Float32 values per input
+    /// element).
+    func wholeScratchBytes(elementCount: Int, modelCount: Int, parameters: ResolvedParameters) -> Int
 
     func merge(_ inputs: MergeInputs, _ parameters: ResolvedParameters, seed: UInt64,
                into output: UnsafeMutableBufferPointer<Float>) throws
@@ -89,6 +93,9 @@ extension MergeMethod {
     public var isRandomized: Bool { false }
     public func isElementwise(_ parameters: ResolvedParameters) -> Bool { false }
     public var scratchPerElement: Double { 0 }
+    public func wholeScratchBytes(elementCount: Int, modelCount: Int, parameters: ResolvedParameters) -> Int {
+        Int(scratchPerElement * Double(4 * elementCount * modelCount))
+    }
     public var streamsBlocks: Bool { false }
     public func streamScratchBytes(elementCount: Int, cols: Int, modelCount: Int, threads: Int) -> Int { 0 }
     public func perModelParameterProblems(_ values: [String: ParameterValue]) -> [(parameter: String, problem: String)] { [] }

@@ -125,7 +125,7 @@ public struct MergePlan: @unchecked Sendable {
                 + method.streamScratchBytes(elementCount: n, cols: blocks.cols, modelCount: job.models.count, threads: threads)
         case .whole:
             return aligned + 4 * n + infos.reduce(0) { $0 + ($1?.byteCount ?? 4 * n) } + 4 * decoded * n
-                + Int(method.scratchPerElement * Double(4 * n * job.models.count))
+                + method.wholeScratchBytes(elementCount: n, modelCount: job.models.count, parameters: job.parameters)
         }
     }
 

@@ -166,6 +166,19 @@ final class MergeEndToEndTests: XCTestCase {
         }
     }
 
+    /// sce's whole-tensor scratch is one Float32 variance per element, and only when it selects
+    /// (select_topk < 1); it was counted per model and always (39% above the measured peak at the
+    /// TinyLlama shape).
+    func testSCEEstimateCountsOneVariancePerElementWhenSelecting() throws {
+        let base = try makeModel("base", offset: 0), a = try makeModel("a", offset: 1), b = try makeModel("b", offset: 2)
+        func jobBytes(_ topk: Double) throws -> Int {
+            let plan = try MergePlanner.plan(recipe("merge_method: sce\nbase_model: \(base)\nmodels:\n  - model: \(a)\n  - model: \(b)\nparameters:\n  select_topk: \(topk)\n"))
+            let job = try XCTUnwrap(plan.jobs.first { $0.output == "model.embed_tokens.weight" })
+            return plan.estimatedJobBytes(job)
+        }
+        XCTAssertEqual(try jobBytes(0.5) - jobBytes(1), 4 * 8 * 4)
+    }
+
     func testDryRunDescriptionAndMemoryEstimate() throws {
         let base = try makeModel("base", offset: 0), a = try makeModel("a", offset: 1, dtype: .bf16)
         let plan = try MergePlanner.plan(recipe("merge_method: dare_ties\nbase_model: \(base)\nmodels:\n  - model: \(a)\n    parameters: {weight: 1, density: 0.5}\n"),

@@ -19,8 +19,10 @@ public struct SCEMerge: MergeMethod {
     public let summary = "keep high-variance positions, weight each task vector by its mean square, TIES sign election"
     public let baseRole = BaseRole.required
     public let modelCount = 1...Int.max
-    /// The variance of every element (only when selecting).
-    public var scratchPerElement: Double { 1 }
+    /// One variance per element, only when selecting (`select_topk` < 1), whatever the number of models.
+    public func wholeScratchBytes(elementCount: Int, modelCount: Int, parameters: ResolvedParameters) -> Int {
+        ((try? parameters.number("select_topk")) ?? 1) < 1 ? 4 * elementCount : 0
+    }
     public var parameters: [ParameterSpec] {
         [.number("select_topk", .global, default: 1, "fraction of positions kept by variance across the task vectors (1: all)",
                  range: .closed(0, 1)),
