@@ -31,15 +31,14 @@ public struct ParallelLoops: Sendable {
             if count > 0 { body(0..<count) }
             return
         }
+        // Four chunks per thread (for balance), run by `threadCount` workers: at most that many
+        // run at once, whatever the machine's core count.
         let chunks = min(count, t * 4)
         let size = (count + chunks - 1) / chunks
-        withoutActuallyEscaping(body) { body in
-            let box = UncheckedSendable(body)
-            DispatchQueue.concurrentPerform(iterations: chunks) { c in
-                let lo = c * size
-                let hi = min(count, lo + size)
-                if lo < hi { box.value(lo..<hi) }
-            }
+        forEachBlock(chunks) { _, c in
+            let lo = c * size
+            let hi = min(count, lo + size)
+            if lo < hi { body(lo..<hi) }
         }
     }
 
