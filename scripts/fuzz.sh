@@ -42,15 +42,17 @@ for h in "${harnesses[@]}"; do
     [ -n "$runs" ] && limit=(-runs="$runs")
     echo "== $h: ${limit[*]}"
     start=$(date +%s.%N)
-    # -jobs=1 runs the fuzzer in one child process whose log (fuzz-0.log) goes to the build folder.
+    # -jobs=1 runs the fuzzer in one child process whose log (fuzz-0.log) goes to a folder of the
+    # harness's own (Fuzz/.build/run/NAME), so that two harnesses can run side by side.
     # ASAN_OPTIONS: also no leak check at exit (-detect_leaks=0 covers only the per-input check;
     # the exit-time report is Foundation's NSRegularExpression, one allocation, and would be
     # written as a crash-<sha1 of the empty input> artifact).
-    (cd "$BUILD" && WEIGHTSMITH_FUZZ=$h ASAN_OPTIONS=detect_leaks=0 nice -n 19 "$BIN" "$new" "$corpus" "${limit[@]}" -jobs=1 -workers=1 \
+    mkdir -p "$BUILD/run/$h"
+    (cd "$BUILD/run/$h" && WEIGHTSMITH_FUZZ=$h ASAN_OPTIONS=detect_leaks=0 nice -n 19 "$BIN" "$new" "$corpus" "${limit[@]}" -jobs=1 -workers=1 \
         -timeout=20 -rss_limit_mb=1024 -detect_leaks=0 -print_final_stats=1 -artifact_prefix="$findings/" ${FUZZ_FLAGS:-}) \
         2>&1 | tee "$BUILD/$h.log" | grep -E "^#[0-9]+ +(INITED|DONE)|stat::|ERROR|SUMMARY|Test unit written|==[0-9]+==" || true
     end=$(date +%s.%N)
-    echo "   wall time $(echo "$end - $start" | bc) s; log $BUILD/$h.log; findings in $findings"
+    echo "   wall time $(echo "$end - $start" | bc) s; log $BUILD/$h.log and $BUILD/run/$h/fuzz-0.log; findings in $findings"
     if [ $merge = 1 ]; then
         tmp=$(mktemp -d)
         WEIGHTSMITH_FUZZ=$h "$BIN" -merge=1 "$tmp" "$corpus" "$new" >/dev/null 2>&1
