@@ -30,7 +30,40 @@ public enum RecipeParser {
         return try parse(text, file: path)
     }
 
+    /// The first line (1-based) that starts a block-style explicit mapping key (`? `), outside block
+    /// scalars. Recipes never need one (their keys are plain strings), and nested explicit keys
+    /// made `Yams.compose` take exponential time: a 1,463-byte input found by the recipe fuzzer
+    /// ran for minutes (16 of its lines already over 100 s). Such a recipe is refused before it is
+    /// composed.
+    static func explicitKeyLine(_ text: String) -> Int? {
+        var blockIndent: Int? = nil  // inside a block scalar (`|`, `>`) whose header line had this indent
+        for (i, raw) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+            let line = raw.hasSuffix("\r") ? raw.dropLast() : raw[...]
+            let indent = line.prefix(while: { $0 == " " || $0 == "\t" }).count
+            var rest = line.dropFirst(indent)
+            if let b = blockIndent {
+                if rest.isEmpty || indent > b { continue }
+                blockIndent = nil
+            }
+            // Sequence entries ("- ") before the node itself.
+            while rest.hasPrefix("- ") || rest == "-" { rest = rest.dropFirst().drop(while: { $0 == " " || $0 == "\t" }) }
+            if rest == "?" || rest.hasPrefix("? ") || rest.hasPrefix("?\t") { return i + 1 }
+            // A block scalar header ends the line: `key: |`, `- >-`, `key: |2+` (comments aside).
+            let content = rest.split(separator: "#", maxSplits: 1, omittingEmptySubsequences: false).first ?? rest
+            let trimmed = content.reversed().drop(while: { $0 == " " || $0 == "\t" })
+            let header = trimmed.prefix(while: { "+-0123456789".contains($0) })
+            if let c = trimmed.dropFirst(header.count).first, c == "|" || c == ">" {
+                let before = trimmed.dropFirst(header.count + 1).first
+                if before == nil || before == " " || before == ":" || before == "-" { blockIndent = indent }
+            }
+        }
+        return nil
+    }
+
     public static func parse(_ text: String, file: String = "<recipe>") throws -> Recipe {
+        if let line = explicitKeyLine(text) {
+            throw RecipeError(file: file, line: line, key: "", message: "explicit mapping keys (\"? \") are not accepted in a recipe: write keys as plain strings")
+        }
         let root: Node?
         do {
             root = try Yams.compose(yaml: text)

@@ -67,6 +67,26 @@ final class RecipeParserTests: XCTestCase {
         }
     }
 
+    /// Found by the recipe fuzzer: nested explicit mapping keys (`? `) made YAML composition take
+    /// minutes for 1,463 bytes. They are refused first, with the line, in bounded time; a block
+    /// scalar whose text has a line starting with "? " is still a plain value.
+    func testExplicitMappingKeysAreRefusedBeforeComposing() throws {
+        let url = try XCTUnwrap(Bundle.module.url(forResource: "Fixtures/recipe-nested-explicit-keys", withExtension: "yml"))
+        let text = try String(contentsOf: url, encoding: .utf8)
+        let start = Date()
+        XCTAssertThrowsError(try MultiRecipe.parse(text)) { e in
+            XCTAssertEqual((e as? RecipeError)?.line, 3, "\(e)")
+            XCTAssertTrue("\(e)".contains("explicit mapping keys"), "\(e)")
+        }
+        XCTAssertThrowsError(try RecipeParser.parse("merge_method: linear\nmodels:\n  - ? model\n    : a\n")) { e in
+            XCTAssertEqual((e as? RecipeError)?.line, 3, "\(e)")
+        }
+        XCTAssertLessThan(Date().timeIntervalSince(start), 5)
+        let literal = "merge_method: linear\nmodels:\n  - model: a\n  - model: b\nchat_template: |\n  ? not a key\n  {{ messages }}\nparameters:\n  weight: 1\n"
+        let r = try RecipeParser.parse(literal)
+        XCTAssertEqual(r.chatTemplate, "? not a key\n{{ messages }}\n")
+    }
+
     func testErrorsNameKeyAndLine() {
         assertRecipeError("merge_method: tiess\nmodels: [a]\n", line: 1, key: "merge_method", contains: "unknown merge method")
         assertRecipeError("merge_method: ties\nbase_model: b\nmodels:\n  - model: a\n    parameters:\n      desnity: 0.5\n",
