@@ -71,10 +71,23 @@ public final class MappedFile: @unchecked Sendable {
     /// released, and without the margin those stayed resident for the rest of the run (on a
     /// TinyLlama-shaped merge ~4 MB per input, growing with the number of tensors).
     public func releasePages(_ range: Range<Int>) {
-        guard let base, !range.isEmpty else { return }
+        guard base != nil, !range.isEmpty else { return }
+        Self.releasePages(bytes(range), within: bytes(0..<size))
+    }
+
+    /// The one page release of mapped input bytes: MADV_DONTNEED on the pages of `bytes`, rounded
+    /// outward to whole pages and widened by `faultAroundBytes` on both sides, never past the
+    /// pages of `bounds` (a region of the same read-only file mapping that holds `bytes`: the
+    /// file, or one tensor), so nothing outside the mapping is touched. Rounding outward means a
+    /// page shared with the next range is read back once when that range touches it; rounding
+    /// inward would leave every range's boundary pages resident.
+    public static func releasePages(_ bytes: UnsafeRawBufferPointer, within bounds: UnsafeRawBufferPointer) {
+        guard let p = bytes.baseAddress, let b = bounds.baseAddress, !bytes.isEmpty else { return }
         let page = Int(sysconf(Int32(_SC_PAGESIZE)))
-        let start = Swift.max(0, range.lowerBound - Self.faultAroundBytes) / page * page
-        let end = Swift.min(size, (range.upperBound + Self.faultAroundBytes + page - 1) / page * page)
-        _ = madvise(UnsafeMutableRawPointer(mutating: base + start), end - start, MADV_DONTNEED)
+        let lo = Int(bitPattern: b) / page * page, hi = (Int(bitPattern: b) + bounds.count + page - 1) / page * page
+        let start = Swift.max(lo, (Int(bitPattern: p) - faultAroundBytes) / page * page)
+        let end = Swift.min(hi, (Int(bitPattern: p) + bytes.count + faultAroundBytes + page - 1) / page * page)
+        guard end > start, let ptr = UnsafeMutableRawPointer(bitPattern: start) else { return }
+        _ = madvise(ptr, end - start, MADV_DONTNEED)
     }
 }

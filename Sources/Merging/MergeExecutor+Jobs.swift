@@ -112,25 +112,10 @@ extension MergeExecutor {
         if releaseAfter { for m in mapped { releaseMappedPages(m.bytes, in: m.tensor) } }
     }
 
-    /// MADV_DONTNEED on the pages that hold `bytes` of a read-only file mapping: the pages
-    /// leave this process's resident set and are read back from the page cache if touched again.
-    /// `bytes` lies in `tensor` (the whole tensor's stored bytes). The range is widened by the
-    /// fault-around window (`MappedFile.faultAroundBytes`) within the tensor's pages: the first
-    /// fault of a chunk maps the previous chunk's last pages again, which would otherwise stay
-    /// resident until the whole tensor is released.
+    /// Drops the mapped pages of `bytes`, a range of `tensor`'s stored bytes, after use (with the
+    /// fault-around margin, within the tensor: `MappedFile.releasePages(_:within:)`).
     static func releaseMappedPages(_ bytes: UnsafeRawBufferPointer, in tensor: UnsafeRawBufferPointer) {
-        guard let p = bytes.baseAddress, let t = tensor.baseAddress else { return }
-        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
-        let margin = MappedFile.faultAroundBytes
-        // Outward to whole pages: a page shared with the next range is read back once when that
-        // range touches it (rounding inward would leave every range's boundary pages resident,
-        // which adds up over a large model). The tensor's own pages bound the margin, so nothing
-        // outside the file mapping is touched.
-        let lo = Int(bitPattern: t) / page * page, hi = (Int(bitPattern: t) + tensor.count + page - 1) / page * page
-        let start = max(lo, (Int(bitPattern: p) - margin) / page * page)
-        let end = min(hi, (Int(bitPattern: p) + bytes.count + margin + page - 1) / page * page)
-        guard end > start, let ptr = UnsafeMutableRawPointer(bitPattern: start) else { return }
-        _ = madvise(ptr, end - start, MADV_DONTNEED)
+        MappedFile.releasePages(bytes, within: tensor)
     }
 
     /// Decodes elements `range` of a stored tensor into `dest`, in parallel chunks over `loops`.

@@ -105,13 +105,7 @@ public struct MultiRecipe: Sendable {
 
     /// The document's `name:` value and the text without that top-level key.
     static func extractName(_ text: String, file: String) throws -> (String?, String) {
-        let node: Node?
-        if let line = RecipeParser.explicitKeyLine(text) {
-            throw RecipeError(file: file, line: line, key: "", message: "explicit mapping keys (\"? \") are not accepted in a recipe: write keys as plain strings")
-        }
-        do { node = try Yams.compose(yaml: text) } catch let e as YamlError {
-            throw RecipeError(file: file, line: RecipeParser.yamlLine(e), key: "", message: "invalid YAML: \(RecipeParser.yamlProblem(e))")
-        }
+        let node = try RecipeParser.compose(text, file: file)
         guard let map = node?.mapping, let (k, v) = map.first(where: { $0.key.string == "name" }) else { return (nil, text) }
         guard let name = v.scalar?.string, !name.isEmpty, !name.contains("/") else {
             throw RecipeError(file: file, line: k.mark?.line, key: "name", message: "expected a non-empty name without \"/\"")

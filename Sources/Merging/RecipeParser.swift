@@ -60,16 +60,18 @@ public enum RecipeParser {
         return nil
     }
 
-    public static func parse(_ text: String, file: String = "<recipe>") throws -> Recipe {
+    /// `Yams.compose` after refusing explicit mapping keys (`explicitKeyLine`); YAML errors name the line.
+    static func compose(_ text: String, file: String) throws -> Node? {
         if let line = explicitKeyLine(text) {
             throw RecipeError(file: file, line: line, key: "", message: "explicit mapping keys (\"? \") are not accepted in a recipe: write keys as plain strings")
         }
-        let root: Node?
-        do {
-            root = try Yams.compose(yaml: text)
-        } catch let e as YamlError {
+        do { return try Yams.compose(yaml: text) } catch let e as YamlError {
             throw RecipeError(file: file, line: yamlLine(e), key: "", message: "invalid YAML: \(yamlProblem(e))")
         }
+    }
+
+    public static func parse(_ text: String, file: String = "<recipe>") throws -> Recipe {
+        let root = try compose(text, file: file)
         guard let root, let map = root.mapping else {
             throw RecipeError(file: file, line: root?.mark?.line, key: "", message: "a recipe must be a YAML mapping with at least merge_method")
         }
