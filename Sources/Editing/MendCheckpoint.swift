@@ -11,6 +11,9 @@ public struct MendTrainingState {
     var adam = FlatAdam()
     var lrAdam = FlatAdam()
     public var bestLoss: Double? = nil
+    public var bestSuccess: Double? = nil
+    /// The edit-loss prompts and selection the best record was chosen under (`MendTrainingSettings`).
+    public var objectiveKey: String? = nil
     public var bestStep = 0
     public var sinceBest = 0
     public var best: MendEditor? = nil
@@ -61,6 +64,8 @@ public enum MendCheckpoint {
         meta["step"] = "\(state.step)"; meta["next"] = "\(state.next)"
         meta["best_step"] = "\(state.bestStep)"; meta["since_best"] = "\(state.sinceBest)"
         if let b = state.bestLoss { meta["best_loss"] = "\(b.bitPattern)" }
+        if let b = state.bestSuccess { meta["best_success"] = "\(b.bitPattern)" }
+        if let k = state.objectiveKey { meta["objective"] = k }
         meta["requests"] = fingerprint(requests)
         meta["rank"] = "\(editor.transforms.values.first?.rank ?? 0)"
         let entries = tensors.map { TensorEntry(name: $0.0, dtype: .f32, shape: $0.1.shape) }
@@ -111,6 +116,9 @@ public enum MendCheckpoint {
         state.step = try int("step"); state.next = try int("next")
         state.bestStep = try int("best_step"); state.sinceBest = try int("since_best")
         state.bestLoss = f.metadata["best_loss"].flatMap(UInt64.init).map(Double.init(bitPattern:))
+        state.bestSuccess = f.metadata["best_success"].flatMap(UInt64.init).map(Double.init(bitPattern:))
+        // Checkpoints written before the choice existed were trained on the rephrase and kept by loss.
+        state.objectiveKey = f.metadata["objective"] ?? "paraphrase/loss"
         if f.metadata["best.weights"] != nil {
             let best = try MendEditor.read(f, prefix: "best.", path: path)
             try exact(best, "best.")

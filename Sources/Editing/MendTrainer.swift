@@ -17,9 +17,24 @@ public struct MendTrainingSettings: Sendable {
     /// Validate on the validation edits every this many steps (0: never; MEND validates on a
     /// held-out split and keeps the editor with the lowest validation loss, §4).
     public var validateEvery = 0
-    /// Stop after this many validations without a lower validation loss (0: never stop early).
+    /// Stop after this many validations without a better validation score (0: never stop early).
     public var patience = 0
+    /// The prompts the outer edit loss is measured on.
+    public var editLossOn: MendEditLossPrompts = .paraphrase
+    /// What makes a validation the best one kept.
+    public var keepBest: MendSelection = .loss
     public init() {}
+
+    /// The part of the settings a checkpoint's best-editor record depends on.
+    public var objectiveKey: String { "\(editLossOn.rawValue)/\(keepBest.rawValue)" }
+}
+
+/// How the editor kept at the end is chosen among the validations: the lowest outer loss (MEND's
+/// code, `loss/total_edit_val`), or the highest edit success with the loss breaking ties (EasyEdit's
+/// Llama settings early-stop on `edit/acc_val`).
+public enum MendSelection: String, Sendable, CaseIterable {
+    case loss
+    case editSuccess = "edit-success"
 }
 
 /// One validation: the mean outer loss (and its two terms) over the validation edits, each made
@@ -34,7 +49,7 @@ public struct MendValidationLog: Sendable {
     public var editSuccess: Double
     public var reached: Int
     public var count: Int
-    /// The lowest validation loss so far (the editor kept).
+    /// The best validation so far (the editor kept).
     public var isBest: Bool
 }
 
@@ -45,6 +60,10 @@ public struct MendTrainingOutcome: Sendable {
     public var stoppedEarly: Bool
     public var keptStep: Int
     public var bestLoss: Double?
+    public var bestSuccess: Double?
+    /// The resumed checkpoint's best-editor record was dropped: it was chosen under another
+    /// `editLossOn` or `keepBest`.
+    public var droppedResumedBest = false
 }
 
 public struct MendTrainingLog: Sendable {
@@ -93,9 +112,18 @@ public enum MendTrainer {
         guard !requests.isEmpty else { throw EditError.invalidRequest("no training edits") }
         guard settings.validateEvery >= 0, settings.patience >= 0 else { throw EditError.invalidRequest("validateEvery and patience must be ≥ 0") }
         let objective = MendObjective(cEdit: settings.cEdit, cLoc: settings.cLoc)
-        let batches = try requests.map { try MendObjective.batches(model: model, tokenizer: tokenizer, request: $0) }
+        let batches = try requests.map { try MendObjective.batches(model: model, tokenizer: tokenizer, request: $0, editLossOn: settings.editLossOn) }
         let validating = settings.validateEvery > 0 && !validation.isEmpty
-        let validationBatches = validating ? try validation.map { try MendObjective.batches(model: model, tokenizer: tokenizer, request: $0) } : []
+        let validationBatches = validating ? try validation.map {
+            try MendObjective.batches(model: model, tokenizer: tokenizer, request: $0, editLossOn: settings.editLossOn)
+        } : []
+        var dropped = false
+        if let key = state.objectiveKey, key != settings.objectiveKey, state.best != nil || state.bestLoss != nil {
+            // Scores measured under another objective or criterion do not compare with the new ones.
+            state.best = nil; state.bestLoss = nil; state.bestSuccess = nil; state.sinceBest = 0; state.bestStep = 0
+            dropped = true
+        }
+        state.objectiveKey = settings.objectiveKey
         let total = max(settings.steps, 1)
         var stoppedEarly = false
         while state.step < total {
@@ -135,8 +163,16 @@ public enum MendTrainer {
                 var v = try validate(editor: editor, model: model, tokenizer: tokenizer, requests: validation, batches: validationBatches,
                                      objective: objective)
                 v.step = step
-                if state.bestLoss.map({ v.loss < $0 }) ?? true {
-                    state.bestLoss = v.loss; state.bestStep = step; state.sinceBest = 0; state.best = editor.copy()
+                let better: Bool
+                switch settings.keepBest {
+                case .loss: better = state.bestLoss.map { v.loss < $0 } ?? true
+                case .editSuccess:
+                    let s = state.bestSuccess ?? -1
+                    better = v.editSuccess > s || (v.editSuccess == s && v.loss < (state.bestLoss ?? .infinity))
+                }
+                if better {
+                    state.bestLoss = v.loss; state.bestSuccess = v.editSuccess
+                    state.bestStep = step; state.sinceBest = 0; state.best = editor.copy()
                     v.isBest = true
                 } else {
                     state.sinceBest += 1
@@ -152,7 +188,7 @@ public enum MendTrainer {
             editor.transforms = best.copy().transforms
         }
         return MendTrainingOutcome(steps: state.step, stoppedEarly: stoppedEarly, keptStep: validating ? state.bestStep : state.step,
-                                   bestLoss: state.bestLoss)
+                                   bestLoss: state.bestLoss, bestSuccess: state.bestSuccess, droppedResumedBest: dropped)
     }
 
     /// The validation scores of `editor` (frozen statistics) on `requests`; the model is left unedited.

@@ -20,35 +20,52 @@ public struct MendGradients {
     }
 }
 
+/// Which prompts the outer edit loss L_e is measured on. MEND's code measures it on a rephrase of the
+/// edit (Mitchell et al. 2022, §3: "equivalence neighbourhood"); EasyEdit's trainer on the edit prompt
+/// itself; `both` takes the mean of the two per-token NLLs.
+public enum MendEditLossPrompts: String, Sendable, CaseIterable {
+    case paraphrase, prompt, both
+}
+
 /// Outer objective of MEND meta-training for one edit (Mitchell et al. 2022, §3), with its hand-written
-/// backward (§1.8):
-///   L = c_edit · NLL(edited model, paraphrase (else prompt) → target) + c_loc · L_loc,
+/// backward:
+///   L = c_edit · L_e + c_loc · L_loc,  L_e = the mean over the outer batches of the per-token NLL of
+///   the target in the edited model (the first rephrase, else the prompt; or the prompt; or both),
 /// where L_loc = KL(p_pre ‖ p_post) averaged over every position of the locality sequences (each
 /// prompt with the unedited model's two greedy tokens), p_pre the unedited model's next-token
-/// distribution (soft targets, recomputed for each step), as in the reference. The raw gradient factors are detached (§1.7): ∂L/∂φ flows only through
+/// distribution (soft targets, recomputed for each step), as in MEND's code. The raw gradient factors
+/// are detached (MEND's code calls backward without create_graph): ∂L/∂φ flows only through
 /// W̃ = W + α D̃ᵀŨ, with G = ∂L/∂W̃ from an ordinary backward of the edited model.
 public struct MendObjective {
     public var cEdit: Float = 0.1
     public var cLoc: Float = 1.0
     public init(cEdit: Float = 0.1, cLoc: Float = 1.0) { self.cEdit = cEdit; self.cLoc = cLoc }
 
-    /// The edit's batches: inner (prompt → target), outer (paraphrase → target), locality
-    /// sequences (right-padded with 0; `localityLengths` their real lengths; no targets).
+    /// The edit's batches: inner (prompt → target), outer (the prompts L_e is measured on, each
+    /// → target; at least one), locality sequences (right-padded with 0; `localityLengths` their
+    /// real lengths; no targets).
     public struct Batches {
         public var inner: TrainingBatch
-        public var outer: TrainingBatch
+        public var outer: [TrainingBatch]
         public var locality: TrainingBatch?
         public var localityLengths: [Int] = []
     }
 
-    public static func batches(model: TransformerModel, tokenizer: BPETokenizer, request: EditRequest) throws -> Batches {
+    public static func batches(model: TransformerModel, tokenizer: BPETokenizer, request: EditRequest,
+                               editLossOn: MendEditLossPrompts = .paraphrase) throws -> Batches {
         let scorer = EditScorer(model: model, tokenizer: tokenizer)
         let (p, t) = try scorer.encode(prompt: request.text, target: request.target)
         let inner = try EditBatches.teacherForced(prompts: [p], target: t, pad: 0)
-        var outer = inner
-        if let para = request.paraphrases.first {
+        var paraphrase: TrainingBatch? = nil
+        if editLossOn != .prompt, let para = request.paraphrases.first {
             let (q, tq) = try scorer.encode(prompt: para, target: request.target)
-            outer = try EditBatches.teacherForced(prompts: [q], target: tq, pad: 0)
+            paraphrase = try EditBatches.teacherForced(prompts: [q], target: tq, pad: 0)
+        }
+        let outer: [TrainingBatch]
+        switch (editLossOn, paraphrase) {
+        case (.paraphrase, let q?): outer = [q]
+        case (.both, let q?): outer = [inner, q]
+        default: outer = [inner]
         }
         var loc: TrainingBatch? = nil, lengths: [Int] = []
         if !request.localityPrompts.isEmpty {
@@ -101,7 +118,7 @@ public struct MendObjective {
     }
 
     /// The outer loss of one edit without gradients (validation): the edit made once, the
-    /// paraphrase NLL and the locality KL from forward passes of the edited model, and `scored`
+    /// outer NLL and the locality KL from forward passes of the edited model, and `scored`
     /// run while the edit is applied. The model is left unedited.
     public func loss<R>(editor: MendEditor, model: TransformerModel, batches: Batches,
                         scored: () throws -> R) throws -> (loss: Double, editLoss: Double, localityLoss: Double, scored: R) {
@@ -110,7 +127,9 @@ public struct MendObjective {
         let snapshot = WeightSnapshot(model: model)
         defer { snapshot.restore() }
         for e in edits { try snapshot.apply(e) }
-        let le = try Self.crossEntropy(model: model, batch: batches.outer) / Double(max(batches.outer.scoredTokens, 1))
+        var le = 0.0
+        for b in batches.outer { le += try Self.crossEntropy(model: model, batch: b) / Double(max(b.scoredTokens, 1)) }
+        le /= Double(max(batches.outer.count, 1))
         var ll = 0.0
         if let loc = locality, loc.positions > 0 {
             ll = max(0, try Self.crossEntropy(model: model, batch: loc.batch) - loc.entropy) / Double(loc.positions)
@@ -130,8 +149,13 @@ public struct MendObjective {
         for e in edits { try snapshot.apply(e) }
         let layout = try model.layout.subset(Set(editor.weights))
         let G = ParameterBuffer(layout: layout)
-        let ne = Float(batches.outer.scoredTokens)
-        let le = try model.accumulateGradients(batches.outer, into: GradientSink(model: G), lossScale: cEdit / ne) / Double(ne)
+        var le = 0.0
+        let outers = Float(max(batches.outer.count, 1))
+        for b in batches.outer {
+            let ne = Float(max(b.scoredTokens, 1))
+            le += try model.accumulateGradients(b, into: GradientSink(model: G), lossScale: cEdit / (ne * outers)) / Double(ne)
+        }
+        le /= Double(outers)
         var ll = 0.0
         if let loc = locality, loc.positions > 0 {
             let nl = Float(loc.positions)

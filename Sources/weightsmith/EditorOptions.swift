@@ -171,3 +171,6 @@ final class Editors {
 
     func fmt(_ x: Double?) -> String { x.map { String(format: "%.4f", $0) } ?? "-" }
 }
+
+extension MendEditLossPrompts: ExpressibleByArgument {}
+extension MendSelection: ExpressibleByArgument {}

@@ -11,15 +11,18 @@ struct TrainEditorCommand: ParsableCommand {
         discussion: """
         The editor transforms the rank-one gradient factors of the MLP matrices of the last --layers \
         blocks (identity init, running normalisation, IDMLP of rank --rank). Outer loss per edit: \
-        c_edit · NLL of the target after the first rephrase prompt (else the prompt) + c_loc · \
+        c_edit · NLL of the target after the first rephrase prompt (else the prompt; MEND's choice, \
+        --edit-loss-on paraphrase), after the edit prompt itself (EasyEdit's, --edit-loss-on prompt) \
+        or the mean of both (--edit-loss-on both) + c_loc · \
         KL(unedited ‖ edited) of the next-token distributions at every position of the record's \
         locality prompts (each with the unedited model's two greedy tokens). Adam with gradient \
         accumulation and clipping; a second Adam on the edit learning rates. Prints the loss every \
         --log-every steps. Records with a "split" field (weightsmith facts make): training uses \
         --split (default train) and validation --validation-split (default validation): every \
         --validate-every steps the editor edits each validation record and the mean outer loss and \
-        edit success are printed; the editor with the lowest validation loss is the one written, \
-        and training stops after --patience validations without improvement. --checkpoint FILE \
+        edit success are printed; the editor with the lowest validation loss (--keep-best loss) or \
+        the highest edit success (--keep-best edit-success, ties to the lower loss) is the one \
+        written, and training stops after --patience validations without improvement. --checkpoint FILE \
         saves the run after every validation and at the end; --resume FILE continues one.
         """)
 
@@ -35,6 +38,10 @@ struct TrainEditorCommand: ParsableCommand {
     @Option(name: .long, help: "Edit the MLP matrices of this many last blocks.") var layers = 3
     @Option(name: .long, help: "Weight of the edit loss.") var cEdit: Float = 0.1
     @Option(name: .long, help: "Weight of the locality loss.") var cLoc: Float = 1.0
+    @Option(name: .long, help: "Measure the edit loss on: paraphrase (MEND; the prompt when a record has none), prompt (EasyEdit), both (their mean).")
+    var editLossOn: MendEditLossPrompts = .paraphrase
+    @Option(name: .long, help: "Keep the editor of the validation with: loss (the lowest outer loss, MEND) or edit-success (the highest edit success).")
+    var keepBest: MendSelection = .loss
     @Option(name: .long, help: "Print every N steps.") var logEvery = 10
     @Option(name: .long, help: "Seed (V init).") var seed: UInt64 = 0
     @Option(name: .long, help: "Train on the records of this split (default: train when the records have splits, else all).") var split: String?
@@ -86,6 +93,7 @@ struct TrainEditorCommand: ParsableCommand {
         var s = MendTrainingSettings()
         s.steps = steps; s.accumulation = accumulation; s.learningRate = lr; s.editLRLearningRate = lrLr; s.cEdit = cEdit; s.cLoc = cLoc
         s.validateEvery = every; s.patience = validation.isEmpty ? 0 : patience
+        s.editLossOn = editLossOn; s.keepBest = keepBest
         var state = MendTrainingState()
         if let resume {
             (editor, state) = try MendCheckpoint.read(URL(fileURLWithPath: resume), fresh: editor, requests: requests)
@@ -101,10 +109,13 @@ struct TrainEditorCommand: ParsableCommand {
             }
             let tensors = 12 * editor.transforms.count + 1
             print("MEND editor for \(editor.weights.count) matrices (\(editor.weights.joined(separator: ", "))), \(editor.transforms.count) shared transforms of rank \(rank)")
-            print("would train \(steps) steps of \(accumulation) edits on \(requests.count) training edits of \(data)\(trainSplit.map { " (split \($0))" } ?? "") (lr \(lr), edit lr \(editLr), c_edit \(cEdit), c_loc \(cLoc))"
+            print("would train \(steps) steps of \(accumulation) edits on \(requests.count) training edits of \(data)\(trainSplit.map { " (split \($0))" } ?? "") (lr \(lr), edit lr \(editLr), c_edit \(cEdit), c_loc \(cLoc), edit loss on \(editLossOn.rawValue))"
                   + (state.step > 0 ? ", from step \(state.step) of \(resume!)" : ""))
             if every > 0 && !validation.isEmpty {
-                print("would validate every \(every) steps on \(validation.count) records (split \(valSplit!)), stopping after \(s.patience) without improvement")
+                print("would validate every \(every) steps on \(validation.count) records (split \(valSplit!)), keeping the best by \(keepBest.rawValue), stopping after \(s.patience) without improvement")
+                if let key = state.objectiveKey, key != s.objectiveKey, state.bestLoss != nil {
+                    print("would drop the checkpoint's best editor (step \(state.bestStep)): it was chosen under \(key), this run uses \(s.objectiveKey)")
+                }
             }
             print("would write \(output): a MEND editor, \(tensors) f32 tensors, \(ByteSize.format(scalars * 4))")
             if let checkpoint { print("would write \(checkpoint): the training state, after every validation and at the end") }
@@ -114,6 +125,9 @@ struct TrainEditorCommand: ParsableCommand {
             print("MEND editor for \(editor.weights.count) matrices, \(editor.transforms.count) shared transforms; \(requests.count) training edits"
                   + (validation.isEmpty || every == 0 ? "" : ", \(validation.count) validation edits (every \(every) steps)")
                   + (state.step > 0 ? "; resuming at step \(state.step)" : ""))
+        }
+        if !quiet, let key = state.objectiveKey, key != s.objectiveKey, state.bestLoss != nil {
+            print("note: the checkpoint's best editor (step \(state.bestStep)) was chosen under \(key) (edit loss on / kept by); this run uses \(s.objectiveKey), so validation starts a new record")
         }
         let t0 = Date(), first = state.step
         let outcome = try MendTrainer.train(editor: editor, model: loaded.model, tokenizer: loaded.tokenizer, requests: requests,
@@ -137,7 +151,7 @@ struct TrainEditorCommand: ParsableCommand {
         let seconds = Date().timeIntervalSince(t0)
         print("trained \(outcome.steps - first) steps in \(String(format: "%.1f", seconds)) s" + (first > 0 ? " (steps \(first + 1)-\(outcome.steps))" : "")
               + (outcome.stoppedEarly ? ", stopped early" : "")
-              + (s.validateEvery > 0 && !validation.isEmpty ? String(format: "; kept the editor of step %d (validation loss %.4f)", outcome.keptStep, outcome.bestLoss ?? .nan) : ""))
+              + (s.validateEvery > 0 && !validation.isEmpty ? String(format: "; kept the editor of step %d (validation loss %.4f, edit success %.3f)", outcome.keptStep, outcome.bestLoss ?? .nan, outcome.bestSuccess ?? .nan) : ""))
         print("edit lrs: " + editor.editLRs.map { String(format: "%.3g", $0) }.joined(separator: " "))
         if let checkpoint { print("wrote \(checkpoint) (training state)") }
         print("wrote \(output)")

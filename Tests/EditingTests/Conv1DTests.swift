@@ -23,7 +23,7 @@ final class Conv1DTests: XCTestCase {
         let inner = try TrainingBatch.completions([([1, 5, 9, 14], [22, 31])])
         let outer = try TrainingBatch.completions([([2, 6, 9, 14], [22, 31])])
         let loc = try TrainingBatch.completions([([3, 7, 11], [40, 41])])
-        let batches = MendObjective.Batches(inner: inner, outer: outer, locality: loc)
+        let batches = MendObjective.Batches(inner: inner, outer: [outer], locality: loc)
         let objective = MendObjective(cEdit: 1, cLoc: 1)
         _ = try objective.lossAndGradients(editor: editor, model: m, batches: batches, updateStatistics: true)
         // The edit of c_fc (in, out) = α ŨᵀD̃: check one entry against its definition.

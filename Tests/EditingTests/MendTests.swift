@@ -119,6 +119,46 @@ final class MendTests: XCTestCase {
         XCTAssertEqual(compared, 5)
     }
 
+    /// The edit loss on both prompts is the mean of the losses on each, for the loss and for every
+    /// gradient (one edit, fixed statistics); `prompt` ignores the rephrase, and a record without
+    /// a rephrase measures `paraphrase` on the prompt.
+    func testEditLossOnBothPromptsIsTheMeanOfEach() throws {
+        let pm = try familyBase()
+        let m = pm.model
+        let editor = try MendEditor(model: m, weights: ["model.layers.3.mlp.down_proj.weight", "model.layers.2.mlp.up_proj.weight"], rank: 8, editLR: 1e-2, seed: 4)
+        let request = EditRequest(prompt: "The capital of France is", target: " Rome", paraphrases: ["France has its capital in"],
+                                  localityPrompts: ["The capital of Spain is"])
+        let objective = MendObjective(cEdit: 0.5, cLoc: 1)
+        func batches(_ on: MendEditLossPrompts, _ r: EditRequest = request) throws -> MendObjective.Batches {
+            try MendObjective.batches(model: m, tokenizer: pm.tokenizer, request: r, editLossOn: on)
+        }
+        _ = try objective.lossAndGradients(editor: editor, model: m, batches: try batches(.paraphrase), updateStatistics: true)
+        let p = try objective.lossAndGradients(editor: editor, model: m, batches: try batches(.prompt), updateStatistics: false)
+        let q = try objective.lossAndGradients(editor: editor, model: m, batches: try batches(.paraphrase), updateStatistics: false)
+        let b = try objective.lossAndGradients(editor: editor, model: m, batches: try batches(.both), updateStatistics: false)
+        XCTAssertEqual(try batches(.both).outer.count, 2)
+        XCTAssertEqual(try batches(.prompt).outer.map(\.tokens), [try batches(.prompt).inner.tokens])
+        XCTAssertNotEqual(p.editLoss, q.editLoss, accuracy: 1e-3)
+        XCTAssertEqual(b.editLoss, (p.editLoss + q.editLoss) / 2, accuracy: 1e-5 * max(1, b.editLoss))
+        XCTAssertEqual(b.localityLoss, p.localityLoss, accuracy: 1e-6)
+        let flat = (b.gradients.flat(), p.gradients.flat(), q.gradients.flat())
+        var checked = 0
+        for ((name, gb), ((_, gp), (_, gq))) in zip(flat.0, zip(flat.1, flat.2)) {
+            for i in gb.indices where abs(gp[i] - gq[i]) > 1e-4 {
+                XCTAssertEqual(gb[i], (gp[i] + gq[i]) / 2, accuracy: 1e-3 * max(abs(gp[i]), abs(gq[i])) + 1e-6, "\(name)[\(i)]")
+                checked += 1
+            }
+        }
+        XCTAssertGreaterThan(checked, 100)
+        let fast = try objective.loss(editor: editor, model: m, batches: try batches(.both)) { 0 }
+        XCTAssertEqual(fast.editLoss, b.editLoss, accuracy: 1e-5 * max(1, b.editLoss))
+        // Without a rephrase every choice measures the prompt.
+        let bare = EditRequest(prompt: "The capital of France is", target: " Rome")
+        for on in MendEditLossPrompts.allCases {
+            XCTAssertEqual(try batches(on, bare).outer.map(\.tokens), [try batches(on, bare).inner.tokens], on.rawValue)
+        }
+    }
+
     /// Validation's forward-only loss is the training objective's loss, term by term, and its
     /// `scored` closure runs on the edited model; the model is unedited afterwards.
     func testForwardOnlyLossEqualsTheTrainingLoss() throws {
@@ -291,5 +331,43 @@ final class MendCheckpointTests: XCTestCase {
                                              objective: MendObjective(cEdit: s.cEdit, cLoc: s.cLoc))
         XCTAssertEqual(again.loss, best.loss, accuracy: 1e-9 * max(1, abs(best.loss)))
         XCTAssertEqual(again.editSuccess, best.editSuccess)
+    }
+
+    /// `keepBest = .editSuccess` keeps the validation with the highest edit success (the lower loss
+    /// among equal ones), and resuming a checkpoint under another objective drops its best record.
+    func testKeepBestByEditSuccessAndResumeUnderAnotherObjective() throws {
+        let pm = try familyBase()
+        let (train, validation) = try data()
+        var s = MendTrainingSettings()
+        s.steps = 6; s.accumulation = 1; s.learningRate = 1e-2; s.editLRLearningRate = 1e-2
+        s.validateEvery = 1; s.keepBest = .editSuccess; s.editLossOn = .both
+        let e = try MendEditor(model: pm.model, rank: 16, seed: 5)
+        var state = MendTrainingState()
+        var logs: [MendValidationLog] = []
+        let outcome = try MendTrainer.train(editor: e, model: pm.model, tokenizer: pm.tokenizer, requests: train, validation: validation,
+                                            settings: s, state: &state, validationLog: { logs.append($0) })
+        let best = logs.min { ($0.editSuccess, -$0.loss) > ($1.editSuccess, -$1.loss) }!
+        print("validations (step, edit success, loss): \(logs.map { ($0.step, $0.editSuccess, $0.loss) })")
+        XCTAssertGreaterThan(Set(logs.map(\.editSuccess)).count, 1, "edit success must vary for the choice to matter")
+        XCTAssertNotEqual(best.step, logs.min { $0.loss < $1.loss }!.step, "the lowest loss is another validation")
+        XCTAssertEqual(outcome.keptStep, best.step, "\(logs.map { ($0.step, $0.editSuccess, $0.loss) })")
+        XCTAssertEqual(outcome.bestSuccess, best.editSuccess)
+        XCTAssertEqual(parameters(e), parameters(state.best!))
+        XCTAssertEqual(state.objectiveKey, "both/edit-success")
+
+        let url = FileManager.default.temporaryDirectory.appendingPathComponent("mend-ckpt-\(UUID().uuidString).safetensors")
+        defer { try? FileManager.default.removeItem(at: url) }
+        try MendCheckpoint.write(to: url, editor: e, state: state, requests: train)
+        var (c, sc) = try MendCheckpoint.read(url, fresh: try MendEditor(model: pm.model, rank: 16, seed: 1), requests: train)
+        XCTAssertEqual(sc.objectiveKey, "both/edit-success")
+        XCTAssertEqual(sc.bestSuccess, best.editSuccess)
+        XCTAssertEqual(sc.bestStep, best.step)
+        var t = s
+        t.steps = 7; t.keepBest = .loss; t.editLossOn = .paraphrase
+        let resumed = try MendTrainer.train(editor: c, model: pm.model, tokenizer: pm.tokenizer, requests: train, validation: validation,
+                                            settings: t, state: &sc)
+        XCTAssertTrue(resumed.droppedResumedBest)
+        XCTAssertEqual(resumed.keptStep, 7, "the only validation under the new objective")
+        XCTAssertEqual(sc.objectiveKey, "paraphrase/loss")
     }
 }
