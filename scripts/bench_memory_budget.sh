@@ -9,7 +9,9 @@
 #
 # WEIGHTSMITH names the binary (default: .build/release/weightsmith); BUDGET (e.g. 512MB) adds
 # the budgeted run; OUT the output folder (default MODELS_DIR/../budget-out, removed after each
-# run). Prints one table row per run: method, estimate, budget, wall s, peak RSS, RSS / estimate.
+# run); ESTIMATE_ONLY=1 prints the estimates without merging. Prints one table row per run:
+# method, estimate, budget, wall s, peak RSS, RSS / estimate. Inputs made with --zeros (sparse,
+# all zero) serve for the memory figures at sizes the disk cannot hold.
 set -euo pipefail
 models=$1; shift
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -62,7 +64,7 @@ import re,sys
 m=re.match(r'([0-9.]+) *([KMGT]?B)', sys.argv[1]); f={'B':1,'KB':1e3,'MB':1e6,'GB':1e9,'TB':1e12}
 print(int(float(m.group(1))*f[m.group(2)]/1e6))" "$1"; }
 
-cat "$B"/*.safetensors "$F1"/*.safetensors "$F2"/*.safetensors "$F3"/*.safetensors > /dev/null
+[ -n "${ESTIMATE_ONLY:-}" ] || cat "$B"/*.safetensors "$F1"/*.safetensors "$F2"/*.safetensors "$F3"/*.safetensors > /dev/null
 printf 'machine: %s cores, %s GiB; binary %s\n' "$(nproc)" "$(free -g | awk '/Mem/{print $2}')" "$W"
 printf '| method | estimate (MB) | budget | wall (s) | peak RSS (MB) | RSS / estimate |\n|---|---|---|---|---|---|\n'
 for m in "${methods[@]}"; do
@@ -71,6 +73,7 @@ for m in "${methods[@]}"; do
     est=$("$W" merge "$work/$m.yml" "$out" --dry-run --no-hash 2>&1 | sed -n 's/^estimated peak memory: \([0-9.]* *[KMGT]*B\).*/\1/p')
     [ -n "$est" ] || { echo "| $m | (no estimate: $("$W" merge "$work/$m.yml" "$out" --dry-run 2>&1 | tail -1)) |"; continue; }
     e=$(mb "$est")
+    if [ -n "${ESTIMATE_ONLY:-}" ]; then printf '| %s | %s | | | | |\n' "$m" "$e"; continue; fi
     for budget in default ${BUDGET:-}; do
         rm -rf "$out"
         extra=(); [ "$budget" = default ] || extra=(--memory-budget "$budget")

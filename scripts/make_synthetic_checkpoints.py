@@ -13,6 +13,11 @@ model.safetensors.index.json and config.json.
 
 Usage: python3 scripts/make_synthetic_checkpoints.py --shape tinyllama --fine-tunes 3 --out DIR
 Writes DIR/base, DIR/ft-1 ... DIR/ft-N. Deterministic (--seed).
+
+--zeros writes the same headers with the data left as holes (sparse files that read as zeros, in
+seconds and without the disk space): for checking plans and peak memory at sizes the disk cannot
+hold, where the values do not matter. Every model is then the same all-zero model, so merged
+values are meaningless and methods that normalise (slerp, karcher, ...) see zero vectors.
 """
 import argparse
 import hashlib
@@ -69,7 +74,7 @@ def bf16_bytes(x):
     return (u >> 16).astype(np.uint16).tobytes()
 
 
-def write_model(folder, s, seed, model, shard_bytes):
+def write_model(folder, s, seed, model, shard_bytes, zeros=False):
     os.makedirs(folder, exist_ok=True)
     ts = tensors(s)
     shards, cur, size = [], [], 0
@@ -96,8 +101,11 @@ def write_model(folder, s, seed, model, shard_bytes):
         with open(tmp, "wb") as f:
             f.write(struct.pack("<Q", len(h)))
             f.write(h)
-            for name, shape in shard:
-                f.write(bf16_bytes(values(name, shape, seed, model)))
+            if zeros:
+                f.truncate(8 + len(h) + off)
+            else:
+                for name, shape in shard:
+                    f.write(bf16_bytes(values(name, shape, seed, model)))
         os.replace(tmp, os.path.join(folder, fname))
         total += off
     with open(os.path.join(folder, "model.safetensors.index.json"), "w") as f:
@@ -121,13 +129,14 @@ def main():
     ap.add_argument("--out", required=True)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--shard-size", type=float, default=2.0, help="GB per shard (10^9 bytes; default 2)")
+    ap.add_argument("--zeros", action="store_true", help="headers only, data as holes (all-zero sparse files)")
     args = ap.parse_args()
     if os.path.exists(args.out) and os.listdir(args.out):
         sys.exit(f"{args.out} exists and is not empty")
     s = SHAPES[args.shape]
     for model in range(args.fine_tunes + 1):
         name = "base" if model == 0 else f"ft-{model}"
-        total, n = write_model(os.path.join(args.out, name), s, args.seed, model, int(args.shard_size * 1e9))
+        total, n = write_model(os.path.join(args.out, name), s, args.seed, model, int(args.shard_size * 1e9), args.zeros)
         print(f"{name}: {total / 1e9:.2f} GB in {n} shards", flush=True)
 
 
