@@ -47,7 +47,7 @@ struct TrainEditorCommand: ParsableCommand {
     @Option(name: .long, help: "Train on the records of this split (default: train when the records have splits, else all).") var split: String?
     @Option(name: .long, help: "Validate on the records of this split (default: validation, when present).") var validationSplit: String?
     @Option(name: .long, help: "Validate every N steps (0: never; default 10 when there are validation records).") var validateEvery: Int?
-    @Option(name: .long, help: "Stop after this many validations without a lower validation loss (0: never).") var patience = 5
+    @Option(name: .long, help: "Stop after this many validations without a better one by --keep-best (0: never).") var patience = 5
     @Option(name: .long, help: "Save the training state (editor, best editor, Adam moments, counters) to FILE after every validation and at the end.") var checkpoint: String?
     @Option(name: .long, help: "Continue the run saved in this checkpoint (same model, data, --layers and --rank).") var resume: String?
     @Flag(name: .long, help: "Replace an existing OUT file (and --checkpoint file).") var force = false
